@@ -1,0 +1,29 @@
+"""Typed, validated settings for every lernflow concern (one model per concern).
+
+Load them once at start with :func:`load_settings`; every value can be overridden by an
+environment variable named ``LERNFLOW_<GROUP>_<FIELD>`` (see ``lernflow config show``).
+"""
+
+from config.settings import (
+    CassandraSettings,
+    KafkaSettings,
+    RedisSettings,
+    RunSettings,
+    Settings,
+    SettingsError,
+    StackSettings,
+    TopicSettings,
+    load_settings,
+)
+
+__all__ = [
+    "CassandraSettings",
+    "KafkaSettings",
+    "RedisSettings",
+    "RunSettings",
+    "Settings",
+    "SettingsError",
+    "StackSettings",
+    "TopicSettings",
+    "load_settings",
+]

@@ -1,0 +1,271 @@
+"""Settings models, one per concern, each overridable from the environment.
+
+Every model reads ``LERNFLOW_<PREFIX>_<FIELD>`` variables; :func:`load_settings` validates all
+of them once and turns a validation failure into a :class:`SettingsError` whose message names
+the setting, its environment variable and the offending value.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_HOSTPORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+_ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+class SettingsError(ValueError):
+    """Raised when a setting has an invalid value; the message says which and how to fix it."""
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", validate_default=True)
+
+
+class KafkaSettings(_Base):
+    """Kafka connection and topic-creation defaults (env ``LERNFLOW_KAFKA_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LERNFLOW_KAFKA_")
+
+    brokers: str = "127.0.0.1:9092"
+    partitions: int = Field(4, ge=1, le=1024)
+    replication_factor: int = Field(1, ge=1, le=16)
+    retention_ms: int = Field(172_800_000, ge=60_000)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    consumer_batch_size: int = Field(1000, ge=1, le=100_000)
+    producer_linger_ms: int = Field(5, ge=0, le=10_000)
+
+    @field_validator("brokers")
+    @classmethod
+    def _brokers_are_host_port(cls, value: str) -> str:
+        for broker in value.split(","):
+            if not _HOSTPORT.match(broker.strip()):
+                msg = f"expected comma-separated host:port pairs, got {broker.strip()!r}"
+                raise ValueError(msg)
+        return value
+
+    def client_config(self) -> dict[str, str]:
+        """Return the librdkafka connection settings shared by producers and consumers."""
+        conf = {"bootstrap.servers": self.brokers, "security.protocol": self.security_protocol}
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+            conf["sasl.mechanism"] = "PLAIN"
+        if self.sasl_password is not None:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        return conf
+
+
+class CassandraSettings(_Base):
+    """Cassandra endpoint, keyspace names and replication (env ``LERNFLOW_CASSANDRA_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LERNFLOW_CASSANDRA_")
+
+    hosts: str = "127.0.0.1"
+    port: int = Field(9042, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    courses_keyspace: str = "sunbird_courses"
+    sunbird_keyspace: str = "sunbird"
+    hierarchy_keyspace: str = "hierarchy_store"
+    replication_factor: int = Field(1, ge=1, le=16)
+    request_timeout_s: float = Field(10.0, gt=0, le=600)
+    connect_timeout_s: float = Field(10.0, gt=0, le=600)
+    concurrency: int = Field(64, ge=1, le=2048)
+
+    @field_validator("courses_keyspace", "sunbird_keyspace", "hierarchy_keyspace")
+    @classmethod
+    def _valid_keyspace(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,47}", value):
+            msg = "a keyspace name is a letter then up to 47 letters, digits or underscores"
+            raise ValueError(msg)
+        return value
+
+    def host_list(self) -> list[str]:
+        """Return the contact points as a list."""
+        return [h.strip() for h in self.hosts.split(",") if h.strip()]
+
+
+class RedisSettings(_Base):
+    """Redis endpoint and the Sunbird DB indexes (env ``LERNFLOW_REDIS_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LERNFLOW_REDIS_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(6379, ge=1, le=65535)
+    password: SecretStr | None = None
+    relation_cache_db: int = Field(10, ge=0, le=255)
+    content_cache_db: int = Field(5, ge=0, le=255)
+    collection_cache_db: int = Field(0, ge=0, le=255)
+    user_cache_db: int = Field(12, ge=0, le=255)
+    dedup_db: int = Field(13, ge=0, le=255)
+    dedup_expiry_s: int = Field(604_800, ge=1)
+    socket_timeout_s: float = Field(5.0, gt=0, le=600)
+
+
+class TopicSettings(_Base):
+    """Topic names; each is prefixed with ``<env>.`` (env ``LERNFLOW_ENV`` and ``LERNFLOW_TOPIC_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LERNFLOW_TOPIC_")
+
+    env: str = Field("dev", validation_alias="LERNFLOW_ENV")
+    course_batch_job_request: str = "coursebatch.job.request"
+    activity_agg_failed: str = "activity.agg.failed"
+    issue_certificate_request: str = "issue.certificate.request"
+    issue_certificate_failed: str = "issue.certificate.failed"
+    generate_certificate_request: str = "generate.certificate.request"
+    generate_certificate_failed: str = "generate.certificate.failed"
+    certificate_notification: str = "certificate.notification.request"
+    telemetry_raw: str = "telemetry.raw"
+    telemetry_assess: str = "telemetry.assess"
+    telemetry_assess_failed: str = "telemetry.assess.failed"
+    telemetry_audit: str = "telemetry.audit"
+    telemetry_audit_failed: str = "telemetry.audit.failed"
+    content_postpublish_request: str = "content.postpublish.request"
+    content_postpublish_failed: str = "content.postpublish.failed"
+
+    @field_validator("env")
+    @classmethod
+    def _valid_env(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            msg = "the environment name is letters, digits, '-' or '_' (e.g. dev, staging)"
+            raise ValueError(msg)
+        return value
+
+    def full(self, name: str) -> str:
+        """Return ``<env>.<name>``, the name on the broker."""
+        return f"{self.env}.{name}"
+
+    def all_topics(self) -> list[str]:
+        """Return every topic lernflow reads or writes, prefixed with the environment."""
+        names = [v for k, v in self.model_dump().items() if k != "env"]
+        return [self.full(n) for n in names]
+
+
+class StackSettings(_Base):
+    """The local development stack started by ``lernflow stack up`` (env ``LERNFLOW_STACK_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LERNFLOW_STACK_")
+
+    dir: Path = Path(".stack")
+    java_home: Path | None = None
+    kafka_version: str = "4.1.1"
+    cassandra_version: str = "5.0.8"
+    log4j_version: str = "2.25.4"
+    kafka_heap: str = "512m"
+    cassandra_heap: str = "1G"
+    start_timeout_s: float = Field(240.0, gt=0)
+
+
+class RunSettings(_Base):
+    """How flows run: recovery, batching, retries (env ``LERNFLOW_RUN_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LERNFLOW_RUN_")
+
+    recovery_dir: Path = Path(".stack/recovery")
+    snapshot_interval_s: float = Field(10.0, gt=0)
+    batch_max_size: int = Field(500, ge=1, le=100_000)
+    batch_timeout_ms: int = Field(200, ge=1, le=600_000)
+    retry_max_attempts: int = Field(8, ge=1, le=1000)
+    retry_base_delay_s: float = Field(0.2, gt=0)
+    retry_max_delay_s: float = Field(10.0, gt=0)
+
+
+class Settings:
+    """All settings groups, validated together."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        cassandra: CassandraSettings,
+        redis: RedisSettings,
+        topics: TopicSettings,
+        stack: StackSettings,
+        run: RunSettings,
+    ) -> None:
+        self.kafka = kafka
+        self.cassandra = cassandra
+        self.redis = redis
+        self.topics = topics
+        self.stack = stack
+        self.run = run
+
+    def groups(self) -> dict[str, _Base]:
+        """Return the settings groups by name."""
+        return {
+            "kafka": self.kafka,
+            "cassandra": self.cassandra,
+            "redis": self.redis,
+            "topics": self.topics,
+            "stack": self.stack,
+            "run": self.run,
+        }
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        """Return the effective settings with secrets masked, for display and logs."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, group in self.groups().items():
+            values: dict[str, Any] = {}
+            for field, value in group.model_dump().items():
+                if isinstance(value, SecretStr):
+                    values[field] = "**********"
+                elif isinstance(value, Path):
+                    values[field] = str(value)
+                else:
+                    values[field] = value
+            out[name] = values
+        return out
+
+    def with_overrides(self, **groups: _Base) -> Settings:
+        """Return a copy with some groups replaced (used by tests and CLI flags)."""
+        current = self.groups()
+        current.update(groups)
+        return Settings(**current)  # type: ignore[arg-type]
+
+
+def env_var_for(model: type[_Base], field: str) -> str:
+    """Return the environment variable that sets ``field`` of ``model``."""
+    info = model.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, str):
+        return alias
+    prefix = model.model_config.get("env_prefix", "")
+    return f"{prefix}{field}".upper()
+
+
+def _build(model: type[_Base]) -> Any:
+    try:
+        return model()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            if field == "LERNFLOW_ENV":
+                field = "env"
+            var = env_var_for(model, field) if field in model.model_fields else field
+            problems.append(
+                f"setting {model.__name__}.{field} (env {var}) has bad value "
+                f"{err.get('input')!r}: {err['msg']}"
+            )
+        raise SettingsError("; ".join(problems)) from None
+
+
+def load_settings() -> Settings:
+    """Read and validate every settings group from the environment, once.
+
+    Raises:
+        SettingsError: a value is invalid; the message names the setting, its env var and value.
+    """
+    return Settings(
+        kafka=_build(KafkaSettings),
+        cassandra=_build(CassandraSettings),
+        redis=_build(RedisSettings),
+        topics=_build(TopicSettings),
+        stack=_build(StackSettings),
+        run=_build(RunSettings),
+    )

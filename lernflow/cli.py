@@ -1,0 +1,196 @@
+"""The ``lernflow`` command: run flows, manage the local stack and the schema.
+
+Every command reads the same settings (``lernflow config show``); ``LERNFLOW_ENV`` picks the
+topic prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from config import Settings, SettingsError, load_settings
+
+console = Console(stderr=True)
+out = Console()
+
+app = typer.Typer(
+    help=(
+        "lernflow — Sunbird ED's course-completion, assessment, certificate and cache stream "
+        "jobs as Bytewax dataflows, drop-in compatible with Sunbird's topics, tables and Redis "
+        "keys.\n\nQuick start: 'lernflow stack up', 'lernflow schema apply', then "
+        "'lernflow run <flow>'. Settings come from LERNFLOW_* environment variables "
+        "('lernflow config show')."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stack_app = typer.Typer(
+    help="The local development stack: Kafka 4 (KRaft), Cassandra 5.0 and Redis on 127.0.0.1.",
+    no_args_is_help=True,
+)
+schema_app = typer.Typer(
+    help="Sunbird-compatible Cassandra keyspaces/tables and Kafka topics.", no_args_is_help=True
+)
+config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+app.add_typer(schema_app, name="schema")
+app.add_typer(config_app, name="config")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        console.print(f"[red]invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _report(message: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}")
+
+
+@app.callback()
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start Redis, Kafka and Cassandra unless already running, then wait until each answers.
+
+    Idempotent: a running server is left alone. First start fetches the Kafka and Cassandra
+    jars with Maven into the stack dir (LERNFLOW_STACK_DIR, default .stack/).
+    """
+    from lernflow import stack
+
+    settings = _settings()
+    try:
+        stack.up(settings, _report)
+    except stack.StackError as exc:
+        console.print(f"[red]stack up failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+@stack_app.command("down")
+def stack_down(
+    wipe: bool = typer.Option(False, "--wipe", help="Also delete the servers' data."),
+) -> None:
+    """Stop the servers this stack started (by pid file); data is kept unless --wipe."""
+    from lernflow import stack
+
+    stack.down(_settings(), _report, wipe=wipe)
+
+
+@stack_app.command("status")
+def stack_status(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Show each server: up/down, pid, port, RSS, data and log location."""
+    from lernflow import stack
+
+    rows = stack.status(_settings())
+    if as_json:
+        out.print_json(
+            json.dumps(
+                [
+                    {
+                        "name": r.name,
+                        "up": r.up,
+                        "pid": r.pid,
+                        "owned": r.owned,
+                        "port": r.port,
+                        "rss_mb": r.rss_mb,
+                        "data_dir": str(r.data_dir),
+                        "log": str(r.log_file),
+                    }
+                    for r in rows
+                ]
+            )
+        )
+        return
+    table = Table("server", "state", "pid", "port", "RSS MiB", "data dir", "log")
+    for r in rows:
+        state = "[green]up[/green]" if r.up else "[red]down[/red]"
+        if r.up and not r.owned:
+            state += " (external)"
+        rss = f"{r.rss_mb:.0f}" if r.rss_mb else "-"
+        table.add_row(
+            r.name, state, str(r.pid or "-"), str(r.port), rss, str(r.data_dir), str(r.log_file)
+        )
+    out.print(table)
+    if not all(r.up for r in rows):
+        raise typer.Exit(1)
+
+
+@schema_app.command("apply")
+def schema_apply(
+    partitions: int = typer.Option(
+        None, "--partitions", help="Partitions for new topics (default LERNFLOW_KAFKA_PARTITIONS)."
+    ),
+    skip_kafka: bool = typer.Option(False, "--skip-kafka", help="Only Cassandra."),
+    skip_cassandra: bool = typer.Option(False, "--skip-cassandra", help="Only Kafka topics."),
+) -> None:
+    """Create the Sunbird keyspaces, types, tables and indexes and the <env>.* topics.
+
+    Idempotent: existing objects are kept (a missing column on an existing table is added).
+    """
+    from lernflow import schema
+
+    settings = _settings()
+    if partitions:
+        settings = settings.with_overrides(
+            kafka=settings.kafka.model_copy(update={"partitions": partitions})
+        )
+    if not skip_cassandra:
+        t0 = time.monotonic()
+        n = schema.apply_cassandra(settings.cassandra, _report)
+        _report(f"cassandra: {n} statements applied in {time.monotonic() - t0:.1f}s")
+    if not skip_kafka:
+        t0 = time.monotonic()
+        created = schema.apply_topics(settings.kafka, settings.topics)
+        _report(
+            f"kafka: {len(created)} topics created, "
+            f"{len(settings.topics.all_topics()) - len(created)} already present "
+            f"[{time.monotonic() - t0:.1f}s]"
+        )
+
+
+@config_app.command("show")
+def config_show(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Print the effective settings (secrets hidden) and the env var for each."""
+    from config.settings import env_var_for
+
+    settings = _settings()
+    if as_json:
+        out.print_json(json.dumps(settings.as_dict()))
+        return
+    table = Table("setting", "value", "env var")
+    for name, group in settings.groups().items():
+        values = settings.as_dict()[name]
+        for field, value in values.items():
+            table.add_row(f"{name}.{field}", str(value), env_var_for(type(group), field))
+    out.print(table)
+
+
+def main() -> None:
+    """Entry point of the ``lernflow`` console script."""
+    app(prog_name="lernflow")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""lernflow package."""
