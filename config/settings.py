@@ -153,12 +153,15 @@ class StackSettings(_Base):
     model_config = SettingsConfigDict(env_prefix="LERNFLOW_STACK_")
 
     dir: Path = Path(".stack")
+    lib_dir: Path | None = None  # jar cache; default <dir>/lib
     java_home: Path | None = None
     kafka_version: str = "4.1.1"
     cassandra_version: str = "5.0.8"
     log4j_version: str = "2.25.4"
     kafka_heap: str = "512m"
     cassandra_heap: str = "1G"
+    cassandra_storage_port: int = Field(7000, ge=1, le=65535)
+    cassandra_jmx_port: int = Field(7199, ge=1, le=65535)
     start_timeout_s: float = Field(240.0, gt=0)
 
 

@@ -168,6 +168,17 @@ def schema_apply(
         )
 
 
+@app.command("demo")
+def demo() -> None:
+    """Run the pipeline end to end on the local stack and print what happened.
+
+    Needs the stack and the schema ('make demo' does both first).
+    """
+    from lernflow import demo as demo_mod
+
+    demo_mod.run(_settings(), lambda m: out.print(m))
+
+
 @config_app.command("show")
 def config_show(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),

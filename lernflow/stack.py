@@ -295,7 +295,8 @@ class _Server:
         """Resolve Maven artifacts with their dependencies into ``lib/<name>-<tag>``."""
         digest = hashlib.sha1("\n".join(coords).encode()).hexdigest()[:8]
         tag = f"{coords[0].split(':')[2]}-{digest}"
-        lib = self.root / "lib" / f"{self.name}-{tag}"
+        lib_root = self.settings.stack.lib_dir or self.root / "lib"
+        lib = lib_root.resolve() / f"{self.name}-{tag}"
         marker = lib / ".complete"
         if marker.exists():
             return lib
@@ -539,11 +540,11 @@ partitioner: org.apache.cassandra.dht.Murmur3Partitioner
 listen_address: 127.0.0.1
 rpc_address: 127.0.0.1
 native_transport_port: {self.port}
-storage_port: 7000
+storage_port: {self.settings.stack.cassandra_storage_port}
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "127.0.0.1:7000"
+      - seeds: "127.0.0.1:{self.settings.stack.cassandra_storage_port}"
 endpoint_snitch: SimpleSnitch
 data_file_directories: [{d}/data]
 commitlog_directory: {d}/commitlog
@@ -601,7 +602,7 @@ batch_size_fail_threshold: 640KiB
             "-Dcassandra.ring_delay_ms=100",
             "-Dcassandra.superuser_setup_delay_ms=0",
             "-Dcassandra.initial_token=0",
-            "-Dcassandra.jmx.local.port=7199",
+            f"-Dcassandra.jmx.local.port={self.settings.stack.cassandra_jmx_port}",
             "-Dcassandra.max_queued_native_transport_requests=4096",
             "-cp", f"{lib}/*",
             "org.apache.cassandra.service.CassandraDaemon",

@@ -1,1 +1,1 @@
-"""lernflow package."""
+"""Outputs of lernflow flows: Kafka, Cassandra, Redis; every sink is idempotent and batched."""

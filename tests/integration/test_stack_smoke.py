@@ -1,0 +1,115 @@
+"""Each server of the local stack really stores and returns data through our own clients."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from config import Settings
+from lernflow import schema, stack
+from lernflow.clients import cassandra_session, kafka_consumer, redis_client
+from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+
+
+def test_every_server_answers_on_loopback(settings: Settings) -> None:
+    rows = stack.status(settings)
+    assert {r.name: r.up for r in rows} == {"redis": True, "kafka": True, "cassandra": True}
+    assert {r.name: r.port for r in rows} == {"redis": 6379, "kafka": 9092, "cassandra": 9042}
+
+
+def test_second_stack_up_changes_nothing(settings: Settings) -> None:
+    before = {r.name: r.pid for r in stack.status(settings)}
+    t0 = time.monotonic()
+    results = stack.up(settings, lambda _m: None)
+    assert time.monotonic() - t0 < 15
+    assert all(v.startswith("already up") for v in results.values())
+    assert {r.name: r.pid for r in stack.status(settings)} == before
+
+
+def test_redis_round_trip(settings: Settings, uid: str) -> None:
+    client = redis_client(settings.redis, db=settings.redis.relation_cache_db)
+    key = f"{uid}:{uid}:leafnodes"
+    client.sadd(key, "do_1", "do_2")
+    assert client.smembers(key) == {"do_1", "do_2"}
+    client.delete(key)
+
+
+def test_cassandra_round_trip_on_sunbird_enrolment_table(settings: Settings, uid: str) -> None:
+    ks = settings.cassandra.courses_keyspace
+    cluster, session = cassandra_session(settings.cassandra, keyspace=ks)
+    try:
+        insert = session.prepare(
+            "INSERT INTO user_enrolments (userid, courseid, batchid, status, contentstatus) "
+            "VALUES (?, ?, ?, ?, ?)"
+        )
+        session.execute(insert, (uid, "course-1", "batch-1", 1, {"do_1": 2}))
+        row = session.execute(
+            "SELECT status, contentstatus FROM user_enrolments "
+            "WHERE userid=%s AND courseid=%s AND batchid=%s",
+            (uid, "course-1", "batch-1"),
+        ).one()
+        assert row.status == 1
+        assert dict(row.contentstatus) == {"do_1": 2}
+    finally:
+        cluster.shutdown()
+
+
+def test_kafka_round_trip_through_our_producer(settings: Settings, uid: str) -> None:
+    topic = settings.topics.full(settings.topics.course_batch_job_request)
+    assert schema.apply_topics(settings.kafka, settings.topics, [topic]) == [topic]
+    producer = DeliveryTrackingProducer(settings.kafka)
+    payloads = [json.dumps({"n": i, "uid": uid}).encode() for i in range(50)]
+    producer.produce_all([OutMessage(topic, p, key=uid.encode()) for p in payloads])
+    assert producer.delivered == 50
+
+    consumer = kafka_consumer(settings.kafka, group_id=f"smoke-{uid}")
+    consumer.subscribe([topic])
+    got: list[bytes] = []
+    deadline = time.monotonic() + 30
+    while len(got) < 50 and time.monotonic() < deadline:
+        for msg in consumer.consume(100, timeout=1.0):
+            if msg.error() is None:
+                got.append(msg.value())
+    consumer.close()
+    assert got == payloads  # one key -> one partition -> order kept
+
+
+def test_schema_apply_is_idempotent_and_has_sunbird_enrolment_columns(
+    settings: Settings, keyspace_prefix: str
+) -> None:
+    schema.apply_cassandra(settings.cassandra.model_copy(
+        update={"courses_keyspace": settings.cassandra.courses_keyspace[len(keyspace_prefix):],
+                "sunbird_keyspace": settings.cassandra.sunbird_keyspace[len(keyspace_prefix):],
+                "hierarchy_keyspace": settings.cassandra.hierarchy_keyspace[len(keyspace_prefix):]}
+    ), keyspace_prefix=keyspace_prefix)
+    cluster, session = cassandra_session(settings.cassandra)
+    try:
+        rows = session.execute(
+            "SELECT column_name, type, kind FROM system_schema.columns "
+            "WHERE keyspace_name=%s AND table_name='user_enrolments'",
+            (settings.cassandra.courses_keyspace,),
+        )
+        cols = {r.column_name: (r.type, r.kind) for r in rows}
+    finally:
+        cluster.shutdown()
+    # Sunbird's user_enrolments (fixtures/activity/test.cql)
+    expected = {
+        "userid": ("text", "partition_key"),
+        "courseid": ("text", "clustering"),
+        "batchid": ("text", "clustering"),
+        "active": ("boolean", "regular"),
+        "addedby": ("text", "regular"),
+        "certificates": ("list<frozen<map<text, text>>>", "regular"),
+        "completedon": ("timestamp", "regular"),
+        "completionpercentage": ("int", "regular"),
+        "contentstatus": ("map<text, int>", "regular"),
+        "datetime": ("timestamp", "regular"),
+        "enrolleddate": ("text", "regular"),
+        "issued_certificates": ("list<frozen<map<text, text>>>", "regular"),
+        "lastreadcontentid": ("text", "regular"),
+        "lastreadcontentstatus": ("int", "regular"),
+        "progress": ("int", "regular"),
+        "status": ("int", "regular"),
+    }
+    for name, spec in expected.items():
+        assert cols[name] == spec, name
