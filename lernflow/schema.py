@@ -31,8 +31,7 @@ def cql_statements(settings: CassandraSettings, keyspace_prefix: str = "") -> li
     """
     text = resources.files("lernflow").joinpath("resources/schema.cql").read_text()
     replication = (
-        "{'class': 'SimpleStrategy', 'replication_factor': "
-        f"{settings.replication_factor}}}"
+        f"{{'class': 'SimpleStrategy', 'replication_factor': {settings.replication_factor}}}"
     )
     text = Template(text).substitute(
         courses=keyspace_prefix + settings.courses_keyspace,

@@ -11,6 +11,7 @@ this stack wrote.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -258,7 +259,7 @@ class _Server:
                 try:
                     if self.ready():
                         return True
-                except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+                except Exception as exc:
                     logger.debug("%s not ready yet: %s", self.name, exc)
             time.sleep(delay)
             delay = min(delay * 1.5, 2.0)
@@ -271,10 +272,8 @@ class _Server:
             if self.is_listening():
                 return "not stopped: running but not started by this stack"
             return "not running"
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _pid_alive(pid):
             time.sleep(0.2)
@@ -293,7 +292,7 @@ class _Server:
 
     def _fetch_jars(self, coords: list[str], java: Path) -> Path:
         """Resolve Maven artifacts with their dependencies into ``lib/<name>-<tag>``."""
-        digest = hashlib.sha1("\n".join(coords).encode()).hexdigest()[:8]
+        digest = hashlib.sha256("\n".join(coords).encode()).hexdigest()[:8]
         tag = f"{coords[0].split(':')[2]}-{digest}"
         lib_root = self.settings.stack.lib_dir or self.root / "lib"
         lib = lib_root.resolve() / f"{self.name}-{tag}"
@@ -324,7 +323,9 @@ class _Server:
             msg = f"Maven could not fetch {coords}:\n{(proc.stdout + proc.stderr)[-3000:]}"
             raise StackError(msg)
         marker.write_text("ok\n")
-        self.report(f"{self.name}: {len(list(lib.glob('*.jar')))} jars in {time.monotonic() - t0:.1f}s")
+        self.report(
+            f"{self.name}: {len(list(lib.glob('*.jar')))} jars in {time.monotonic() - t0:.1f}s"
+        )
         return lib
 
 
@@ -654,7 +655,9 @@ def up(settings: Settings, report: Reporter) -> dict[str, str]:
     results: dict[str, str] = {}
     for server, pid, t0 in launched:
         results[server.name] = server.await_ready(pid)
-        report(f"{server.name}: {results[server.name]}, answering after {time.monotonic() - t0:.1f}s")
+        report(
+            f"{server.name}: {results[server.name]}, answering after {time.monotonic() - t0:.1f}s"
+        )
     report(f"stack up in {time.monotonic() - t_all:.1f}s")
     return results
 

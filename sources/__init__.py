@@ -1,1 +1,1 @@
-"""lernflow package."""
+"""Inputs of lernflow flows."""

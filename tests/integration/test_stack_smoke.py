@@ -77,11 +77,16 @@ def test_kafka_round_trip_through_our_producer(settings: Settings, uid: str) -> 
 def test_schema_apply_is_idempotent_and_has_sunbird_enrolment_columns(
     settings: Settings, keyspace_prefix: str
 ) -> None:
-    schema.apply_cassandra(settings.cassandra.model_copy(
-        update={"courses_keyspace": settings.cassandra.courses_keyspace[len(keyspace_prefix):],
-                "sunbird_keyspace": settings.cassandra.sunbird_keyspace[len(keyspace_prefix):],
-                "hierarchy_keyspace": settings.cassandra.hierarchy_keyspace[len(keyspace_prefix):]}
-    ), keyspace_prefix=keyspace_prefix)
+    schema.apply_cassandra(
+        settings.cassandra.model_copy(
+            update={
+                "courses_keyspace": settings.cassandra.courses_keyspace[len(keyspace_prefix) :],
+                "sunbird_keyspace": settings.cassandra.sunbird_keyspace[len(keyspace_prefix) :],
+                "hierarchy_keyspace": settings.cassandra.hierarchy_keyspace[len(keyspace_prefix) :],
+            }
+        ),
+        keyspace_prefix=keyspace_prefix,
+    )
     cluster, session = cassandra_session(settings.cassandra)
     try:
         rows = session.execute(

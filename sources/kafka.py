@@ -1,0 +1,206 @@
+"""Our Kafka source for Bytewax: one partition per (topic, partition), offsets in snapshots.
+
+Beyond the stock ``bytewax.connectors.kafka.KafkaSource`` it can:
+
+* stop at the end offsets seen at start (``until_caught_up``: tests, backfills, the demo);
+* start from explicit per-partition offsets and stop at explicit end offsets (replays);
+* commit the snapshotted position to a consumer group (``commit_group``) so ordinary Kafka
+  tooling and ``lernflow status`` can show the flow's position and lag. The group is only a
+  report: the position that counts is the one in the Bytewax recovery snapshot.
+
+Each item is a :class:`KafkaRecord` carrying its coordinates, so failures can name them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from config import KafkaSettings
+
+logger = logging.getLogger(__name__)
+
+_IDLE_WAIT = timedelta(milliseconds=50)
+
+
+@dataclass(frozen=True)
+class KafkaRecord:
+    """One consumed message and where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+
+    @property
+    def coordinates(self) -> str:
+        """``topic[partition]@offset``, for logs and error messages."""
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+class _Partition(StatefulSourcePartition[KafkaRecord, int]):
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        partition: int,
+        start: int,
+        end: int | None,
+        batch_size: int,
+        commit_group: str | None,
+    ) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        conf: dict[str, Any] = kafka.client_config()
+        conf.update(
+            {
+                "group.id": commit_group or "lernflow-unused",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+                "fetch.wait.max.ms": 50,
+            }
+        )
+        self._consumer = Consumer(conf)
+        self._tp = TopicPartition
+        self._topic = topic
+        self._partition = partition
+        self._next = start
+        self._end = end
+        self._batch_size = batch_size
+        self._commit = commit_group is not None
+        self._idle = False
+        self._consumer.assign([TopicPartition(topic, partition, start)])
+
+    def next_batch(self) -> list[KafkaRecord]:
+        if self._end is not None and self._next >= self._end:
+            raise StopIteration
+        msgs = self._consumer.consume(self._batch_size, 0.01)
+        out: list[KafkaRecord] = []
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.fatal():
+                    msg = f"fatal Kafka error on {self._topic}[{self._partition}]: {err}"
+                    raise RuntimeError(msg)
+                logger.warning("Kafka error on %s[%s]: %s", self._topic, self._partition, err)
+                continue
+            offset = m.offset()
+            if self._end is not None and offset >= self._end:
+                break
+            _kind, ts = m.timestamp()
+            out.append(KafkaRecord(m.topic(), m.partition(), offset, m.key(), m.value(), ts))
+            self._next = offset + 1
+        self._idle = not out
+        return out
+
+    def next_awake(self) -> datetime | None:
+        return datetime.now(UTC) + _IDLE_WAIT if self._idle else None
+
+    def snapshot(self) -> int:
+        if self._commit:
+            try:
+                self._consumer.commit(
+                    offsets=[self._tp(self._topic, self._partition, self._next)],
+                    asynchronous=True,
+                )
+            except Exception as exc:
+                logger.debug("offset report commit failed: %s", exc)
+        return self._next
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class KafkaInput(FixedPartitionedSource[KafkaRecord, int]):
+    """Read topics partition by partition; resume from the snapshot offset after a restart.
+
+    Args:
+        kafka: connection settings.
+        topics: full topic names.
+        start: ``"earliest"``, ``"latest"``, ``"committed"`` (the ``commit_group``'s position,
+            else earliest) or a mapping ``{(topic, partition): offset}``; used only when there
+            is no recovery snapshot for the partition.
+        until_caught_up: stop each partition at the end offset it had when the flow started.
+        end_offsets: stop each listed partition at this offset (exclusive).
+        commit_group: consumer group to report positions to (``None``: do not commit).
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topics: list[str],
+        *,
+        start: str | dict[tuple[str, int], int] = "committed",
+        until_caught_up: bool = False,
+        end_offsets: dict[tuple[str, int], int] | None = None,
+        commit_group: str | None = None,
+    ) -> None:
+        self._kafka = kafka
+        self._topics = topics
+        self._start = start
+        self._until_caught_up = until_caught_up
+        self._end_offsets = end_offsets or {}
+        self._commit_group = commit_group
+
+    def list_parts(self) -> list[str]:
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient(self._kafka.client_config())
+        md = admin.list_topics(timeout=30)
+        parts: list[str] = []
+        for topic in self._topics:
+            tmd = md.topics.get(topic)
+            if tmd is None or tmd.error is not None:
+                msg = (
+                    f"input topic {topic!r} does not exist on {self._kafka.brokers}; "
+                    "create it with 'lernflow schema apply' (check LERNFLOW_ENV)"
+                )
+                raise RuntimeError(msg)
+            parts += [f"{topic}:{p}" for p in sorted(tmd.partitions)]
+        return parts
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _Partition:
+        from confluent_kafka import Consumer, TopicPartition
+
+        topic, part_s = for_part.rsplit(":", 1)
+        partition = int(part_s)
+        probe_conf: dict[str, Any] = self._kafka.client_config()
+        probe_conf["group.id"] = self._commit_group or "lernflow-probe"
+        probe = Consumer(probe_conf)
+        try:
+            low, high = probe.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+            if resume_state is not None:
+                start = resume_state
+            elif isinstance(self._start, dict):
+                start = self._start.get((topic, partition), low)
+            elif self._start == "latest":
+                start = high
+            elif self._start == "committed" and self._commit_group:
+                committed = probe.committed([TopicPartition(topic, partition)], timeout=30)[0]
+                start = committed.offset if committed.offset >= 0 else low
+            else:
+                start = low
+        finally:
+            probe.close()
+        start = max(start, low)
+        end = self._end_offsets.get((topic, partition))
+        if end is None and self._until_caught_up:
+            end = high
+        logger.info("%s: %s[%s] from offset %s to %s", step_id, topic, partition, start, end)
+        return _Partition(
+            self._kafka,
+            topic,
+            partition,
+            start,
+            end,
+            self._kafka.consumer_batch_size,
+            self._commit_group,
+        )
