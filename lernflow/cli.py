@@ -40,6 +40,11 @@ schema_app = typer.Typer(
     help="Sunbird-compatible Cassandra keyspaces/tables and Kafka topics.", no_args_is_help=True
 )
 config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
+failed_app = typer.Typer(
+    help="Inspect a flow's failed topic and put parked events back on the input topic.",
+    no_args_is_help=True,
+)
+app.add_typer(failed_app, name="failed")
 app.add_typer(stack_app, name="stack")
 app.add_typer(schema_app, name="schema")
 app.add_typer(config_app, name="config")
@@ -166,6 +171,125 @@ def schema_apply(
             f"{len(settings.topics.all_topics()) - len(created)} already present "
             f"[{time.monotonic() - t0:.1f}s]"
         )
+
+
+def _flow_name(flow: str) -> str:
+    from lernflow.runner import FLOWS
+
+    if flow not in FLOWS:
+        console.print(f"[red]unknown flow {flow!r}[/red]; one of: {', '.join(sorted(FLOWS))}")
+        raise typer.Exit(2)
+    return flow
+
+
+@app.command("run")
+def run_flow(
+    flow: str = typer.Argument(
+        ...,
+        help="activity-aggregate-updater | assessment-aggregator | user-cache-updater | "
+        "relation-cache-updater | certificate-pre-processor | certificate-generator",
+    ),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker threads per process."),
+    processes: int = typer.Option(
+        1, "--processes", "-p", min=1, help="Start a local cluster of this many processes."
+    ),
+    process_id: int = typer.Option(
+        None, "--process-id", "-i", help="This process's id in a multi-host cluster."
+    ),
+    addresses: str = typer.Option(
+        None, "--addresses", "-a", help="All processes' host:port, ';'-separated (with -i)."
+    ),
+    until_caught_up: bool = typer.Option(
+        False, "--until-caught-up", help="Process the input up to its end offsets at start, exit 0."
+    ),
+    from_beginning: bool = typer.Option(
+        False,
+        "--from-beginning",
+        help="Ignore stored offsets and recovery state; start at the earliest offset (a replay).",
+    ),
+    no_recovery: bool = typer.Option(
+        False, "--no-recovery", help="Run without a recovery store (state is not snapshotted)."
+    ),
+) -> None:
+    """Run one flow. Reads <env>.<input topic> (LERNFLOW_ENV), writes Sunbird's tables/topics.
+
+    By default the flow keeps a Bytewax recovery store under LERNFLOW_RUN_RECOVERY_DIR and
+    resumes from it after a crash; bad events go to the flow's failed topic.
+    """
+    import os
+    import subprocess
+
+    from lernflow import runner
+
+    _flow_name(flow)
+    settings = _settings()
+    options = runner.RunOptions(until_caught_up=until_caught_up, from_beginning=from_beginning)
+    if processes > 1:
+        if from_beginning and not no_recovery:
+            runner.prepare_recovery(
+                settings, flow, fresh=True, partitions=max(4, processes * workers)
+            )
+        addrs = ";".join(f"127.0.0.1:{2101 + k}" for k in range(processes))
+        base = [sys.executable, "-m", "lernflow.cli", "run", flow, "-w", str(workers), "-a", addrs]
+        if until_caught_up:
+            base.append("--until-caught-up")
+        if no_recovery:
+            base.append("--no-recovery")
+        procs = [
+            subprocess.Popen([*base, "-i", str(k)], env=dict(os.environ)) for k in range(processes)
+        ]
+        codes = [p.wait() for p in procs]
+        raise typer.Exit(max(codes))
+    t0 = time.monotonic()
+    runner.run(
+        flow,
+        settings,
+        options,
+        workers=workers,
+        process_id=process_id,
+        addresses=addresses.split(";") if addresses else None,
+        recovery=not no_recovery,
+        recovery_partitions=max(4, workers),
+    )
+    _report(f"{flow}: finished in {time.monotonic() - t0:.1f}s")
+
+
+@failed_app.command("show")
+def failed_show(
+    flow: str = typer.Argument(..., help="The flow whose failed topic to read."),
+    limit: int = typer.Option(20, "--limit", "-n", help="How many envelopes to print."),
+) -> None:
+    """Summarise the failed topic: counts by reason and the latest envelopes."""
+    from collections import Counter
+
+    from lernflow.failed import read_failed
+
+    settings = _settings()
+    read = read_failed(settings, _flow_name(flow), group=None)
+    reasons = Counter(e.reason for e in read.events)
+    table = Table("count", "reason")
+    for reason, n in reasons.most_common():
+        table.add_row(str(n), reason)
+    out.print(f"{read.topic}: {len(read.events)} failed events")
+    out.print(table)
+    for e in read.events[-limit:]:
+        out.print(f"{e.topic}[{e.partition}]@{e.offset}  {e.reason}")
+
+
+@failed_app.command("requeue")
+def failed_requeue(
+    flow: str = typer.Argument(..., help="The flow whose parked events to put back."),
+    reason: str = typer.Option(
+        None, "--reason", help="Only requeue events whose reason contains this text."
+    ),
+) -> None:
+    """Put parked events back on their input topic, unchanged, once the cause is fixed.
+
+    Each envelope is requeued once (progress is kept in the <env>-<flow>-group-requeue group).
+    """
+    from lernflow.failed import requeue
+
+    requeue(_settings(), _flow_name(flow), _report, only_reason=reason)
 
 
 @app.command("demo")

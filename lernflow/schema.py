@@ -20,7 +20,8 @@ from lernflow.clients import cassandra_session, kafka_admin
 logger = logging.getLogger(__name__)
 
 _CREATE_TABLE = re.compile(
-    r"CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\s*\((.*)\)", re.IGNORECASE | re.DOTALL
+    r"CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\s*\((.*?)\)\s*(?:WITH\b.*)?$",
+    re.IGNORECASE | re.DOTALL,
 )
 
 
