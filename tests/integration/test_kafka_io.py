@@ -97,7 +97,7 @@ def test_requeue_puts_parked_events_back_once(settings: Settings):
                     key=b"k",
                     value=p,
                     timestamp_ms=0,
-                ),  # fmt: skip
+                ),
             )
             for i, p in enumerate(payloads)
         ]

@@ -23,13 +23,13 @@ def test_envelope_round_trips_payload_key_and_coordinates(value, key, partition,
         flow="activity-aggregate-updater", reason=reason, error_type="InvalidEvent",
         topic="dev.coursebatch.job.request", partition=partition, offset=offset,
         key=key, value=value, timestamp_ms=1,
-    )  # fmt: skip
+    )
     parsed = parse_envelope(data)
     assert parsed.payload == value
     assert parsed.key == key
     assert (parsed.topic, parsed.partition, parsed.offset) == (
         "dev.coursebatch.job.request", partition, offset,
-    )  # fmt: skip
+    )
     assert parsed.reason == reason
 
 
@@ -46,7 +46,7 @@ def test_envelope_is_readable_json_with_the_payload_as_text():
             value=b'{"eid": "BE_JOB_REQUEST"}',
             timestamp_ms=5,
             now=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
-        )  # fmt: skip
+        )
     )
     assert doc["payload"] == '{"eid": "BE_JOB_REQUEST"}'
     assert doc["failed_at"] == "2026-01-02T03:04:05.000Z"
