@@ -5,6 +5,8 @@ environment variable named ``LERNFLOW_<GROUP>_<FIELD>`` (see ``lernflow config s
 """
 
 from config.settings import (
+    ActivitySettings,
+    AssessmentSettings,
     CassandraSettings,
     KafkaSettings,
     RedisSettings,
@@ -17,6 +19,8 @@ from config.settings import (
 )
 
 __all__ = [
+    "ActivitySettings",
+    "AssessmentSettings",
     "CassandraSettings",
     "KafkaSettings",
     "RedisSettings",

@@ -179,6 +179,28 @@ class RunSettings(_Base):
     retry_max_delay_s: float = Field(10.0, gt=0)
 
 
+class AssessmentSettings(_Base):
+    """assessment-aggregator options (env ``LERNFLOW_ASSESSMENT_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LERNFLOW_ASSESSMENT_")
+
+    skip_missing_records: bool = False  # Sunbird's assessment.skip.missingRecords
+    content_read_url: str | None = None  # e.g. http://127.0.0.1:9000/content/v3/read/
+    agg_type: str = "attempt_metrics"
+    shards: int = Field(64, ge=1, le=100_000)
+
+
+class ActivitySettings(_Base):
+    """activity-aggregate-updater options (env ``LERNFLOW_ACTIVITY_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LERNFLOW_ACTIVITY_")
+
+    dedup_enabled: bool = True  # Sunbird's activity.input.dedup.enabled
+    module_aggs_enabled: bool = True  # Sunbird's activity.module.aggs.enabled
+    filter_processed_enrolments: bool = True  # Sunbird's activity.filter.processed.enrolments
+    shards: int = Field(64, ge=1, le=100_000)
+
+
 class Settings:
     """All settings groups, validated together."""
 
@@ -190,6 +212,8 @@ class Settings:
         topics: TopicSettings,
         stack: StackSettings,
         run: RunSettings,
+        assessment: AssessmentSettings | None = None,
+        activity: ActivitySettings | None = None,
     ) -> None:
         self.kafka = kafka
         self.cassandra = cassandra
@@ -197,6 +221,8 @@ class Settings:
         self.topics = topics
         self.stack = stack
         self.run = run
+        self.assessment = assessment or AssessmentSettings()
+        self.activity = activity or ActivitySettings()
 
     def groups(self) -> dict[str, _Base]:
         """Return the settings groups by name."""
@@ -207,6 +233,8 @@ class Settings:
             "topics": self.topics,
             "stack": self.stack,
             "run": self.run,
+            "assessment": self.assessment,
+            "activity": self.activity,
         }
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
@@ -271,4 +299,6 @@ def load_settings() -> Settings:
         topics=_build(TopicSettings),
         stack=_build(StackSettings),
         run=_build(RunSettings),
+        assessment=_build(AssessmentSettings),
+        activity=_build(ActivitySettings),
     )

@@ -1,1 +1,1 @@
-"""lernflow package."""
+"""lernflow dataflows: one package per Sunbird job (``logic.py`` pure rules, ``flow.py`` wiring)."""

@@ -62,9 +62,31 @@ def keyspace_prefix(stack: Settings) -> Iterator[str]:
         cluster.shutdown()
 
 
+TEST_REDIS_DBS = {
+    "relation_cache_db": 20,
+    "content_cache_db": 21,
+    "collection_cache_db": 22,
+    "user_cache_db": 23,
+    "dedup_db": 24,
+}
+
+_COURSE_TABLES = (
+    "user_content_consumption",
+    "user_activity_agg",
+    "user_enrolments",
+    "course_batch",
+    "assessment_aggregator",
+    "lernflow_activity_applied",
+)
+
+
 @pytest.fixture
 def settings(stack: Settings, keyspace_prefix: str) -> Settings:
-    """Settings isolated for one test: test keyspaces and a unique topic environment."""
+    """Settings isolated for one test.
+
+    Test keyspaces (courses tables truncated before the test), a unique topic environment, and
+    Redis DBs 20-24 (flushed before the test) instead of Sunbird's DB indexes.
+    """
     cas = stack.cassandra.model_copy(
         update={
             "courses_keyspace": keyspace_prefix + stack.cassandra.courses_keyspace,
@@ -73,7 +95,21 @@ def settings(stack: Settings, keyspace_prefix: str) -> Settings:
         }
     )
     topics = stack.topics.model_copy(update={"env": f"test-{uuid.uuid4().hex[:10]}"})
-    return stack.with_overrides(cassandra=cas, topics=topics)
+    redis_settings = stack.redis.model_copy(update=TEST_REDIS_DBS)
+    from lernflow.clients import cassandra_session, redis_client
+
+    for db in TEST_REDIS_DBS.values():
+        client = redis_client(redis_settings, db)
+        client.flushdb()
+        client.close()
+    cluster, session = cassandra_session(cas)
+    try:
+        for table in _COURSE_TABLES:
+            session.execute(f"TRUNCATE {cas.courses_keyspace}.{table}", timeout=60)
+    finally:
+        cluster.shutdown()
+    run = stack.run.model_copy(update={"batch_timeout_ms": 50})
+    return stack.with_overrides(cassandra=cas, topics=topics, redis=redis_settings, run=run)
 
 
 @pytest.fixture

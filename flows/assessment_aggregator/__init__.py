@@ -1,5 +1,15 @@
-"""assessment-aggregator: Sunbird's ``AssessmentAggregatorJob`` as a Bytewax dataflow.
+"""assessment-aggregator: Sunbird's assessment scores, attempts and certificate trigger.
 
-``logic`` holds the pure rules (parsing, scoring, best-score aggregation, certificate request);
-the flow module does the Kafka, Redis, Cassandra and HTTP I/O around them.
+Run with ``python -m bytewax.run "flows.assessment_aggregator:build_flow()"``.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def build_flow(settings: Any = None, options: Any = None) -> Any:
+    """Build the dataflow (see :mod:`flows.assessment_aggregator.flow`)."""
+    from flows.assessment_aggregator.flow import build_flow as _build
+
+    return _build(settings, options)

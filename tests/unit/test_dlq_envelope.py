@@ -20,15 +20,23 @@ from lernflow.dlq import build_envelope, envelope_headers, parse_envelope
 )
 def test_envelope_round_trips_payload_key_and_coordinates(value, key, partition, offset, reason):
     data = build_envelope(
-        flow="activity-aggregate-updater", reason=reason, error_type="InvalidEvent",
-        topic="dev.coursebatch.job.request", partition=partition, offset=offset,
-        key=key, value=value, timestamp_ms=1,
+        flow="activity-aggregate-updater",
+        reason=reason,
+        error_type="InvalidEvent",
+        topic="dev.coursebatch.job.request",
+        partition=partition,
+        offset=offset,
+        key=key,
+        value=value,
+        timestamp_ms=1,
     )
     parsed = parse_envelope(data)
     assert parsed.payload == value
     assert parsed.key == key
     assert (parsed.topic, parsed.partition, parsed.offset) == (
-        "dev.coursebatch.job.request", partition, offset,
+        "dev.coursebatch.job.request",
+        partition,
+        offset,
     )
     assert parsed.reason == reason
 

@@ -1,0 +1,194 @@
+"""The shape every lernflow job shares, and the pieces that wire it.
+
+::
+
+    Kafka input ──► parse ──► key by shard ──► window (max size / timeout) ──► processor sink
+
+* **parse** turns each :class:`~sources.kafka.KafkaRecord` into an :class:`Item`: the parsed
+  request, or the reason it is invalid (it is then parked on the failed topic by the processor,
+  in input order, never dropped).
+* **shard** keys each item so all events of one entity (an enrolment, a user) go to the same
+  worker, in order: ``crc32(entity) % shards``.
+* **window** is Bytewax's ``collect``: a window closes at ``LERNFLOW_RUN_BATCH_MAX_SIZE`` items
+  or ``LERNFLOW_RUN_BATCH_TIMEOUT_MS`` after its first item, so nothing waits forever.
+* the **processor sink** gets the closed windows of its worker in order; a job's
+  :class:`Processor` does the batched reads, calls the pure rules, writes, and produces. Writes
+  are idempotent upserts and the rules are replay-safe, so re-processing an epoch after a crash
+  leaves the same state.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Generic, Protocol, TypeVar
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from config import Settings
+from lernflow import metrics
+from lernflow.dlq import build_envelope, envelope_headers
+from lernflow.errors import InvalidEvent
+from sinks.kafka_producer import OutMessage
+from sources.kafka import KafkaInput, KafkaRecord
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Item(Generic[T]):
+    """One input message after parsing: ``value`` or ``error`` (the reason it is invalid)."""
+
+    record: KafkaRecord
+    value: T | None = None
+    error: str | None = None
+    error_type: str = "InvalidEvent"
+    shard_entity: str = ""
+
+
+def parse_with(
+    flow: str, parse: Callable[[bytes], T], entity: Callable[[T], str]
+) -> Callable[[KafkaRecord], Item[T]]:
+    """Wrap a pure parser so invalid input becomes an error item instead of an exception."""
+
+    def step(record: KafkaRecord) -> Item[T]:
+        metrics.EVENTS_IN.labels(flow).inc()
+        if record.value is None:
+            return Item(record, error="message has no value (tombstone)")
+        try:
+            value = parse(record.value)
+        except InvalidEvent as exc:
+            return Item(record, error=exc.reason, error_type=type(exc).__name__)
+        except Exception as exc:
+            logger.exception("parser failed on %s", record.coordinates)
+            return Item(record, error=f"unexpected parse error: {exc!r}", error_type="ParseError")
+        return Item(record, value=value, shard_entity=entity(value))
+
+    return step
+
+
+def shard_of(shards: int) -> Callable[[Item[Any]], str]:
+    """Key function: the item's entity hashed into ``shards`` buckets (stable across processes)."""
+
+    def key(item: Item[Any]) -> str:
+        entity = item.shard_entity or f"{item.record.topic}:{item.record.partition}"
+        return str(zlib.crc32(entity.encode("utf-8")) % shards)
+
+    return key
+
+
+def failed_message(
+    flow: str, failed_topic: str, item: Item[Any], reason: str, error_type: str
+) -> OutMessage:
+    """The failed-topic message for one input item (original payload and coordinates kept)."""
+    rec = item.record
+    metrics.EVENTS_FAILED.labels(flow, error_type).inc()
+    return OutMessage(
+        failed_topic,
+        build_envelope(
+            flow=flow,
+            reason=reason,
+            error_type=error_type,
+            topic=rec.topic,
+            partition=rec.partition,
+            offset=rec.offset,
+            key=rec.key,
+            value=rec.value,
+            timestamp_ms=rec.timestamp_ms,
+        ),
+        key=rec.key,
+        headers=envelope_headers(rec.topic, rec.partition, rec.offset),
+    )
+
+
+def rounds(items: Sequence[Item[T]], key: Callable[[T], object]) -> list[list[Item[T]]]:
+    """Split items into rounds: round k holds the k-th item of every key, input order kept.
+
+    Items of different keys in one round are independent, so a round's reads and writes can be
+    batched; items of the same key run in successive rounds, so each sees the previous one's
+    writes.
+    """
+    out: list[list[Item[T]]] = []
+    seen: dict[object, int] = {}
+    for item in items:
+        assert item.value is not None
+        k = key(item.value)
+        n = seen.get(k, 0)
+        seen[k] = n + 1
+        if n == len(out):
+            out.append([])
+        out[n].append(item)
+    return out
+
+
+class Processor(Protocol):
+    """A job's per-worker batch processor (owns its connections)."""
+
+    def process(self, items: list[Item[Any]]) -> None:
+        """Handle items in order: reads, rules, writes, produce. Raise only on transient faults."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class _ProcessorPartition(StatelessSinkPartition[tuple[str, list[Item[Any]]]]):
+    def __init__(self, processor: Processor, flow: str) -> None:
+        self._processor = processor
+        self._flow = flow
+
+    def write_batch(self, items: list[tuple[str, list[Item[Any]]]]) -> None:
+        merged: list[Item[Any]] = []
+        for _shard, window in items:
+            merged.extend(window)
+        if merged:
+            metrics.BATCH_SIZE.labels(self._flow).observe(len(merged))
+            self._processor.process(merged)
+
+    def close(self) -> None:
+        self._processor.close()
+
+
+class ProcessorSink(DynamicSink[tuple[str, list[Item[Any]]]]):
+    """Runs a :class:`Processor` (built once per worker) over the closed windows of that worker."""
+
+    def __init__(self, flow: str, factory: Callable[[], Processor]) -> None:
+        self._flow = flow
+        self._factory = factory
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _ProcessorPartition:
+        return _ProcessorPartition(self._factory(), self._flow)
+
+
+def windowed_flow(
+    flow_id: str,
+    settings: Settings,
+    source: KafkaInput,
+    parse: Callable[[KafkaRecord], Item[Any]],
+    processor: Callable[[], Processor],
+    shards: int = 64,
+) -> Dataflow:
+    """Wire the shared shape with stable step ids (they are the recovery keys)."""
+    flow = Dataflow(flow_id)
+    records = op.input("kafka-in", flow, source)
+    items = op.map("parse", records, parse)
+    keyed = op.key_on("shard", items, shard_of(shards))
+    windows = op.collect(
+        "window",
+        keyed,
+        timeout=timedelta(milliseconds=settings.run.batch_timeout_ms),
+        max_size=settings.run.batch_max_size,
+    )
+    op.output("process", windows, ProcessorSink(flow_id, processor))
+    return flow
+
+
+def group_keys(values: Iterable[T], key: Callable[[T], object]) -> list[object]:
+    """Distinct keys in first-seen order."""
+    return list(dict.fromkeys(key(v) for v in values))
