@@ -50,9 +50,9 @@ class KafkaSettings(_Base):
                 raise ValueError(msg)
         return value
 
-    def client_config(self) -> dict[str, str]:
+    def client_config(self) -> dict[str, str | int | float | bool]:
         """Return the librdkafka connection settings shared by producers and consumers."""
-        conf = {"bootstrap.servers": self.brokers, "security.protocol": self.security_protocol}
+        conf: dict[str, str | int | float | bool] = {"bootstrap.servers": self.brokers, "security.protocol": self.security_protocol}
         if self.sasl_username:
             conf["sasl.username"] = self.sasl_username
             conf["sasl.mechanism"] = "PLAIN"

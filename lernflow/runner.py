@@ -105,7 +105,7 @@ def prepare_recovery(settings: Settings, flow: str, fresh: bool, partitions: int
         shutil.rmtree(path)
     if not any(path.glob("part-*.sqlite3")):
         path.mkdir(parents=True, exist_ok=True)
-        init_db_dir(path, partitions)
+        init_db_dir(path, partitions)  # type: ignore[no-untyped-call]
         logger.info("initialised recovery store %s with %d partitions", path, partitions)
     return path
 
@@ -132,8 +132,8 @@ def run(
         # Only process 0 creates the store; the others share the directory.
         fresh = options.from_beginning and (process_id or 0) == 0
         path = prepare_recovery(settings, flow, fresh, recovery_partitions)
-        recovery_config = RecoveryConfig(str(path))
-    cli_main(
+        recovery_config = RecoveryConfig(str(path))  # type: ignore[no-untyped-call]
+    cli_main(  # type: ignore[no-untyped-call]
         dataflow,
         workers_per_process=workers,
         process_id=process_id,

@@ -113,7 +113,7 @@ def apply_topics(
     kafka: KafkaSettings, topics: TopicSettings, names: list[str] | None = None
 ) -> list[str]:
     """Create the missing topics (``<env>.<name>``); return the names created."""
-    from confluent_kafka.admin import NewTopic
+    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
     admin = kafka_admin(kafka)
     wanted = names if names is not None else topics.all_topics()

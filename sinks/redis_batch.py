@@ -29,7 +29,7 @@ class RedisBatch:
         """The underlying redis-py client."""
         return self._client
 
-    def pipeline(self, build: Callable[[Any], None], what: str) -> list[Any]:
+    def pipeline(self, build: Callable[[Any], object], what: str) -> list[Any]:
         """Queue commands with ``build(pipe)`` and execute them in one round trip, retried."""
 
         def attempt() -> list[Any]:

@@ -93,10 +93,12 @@ class _Partition(StatefulSourcePartition[KafkaRecord, int]):
                 logger.warning("Kafka error on %s[%s]: %s", self._topic, self._partition, err)
                 continue
             offset = m.offset()
+            if offset is None:
+                continue
             if self._end is not None and offset >= self._end:
                 break
             _kind, ts = m.timestamp()
-            out.append(KafkaRecord(m.topic(), m.partition(), offset, m.key(), m.value(), ts))
+            out.append(KafkaRecord(self._topic, self._partition, offset, m.key(), m.value(), ts))
             self._next = offset + 1
         self._idle = not out
         return out

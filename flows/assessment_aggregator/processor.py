@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from typing import Any
@@ -83,16 +84,18 @@ class AssessmentProcessor:
         if not base:
             msg = "no content-read API configured (LERNFLOW_ASSESSMENT_CONTENT_READ_URL)"
             raise InvalidEvent(msg)
-        url = base + urllib.request.quote(content_id)
+        url = base + urllib.parse.quote(content_id)
         try:
             with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - configured URL
                 return str(resp.read().decode("utf-8"))
         except urllib.error.HTTPError as exc:
             if exc.code >= 500:
-                raise TransientError(f"content read {url}: HTTP {exc.code}") from exc
+                msg = f"content read {url}: HTTP {exc.code}"
+                raise TransientError(msg) from exc
             return str(exc.read().decode("utf-8", errors="replace"))
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            raise TransientError(f"content read {url}: {exc}") from exc
+            msg = f"content read {url}: {exc}"
+            raise TransientError(msg) from exc
 
     # -- processing ----------------------------------------------------------------------
     def process(self, items: list[Item[Any]]) -> None:
