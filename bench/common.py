@@ -1,12 +1,26 @@
-"""Shared helpers for benchmarks: rows, timing, RSS."""
+"""Shared helpers for benchmarks: rows, isolation, running a flow as a subprocess."""
 
 from __future__ import annotations
 
+import os
 import resource
+import subprocess
+import sys
+import time
 import uuid
 from dataclasses import dataclass
 
 from config import Settings
+from lernflow import schema
+from lernflow.clients import redis_client
+
+BENCH_REDIS_DBS = {
+    "relation_cache_db": 25,
+    "content_cache_db": 26,
+    "collection_cache_db": 27,
+    "user_cache_db": 28,
+    "dedup_db": 29,
+}
 
 
 @dataclass(frozen=True)
@@ -26,13 +40,65 @@ class Row:
 
 
 def peak_rss_mb() -> float:
-    """Peak RSS of this process (and waited-for children) in MiB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return max(own, kids)
+    """Peak RSS of this process in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def isolated(settings: Settings, label: str) -> Settings:
-    """Settings with a private topic environment for one benchmark run."""
+    """Settings for one benchmark: own topics, ``bench_`` keyspaces, Redis DBs 25-29 (flushed)."""
     topics = settings.topics.model_copy(update={"env": f"bench-{label}-{uuid.uuid4().hex[:6]}"})
-    return settings.with_overrides(topics=topics)
+    cas = settings.cassandra.model_copy(
+        update={
+            "courses_keyspace": "bench_" + settings.cassandra.courses_keyspace,
+            "sunbird_keyspace": "bench_" + settings.cassandra.sunbird_keyspace,
+            "hierarchy_keyspace": "bench_" + settings.cassandra.hierarchy_keyspace,
+        }
+    )
+    red = settings.redis.model_copy(update=BENCH_REDIS_DBS)
+    for db in BENCH_REDIS_DBS.values():
+        c = redis_client(red, db)
+        c.flushdb()
+        c.close()
+    schema.apply_cassandra(settings.cassandra, keyspace_prefix="bench_")
+    from lernflow.clients import cassandra_session
+
+    cluster, session = cassandra_session(cas)
+    for table in ("user_content_consumption", "user_activity_agg", "user_enrolments",
+                  "assessment_aggregator", "lernflow_activity_applied"):  # fmt: skip
+        session.execute(f"TRUNCATE {cas.courses_keyspace}.{table}", timeout=120)
+    cluster.shutdown()
+    s = settings.with_overrides(topics=topics, cassandra=cas, redis=red)
+    schema.apply_topics(s.kafka, s.topics)
+    return s
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    """Environment variables that make a subprocess use these settings."""
+    env = dict(os.environ)
+    env["LERNFLOW_ENV"] = settings.topics.env
+    env["LERNFLOW_CASSANDRA_COURSES_KEYSPACE"] = settings.cassandra.courses_keyspace
+    env["LERNFLOW_CASSANDRA_SUNBIRD_KEYSPACE"] = settings.cassandra.sunbird_keyspace
+    env["LERNFLOW_CASSANDRA_HIERARCHY_KEYSPACE"] = settings.cassandra.hierarchy_keyspace
+    for field, db in BENCH_REDIS_DBS.items():
+        env[f"LERNFLOW_REDIS_{field.upper()}"] = str(getattr(settings.redis, field, db))
+    return env
+
+
+def run_flow_subprocess(flow: str, settings: Settings, *extra: str) -> tuple[float, float]:
+    """Run ``lernflow run FLOW --until-caught-up`` in a child; return (seconds, child peak RSS MiB)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "lernflow.cli",
+        "run",
+        flow,
+        "--until-caught-up",
+        "--no-recovery",
+        *extra,
+    ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.monotonic()
+    subprocess.run(cmd, env=env_for(settings), check=True, capture_output=True)
+    elapsed = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, max(after, before) / 1024

@@ -1,0 +1,121 @@
+"""assessment-aggregator: end-to-end events/s vs the raw Cassandra/Redis limit on the same data.
+
+Workload: N learners each submit 2 attempts of one 5-question quiz in one course batch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from bench.common import Row, isolated, run_flow_subprocess
+from config import Settings
+from flows.assessment_aggregator import logic
+from lernflow.clients import redis_client
+from sinks.cassandra import CassandraExecutor
+from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from sinks.redis_batch import RedisBatch
+
+COURSE, BATCH, CONTENT = "do_bench_course", "bench_batch", "do_bench_quiz"
+LEARNERS = 5_000
+
+
+def _event(user: str, attempt: int) -> bytes:
+    ts = 1_700_000_000_000 + attempt * 60_000
+    events = [
+        {
+            "eid": "ASSESS", "ets": ts + q, "ver": "3.1", "mid": f"ASSESS:{user}:{attempt}:{q}",
+            "actor": {"id": user, "type": "User"}, "context": {"channel": "bench"},
+            "object": {"id": CONTENT, "type": "Content"},
+            "edata": {
+                "item": {"id": f"q{q}", "maxscore": 1, "type": "mcq", "title": f"Q{q}",
+                         "params": [{"1": '{"text":"a"}'}], "desc": ""},
+                "score": (q + attempt) % 2, "pass": "Yes", "resvalues": [{"1": '{"text":"a"}'}],
+                "duration": 1.0, "index": q,
+            },
+        }
+        for q in range(5)
+    ]  # fmt: skip
+    doc = {"assessmentTs": ts, "batchId": BATCH, "courseId": COURSE, "userId": user,
+           "attemptId": f"att-{user}-{attempt}", "contentId": CONTENT, "events": events}  # fmt: skip
+    return json.dumps(doc).encode()
+
+
+def run(settings: Settings) -> list[Row]:
+    rows = []
+    s = isolated(settings, "assess")
+    rc = redis_client(s.redis, s.redis.relation_cache_db)
+    rc.sadd(logic.leafnodes_key(COURSE), CONTENT, "do_other")
+    rc.close()
+    payloads = [_event(f"u{i}", a) for a in (1, 2) for i in range(LEARNERS)]
+    producer = DeliveryTrackingProducer(s.kafka)
+    topic = s.topics.full(s.topics.telemetry_assess)
+    producer.produce_all(
+        [OutMessage(topic, p, key=f"u{i % LEARNERS}".encode()) for i, p in enumerate(payloads)]
+    )
+    seconds, rss = run_flow_subprocess("assessment-aggregator", s)
+    flow_rate = len(payloads) / seconds
+    rows.append(Row("assessment-aggregator end to end (1 worker)", len(payloads), seconds, rss_mb=rss,
+                    note="incl. process start"))  # fmt: skip
+
+    raw_s = _raw_loop(s, payloads)
+    rows.append(Row("assessment raw C*/Redis limit (driver loop)", len(payloads), raw_s,
+                    note=f"flow/raw = {flow_rate / (len(payloads) / raw_s):.2f}"))  # fmt: skip
+    return rows
+
+
+def _raw_loop(s: Settings, payloads: list[bytes]) -> float:
+    """The flow's statement mix, issued directly: per 500 events SMEMBERS (pipelined), then
+    concurrent SELECT attempt, INSERT row, SELECT scores, UPDATE aggregates."""
+    cas = CassandraExecutor(s.cassandra, s.run, "bench")
+    relation = RedisBatch(s.redis, s.redis.relation_cache_db, s.run, "bench")
+    ks = s.cassandra.courses_keyspace
+    q_attempt = f"SELECT last_attempted_on, created_on FROM {ks}.assessment_aggregator WHERE user_id=? AND course_id=? AND batch_id=? AND content_id=? AND attempt_id=?"
+    q_insert = f"INSERT INTO {ks}.assessment_aggregator (user_id, course_id, batch_id, content_id, attempt_id, created_on, updated_on, last_attempted_on, total_score, total_max_score, grand_total, question) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    q_scores = f"SELECT content_id, attempt_id, last_attempted_on, total_max_score, total_score FROM {ks}.assessment_aggregator WHERE user_id=? AND course_id=? AND batch_id=?"
+    q_update = f"UPDATE {ks}.user_activity_agg SET aggregates = aggregates + ?, agg_details = ?, agg_last_updated = agg_last_updated + ? WHERE activity_type=? AND activity_id=? AND user_id=? AND context_id=?"
+    events = [logic.parse_assess_message(p) for p in payloads]
+    now = int(time.time() * 1000)
+    scores = {
+        id(e): logic.score_answers(logic.latest_answers(e.answers))
+        for e in events
+        if isinstance(e, logic.BatchAssessEvent)
+    }
+    t0 = time.monotonic()
+    for i in range(0, len(events), 500):
+        chunk = [e for e in events[i : i + 500] if isinstance(e, logic.BatchAssessEvent)]
+        relation.pipeline(
+            lambda p, c=chunk: [p.smembers(logic.leafnodes_key(e.course_id)) for e in c], "bench"
+        )
+        keys = [(e.user_id, e.course_id, e.batch_id, e.content_id, e.attempt_id) for e in chunk]
+        cas.execute_many(q_attempt, keys, "bench")
+        cas.execute_many(
+            q_insert,
+            [
+                (*k, now, now, e.assessment_ts, scores[id(e)].total_score, scores[id(e)].total_max_score,
+                 scores[id(e)].grand_total, list(scores[id(e)].questions))
+                for k, e in zip(keys, chunk, strict=True)
+            ],
+            "bench",
+        )  # fmt: skip
+        cas.execute_many(q_scores, [(e.user_id, e.course_id, e.batch_id) for e in chunk], "bench")
+        cas.execute_many(
+            q_update,
+            [
+                (
+                    {f"score:{e.content_id}": 1.0},
+                    ["{}"],
+                    {f"score:{e.content_id}": now},
+                    "Course",
+                    e.course_id,
+                    e.user_id,
+                    f"cb:{e.batch_id}",
+                )
+                for e in chunk
+            ],
+            "bench",
+        )
+    elapsed = time.monotonic() - t0
+    cas.close()
+    relation.close()
+    return elapsed
