@@ -86,4 +86,79 @@ def run(settings: Settings, report: Report) -> dict[str, object]:
     report(f"kafka    {topic}: BE_JOB_REQUEST for {user} produced and read back "
            f"(lesson {seen['edata']['contents'][0]['contentId']} completed) "
            f"[{(time.monotonic() - t0) * 1000:.0f} ms]")  # fmt: skip
-    return {"leaves": leaves, "enrolment_status": row.status, "event": seen}
+    quiz = assessment_demo(settings, report, run_id, course, batch, user)
+    return {"leaves": leaves, "enrolment_status": row.status, "event": seen, "quiz": quiz}
+
+
+def _assess_event(course: str, batch: str, user: str, quiz: str, attempt: str, ts: int,
+                  answers: list[int]) -> bytes:  # fmt: skip
+    events = [
+        {
+            "eid": "ASSESS", "ets": ts + i, "ver": "3.1", "mid": f"ASSESS.{attempt}.{i}",
+            "actor": {"id": user, "type": "User"}, "context": {"channel": "demo"},
+            "object": {"id": quiz, "type": "Content"},
+            "edata": {
+                "item": {"id": f"{quiz}_q{i}", "maxscore": 1, "type": "mcq", "title": f"Question {i}",
+                         "params": [], "desc": ""},
+                "score": score, "pass": "Yes" if score else "No", "resvalues": [], "duration": 3,
+            },
+        }
+        for i, score in enumerate(answers)
+    ]  # fmt: skip
+    return json.dumps(
+        {
+            "assessmentTs": ts,
+            "batchId": batch,
+            "courseId": course,
+            "userId": user,
+            "attemptId": attempt,
+            "contentId": quiz,
+            "events": events,
+        }  # fmt: skip
+    ).encode()
+
+
+def assessment_demo(
+    settings: Settings, report: Report, run_id: str, course: str, batch: str, user: str
+) -> dict[str, object]:
+    """One learner takes the course quiz twice; the flow keeps both attempts and the best score."""
+    from lernflow import runner
+
+    quiz = f"do_demo_quiz_{run_id}"
+    rc = redis_client(settings.redis, db=settings.redis.relation_cache_db)
+    rc.sadd(f"{course}:{course}:leafnodes", quiz)
+    rc.close()
+    now = int(time.time() * 1000)
+    topic = settings.topics.full(settings.topics.telemetry_assess)
+    attempts = [
+        _assess_event(
+            course, batch, user, quiz, f"attempt-1-{run_id}", now - 60_000, [1, 0, 0, 1, 0]
+        ),
+        _assess_event(course, batch, user, quiz, f"attempt-2-{run_id}", now, [1, 1, 0, 1, 1]),
+    ]
+    producer = DeliveryTrackingProducer(settings.kafka, client_id="lernflow-demo")
+    producer.produce_all([OutMessage(topic, a, key=user.encode()) for a in attempts])
+    report(f"kafka    {topic}: {user} took quiz {quiz} twice (2/5, then 4/5)")
+    t0 = time.monotonic()
+    runner.run("assessment-aggregator", settings, runner.RunOptions(until_caught_up=True))
+    report(f"flow     assessment-aggregator caught up in {time.monotonic() - t0:.1f}s")
+    cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)
+    try:
+        rows = list(session.execute(
+            "SELECT attempt_id, grand_total, total_score FROM assessment_aggregator "
+            "WHERE user_id=%s AND course_id=%s AND batch_id=%s", (user, course, batch),
+        ))  # fmt: skip
+        agg = session.execute(
+            "SELECT aggregates FROM user_activity_agg WHERE activity_type='Course' AND "
+            "activity_id=%s AND user_id=%s AND context_id=%s", (course, user, f"cb:{batch}"),
+        ).one()  # fmt: skip
+    finally:
+        cluster.shutdown()
+    for r in rows:
+        report(f"cassandra assessment_aggregator: {r.attempt_id} scored {r.grand_total}")
+    aggregates = dict(agg.aggregates) if agg else {}
+    report(
+        f"cassandra user_activity_agg: best score {aggregates.get(f'score:{quiz}')} of "
+        f"{aggregates.get(f'max_score:{quiz}')} over {aggregates.get(f'attempts_count:{quiz}'):.0f} attempts"
+    )
+    return {"attempts": [r.attempt_id for r in rows], "aggregates": aggregates}

@@ -1,0 +1,20 @@
+"""`lernflow demo` works end to end on the local stack (what `make demo` runs)."""
+
+from __future__ import annotations
+
+from config import Settings
+from lernflow import demo
+from tests.flowkit import create_topics
+
+
+def test_demo_round_trip_and_quiz_best_attempt(settings: Settings) -> None:
+    create_topics(settings)
+    lines: list[str] = []
+    result = demo.run(settings, lines.append)
+    assert result["enrolment_status"] == 0
+    quiz = result["quiz"]
+    assert isinstance(quiz, dict)
+    assert len(quiz["attempts"]) == 2
+    best = [v for k, v in quiz["aggregates"].items() if k.startswith("score:")]
+    assert best == [4.0]
+    assert any("best score 4.0 of 5.0 over 2 attempts" in line for line in lines)
