@@ -114,7 +114,7 @@ def _assess_event(course: str, batch: str, user: str, quiz: str, attempt: str, t
             "attemptId": attempt,
             "contentId": quiz,
             "events": events,
-        }  # fmt: skip
+        }
     ).encode()
 
 
