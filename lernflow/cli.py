@@ -254,6 +254,30 @@ def run_flow(
     _report(f"{flow}: finished in {time.monotonic() - t0:.1f}s")
 
 
+@app.command("status")
+def status(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Per flow and partition: committed position, end offset, lag, failed events, last snapshot."""
+    from lernflow.status import all_status
+
+    flows = all_status(_settings())
+    if as_json:
+        out.print_json(json.dumps([f.as_dict() for f in flows]))
+        return
+    table = Table("flow", "partition", "committed", "end", "lag", "failed events", "last snapshot")
+    for f in flows:
+        if not f.partitions:
+            table.add_row(f.flow, "-", "-", "-", "-", str(f.failed_events), f.last_snapshot or "-")
+        for p in f.partitions:
+            table.add_row(
+                f.flow, f"{p.topic}[{p.partition}]", str(p.committed if p.committed is not None else "-"),
+                str(p.end), str(p.lag if p.lag is not None else "-"), str(f.failed_events),
+                f.last_snapshot or "-",
+            )  # fmt: skip
+    out.print(table)
+
+
 @failed_app.command("show")
 def failed_show(
     flow: str = typer.Argument(..., help="The flow whose failed topic to read."),
