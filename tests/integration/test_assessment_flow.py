@@ -209,3 +209,90 @@ def test_malformed_and_edge_events_are_parked_with_reasons_and_good_ones_applied
 
 def test_fixture_dir_exists() -> None:
     assert Path(FX / "leafNodesList.json").exists()
+
+
+def _seed_content_cache(settings: Settings) -> None:
+    doc = json.loads((FX / "contentCacheList.json").read_text())
+    client = redis_client(settings.redis, settings.redis.content_cache_db)
+    for entry in doc["contentCacheList"]:
+        for pairs in entry.values():
+            for key, value in pairs.items():
+                client.set(key, value)
+    client.close()
+
+
+class _ContentRead:
+    """A local stand-in for Sunbird's content read API (GET /content/v3/read/<id>)."""
+
+    def __init__(self, totals: dict[str, int]) -> None:
+        import http.server
+        import threading
+
+        totals_ = totals
+        self.requests: list[str] = []
+        requests = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                cid = self.path.rsplit("/", 1)[-1]
+                requests.append(cid)
+                body = json.dumps(
+                    {
+                        "responseCode": "OK",
+                        "result": {
+                            "content": {"identifier": cid, "totalQuestions": totals_.get(cid)}
+                        },
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/content/v3/read/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_t_b2_question_count_check_uses_cache_then_content_read_api(settings: Settings) -> None:
+    api = _ContentRead({"do_11307972307046400011917": 4, "do_1131998128479272961991": 2})
+    try:
+        s = settings.with_overrides(
+            assessment=settings.assessment.model_copy(
+                update={"skip_missing_records": True, "content_read_url": api.url}
+            )
+        )
+        create_topics(s)
+        _seed_relation_cache(s)
+        _seed_content_cache(s)
+        inp, failed, cert = _topics(s)
+        for i in range(1, 5):
+            produce(s, inp, [_fixture(f"DUPLICATE_BATCH_ASSESS_EVENTS_{i}")], key=b"t-b2")
+        run_to_end(FLOW, s)
+    finally:
+        api.close()
+    written = _rows(
+        s,
+        "SELECT course_id, content_id FROM assessment_aggregator WHERE user_id=%s ALLOW FILTERING",
+        FF1C,
+    )
+    assert sorted((r.course_id, r.content_id) for r in written) == sorted(
+        [
+            ("do_87326478236482748244", "do_1131998128479272961991"),
+            ("do_873264782364827482", "do_11307972307046400011917"),
+            ("do_873264782364827482", "do_313026415363981312122"),
+        ]
+    )
+    assert sorted(api.requests) == ["do_11307972307046400011917", "do_1131998128479272961991"]
+    parked = read_json(s, failed)
+    assert len(parked) == 1
+    assert json.loads(parked[0]["payload"])["contentId"] == "do_313026415363981312122123"
+    assert "exceed totalQuestions 1" in parked[0]["reason"]
+    assert len(read_json(s, cert)) == 3
