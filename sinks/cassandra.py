@@ -74,6 +74,37 @@ class CassandraExecutor:
         metrics.SINK_WRITE_SECONDS.labels(self._flow, "cassandra").observe(time.perf_counter() - t0)
         return out
 
+    def execute_logged_batches(
+        self, batches: Sequence[Sequence[tuple[str, Sequence[Any]]]], what: str
+    ) -> None:
+        """Run each group of ``(cql, params)`` as one LOGGED batch (all or nothing), concurrently."""
+        if not batches:
+            return
+        from cassandra.concurrent import execute_concurrent
+        from cassandra.query import BatchStatement, BatchType
+
+        statements = []
+        for group in batches:
+            batch = BatchStatement(batch_type=BatchType.LOGGED)
+            for cql, params in group:
+                batch.add(self.prepare(cql), params)
+            statements.append((batch, ()))
+
+        def attempt() -> None:
+            execute_concurrent(
+                self._session, statements, concurrency=self._settings.concurrency,
+                raise_on_first_error=True,
+            )  # fmt: skip
+
+        t0 = time.perf_counter()
+        retry(
+            attempt,
+            self._run,
+            f"Cassandra {what}",
+            on_retry=lambda _e: metrics.RETRIES.labels(self._flow, "cassandra").inc(),
+        )
+        metrics.SINK_WRITE_SECONDS.labels(self._flow, "cassandra").observe(time.perf_counter() - t0)
+
     def close(self) -> None:
         """Shut the driver down."""
         self._cluster.shutdown()

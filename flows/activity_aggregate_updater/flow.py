@@ -1,0 +1,40 @@
+"""activity-aggregate-updater dataflow: wiring only (rules in ``rules``, I/O in ``processor``).
+
+Run: ``lernflow run activity-aggregate-updater`` or
+``python -m bytewax.run "flows.activity_aggregate_updater:build_flow()"``.
+"""
+
+from __future__ import annotations
+
+from bytewax.dataflow import Dataflow
+
+from config import Settings, load_settings
+from flows._runtime import parse_with, windowed_flow
+from flows.activity_aggregate_updater import rules
+from flows.activity_aggregate_updater.processor import ActivityProcessor, entity
+from flows.activity_aggregate_updater.store import FLOW
+from lernflow.runner import RunOptions
+from sources.kafka import KafkaInput
+
+
+def build_flow(settings: Settings | None = None, options: RunOptions | None = None) -> Dataflow:
+    """Build the dataflow reading ``<env>.coursebatch.job.request``."""
+    settings = settings or load_settings()
+    options = options or RunOptions()
+    topics = settings.topics
+    source = KafkaInput(
+        settings.kafka,
+        [topics.full(topics.course_batch_job_request)],
+        start=options.start(),
+        until_caught_up=options.until_caught_up,
+        end_offsets=options.end_offsets,
+        commit_group=f"{topics.env}-{FLOW}-group",
+    )
+    return windowed_flow(
+        FLOW,
+        settings,
+        source,
+        parse_with(FLOW, rules.parse_request, entity),
+        lambda: ActivityProcessor(settings),
+        shards=settings.activity.shards,
+    )

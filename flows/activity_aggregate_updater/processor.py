@@ -1,0 +1,243 @@
+"""I/O of activity-aggregate-updater around the pure rules in ``rules``.
+
+Items of a window are processed in rounds (the k-th request of every enrolment), so a round's
+Redis and Cassandra calls are batched while one enrolment's requests still see each other's
+writes. Per round:
+
+1. dedup EXISTS (pipelined), applied-offset ledger, consumption and enrolment rows (concurrent);
+2. relation-cache sets (two pipelined round trips), collection status for courses without leaf
+   nodes (hierarchy store);
+3. :func:`rules.plan_enrolment` per enrolment;
+4. produce audit events, certificate requests and failed-topic envelopes, and wait for acks;
+5. one LOGGED batch per enrolment: consumption counters + the applied offset (so a record is
+   never counted twice); then aggregates and the enrolment row;
+6. SETEX the dedup checksums.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+from config import Settings
+from flows._runtime import Item, failed_message, rounds
+from flows.activity_aggregate_updater import rules
+from flows.activity_aggregate_updater.store import FLOW, ActivityStore, EnrolmentKey
+from lernflow import metrics
+from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+
+logger = logging.getLogger(__name__)
+
+Value = rules.EnrolmentRequest | rules.Skipped
+
+
+def entity(value: Value) -> str:
+    """Shard entity: all requests of one enrolment stay on one worker, in order."""
+    if isinstance(value, rules.EnrolmentRequest):
+        return "|".join(value.key)
+    return ""
+
+
+class ActivityProcessor:
+    """Per-worker processor: owns the store connections and a producer."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._s = settings
+        self._store = ActivityStore(settings)
+        self._producer = DeliveryTrackingProducer(settings.kafka, client_id=FLOW)
+        t = settings.topics
+        self._failed_topic = t.full(t.activity_agg_failed)
+        self._audit_topic = t.full(t.telemetry_raw)
+        self._cert_topic = t.full(t.issue_certificate_request)
+        ks = self._store.keyspace
+        self._q_consumption = (
+            f"UPDATE {ks}.user_content_consumption SET viewcount=?, completedcount=? "
+            "WHERE userid=? AND courseid=? AND batchid=? AND contentid=?"
+        )
+        self._q_applied = (
+            f"UPDATE {ks}.lernflow_activity_applied SET applied_offset=? "
+            "WHERE userid=? AND courseid=? AND batchid=? AND source=?"
+        )
+        self._q_agg = (
+            f"UPDATE {ks}.user_activity_agg SET aggregates = aggregates + ?, "
+            "agg_last_updated = agg_last_updated + ? "
+            "WHERE activity_type=? AND activity_id=? AND user_id=? AND context_id=?"
+        )
+        self._q_progress = (
+            f"UPDATE {ks}.user_enrolments SET status=?, progress=?, contentstatus=?, datetime=? "
+            "WHERE userid=? AND courseid=? AND batchid=?"
+        )
+        self._q_complete = (
+            f"UPDATE {ks}.user_enrolments SET status=?, progress=?, contentstatus=?, datetime=?, "
+            "completedon=? WHERE userid=? AND courseid=? AND batchid=?"
+        )
+
+    def process(self, items: list[Item[Any]]) -> None:
+        failed = [
+            failed_message(FLOW, self._failed_topic, i, i.error or "", i.error_type)
+            for i in items
+            if i.error is not None
+        ]
+        if failed:
+            self._producer.produce_all(failed)
+        requests: list[Item[rules.EnrolmentRequest]] = []
+        for item in items:
+            if isinstance(item.value, rules.Skipped):
+                metrics.EVENTS_SKIPPED.labels(FLOW, item.value.kind).inc()
+            elif isinstance(item.value, rules.EnrolmentRequest):
+                requests.append(item)
+        for round_items in rounds(requests, lambda r: r.key):
+            self._round(round_items)
+
+    def _round(self, items: list[Item[rules.EnrolmentRequest]]) -> None:
+        now_ms = int(time.time() * 1000)
+        reqs = [(i, i.value) for i in items if i.value is not None]
+        dedup = self._s.activity.dedup_enabled
+        seen: set[str] = set()
+        if dedup:
+            seen = self._store.seen_checksums(
+                [
+                    rules.checksum(r.course_id, r.batch_id, r.user_id, c)
+                    for _i, r in reqs
+                    for c in r.completed
+                ]
+            )
+        keys: list[EnrolmentKey] = [r.key for _i, r in reqs]
+        applied = self._store.applied_offsets(keys)
+
+        work: list[
+            tuple[Item[rules.EnrolmentRequest], rules.EnrolmentRequest, dict[str, int], list[str]]
+        ] = []
+        for item, req in reqs:
+            source = f"{item.record.topic}:{item.record.partition}"
+            if item.record.offset <= applied[req.key].get(source, -1):
+                work.append((item, req, {}, list(req.completed)))  # already counted: a replay
+                continue
+            fresh = [
+                c
+                for c in req.completed
+                if rules.checksum(req.course_id, req.batch_id, req.user_id, c) not in seen
+            ]
+            if not fresh:
+                metrics.EVENTS_DEDUPLICATED.labels(FLOW).inc()
+                continue
+            work.append((item, req, dict(Counter(fresh)), []))
+        if not work:
+            return
+        wkeys = [req.key for _i, req, _n, _r in work]
+        stored_rows = self._store.consumption(wkeys)
+        enrolments = (
+            self._store.enrolments(wkeys) if self._s.activity.filter_processed_enrolments else {}
+        )
+
+        relation_keys: set[str] = set()
+        for _item, req, new, replayed in work:
+            relation_keys.update(rules.course_keys(req.course_id))
+            for content in [*new, *replayed, *(r.contentid for r in stored_rows[req.key])]:
+                relation_keys.add(rules.ancestor_key(req.course_id, content))
+        relation = self._store.relation_sets(relation_keys)
+        unit_keys: set[str] = set()
+        for _item, req, _new, _replayed in work:
+            for key, members in relation.items():
+                if key.startswith(f"{req.course_id}:") and key.endswith(":ancestors"):
+                    for unit in members:
+                        if unit != req.course_id:
+                            unit_keys.update(rules.unit_keys(req.course_id, unit))
+        relation.update(self._store.relation_sets(unit_keys - relation.keys()))
+        no_leaf = sorted(
+            {
+                req.course_id
+                for _i, req, _n, _r in work
+                if not relation.get(rules.leaf_key(req.course_id, req.course_id))
+            }
+        )
+        statuses = self._store.collection_status(no_leaf) if no_leaf else {}
+
+        out: list[OutMessage] = []
+        plans: list[tuple[Item[rules.EnrolmentRequest], rules.EnrolmentPlan, bool]] = []
+        for item, req, new, replayed in work:
+            row = enrolments.get(req.key)
+            plan = rules.plan_enrolment(
+                req.key,
+                new_completions=new,
+                replayed=replayed,
+                stored={
+                    r.contentid: rules.StoredContent(r.status, r.viewcount, r.completedcount)
+                    for r in stored_rows[req.key]
+                },
+                relation=relation,
+                enrolment_status=row.status if row else None,
+                enrolment_exists=row is not None
+                or not self._s.activity.filter_processed_enrolments,
+                collection_status=statuses.get(req.course_id),
+                now_ms=now_ms,
+                module_aggs=self._s.activity.module_aggs_enabled,
+                filter_processed=self._s.activity.filter_processed_enrolments,
+            )
+            if plan.failure is not None:
+                out.append(
+                    failed_message(FLOW, self._failed_topic, item, plan.failure, "MissingLeafNodes")
+                )
+                continue
+            if plan.retired:
+                metrics.EVENTS_SKIPPED.labels(FLOW, "retired-collection").inc()
+            out += [OutMessage(self._audit_topic, a.encode("utf-8")) for a in plan.audit_events]
+            if plan.certificate_event is not None:
+                out.append(OutMessage(self._cert_topic, plan.certificate_event.encode("utf-8")))
+            plans.append((item, plan, bool(new)))
+
+        # Outputs first: a crash after this point replays into the same plan (at-least-once).
+        if out:
+            self._producer.produce_all(out)
+            for m in out:
+                metrics.EVENTS_OUT.labels(FLOW, m.topic).inc()
+
+        batches = []
+        for item, plan, counted in plans:
+            user, course, batch = plan.key
+            group: list[tuple[str, tuple[Any, ...]]] = [
+                (
+                    self._q_consumption,
+                    (m.view_count, m.completed_count, user, course, batch, m.content_id),
+                )
+                for m in plan.merged
+            ]
+            if counted:
+                source = f"{item.record.topic}:{item.record.partition}"
+                group.append((self._q_applied, (item.record.offset, user, course, batch, source)))
+            batches.append(group)
+        self._store.executor.execute_logged_batches(batches, "write consumption")
+
+        self._store.executor.execute_many(
+            self._q_agg,
+            [
+                ({"completedCount": a.completed_count}, {"completedCount": a.updated_ms},
+                 rules.ACTIVITY_TYPE, a.activity_id, a.user_id, a.context_id)
+                for _i, plan, _c in plans for a in plan.aggregates
+            ],
+            "write aggregates",
+        )  # fmt: skip
+        progress = [p for _i, p, _c in plans if p.enrolment and p.enrolment.completed_on_ms is None]
+        complete = [
+            p for _i, p, _c in plans if p.enrolment and p.enrolment.completed_on_ms is not None
+        ]
+        self._store.executor.execute_many(
+            self._q_progress,
+            [(p.enrolment.status, p.enrolment.progress, p.enrolment.content_status, p.enrolment.datetime_ms, *p.key)
+             for p in progress if p.enrolment],
+            "update enrolments",
+        )  # fmt: skip
+        self._store.executor.execute_many(
+            self._q_complete,
+            [(p.enrolment.status, p.enrolment.progress, p.enrolment.content_status, p.enrolment.datetime_ms,
+              p.enrolment.completed_on_ms, *p.key) for p in complete if p.enrolment],
+            "complete enrolments",
+        )  # fmt: skip
+        if dedup:
+            self._store.store_checksums(c for _i, p, _c in plans for c in p.checksums)
+
+    def close(self) -> None:
+        self._producer.flush()
+        self._store.close()

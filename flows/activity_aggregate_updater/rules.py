@@ -1,0 +1,455 @@
+"""Pure rules of activity-aggregate-updater (spec ``activity-assessment.md`` section 2).
+
+A ``BE_JOB_REQUEST`` (``edata.action = batch-enrolment-update``) reports content statuses of one
+enrolment (user, course, batch). Only completed contents (status 2) count. This module decides
+everything the job writes and emits; it does no I/O (the clock, ids and every stored value are
+arguments).
+
+How the flow uses this module
+-----------------------------
+1. ``parse_request(value)`` → :class:`EnrolmentRequest` or :class:`Skipped`;
+   :class:`~lernflow.errors.InvalidEvent` goes to the failed topic with its reason.
+2. Dedup: ``checksum(course, batch, user, content)`` per completed content; contents whose key
+   exists in the dedup DB are dropped (Sunbird's 7-day window).
+3. Replay check: a request whose input offset is ``<=`` the enrolment's stored applied offset for
+   that ``topic:partition`` was already counted: its contents are passed as *replayed* (they
+   still count as completed, but add nothing to the counters).
+4. Read the consumption rows, the enrolment row and the relation-cache sets named by
+   :func:`course_keys`, :func:`ancestor_key` and :func:`unit_keys`, then call
+   :func:`plan_enrolment` once per enrolment with all its requests of the round.
+5. Apply the :class:`EnrolmentPlan`: produce ``outputs`` first, then write consumption counters
+   together with the new applied offset (one logged batch), aggregates and the enrolment, then
+   store ``checksums``.
+
+Fixes over Sunbird
+------------------
+* **Counters are replay-safe.** Sunbird adds +1 to ``viewcount``/``completedcount`` each time a
+  record is processed, so a crash/restart or a replay after the dedup TTL inflates them. Here a
+  record is counted once: the applied-offset ledger (``lernflow_activity_applied``) is written in
+  the same logged batch as the counters, and replayed records add nothing.
+* **All records of an enrolment in a window count.** Sunbird uses only the first record's
+  contents per enrolment and window (its "head-only" quirk); here every record's completions
+  are merged, in order.
+* **No crash loop on missing leaf nodes.** A live course without leaf nodes sends the request to
+  the failed topic with the reason and writes *nothing* (Sunbird has already incremented the
+  counters when it throws, then loops). Requeue it once the relation cache is fixed.
+* **Collection status from our store.** Sunbird asks its search API whether the course is
+  Retired; we read the ``status`` of the published hierarchy (``hierarchy_store``), the source
+  of the relation cache.
+* **Strict input.** Wrong types (a string status, ``contents`` not a list, ids not strings) are
+  rejected with a reason instead of being silently ignored or crashing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lernflow.errors import InvalidEvent
+
+ACTION = "batch-enrolment-update"
+ACTIVITY_TYPE = "Course"
+COMPLETED = 2
+IN_PROGRESS = 1
+RETIRED = "Retired"
+
+
+# -- input -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EnrolmentRequest:
+    """One valid batch-enrolment-update request: the completed contents, in array order."""
+
+    user_id: str
+    course_id: str
+    batch_id: str
+    completed: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """``(user, course, batch)``: the enrolment."""
+        return (self.user_id, self.course_id, self.batch_id)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A valid message this job has nothing to do for (counted, not parked)."""
+
+    reason: str
+    kind: str
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _id(edata: Mapping[str, Any], name: str) -> str:
+    value = edata.get(name)
+    if value is None:
+        msg = f"edata.{name} is missing"
+        raise InvalidEvent(msg)
+    if not isinstance(value, str) or not value.strip():
+        msg = f"edata.{name} must be a non-empty string, got {value!r}"
+        raise InvalidEvent(msg)
+    return value
+
+
+def parse_request(value: bytes | str) -> EnrolmentRequest | Skipped:
+    """Validate one input message (spec 2.3, 2.7.1).
+
+    Returns :class:`Skipped` for another action or no completed content; raises
+    :class:`InvalidEvent` for anything malformed.
+    """
+    try:
+        doc = json.loads(value)
+    except (ValueError, UnicodeDecodeError) as exc:
+        msg = f"not valid JSON: {exc}"
+        raise InvalidEvent(msg) from None
+    if not isinstance(doc, dict):
+        msg = f"the event must be a JSON object, got {type(doc).__name__}"
+        raise InvalidEvent(msg)
+    edata = doc.get("edata")
+    if not isinstance(edata, dict):
+        msg = "edata is missing" if edata is None else f"edata must be an object, got {edata!r}"
+        raise InvalidEvent(msg)
+    action = edata.get("action")
+    if not isinstance(action, str) or action.lower() != ACTION:
+        return Skipped(f"edata.action is {action!r}, not {ACTION!r}", "other-action")
+    contents = edata.get("contents", [])
+    if contents is None:
+        contents = []
+    if not isinstance(contents, list):
+        msg = f"edata.contents must be a list, got {type(contents).__name__}"
+        raise InvalidEvent(msg)
+    user, course, batch = _id(edata, "userId"), _id(edata, "courseId"), _id(edata, "batchId")
+    completed: list[str] = []
+    for i, entry in enumerate(contents):
+        if not isinstance(entry, dict):
+            msg = f"edata.contents[{i}] must be an object, got {entry!r}"
+            raise InvalidEvent(msg)
+        status, content = entry.get("status"), entry.get("contentId")
+        if not _number(status):
+            msg = f"edata.contents[{i}].status must be a number, got {status!r}"
+            raise InvalidEvent(msg)
+        if content is not None and not isinstance(content, str):
+            msg = f"edata.contents[{i}].contentId must be a string, got {content!r}"
+            raise InvalidEvent(msg)
+        if status == COMPLETED and content and content.strip():
+            completed.append(content)
+    if not completed:
+        return Skipped("no content with status 2", "no-completed-content")
+    return EnrolmentRequest(user, course, batch, tuple(completed))
+
+
+def checksum(course_id: str, batch_id: str, user_id: str, content_id: str) -> str:
+    """Sunbird's dedup key: uppercase hex MD5 of ``course|batch|user|content|2`` (spec 2.6)."""
+    raw = f"{course_id}|{batch_id}|{user_id}|{content_id}|{COMPLETED}"
+    return hashlib.md5(raw.encode("utf-8"), usedforsecurity=False).hexdigest().upper()
+
+
+# -- relation cache keys ---------------------------------------------------------------------
+def leaf_key(course_id: str, collection_id: str) -> str:
+    """``<course>:<collection>:leafnodes``."""
+    return f"{course_id}:{collection_id}:leafnodes"
+
+
+def optional_key(course_id: str, collection_id: str) -> str:
+    """``<course>:<collection>:optionalnodes``."""
+    return f"{course_id}:{collection_id}:optionalnodes"
+
+
+def ancestor_key(course_id: str, content_id: str) -> str:
+    """``<course>:<content>:ancestors``."""
+    return f"{course_id}:{content_id}:ancestors"
+
+
+def course_keys(course_id: str) -> tuple[str, str]:
+    """The course's leaf-node and optional-node keys."""
+    return leaf_key(course_id, course_id), optional_key(course_id, course_id)
+
+
+def unit_keys(course_id: str, unit_id: str) -> tuple[str, str]:
+    """A unit's leaf-node and optional-node keys."""
+    return leaf_key(course_id, unit_id), optional_key(course_id, unit_id)
+
+
+# -- state and plan --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StoredContent:
+    """A ``user_content_consumption`` row as read (null status → 1, null counters → 0)."""
+
+    status: int
+    view_count: int
+    completed_count: int
+
+
+@dataclass(frozen=True)
+class MergedContent:
+    """One content after merging input and stored state (spec 2.7.3 d)."""
+
+    content_id: str
+    status: int
+    completed_count: int
+    view_count: int
+    from_input: bool
+    events: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AggregateUpdate:
+    """``user_activity_agg`` map-merge of ``completedCount`` for the course or one unit."""
+
+    activity_id: str
+    user_id: str
+    context_id: str
+    completed_count: float
+    updated_ms: int
+
+
+@dataclass(frozen=True)
+class EnrolmentUpdate:
+    """``user_enrolments`` update; ``completed_on_ms`` only when the status becomes 2."""
+
+    status: int
+    progress: int
+    content_status: dict[str, int]
+    completed_on_ms: int | None
+    datetime_ms: int
+
+
+@dataclass(frozen=True)
+class EnrolmentPlan:
+    """Everything to do for one enrolment in one round.
+
+    ``failure`` set → send the round's requests of this enrolment to the failed topic and do
+    nothing else.
+    """
+
+    key: tuple[str, str, str]
+    merged: tuple[MergedContent, ...] = ()
+    aggregates: tuple[AggregateUpdate, ...] = ()
+    enrolment: EnrolmentUpdate | None = None
+    audit_events: tuple[str, ...] = ()
+    certificate_event: str | None = None
+    checksums: tuple[str, ...] = ()
+    retired: bool = False
+    failure: str | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+def merge_contents(
+    new_completions: Mapping[str, int],
+    replayed: Sequence[str],
+    stored: Mapping[str, StoredContent],
+) -> dict[str, MergedContent]:
+    """Merge the input completions with the stored rows (spec 2.7.3 b, d).
+
+    ``new_completions`` maps each content to the number of not-yet-counted completion records;
+    ``replayed`` lists completed contents whose records were already counted. Status never
+    goes backwards; counters grow by the new records only; a content gets a ``start`` event
+    when it had never been viewed and ``complete`` when it had never been completed.
+    """
+    merged: dict[str, MergedContent] = {}
+    for content_id in [*new_completions, *[c for c in replayed if c not in new_completions]]:
+        db = stored.get(content_id, StoredContent(0, 0, 0))
+        n = new_completions.get(content_id, 0)
+        events: list[str] = []
+        if n > 0:
+            if db.view_count == 0:
+                events.append("start")
+            if db.completed_count == 0:
+                events.append("complete")
+        merged[content_id] = MergedContent(
+            content_id,
+            max(COMPLETED, db.status),
+            db.completed_count + n,
+            db.view_count + n,
+            True,
+            tuple(events),
+        )
+    for content_id, db in stored.items():
+        if content_id not in merged:
+            merged[content_id] = MergedContent(
+                content_id, db.status, db.completed_count, db.view_count, False
+            )
+    return merged
+
+
+def _members(relation: Mapping[str, frozenset[str]], key: str) -> frozenset[str]:
+    return relation.get(key, frozenset())
+
+
+def plan_enrolment(
+    key: tuple[str, str, str],
+    *,
+    new_completions: Mapping[str, int],
+    replayed: Sequence[str],
+    stored: Mapping[str, StoredContent],
+    relation: Mapping[str, frozenset[str]],
+    enrolment_status: int | None,
+    enrolment_exists: bool,
+    collection_status: str | None,
+    now_ms: int,
+    module_aggs: bool = True,
+    filter_processed: bool = True,
+    new_id: Any = None,
+) -> EnrolmentPlan:
+    """Compute the writes and events for one enrolment (spec 2.7.3 f-j, 2.7.4, 2.7.5, 2.7.6).
+
+    ``relation`` must hold the course keys, the ancestors of every merged content and the unit
+    keys of every ancestor unit (missing keys read as empty sets). ``collection_status`` is
+    consulted only when the course has no leaf nodes.
+    """
+    user, course, batch = key
+    make_id = new_id or (lambda: str(uuid.uuid4()))
+    merged = merge_contents(new_completions, replayed, stored)
+    done = {c for c, m in merged.items() if m.status == COMPLETED}
+    context = f"cb:{batch}"
+    leaf = _members(relation, leaf_key(course, course))
+    retired = False
+    if not leaf:
+        if collection_status != RETIRED:
+            state = "not published" if collection_status is None else collection_status
+            return EnrolmentPlan(
+                key,
+                failure=(
+                    f"leaf nodes are not available for a published collection: {course} "
+                    f"(relation cache key {leaf_key(course, course)} is empty; collection "
+                    f"status {state}); rebuild the relation cache, then requeue"
+                ),
+                counters={"failed-events-count": 1},
+            )
+        retired = True
+
+    aggregates: list[AggregateUpdate] = []
+    enrolment: EnrolmentUpdate | None = None
+    audits: list[str] = []
+    cert: str | None = None
+    counters: dict[str, int] = {"processed-enrolment-count": 1}
+    if not retired:
+        required = leaf - _members(relation, optional_key(course, course))
+        progress = len(required & done)
+        completed = progress >= len(required)
+        aggregates.append(AggregateUpdate(course, user, context, float(progress), now_ms))
+        keep = enrolment_exists and enrolment_status != COMPLETED if filter_processed else True
+        if keep:
+            status = COMPLETED if completed else IN_PROGRESS
+            enrolment = EnrolmentUpdate(
+                status,
+                progress,
+                {c: m.status for c, m in merged.items()},
+                now_ms if completed else None,
+                now_ms,
+            )
+            if completed:
+                cert = certificate_event(user, course, batch, now_ms, make_id())
+                audits.append(enrol_complete_audit(user, course, batch, now_ms, make_id))
+                counters["enrolment-complete-count"] = 1
+    else:
+        counters["retired-consumption-events-count"] = 1
+
+    if module_aggs:
+        units: set[str] = set()
+        for content_id in merged:
+            units |= _members(relation, ancestor_key(course, content_id))
+        units.discard(course)
+        for unit in sorted(units):
+            leaf_u, opt_u = unit_keys(course, unit)
+            required_u = _members(relation, leaf_u) - _members(relation, opt_u)
+            aggregates.append(
+                AggregateUpdate(unit, user, context, float(len(required_u & done)), now_ms)
+            )
+
+    content_audits = [
+        content_audit(user, course, batch, m.content_id, action, now_ms, make_id)
+        for m in merged.values()
+        for action in m.events
+    ]
+    inputs = [c for c, m in merged.items() if m.from_input]
+    checksums = () if retired else tuple(checksum(course, batch, user, c) for c in inputs)
+    return EnrolmentPlan(
+        key,
+        merged=tuple(merged.values()),
+        aggregates=tuple(aggregates),
+        enrolment=enrolment,
+        audit_events=(*content_audits, *audits),
+        certificate_event=cert,
+        checksums=checksums,
+        retired=retired,
+        counters=counters,
+    )
+
+
+# -- output payloads (spec 2.8) ---------------------------------------------------------------
+def _audit(
+    actor: str,
+    props: list[str],
+    kind: str,
+    cdata: list[dict[str, str]],
+    obj: dict[str, Any],
+    now_ms: int,
+    make_id: Any,
+) -> str:
+    doc = {
+        "actor": {"id": actor, "type": "User"},
+        "eid": "AUDIT",
+        "edata": {"props": props, "type": kind},
+        "ver": "3.0",
+        "syncts": now_ms,
+        "ets": now_ms,
+        "context": {
+            "channel": "in.sunbird",
+            "env": "Course",
+            "sid": make_id(),
+            "did": make_id(),
+            "pdata": {
+                "ver": "3.0",
+                "id": "org.sunbird.learning.platform",
+                "pid": "course-progress-updater",
+            },
+            "cdata": cdata,
+        },
+        "mid": f"LP.AUDIT.{make_id()}",
+        "object": obj,
+        "tags": [],
+    }
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_audit(
+    user: str, course: str, batch: str, content: str, action: str, now_ms: int, make_id: Any
+) -> str:
+    """The content ``start``/``complete`` AUDIT event (spec 2.8.1)."""
+    props = ["viewcount"] if action == "start" else ["viewcount", "completedcount"]
+    obj = {"id": content, "type": "Content", "rollup": {"l1": course}}
+    cdata = [{"type": "CourseBatch", "id": batch}]
+    return _audit(user, props, action, cdata, obj, now_ms, make_id)
+
+
+def enrol_complete_audit(user: str, course: str, batch: str, now_ms: int, make_id: Any) -> str:
+    """The ``enrol-complete`` AUDIT event (spec 2.8.2)."""
+    obj = {"id": user, "type": "User", "rollup": {"l1": course}}
+    cdata = [{"type": "CourseBatch", "id": batch}, {"type": "Course", "id": course}]
+    return _audit(user, ["status", "completedon"], "enrol-complete", cdata, obj, now_ms, make_id)
+
+
+def certificate_event(user: str, course: str, batch: str, now_ms: int, request_id: str) -> str:
+    """The certificate-issue ``BE_JOB_REQUEST``, byte for byte as Sunbird builds it (spec 2.8.3).
+
+    Ids are JSON-escaped (identical bytes for ordinary ids).
+    """
+
+    def q(value: str) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    return (
+        f'{{"eid": "BE_JOB_REQUEST","ets": {now_ms},"mid": {q(f"LP.{now_ms}.{request_id}")},'
+        '"actor": {"id": "Course Certificate Generator","type": "System"},'
+        '"context": {"pdata": {"ver": "1.0","id": "org.sunbird.platform"}},'
+        f'"object": {{"id": {q(f"{batch}_{course}")},"type": "CourseCertificateGeneration"}},'
+        f'"edata": {{"userIds": [{q(user)}],"action": "issue-certificate","iteration": 1, '
+        f'"trigger": "auto-issue","batchId": {q(batch)},"reIssue": false,"courseId": {q(course)}}}}}'
+    )

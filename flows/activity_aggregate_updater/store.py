@@ -1,0 +1,170 @@
+"""Cassandra and Redis access of activity-aggregate-updater, batched per window.
+
+Every read of a window is one pipelined Redis round trip or one concurrent set of prepared
+Cassandra statements; every write is an idempotent upsert. No business rules live here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from config import Settings
+from sinks.cassandra import CassandraExecutor
+from sinks.redis_batch import RedisBatch
+
+logger = logging.getLogger(__name__)
+
+FLOW = "activity-aggregate-updater"
+
+
+@dataclass(frozen=True)
+class ConsumptionRow:
+    """The columns of ``user_content_consumption`` this job reads (Sunbird's null defaults)."""
+
+    contentid: str
+    status: int
+    viewcount: int
+    completedcount: int
+
+
+@dataclass(frozen=True)
+class EnrolmentRow:
+    """The columns of ``user_enrolments`` this job reads."""
+
+    status: int | None
+    progress: int | None
+    completedon_ms: int | None
+
+
+EnrolmentKey = tuple[str, str, str]  # (userId, courseId, batchId)
+
+
+class ActivityStore:
+    """Reads and writes of one worker (connections opened on construction)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._s = settings
+        self._cas = CassandraExecutor(settings.cassandra, settings.run, FLOW)
+        self._relation = RedisBatch(
+            settings.redis, settings.redis.relation_cache_db, settings.run, FLOW
+        )
+        self._dedup = RedisBatch(settings.redis, settings.redis.dedup_db, settings.run, FLOW)
+        ks = settings.cassandra.courses_keyspace
+        self._ks = ks
+        hk = settings.cassandra.hierarchy_keyspace
+        self._q_consumption = (
+            f"SELECT contentid, status, viewcount, completedcount FROM {ks}.user_content_consumption "
+            "WHERE userid=? AND courseid=? AND batchid=?"
+        )
+        self._q_enrolment = (
+            f"SELECT status, progress, completedon FROM {ks}.user_enrolments "
+            "WHERE userid=? AND courseid=? AND batchid=?"
+        )
+        self._q_applied = (
+            f"SELECT source, applied_offset FROM {ks}.lernflow_activity_applied "
+            "WHERE userid=? AND courseid=? AND batchid=?"
+        )
+        self._q_hierarchy = f"SELECT hierarchy FROM {hk}.content_hierarchy WHERE identifier=?"
+
+    @property
+    def executor(self) -> CassandraExecutor:
+        """The Cassandra executor (for the write side)."""
+        return self._cas
+
+    @property
+    def keyspace(self) -> str:
+        """The courses keyspace."""
+        return self._ks
+
+    # -- Redis ---------------------------------------------------------------------------
+    def seen_checksums(self, checksums: Sequence[str]) -> set[str]:
+        """Return the dedup checksums already present in the dedup DB."""
+        if not checksums:
+            return set()
+        found = self._dedup.pipeline(lambda p: [p.exists(c) for c in checksums], "dedup EXISTS")
+        return {c for c, n in zip(checksums, found, strict=True) if n}
+
+    def store_checksums(self, checksums: Iterable[str]) -> None:
+        """SETEX each checksum with the configured expiry (value "" as Sunbird writes it)."""
+        keys = sorted(set(checksums))
+        if keys:
+            ttl = self._s.redis.dedup_expiry_s
+            self._dedup.pipeline(lambda p: [p.setex(k, ttl, "") for k in keys], "dedup SETEX")
+
+    def relation_sets(self, keys: Iterable[str]) -> dict[str, frozenset[str]]:
+        """SMEMBERS of each relation-cache key, one round trip (missing key → empty set)."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        values = self._relation.pipeline(lambda p: [p.smembers(k) for k in wanted], "SMEMBERS")
+        return {k: frozenset(v) for k, v in zip(wanted, values, strict=True)}
+
+    # -- Cassandra reads -----------------------------------------------------------------
+    def consumption(self, keys: Sequence[EnrolmentKey]) -> dict[EnrolmentKey, list[ConsumptionRow]]:
+        """Stored consumption rows per enrolment (status null → 1, counters null → 0)."""
+        results = self._cas.execute_many(self._q_consumption, keys, "read consumption")
+        return {
+            key: [
+                ConsumptionRow(
+                    r.contentid,
+                    1 if r.status is None else int(r.status),
+                    int(r.viewcount or 0),
+                    int(r.completedcount or 0),
+                )
+                for r in rows
+            ]
+            for key, rows in zip(keys, results, strict=True)
+        }
+
+    def enrolments(self, keys: Sequence[EnrolmentKey]) -> dict[EnrolmentKey, EnrolmentRow | None]:
+        """The enrolment row per key, or None when the learner is not enrolled."""
+        results = self._cas.execute_many(self._q_enrolment, keys, "read enrolments")
+        out: dict[EnrolmentKey, EnrolmentRow | None] = {}
+        for key, rows in zip(keys, results, strict=True):
+            if not rows:
+                out[key] = None
+                continue
+            r = rows[0]
+            done = r.completedon
+            out[key] = EnrolmentRow(
+                r.status, r.progress, int(done.timestamp() * 1000) if done is not None else None
+            )
+        return out
+
+    def applied_offsets(self, keys: Sequence[EnrolmentKey]) -> dict[EnrolmentKey, dict[str, int]]:
+        """Per enrolment, the highest input offset already counted, per ``topic:partition``."""
+        results = self._cas.execute_many(self._q_applied, keys, "read applied offsets")
+        return {
+            key: {r.source: int(r.applied_offset) for r in rows}
+            for key, rows in zip(keys, results, strict=True)
+        }
+
+    def collection_status(self, course_ids: Sequence[str]) -> dict[str, str | None]:
+        """The published status of each course from the hierarchy store (None: not published).
+
+        Stands in for Sunbird's content-search call: the hierarchy row is what
+        relation-cache-updater reads, and it carries the collection's ``status``.
+        """
+        ids = sorted(set(course_ids))
+        results = self._cas.execute_many(self._q_hierarchy, [(c,) for c in ids], "read hierarchy")
+        out: dict[str, str | None] = {}
+        for cid, rows in zip(ids, results, strict=True):
+            status: str | None = None
+            if rows and rows[0].hierarchy:
+                try:
+                    doc: Any = json.loads(rows[0].hierarchy)
+                    status = str(doc.get("status")) if isinstance(doc, dict) else None
+                except ValueError:
+                    status = None
+            out[cid] = status
+        return out
+
+    def close(self) -> None:
+        """Release connections."""
+        self._cas.close()
+        self._relation.close()
+        self._dedup.close()
