@@ -74,14 +74,7 @@ def isolated(settings: Settings, label: str) -> Settings:
 
 def env_for(settings: Settings) -> dict[str, str]:
     """Environment variables that make a subprocess use these settings."""
-    env = dict(os.environ)
-    env["LERNFLOW_ENV"] = settings.topics.env
-    env["LERNFLOW_CASSANDRA_COURSES_KEYSPACE"] = settings.cassandra.courses_keyspace
-    env["LERNFLOW_CASSANDRA_SUNBIRD_KEYSPACE"] = settings.cassandra.sunbird_keyspace
-    env["LERNFLOW_CASSANDRA_HIERARCHY_KEYSPACE"] = settings.cassandra.hierarchy_keyspace
-    for field, db in BENCH_REDIS_DBS.items():
-        env[f"LERNFLOW_REDIS_{field.upper()}"] = str(getattr(settings.redis, field, db))
-    return env
+    return {**os.environ, **settings.to_env()}
 
 
 def run_flow_subprocess(flow: str, settings: Settings, *extra: str) -> tuple[float, float]:

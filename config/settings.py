@@ -52,7 +52,10 @@ class KafkaSettings(_Base):
 
     def client_config(self) -> dict[str, str | int | float | bool]:
         """Return the librdkafka connection settings shared by producers and consumers."""
-        conf: dict[str, str | int | float | bool] = {"bootstrap.servers": self.brokers, "security.protocol": self.security_protocol}
+        conf: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": self.brokers,
+            "security.protocol": self.security_protocol,
+        }
         if self.sasl_username:
             conf["sasl.username"] = self.sasl_username
             conf["sasl.mechanism"] = "PLAIN"
@@ -251,6 +254,24 @@ class Settings:
                     values[field] = value
             out[name] = values
         return out
+
+    def to_env(self) -> dict[str, str]:
+        """The ``LERNFLOW_*`` variables that reproduce these settings in a child process.
+
+        Secrets are included in clear text: pass the result only to a subprocess environment.
+        """
+        env: dict[str, str] = {}
+        for group in self.groups().values():
+            for name in type(group).model_fields:
+                value = getattr(group, name)
+                if value is None:
+                    continue
+                if isinstance(value, SecretStr):
+                    value = value.get_secret_value()
+                env[env_var_for(type(group), name)] = (
+                    str(value).lower() if isinstance(value, bool) else str(value)
+                )
+        return env
 
     def with_overrides(self, **groups: _Base) -> Settings:
         """Return a copy with some groups replaced (used by tests and CLI flags)."""

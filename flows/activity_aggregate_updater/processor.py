@@ -9,15 +9,19 @@ writes. Per round:
    nodes (hierarchy store);
 3. :func:`rules.plan_enrolment` per enrolment;
 4. produce audit events, certificate requests and failed-topic envelopes, and wait for acks;
-5. one LOGGED batch per enrolment: consumption counters + the applied offset (so a record is
-   never counted twice); then aggregates and the enrolment row;
-6. SETEX the dedup checksums.
+5. one LOGGED batch per enrolment: consumption counters, the applied offset (so a record is
+   never counted twice), the enrolment row and, on completion, a pending-certificate marker;
+   then the aggregates;
+6. produce the certificate requests and enrol-complete AUDITs (also those of markers left by an
+   interrupted run), then delete the markers;
+7. SETEX the dedup checksums.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -29,6 +33,9 @@ from lernflow import metrics
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 
 logger = logging.getLogger(__name__)
+
+#: ``lernflow_activity_applied.source`` of the pending-certificate marker of an enrolment.
+PENDING = "certificate-pending"
 
 Value = rules.EnrolmentRequest | rules.Skipped
 
@@ -68,6 +75,10 @@ class ActivityProcessor:
         self._q_progress = (
             f"UPDATE {ks}.user_enrolments SET status=?, progress=?, contentstatus=?, datetime=? "
             "WHERE userid=? AND courseid=? AND batchid=?"
+        )
+        self._q_pending_del = (
+            f"DELETE FROM {ks}.lernflow_activity_applied "
+            "WHERE userid=? AND courseid=? AND batchid=? AND source=?"
         )
         self._q_complete = (
             f"UPDATE {ks}.user_enrolments SET status=?, progress=?, contentstatus=?, datetime=?, "
@@ -184,17 +195,14 @@ class ActivityProcessor:
             if plan.retired:
                 metrics.EVENTS_SKIPPED.labels(FLOW, "retired-collection").inc()
             out += [OutMessage(self._audit_topic, a.encode("utf-8")) for a in plan.audit_events]
-            if plan.certificate_event is not None:
-                out.append(OutMessage(self._cert_topic, plan.certificate_event.encode("utf-8")))
             plans.append((item, plan, bool(new)))
 
-        # Outputs first: a crash after this point replays into the same plan (at-least-once).
-        if out:
-            self._producer.produce_all(out)
-            for m in out:
-                metrics.EVENTS_OUT.labels(FLOW, m.topic).inc()
+        # 1. content AUDIT events and failed envelopes (at-least-once)
+        self._send(out)
 
+        # 2. state: one logged batch per enrolment, then the aggregates
         batches = []
+        completions: list[tuple[str, str, str, str, str]] = []  # key + the two events
         for item, plan, counted in plans:
             user, course, batch = plan.key
             group: list[tuple[str, tuple[Any, ...]]] = [
@@ -207,9 +215,35 @@ class ActivityProcessor:
             if counted:
                 source = f"{item.record.topic}:{item.record.partition}"
                 group.append((self._q_applied, (item.record.offset, user, course, batch, source)))
+            e = plan.enrolment
+            if e is not None and e.completed_on_ms is None:
+                group.append(
+                    (
+                        self._q_progress,
+                        (e.status, e.progress, e.content_status, e.datetime_ms, *plan.key),
+                    )
+                )
+            elif e is not None:
+                group.append(
+                    (
+                        self._q_complete,
+                        (
+                            e.status,
+                            e.progress,
+                            e.content_status,
+                            e.datetime_ms,
+                            e.completed_on_ms,
+                            *plan.key,
+                        ),
+                    )
+                )
+                group.append((self._q_applied, (now_ms, user, course, batch, PENDING)))
+                assert plan.certificate_event is not None and plan.enrol_complete_event is not None
+                completions.append(
+                    (user, course, batch, plan.certificate_event, plan.enrol_complete_event)
+                )
             batches.append(group)
-        self._store.executor.execute_logged_batches(batches, "write consumption")
-
+        self._store.executor.execute_logged_batches(batches, "write consumption and enrolments")
         self._store.executor.execute_many(
             self._q_agg,
             [
@@ -219,24 +253,36 @@ class ActivityProcessor:
             ],
             "write aggregates",
         )  # fmt: skip
-        progress = [p for _i, p, _c in plans if p.enrolment and p.enrolment.completed_on_ms is None]
-        complete = [
-            p for _i, p, _c in plans if p.enrolment and p.enrolment.completed_on_ms is not None
-        ]
+
+        # 3. certificate requests: new completions, and markers an interrupted run left behind
+        sent: set[EnrolmentKey] = {(c[0], c[1], c[2]) for c in completions}
+        for ekey in wkeys:
+            ets = applied[ekey].get(PENDING)
+            if ets is not None and ekey not in sent:
+                user, course, batch = ekey
+                completions.append((
+                    user, course, batch,
+                    rules.certificate_event(user, course, batch, ets, str(uuid.uuid4())),
+                    rules.enrol_complete_audit(user, course, batch, ets, lambda: str(uuid.uuid4())),
+                ))  # fmt: skip
+                sent.add(ekey)
+        self._send(
+            [OutMessage(self._cert_topic, c[3].encode("utf-8")) for c in completions]
+            + [OutMessage(self._audit_topic, c[4].encode("utf-8")) for c in completions]
+        )
         self._store.executor.execute_many(
-            self._q_progress,
-            [(p.enrolment.status, p.enrolment.progress, p.enrolment.content_status, p.enrolment.datetime_ms, *p.key)
-             for p in progress if p.enrolment],
-            "update enrolments",
-        )  # fmt: skip
-        self._store.executor.execute_many(
-            self._q_complete,
-            [(p.enrolment.status, p.enrolment.progress, p.enrolment.content_status, p.enrolment.datetime_ms,
-              p.enrolment.completed_on_ms, *p.key) for p in complete if p.enrolment],
-            "complete enrolments",
-        )  # fmt: skip
+            self._q_pending_del,
+            [(u, c, b, PENDING) for u, c, b, _x, _y in completions],
+            "clear markers",
+        )
         if dedup:
             self._store.store_checksums(c for _i, p, _c in plans for c in p.checksums)
+
+    def _send(self, messages: list[OutMessage]) -> None:
+        if messages:
+            self._producer.produce_all(messages)
+            for m in messages:
+                metrics.EVENTS_OUT.labels(FLOW, m.topic).inc()
 
     def close(self) -> None:
         self._producer.flush()

@@ -17,9 +17,12 @@ How the flow uses this module
 4. Read the consumption rows, the enrolment row and the relation-cache sets named by
    :func:`course_keys`, :func:`ancestor_key` and :func:`unit_keys`, then call
    :func:`plan_enrolment` once per enrolment with all its requests of the round.
-5. Apply the :class:`EnrolmentPlan`: produce ``outputs`` first, then write consumption counters
-   together with the new applied offset (one logged batch), aggregates and the enrolment, then
-   store ``checksums``.
+5. Apply the :class:`EnrolmentPlan`: produce the content AUDIT events; write, in one logged
+   batch per enrolment, the consumption counters, the applied offset, the enrolment update and
+   (on completion) a pending-certificate marker; write the aggregates; produce the certificate
+   request and enrol-complete AUDIT; clear the marker; store ``checksums``. A replay that finds
+   a marker re-sends those two events (the only duplicate window is between their
+   acknowledgement and the marker's deletion).
 
 Fixes over Sunbird
 ------------------
@@ -234,6 +237,7 @@ class EnrolmentPlan:
     enrolment: EnrolmentUpdate | None = None
     audit_events: tuple[str, ...] = ()
     certificate_event: str | None = None
+    enrol_complete_event: str | None = None
     checksums: tuple[str, ...] = ()
     retired: bool = False
     failure: str | None = None
@@ -326,7 +330,7 @@ def plan_enrolment(
 
     aggregates: list[AggregateUpdate] = []
     enrolment: EnrolmentUpdate | None = None
-    audits: list[str] = []
+    enrol_complete: str | None = None
     cert: str | None = None
     counters: dict[str, int] = {"processed-enrolment-count": 1}
     if not retired:
@@ -346,7 +350,7 @@ def plan_enrolment(
             )
             if completed:
                 cert = certificate_event(user, course, batch, now_ms, make_id())
-                audits.append(enrol_complete_audit(user, course, batch, now_ms, make_id))
+                enrol_complete = enrol_complete_audit(user, course, batch, now_ms, make_id)
                 counters["enrolment-complete-count"] = 1
     else:
         counters["retired-consumption-events-count"] = 1
@@ -375,8 +379,9 @@ def plan_enrolment(
         merged=tuple(merged.values()),
         aggregates=tuple(aggregates),
         enrolment=enrolment,
-        audit_events=(*content_audits, *audits),
+        audit_events=tuple(content_audits),
         certificate_event=cert,
+        enrol_complete_event=enrol_complete,
         checksums=checksums,
         retired=retired,
         counters=counters,
