@@ -13,7 +13,7 @@ from rich.table import Table
 from bench.common import Row
 from config import load_settings
 
-BENCHMARKS = ["bench.stack", "bench.assessment"]
+BENCHMARKS = ["bench.stack", "bench.activity", "bench.assessment"]
 
 
 def main() -> int:

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.workloads import activity_events, seed_activity
 from config import Settings
 from lernflow.clients import cassandra_session, redis_client
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
@@ -16,50 +17,15 @@ from tests.flowkit import create_topics, read_json, run_to_end
 from tests.integration.test_activity_flow import _rows, state
 
 FLOW = "activity-aggregate-updater"
-COURSE = "do_rec_course"
-LESSONS = ["do_rec_l1", "do_rec_l2", "do_rec_l3", "do_rec_l4"]
 LEARNERS = 250
 
 
 def _seed(settings: Settings) -> None:
-    r = redis_client(settings.redis, settings.redis.relation_cache_db)
-    r.sadd(f"{COURSE}:{COURSE}:leafnodes", *LESSONS)
-    r.sadd(f"{COURSE}:{COURSE}:optionalnodes", "do_rec_l4")
-    r.sadd(f"{COURSE}:unit1:leafnodes", "do_rec_l1", "do_rec_l2")
-    r.sadd(f"{COURSE}:unit2:leafnodes", "do_rec_l3", "do_rec_l4")
-    for lesson, unit in zip(LESSONS, ["unit1", "unit1", "unit2", "unit2"], strict=True):
-        r.sadd(f"{COURSE}:{lesson}:ancestors", unit, COURSE)
-    r.close()
-    cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)
-    ins = session.prepare(
-        "INSERT INTO user_enrolments (userid, courseid, batchid, status, active) VALUES (?, ?, 'b1', 0, true)"
-    )
-    # what the LMS content-state API writes before it emits each event: the content's status
-    lms = session.prepare(
-        "UPDATE user_content_consumption SET status=2, progress=100 "
-        "WHERE userid=? AND courseid=? AND batchid='b1' AND contentid=?"
-    )
-    for i in range(LEARNERS):
-        session.execute(ins, (f"learner{i}", COURSE))
-        for lesson_i, lesson in enumerate(LESSONS):
-            if not (i % 5 == 0 and lesson_i >= 2):
-                session.execute(lms, (f"learner{i}", COURSE, lesson))
-    cluster.shutdown()
+    seed_activity(settings, LEARNERS)
 
 
 def _events() -> list[tuple[bytes, bytes]]:
-    out = []
-    for lesson_i, lesson in enumerate(LESSONS):
-        for i in range(LEARNERS):
-            if i % 5 == 0 and lesson_i >= 2:
-                continue  # every fifth learner stops after two lessons
-            body = (
-                '{"eid":"BE_JOB_REQUEST","ets":1,"mid":"m","edata":{"action":"batch-enrolment-update",'
-                f'"iteration":1,"batchId":"b1","userId":"learner{i}","courseId":"{COURSE}",'
-                f'"contents":[{{"contentId":"{lesson}","status":2}}]}}}}'
-            )
-            out.append((f"learner{i}".encode(), body.encode()))
-    return out
+    return activity_events(LEARNERS)
 
 
 def _reset(settings: Settings) -> None:

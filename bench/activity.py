@@ -1,0 +1,108 @@
+"""activity-aggregate-updater: end-to-end events/s vs the raw Cassandra/Redis limit, same data."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from bench.common import Row, isolated, run_flow_subprocess
+from bench.workloads import BATCH, COURSE, LESSONS, UNITS, activity_events, seed_activity
+from config import Settings
+from flows.activity_aggregate_updater import rules
+from sinks.cassandra import CassandraExecutor
+from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from sinks.redis_batch import RedisBatch
+
+LEARNERS = 4_000
+
+
+def _prepare(label: str, settings: Settings) -> tuple[Settings, list[tuple[bytes, bytes]]]:
+    s = isolated(settings, label)
+    seed_activity(s, LEARNERS)
+    return s, activity_events(LEARNERS)
+
+
+def run(settings: Settings) -> list[Row]:
+    rows = []
+    for workers in (1, 2):
+        s, events = _prepare(f"act{workers}", settings)
+        DeliveryTrackingProducer(s.kafka).produce_all(
+            [
+                OutMessage(s.topics.full(s.topics.course_batch_job_request), v, key=k)
+                for k, v in events
+            ]
+        )
+        seconds, rss = run_flow_subprocess("activity-aggregate-updater", s, "-w", str(workers))
+        rows.append(Row(f"activity-aggregate-updater end to end ({workers} worker{'s' if workers > 1 else ''})",
+                        len(events), seconds, rss_mb=rss, note="incl. process start"))  # fmt: skip
+        if workers == 1:
+            flow_rate = len(events) / seconds
+            s2, _ = _prepare("actraw", settings)
+            raw = _raw_loop(s2, events)
+            rows.append(Row("activity raw C*/Redis limit (driver loop)", len(events), raw,
+                            note=f"flow/raw = {flow_rate / (len(events) / raw):.2f}"))  # fmt: skip
+    return rows
+
+
+def _raw_loop(s: Settings, events: list[tuple[bytes, bytes]]) -> float:
+    """The flow's statement mix per 2,000 events, issued directly with the same executors."""
+    cas = CassandraExecutor(s.cassandra, s.run, "bench")
+    relation = RedisBatch(s.redis, s.redis.relation_cache_db, s.run, "bench")
+    dedup = RedisBatch(s.redis, s.redis.dedup_db, s.run, "bench")
+    ks = s.cassandra.courses_keyspace
+    q = {
+        "applied": f"SELECT source, applied_offset FROM {ks}.lernflow_activity_applied WHERE userid=? AND courseid=? AND batchid=?",
+        "cons": f"SELECT contentid, status, viewcount, completedcount FROM {ks}.user_content_consumption WHERE userid=? AND courseid=? AND batchid=?",
+        "enrol": f"SELECT status, progress, completedon FROM {ks}.user_enrolments WHERE userid=? AND courseid=? AND batchid=?",
+        "upd_cons": f"UPDATE {ks}.user_content_consumption SET viewcount=?, completedcount=? WHERE userid=? AND courseid=? AND batchid=? AND contentid=?",
+        "upd_applied": f"UPDATE {ks}.lernflow_activity_applied SET applied_offset=? WHERE userid=? AND courseid=? AND batchid=? AND source=?",
+        "upd_enrol": f"UPDATE {ks}.user_enrolments SET status=?, progress=?, contentstatus=?, datetime=? WHERE userid=? AND courseid=? AND batchid=?",
+        "agg": f"UPDATE {ks}.user_activity_agg SET aggregates = aggregates + ?, agg_last_updated = agg_last_updated + ? WHERE activity_type=? AND activity_id=? AND user_id=? AND context_id=?",
+    }
+    reqs = [
+        r for _k, v in events if isinstance(r := rules.parse_request(v), rules.EnrolmentRequest)
+    ]
+    now = int(time.time() * 1000)
+    t0 = time.monotonic()
+    for i in range(0, len(reqs), 2000):
+        chunk = reqs[i : i + 2000]
+        keys = [r.key for r in chunk]
+        sums = [rules.checksum(r.course_id, r.batch_id, r.user_id, r.completed[0]) for r in chunk]
+        dedup.pipeline(_each(lambda p, c: p.exists(c), sums), "bench")
+        cas.execute_many(q["applied"], keys, "bench")
+        cas.execute_many(q["cons"], keys, "bench")
+        cas.execute_many(q["enrol"], keys, "bench")
+        rkeys = [*rules.course_keys(COURSE), *(rules.ancestor_key(COURSE, c) for c in LESSONS)]
+        relation.pipeline(
+            _each(lambda p, k: p.smembers(k), rkeys * max(1, len(chunk) // 50)), "bench"
+        )
+        relation.pipeline(
+            _each(
+                lambda p, k: p.smembers(k),
+                [k for u in UNITS for k in rules.unit_keys(COURSE, u)] * max(1, len(chunk) // 50),
+            ),
+            "bench",
+        )
+        batches = [
+            [(q["upd_cons"], (2, 1, r.user_id, COURSE, BATCH, c)) for c in LESSONS[:2]]
+            + [(q["upd_applied"], (i, r.user_id, COURSE, BATCH, "t:0")),
+               (q["upd_enrol"], (1, 2, {c: 2 for c in LESSONS[:2]}, now, r.user_id, COURSE, BATCH))]
+            for r in chunk
+        ]  # fmt: skip
+        cas.execute_logged_batches(batches, "bench")
+        cas.execute_many(q["agg"], [({"completedCount": 2.0}, {"completedCount": now}, "Course", a, r.user_id, f"cb:{BATCH}")
+                                    for r in chunk for a in (COURSE, *UNITS)], "bench")  # fmt: skip
+        dedup.pipeline(_each(lambda p, c: p.setex(c, 600, ""), sums), "bench")
+    elapsed = time.monotonic() - t0
+    cas.close()
+    relation.close()
+    dedup.close()
+    return elapsed
+
+
+def _each(fn: Callable[[object, str], object], values: list[str]) -> Callable[[object], None]:
+    def build(pipe: object) -> None:
+        for v in values:
+            fn(pipe, v)
+
+    return build
