@@ -86,8 +86,123 @@ def run(settings: Settings, report: Report) -> dict[str, object]:
     report(f"kafka    {topic}: BE_JOB_REQUEST for {user} produced and read back "
            f"(lesson {seen['edata']['contents'][0]['contentId']} completed) "
            f"[{(time.monotonic() - t0) * 1000:.0f} ms]")  # fmt: skip
+    progress = progress_demo(settings, report, run_id)
     quiz = assessment_demo(settings, report, run_id, course, batch, user)
-    return {"leaves": leaves, "enrolment_status": row.status, "event": seen, "quiz": quiz}
+    return {"leaves": leaves, "enrolment_status": row.status, "event": seen, "quiz": quiz,
+            "progress": progress}  # fmt: skip
+
+
+def progress_demo(settings: Settings, report: Report, run_id: str) -> dict[str, object]:
+    """A course with two units and an optional lesson; three learners finish lessons."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from lernflow import runner
+
+    course, batch = f"do_python_basics_{run_id}", f"batch_{run_id}"
+    units = {f"do_unit_syntax_{run_id}": ["lesson-1", "lesson-2"],
+             f"do_unit_functions_{run_id}": ["lesson-3", "bonus-lesson"]}  # fmt: skip
+    lessons = {name: f"do_{name.replace('-', '_')}_{run_id}" for u in units.values() for name in u}
+    optional = {lessons["bonus-lesson"]}
+    rc = redis_client(settings.redis, db=settings.redis.relation_cache_db)
+    rc.sadd(f"{course}:{course}:leafnodes", *lessons.values())
+    rc.sadd(f"{course}:{course}:optionalnodes", *optional)
+    for unit, names in units.items():
+        rc.sadd(f"{course}:{unit}:leafnodes", *(lessons[n] for n in names))
+        unit_optional = [lessons[n] for n in names if lessons[n] in optional]
+        if unit_optional:
+            rc.sadd(f"{course}:{unit}:optionalnodes", *unit_optional)
+        for n in names:
+            rc.sadd(f"{course}:{lessons[n]}:ancestors", unit, course)
+    rc.close()
+    learners = {
+        f"asha-{run_id}": ["lesson-1", "lesson-2", "lesson-3"],
+        f"ben-{run_id}": ["lesson-1", "lesson-2"],
+        f"chen-{run_id}": ["lesson-1", "bonus-lesson", "lesson-2", "lesson-3"],
+    }
+    report(f"course   {course}: units {list(units)}; 3 required lessons + 1 optional (bonus)")
+    cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)
+    try:
+        for user, done in learners.items():
+            session.execute(
+                "INSERT INTO user_enrolments (userid, courseid, batchid, status, active, progress) "
+                "VALUES (%s, %s, %s, 0, true, 0)", (user, course, batch),
+            )  # fmt: skip
+            for name in done:  # what the LMS content-state API writes before its event
+                session.execute(
+                    "UPDATE user_content_consumption SET status=2, progress=100 WHERE userid=%s "
+                    "AND courseid=%s AND batchid=%s AND contentid=%s", (user, course, batch, lessons[name]),
+                )  # fmt: skip
+    finally:
+        cluster.shutdown()
+    topic = settings.topics.full(settings.topics.course_batch_job_request)
+    msgs = []
+    for user, done in learners.items():
+        for name in done:
+            event = {
+                "eid": "BE_JOB_REQUEST", "ets": int(time.time() * 1000), "mid": f"LMS.{uuid.uuid4()}",
+                "actor": {"id": "Course Batch Updater", "type": "System"},
+                "context": {"pdata": {"ver": "1.0", "id": "org.sunbird.platform"}},
+                "object": {"id": f"{batch}_{user}", "type": "CourseBatchEnrolment"},
+                "edata": {"contents": [{"contentId": lessons[name], "status": 2}],
+                          "action": "batch-enrolment-update", "iteration": 1,
+                          "batchId": batch, "userId": user, "courseId": course},
+            }  # fmt: skip
+            msgs.append(OutMessage(topic, json.dumps(event).encode(), key=user.encode()))
+    DeliveryTrackingProducer(settings.kafka, client_id="lernflow-demo").produce_all(msgs)
+    report(f"kafka    {topic}: {len(msgs)} lesson completions from 3 learners")
+    t0 = time.monotonic()
+    runner.run("activity-aggregate-updater", settings, runner.RunOptions(until_caught_up=True))
+    report(f"flow     activity-aggregate-updater caught up in {time.monotonic() - t0:.1f}s")
+
+    cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)
+    table = Table("learner", "progress (required lessons)", "status", "completed on", *units)
+    result: dict[str, object] = {}
+    try:
+        for user in learners:
+            e = session.execute(
+                "SELECT status, progress, completedon FROM user_enrolments WHERE userid=%s AND "
+                "courseid=%s AND batchid=%s", (user, course, batch),
+            ).one()  # fmt: skip
+            unit_counts = []
+            for unit, names in units.items():
+                agg = session.execute(
+                    "SELECT aggregates FROM user_activity_agg WHERE activity_type='Course' AND "
+                    "activity_id=%s AND user_id=%s AND context_id=%s", (unit, user, f"cb:{batch}"),
+                ).one()  # fmt: skip
+                count = int((agg.aggregates or {}).get("completedCount", 0)) if agg else 0
+                required = len([n for n in names if lessons[n] not in optional])
+                unit_counts.append(f"{count}/{required}")
+            status = {0: "enrolled", 1: "in progress", 2: "completed"}.get(e.status, str(e.status))
+            done_on = e.completedon.strftime("%Y-%m-%d %H:%M:%S") if e.completedon else "-"
+            table.add_row(user, f"{e.progress}/3", status, done_on, *unit_counts)
+            result[user] = (e.status, e.progress)
+    finally:
+        cluster.shutdown()
+    Console().print(table)
+    certs = _read_new(
+        settings, settings.topics.full(settings.topics.issue_certificate_request), batch
+    )
+    for c in certs:
+        report(
+            f"kafka    certificate-issue request: {c['object']['id']} for {c['edata']['userIds']}"
+        )
+    result["certificates"] = len(certs)
+    return result
+
+
+def _read_new(settings: Settings, topic: str, needle: str) -> list[dict[str, object]]:
+    consumer = kafka_consumer(settings.kafka, group_id=f"lernflow-demo-read-{uuid.uuid4().hex}")
+    consumer.subscribe([topic])
+    found: list[dict[str, object]] = []
+    idle = time.monotonic()
+    while time.monotonic() - idle < 2.0:
+        for m in consumer.consume(500, 0.3):
+            idle = time.monotonic()
+            if m.error() is None and needle.encode() in (m.value() or b""):
+                found.append(json.loads(m.value()))
+    consumer.close()
+    return found
 
 
 def _assess_event(course: str, batch: str, user: str, quiz: str, attempt: str, ts: int,

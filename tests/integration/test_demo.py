@@ -18,3 +18,8 @@ def test_demo_round_trip_and_quiz_best_attempt(settings: Settings) -> None:
     best = [v for k, v in quiz["aggregates"].items() if k.startswith("score:")]
     assert best == [4.0]
     assert any("best score 4.0 of 5.0 over 2 attempts" in line for line in lines)
+    progress = result["progress"]
+    assert isinstance(progress, dict)
+    by_name = {k.split("-")[0]: v for k, v in progress.items() if k != "certificates"}
+    assert by_name == {"asha": (2, 3), "ben": (1, 2), "chen": (2, 3)}
+    assert progress["certificates"] == 2
