@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from config import Settings
 from lernflow.clients import cassandra_session, kafka_consumer, redis_client
@@ -191,10 +192,10 @@ def progress_demo(settings: Settings, report: Report, run_id: str) -> dict[str, 
     return result
 
 
-def _read_new(settings: Settings, topic: str, needle: str) -> list[dict[str, object]]:
+def _read_new(settings: Settings, topic: str, needle: str) -> list[dict[str, Any]]:
     consumer = kafka_consumer(settings.kafka, group_id=f"lernflow-demo-read-{uuid.uuid4().hex}")
     consumer.subscribe([topic])
-    found: list[dict[str, object]] = []
+    found: list[dict[str, Any]] = []
     idle = time.monotonic()
     while time.monotonic() - idle < 2.0:
         for m in consumer.consume(500, 0.3):
