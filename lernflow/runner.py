@@ -59,6 +59,11 @@ class RunOptions:
     from_beginning: bool = False
     start_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     end_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    report_position: bool = True
+
+    def commit_group(self, settings: Settings, flow: str) -> str | None:
+        """The group positions are reported to (None for replays: the live group is untouched)."""
+        return consumer_group(settings, flow) if self.report_position else None
 
     def start(self) -> str | dict[tuple[str, int], int]:
         """The KafkaInput ``start`` argument for these options."""

@@ -21,6 +21,15 @@ if not FIXTURES.exists():  # a clone elsewhere: fall back to the env var
     FIXTURES = Path(os.environ.get("LERNFLOW_SHARED_FIXTURES", str(FIXTURES)))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if not (FIXTURES / "activity").is_dir():
+        msg = (
+            f"Sunbird fixtures not found at {FIXTURES}: the repository expects ../shared/ beside "
+            "it (as CI provides), or LERNFLOW_SHARED_FIXTURES=<path to shared/fixtures>"
+        )
+        raise pytest.UsageError(msg)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.path):

@@ -28,7 +28,7 @@ def build_flow(settings: Settings | None = None, options: RunOptions | None = No
         start=options.start(),
         until_caught_up=options.until_caught_up,
         end_offsets=options.end_offsets,
-        commit_group=f"{topics.env}-{FLOW}-group",
+        commit_group=options.commit_group(settings, FLOW),
     )
     return windowed_flow(
         FLOW,

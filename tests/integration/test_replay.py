@@ -1,0 +1,62 @@
+"""`lernflow replay`: a bounded range through our own source leaves the original state."""
+
+from __future__ import annotations
+
+import pytest
+
+from config import Settings
+from lernflow import replay
+from lernflow.clients import redis_client
+from lernflow.runner import consumer_group, input_topic
+from tests.flowkit import produce, read_json, run_to_end
+from tests.integration.test_activity_flow import _fixture, seeded, state  # noqa: F401
+
+FLOW = "activity-aggregate-updater"
+
+
+def test_replay_from_a_time_leaves_the_same_state_and_no_second_certificate(
+    seeded: Settings,
+) -> None:
+    s = seeded
+    inp = input_topic(s, FLOW)
+    produce(
+        s, inp, [_fixture(n) for n in ("CC_EVENT1", "CC_EVENT2", "CC_EVENT3", "EVENT_2")], key=b"k"
+    )
+    run_to_end(FLOW, s)
+    original = state(s)
+    redis_client(s.redis, s.redis.dedup_db).flushdb()  # long after: the dedup window is gone
+    seen: list[tuple[int, int]] = []
+    start = replay.parse_point("2000-01-01T00:00:00Z", inp, s)
+    total = replay.replay(
+        FLOW, s, start, replay.end_offsets(s, inp), lambda d, t, _e: seen.append((d, t))
+    )
+    assert total == 4
+    assert seen[-1] == (4, 4)
+    assert state(s) == original
+    assert len(read_json(s, s.topics.full(s.topics.issue_certificate_request))) == 1
+
+
+def test_explicit_offsets_select_the_range_and_leave_the_live_group_alone(seeded: Settings) -> None:  # noqa: F811
+    s = seeded
+    inp = input_topic(s, FLOW)
+    produce(s, inp, [_fixture("CC_EVENT1"), _fixture("CC_EVENT2")], key=b"k")
+    ends = replay.end_offsets(s, inp)
+    (tp, end) = next((k, v) for k, v in ends.items() if v > 0)
+    start = replay.parse_point(f"{tp[0]}:{tp[1]}:1", inp, s)
+    assert start == {tp: 1}
+    assert replay.replay(FLOW, s, start, {tp: end}) == 1
+    from confluent_kafka import TopicPartition
+
+    from lernflow.clients import kafka_consumer
+
+    c = kafka_consumer(s.kafka, group_id=consumer_group(s, FLOW))
+    committed = c.committed([TopicPartition(tp[0], tp[1])], timeout=10)[0].offset
+    c.close()
+    assert committed < 0  # the replay did not move the live flow's position
+
+
+def test_bad_points_are_rejected_with_a_message(seeded: Settings) -> None:  # noqa: F811
+    with pytest.raises(ValueError, match="no time zone"):
+        replay.parse_point("2026-01-01T00:00:00", "t", seeded)
+    with pytest.raises(ValueError, match="neither an ISO time"):
+        replay.parse_point("yesterday", "t", seeded)
