@@ -8,10 +8,23 @@ from config import Settings
 from lernflow import replay
 from lernflow.clients import redis_client
 from lernflow.runner import consumer_group, input_topic
-from tests.flowkit import produce, read_json, run_to_end
-from tests.integration.test_activity_flow import _fixture, seeded, state  # noqa: F401
+from tests.flowkit import create_topics, produce, read_json, run_to_end
+from tests.integration.test_activity_flow import (
+    _fixture,
+    seed_cassandra,
+    seed_relation_cache,
+    state,
+)
 
 FLOW = "activity-aggregate-updater"
+
+
+@pytest.fixture
+def seeded(settings: Settings) -> Settings:
+    create_topics(settings)
+    seed_cassandra(settings)
+    seed_relation_cache(settings, 1, 2, 3)
+    return settings
 
 
 def test_replay_from_a_time_leaves_the_same_state_and_no_second_certificate(
@@ -36,7 +49,7 @@ def test_replay_from_a_time_leaves_the_same_state_and_no_second_certificate(
     assert len(read_json(s, s.topics.full(s.topics.issue_certificate_request))) == 1
 
 
-def test_explicit_offsets_select_the_range_and_leave_the_live_group_alone(seeded: Settings) -> None:  # noqa: F811
+def test_explicit_offsets_select_the_range_and_leave_the_live_group_alone(seeded: Settings) -> None:
     s = seeded
     inp = input_topic(s, FLOW)
     produce(s, inp, [_fixture("CC_EVENT1"), _fixture("CC_EVENT2")], key=b"k")
@@ -55,7 +68,7 @@ def test_explicit_offsets_select_the_range_and_leave_the_live_group_alone(seeded
     assert committed < 0  # the replay did not move the live flow's position
 
 
-def test_bad_points_are_rejected_with_a_message(seeded: Settings) -> None:  # noqa: F811
+def test_bad_points_are_rejected_with_a_message(seeded: Settings) -> None:
     with pytest.raises(ValueError, match="no time zone"):
         replay.parse_point("2026-01-01T00:00:00", "t", seeded)
     with pytest.raises(ValueError, match="neither an ISO time"):
