@@ -47,9 +47,13 @@ def cassandra_session(settings: CassandraSettings, keyspace: str | None = None) 
 def redis_client(settings: RedisSettings, db: int) -> Any:
     """Return a ``redis.Redis`` client for one DB index (decoded str responses)."""
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     password = settings.password.get_secret_value() if settings.password else None
+    # One retry layer only: lernflow.retry (with backoff, logs and metrics) wraps every call.
     return redis.Redis(
+        retry=Retry(NoBackoff(), 0),
         host=settings.host,
         port=settings.port,
         db=db,

@@ -324,3 +324,25 @@ def test_a_thousand_malformed_events_are_parked_and_good_ones_around_them_applie
     )
     assert _agg(s, "course001") == {"completedCount": 4.0}
     assert len(read_json(s, cert)) == 1
+
+
+def test_d_a2_contents_of_one_message_are_applied_together(seeded: Settings) -> None:
+    """Sunbird splits EVENT_3 into two records and counts 1 (it reads R11's fresh row as status 1);
+    lernflow applies the message's completions together and counts both (docs/fixes-over-sunbird.md)."""
+    s = seeded
+    inp, failed, cert, audit = _topics(s)
+    produce(s, inp, [_fixture("EVENT_3")], key=b"k")
+    run_to_end(FLOW, s)
+    cons = {r.contentid: (r.viewcount, r.completedcount) for r in _rows(
+        s, "SELECT contentid, viewcount, completedcount FROM user_content_consumption WHERE userid='U11'")}  # fmt: skip
+    assert cons == {"R11": (1, 1), "R22": (1, 1)}
+    assert _agg(s, "C11", "U11", "B11") == {"completedCount": 2.0}
+    assert sorted(a["edata"]["type"] for a in read_json(s, audit)) == [
+        "complete",
+        "complete",
+        "start",
+        "start",
+    ]
+    assert _rows(s, "SELECT * FROM user_enrolments WHERE userid='U11'") == []
+    assert len(dedup_keys(s)) == 2
+    assert read_json(s, failed) == [] and read_json(s, cert) == []
