@@ -52,7 +52,7 @@ def test_redis_frozen_mid_run_is_retried_and_the_result_is_complete(settings: Se
         os.kill(redis_pid, signal.SIGCONT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "retrying" in proc.stderr  # the freeze really hit the flow
-    consumption, aggs, enrol = state(s)
+    consumption, _aggs, enrol = state(s)
     completed = [e for e in enrol if e[3] == 2]
     assert len(completed) == LEARNERS - LEARNERS // 5
     assert all(row[5] == 1 and row[6] == 1 for row in consumption)  # each completion counted once
