@@ -210,6 +210,11 @@ def run_flow(
     no_recovery: bool = typer.Option(
         False, "--no-recovery", help="Run without a recovery store (state is not snapshotted)."
     ),
+    metrics_port: int = typer.Option(
+        None,
+        "--metrics-port",
+        help="Serve Prometheus metrics (lernflow_* and Bytewax's) on http://0.0.0.0:PORT/metrics.",
+    ),
 ) -> None:
     """Run one flow. Reads <env>.<input topic> (LERNFLOW_ENV), writes Sunbird's tables/topics.
 
@@ -223,6 +228,9 @@ def run_flow(
 
     _flow_name(flow)
     settings = _settings()
+    if metrics_port:
+        os.environ["BYTEWAX_DATAFLOW_API_ENABLED"] = "1"
+        os.environ["BYTEWAX_DATAFLOW_API_PORT"] = str(metrics_port)
     options = runner.RunOptions(until_caught_up=until_caught_up, from_beginning=from_beginning)
     if processes > 1:
         if from_beginning and not no_recovery:

@@ -72,6 +72,33 @@ def _pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
+def listening_pid(port: int) -> int | None:
+    """The pid of the process listening on TCP ``port`` (from /proc; None if not visible)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
 def rss_mb(pid: int) -> float | None:
     """Return the resident set size of a process in MiB, if it can be read."""
     try:
@@ -192,13 +219,14 @@ class _Server:
         return port_open("127.0.0.1", self.port)
 
     def status(self) -> ServerStatus:
-        pid = self.owned_pid()
+        owned = self.owned_pid()
         up = self.is_listening()
+        pid = owned or (listening_pid(self.port) if up else None)
         return ServerStatus(
             name=self.name,
             up=up,
             pid=pid,
-            owned=pid is not None,
+            owned=owned is not None,
             port=self.port,
             data_dir=self.data_dir,
             log_file=self.log_file,

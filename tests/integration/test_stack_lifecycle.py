@@ -15,6 +15,19 @@ from lernflow import stack
 from lernflow.clients import cassandra_session, kafka_admin, redis_client
 
 
+def _free_port(pairs: bool = False) -> int:
+    """A free loopback port (with ``pairs``, the next port is free too: Kafka's controller)."""
+    import socket
+
+    for _ in range(100):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if not pairs or not stack.port_open("127.0.0.1", port + 1, 0.1):
+            return port
+    raise RuntimeError("no free port")
+
+
 @pytest.fixture
 def second_stack(base_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     lib = (base_settings.stack.lib_dir or base_settings.stack.dir / "lib").resolve()
@@ -24,12 +37,12 @@ def second_stack(base_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
             lib_dir=lib,
             kafka_heap="256m",
             cassandra_heap="512M",
-            cassandra_storage_port=7010,
-            cassandra_jmx_port=7299,
+            cassandra_storage_port=_free_port(),
+            cassandra_jmx_port=_free_port(),
         ),
-        redis=RedisSettings(port=6390),
-        kafka=KafkaSettings(brokers="127.0.0.1:9192", partitions=1),
-        cassandra=CassandraSettings(port=9142),
+        redis=RedisSettings(port=_free_port()),
+        kafka=KafkaSettings(brokers=f"127.0.0.1:{_free_port(pairs=True)}", partitions=1),
+        cassandra=CassandraSettings(port=_free_port()),
     )
     yield s
     stack.down(s, lambda _m: None, wipe=True)
@@ -94,7 +107,7 @@ def test_failed_start_reports_the_log_tail_and_the_fix(
     # counts as "already up". Use an invalid Redis option instead to force a failed start.
     s = base_settings.with_overrides(
         stack=StackSettings(dir=tmp_path / "bad", start_timeout_s=10),
-        redis=RedisSettings(port=6391),
+        redis=RedisSettings(port=_free_port()),
     )
     server = stack.RedisServer(s, lambda _m: None)
     server.data_dir.mkdir(parents=True)
