@@ -1,0 +1,51 @@
+"""Scale-out keeps per-enrolment order: 2 processes × 2 workers give the 1-worker state."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from bench.workloads import activity_events, seed_activity
+from config import Settings
+from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from tests.flowkit import create_topics, read_json, run_to_end
+from tests.integration.test_activity_flow import state
+from tests.integration.test_activity_recovery import _reset
+
+FLOW = "activity-aggregate-updater"
+LEARNERS = 200
+
+
+def test_two_processes_with_two_workers_each_reach_the_single_worker_state(
+    settings: Settings,
+) -> None:
+    events = activity_events(LEARNERS)
+    create_topics(settings)
+    seed_activity(settings, LEARNERS)
+    inp = settings.topics.full(settings.topics.course_batch_job_request)
+    DeliveryTrackingProducer(settings.kafka).produce_all(
+        [OutMessage(inp, v, key=k) for k, v in events]
+    )
+    run_to_end(FLOW, settings)
+    single = state(settings)
+
+    _reset(settings)
+    cluster = settings.with_overrides(
+        topics=settings.topics.model_copy(update={"env": settings.topics.env + "-p"})
+    )
+    create_topics(cluster)
+    seed_activity(cluster, LEARNERS)
+    inp2 = cluster.topics.full(cluster.topics.course_batch_job_request)
+    DeliveryTrackingProducer(cluster.kafka).produce_all(
+        [OutMessage(inp2, v, key=k) for k, v in events]
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "lernflow.cli", "run", FLOW, "--processes", "2", "-w", "2",
+         "--until-caught-up", "--no-recovery"],
+        env={**os.environ, **cluster.to_env()}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert state(cluster) == single
+    certs = read_json(cluster, cluster.topics.full(cluster.topics.issue_certificate_request))
+    assert len(certs) == LEARNERS - LEARNERS // 5
