@@ -1,4 +1,4 @@
-"""Scale-out keeps per-enrolment order: 2 processes × 2 workers give the 1-worker state."""
+"""Scale-out keeps per-enrolment order: 2 processes x 2 workers give the 1-worker state."""
 
 from __future__ import annotations
 
