@@ -44,7 +44,11 @@ failed_app = typer.Typer(
     help="Inspect a flow's failed topic and put parked events back on the input topic.",
     no_args_is_help=True,
 )
+relation_app = typer.Typer(
+    help="The Redis relation cache (course leaf nodes, ancestors).", no_args_is_help=True
+)
 app.add_typer(failed_app, name="failed")
+app.add_typer(relation_app, name="relation-cache")
 app.add_typer(stack_app, name="stack")
 app.add_typer(schema_app, name="schema")
 app.add_typer(config_app, name="config")
@@ -332,6 +336,32 @@ def replay_cmd(
 
         total = replay_mod.replay(flow, settings, start_offsets, end_offsets, show, workers)
     _report(f"{flow}: replayed {total:,} events")
+
+
+@relation_app.command("rebuild")
+def relation_rebuild(
+    course: list[str] = typer.Option(..., "--course", help="Collection id (repeatable)."),
+) -> None:
+    """Recompute one course's leafnodes/optionalnodes/ancestors (DB 10) and units (DB 5)
+    from its published hierarchy in hierarchy_store.content_hierarchy."""
+    from flows.relation_cache_updater import rules
+    from flows.relation_cache_updater.processor import RelationCacheWriter
+
+    writer = RelationCacheWriter(_settings())
+    try:
+        texts = writer.hierarchies(list(course))
+        for cid in course:
+            tree = rules.parse_hierarchy(texts[cid])
+            if tree is None:
+                console.print(f"[red]{cid}: no published hierarchy[/red]")
+                raise typer.Exit(1)
+            writes = rules.plan(cid, tree)
+            writer.write(writes)
+            _report(
+                f"{cid}: {len(writes.sets)} relation keys, {len(writes.strings)} unit keys written"
+            )
+    finally:
+        writer.close()
 
 
 @failed_app.command("show")
