@@ -340,7 +340,7 @@ def replay_cmd(
 
 @relation_app.command("rebuild")
 def relation_rebuild(
-    course: list[str] = typer.Option(..., "--course", help="Collection id (repeatable)."),
+    course: list[str] = typer.Option(..., "--course", help="Collection id (repeatable)."),  # noqa: B008
 ) -> None:
     """Recompute one course's leafnodes/optionalnodes/ancestors (DB 10) and units (DB 5)
     from its published hierarchy in hierarchy_store.content_hierarchy."""
