@@ -105,17 +105,40 @@ def progress_demo(settings: Settings, report: Report, run_id: str) -> dict[str, 
              f"do_unit_functions_{run_id}": ["lesson-3", "bonus-lesson"]}  # fmt: skip
     lessons = {name: f"do_{name.replace('-', '_')}_{run_id}" for u in units.values() for name in u}
     optional = {lessons["bonus-lesson"]}
-    rc = redis_client(settings.redis, db=settings.redis.relation_cache_db)
-    rc.sadd(f"{course}:{course}:leafnodes", *lessons.values())
-    rc.sadd(f"{course}:{course}:optionalnodes", *optional)
-    for unit, names in units.items():
-        rc.sadd(f"{course}:{unit}:leafnodes", *(lessons[n] for n in names))
-        unit_optional = [lessons[n] for n in names if lessons[n] in optional]
-        if unit_optional:
-            rc.sadd(f"{course}:{unit}:optionalnodes", *unit_optional)
-        for n in names:
-            rc.sadd(f"{course}:{lessons[n]}:ancestors", unit, course)
-    rc.close()
+    # Publish the course hierarchy (what Knowlg writes) and build the relation cache from it
+    # with relation-cache-updater's own rules, as `lernflow relation-cache rebuild` does.
+    from flows.relation_cache_updater import rules as relation_rules
+    from flows.relation_cache_updater.processor import RelationCacheWriter
+
+    collection = "application/vnd.ekstep.content-collection"
+    hierarchy = {
+        "identifier": course, "name": "Python basics", "mimeType": collection,
+        "visibility": "Default", "status": "Live",
+        "children": [
+            {"identifier": unit, "mimeType": collection, "visibility": "Parent",
+             "children": [
+                 {"identifier": lessons[n], "name": n, "mimeType": "application/pdf",
+                  "relationalMetadata": {"optional": lessons[n] in optional}}
+                 for n in names
+             ]}
+            for unit, names in units.items()
+        ],
+    }  # fmt: skip
+    cluster, session = cassandra_session(settings.cassandra, settings.cassandra.hierarchy_keyspace)
+    try:
+        session.execute(
+            "INSERT INTO content_hierarchy (identifier, hierarchy) VALUES (%s, %s)",
+            (course, json.dumps(hierarchy)),
+        )
+    finally:
+        cluster.shutdown()
+    writer = RelationCacheWriter(settings)
+    try:
+        writes = relation_rules.plan(course, hierarchy)
+        writer.write(writes)
+    finally:
+        writer.close()
+    report(f"redis    relation cache built from the published hierarchy: {len(writes.sets)} keys")
     learners = {
         f"asha-{run_id}": ["lesson-1", "lesson-2", "lesson-3"],
         f"ben-{run_id}": ["lesson-1", "lesson-2"],
