@@ -147,6 +147,24 @@ def parse_request(value: bytes | str) -> EnrolmentRequest | Skipped:
     return EnrolmentRequest(user, course, batch, tuple(completed))
 
 
+def completion_id(key: tuple[str, str, str], completed_on_ms: int) -> str:
+    """Deterministic request id of an enrolment's completion (the certificate ``mid`` suffix).
+
+    Rebuilding the event after a crash gives the same ``mid``, so the flow can tell whether it
+    already reached the certificate topic.
+    """
+    return str(
+        uuid.uuid5(
+            uuid.NAMESPACE_URL, "lernflow:completion:" + "|".join(key) + f"|{completed_on_ms}"
+        )
+    )
+
+
+def certificate_mid(key: tuple[str, str, str], completed_on_ms: int) -> str:
+    """The ``mid`` of the certificate request of this completion."""
+    return f"LP.{completed_on_ms}.{completion_id(key, completed_on_ms)}"
+
+
 def checksum(course_id: str, batch_id: str, user_id: str, content_id: str) -> str:
     """Sunbird's dedup key: uppercase hex MD5 of ``course|batch|user|content|2`` (spec 2.6)."""
     raw = f"{course_id}|{batch_id}|{user_id}|{content_id}|{COMPLETED}"
@@ -349,7 +367,7 @@ def plan_enrolment(
                 now_ms,
             )
             if completed:
-                cert = certificate_event(user, course, batch, now_ms, make_id())
+                cert = certificate_event(user, course, batch, now_ms, completion_id(key, now_ms))
                 enrol_complete = enrol_complete_audit(user, course, batch, now_ms, make_id)
                 counters["enrolment-complete-count"] = 1
     else:

@@ -163,6 +163,49 @@ class ActivityStore:
             out[cid] = status
         return out
 
+    def mids_on_topic(self, topic: str, since_ms: int) -> set[str]:
+        """The ``mid`` of every message on ``topic`` written since ``since_ms`` (minus a minute).
+
+        Used only after a crash, for completions whose certificate request may or may not have
+        been sent; reads the topic from ``offsets_for_times`` to its current end.
+        """
+        import json as _json
+
+        from confluent_kafka import TopicPartition
+
+        from lernflow.clients import kafka_consumer
+
+        consumer = kafka_consumer(self._s.kafka, group_id="lernflow-certificate-check")
+        mids: set[str] = set()
+        try:
+            md = consumer.list_topics(topic, timeout=30).topics[topic]
+            parts = [TopicPartition(topic, p, max(0, since_ms - 60_000)) for p in md.partitions]
+            starts = consumer.offsets_for_times(parts, timeout=30)
+            ends = {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                for p in md.partitions
+            }
+            assign = [tp for tp in starts if 0 <= tp.offset < ends[tp.partition]]
+            if not assign:
+                return mids
+            consumer.assign(assign)
+            remaining = {tp.partition for tp in assign}
+            while remaining:
+                for m in consumer.consume(1000, 1.0):
+                    if m.error() is not None:
+                        continue
+                    if m.offset() + 1 >= ends[m.partition()]:
+                        remaining.discard(m.partition())
+                    try:
+                        mid = _json.loads(m.value()).get("mid")
+                    except (ValueError, AttributeError):
+                        continue
+                    if isinstance(mid, str):
+                        mids.add(mid)
+        finally:
+            consumer.close()
+        return mids
+
     def close(self) -> None:
         """Release connections."""
         self._cas.close()
