@@ -9,8 +9,10 @@
   in input order, never dropped).
 * **shard** keys each item so all events of one entity (an enrolment, a user) go to the same
   worker, in order: ``crc32(entity) % shards``.
-* **window** is Bytewax's ``collect``: a window closes at ``LERNFLOW_RUN_BATCH_MAX_SIZE`` items
-  or ``LERNFLOW_RUN_BATCH_TIMEOUT_MS`` after its first item, so nothing waits forever.
+* **route** sends each shard's items to one worker as they arrive, holding nothing across
+  epochs (so a snapshot never covers an item that is not processed yet); the sink receives
+  everything that arrived in one activation (up to ``LERNFLOW_KAFKA_CONSUMER_BATCH_SIZE`` per
+  partition read) and batches its I/O over it.
 * the **processor sink** gets the closed windows of its worker in order; a job's
   :class:`Processor` does the batched reads, calls the pure rules, writes, and produces. Writes
   are idempotent upserts and the rules are replay-safe, so re-processing an epoch after a crash
@@ -23,11 +25,11 @@ import logging
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
+from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from config import Settings
@@ -128,6 +130,25 @@ def rounds(items: Sequence[Item[T]], key: Callable[[T], object]) -> list[list[It
     return out
 
 
+class _PassThrough(StatefulBatchLogic[Item[Any], list[Item[Any]], None]):
+    """Emit a key's items as soon as they arrive and keep no state between epochs.
+
+    The keyed step only routes items (all of one entity to one worker, in order); holding them
+    in a window across epochs would let a snapshot record input offsets past items that are not
+    yet processed, which a crash then loses (observed with ``collect`` + ``kill -9``).
+    """
+
+    def on_batch(self, values: list[Item[Any]]) -> tuple[list[list[Item[Any]]], bool]:
+        return [values], StatefulBatchLogic.DISCARD
+
+    def snapshot(self) -> None:
+        return None
+
+
+def _pass_through(_resume: None) -> _PassThrough:
+    return _PassThrough()
+
+
 class Processor(Protocol):
     """A job's per-worker batch processor (owns its connections)."""
 
@@ -179,13 +200,8 @@ def windowed_flow(
     records = op.input("kafka-in", flow, source)
     items = op.map("parse", records, parse)
     keyed = op.key_on("shard", items, shard_of(shards))
-    windows = op.collect(
-        "window",
-        keyed,
-        timeout=timedelta(milliseconds=settings.run.batch_timeout_ms),
-        max_size=settings.run.batch_max_size,
-    )
-    op.output("process", windows, ProcessorSink(flow_id, processor))
+    batches = op.stateful_batch("route", keyed, _pass_through)
+    op.output("process", batches, ProcessorSink(flow_id, processor))
     return flow
 
 
