@@ -161,7 +161,7 @@ class StackSettings(_Base):
     kafka_version: str = "4.1.1"
     cassandra_version: str = "5.0.8"
     log4j_version: str = "2.25.4"
-    kafka_heap: str = "512m"
+    kafka_heap: str = "1G"
     cassandra_heap: str = "1G"
     cassandra_storage_port: int = Field(7000, ge=1, le=65535)
     cassandra_jmx_port: int = Field(7199, ge=1, le=65535)

@@ -7,6 +7,7 @@ dropped at the end), a unique topic environment per test, and unique ids for Red
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -90,7 +91,7 @@ _COURSE_TABLES = (
 
 
 @pytest.fixture
-def settings(stack: Settings, keyspace_prefix: str) -> Settings:
+def settings(stack: Settings, keyspace_prefix: str) -> Iterator[Settings]:
     """Settings isolated for one test.
 
     Test keyspaces (courses tables truncated before the test), a unique topic environment, and
@@ -118,7 +119,20 @@ def settings(stack: Settings, keyspace_prefix: str) -> Settings:
     finally:
         cluster.shutdown()
     run = stack.run.model_copy(update={"batch_timeout_ms": 50})
-    return stack.with_overrides(cassandra=cas, topics=topics, redis=redis_settings, run=run)
+    yield stack.with_overrides(cassandra=cas, topics=topics, redis=redis_settings, run=run)
+    _delete_topics(stack, topics.env)
+
+
+def _delete_topics(settings: Settings, prefix: str) -> None:
+    """Remove a test's topics so a long-lived broker does not accumulate thousands of them."""
+    from lernflow.clients import kafka_admin
+
+    admin = kafka_admin(settings.kafka)
+    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            with contextlib.suppress(Exception):
+                future.result()
 
 
 @pytest.fixture
