@@ -15,6 +15,7 @@ from config.settings import (
     SettingsError,
     StackSettings,
     TopicSettings,
+    UserCacheSettings,
     load_settings,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "SettingsError",
     "StackSettings",
     "TopicSettings",
+    "UserCacheSettings",
     "load_settings",
 ]

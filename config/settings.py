@@ -204,6 +204,32 @@ class ActivitySettings(_Base):
     shards: int = Field(64, ge=1, le=100_000)
 
 
+class UserCacheSettings(_Base):
+    """user-cache-updater and ``user-cache rebuild`` options (env ``LERNFLOW_USER_CACHE_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LERNFLOW_USER_CACHE_")
+
+    source: Literal["cassandra", "http"] = "cassandra"
+    # Sunbird's user-read API prefix (the user id is appended), used when source = http
+    user_read_url: str = "http://127.0.0.1:9000/learner/private/user/v1/read/"
+    user_read_fields: str = "locations,organisations"
+    http_timeout_s: float = Field(10.0, gt=0, le=600)
+    regd_pid: str = "learner-service"  # Sunbird's regd.user.producer.pid
+    self_signin_types: str = "google,self"  # comma-separated, case-sensitive
+    validated_types: str = "sso"
+    accept_delete: bool = False  # also refresh on Delete/Deleted (Sunbird-Lern 8)
+    shards: int = Field(64, ge=1, le=100_000)
+    rebuild_page_size: int = Field(2000, ge=10, le=100_000)
+
+    @field_validator("user_read_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            msg = "the user-read URL must start with http:// or https://"
+            raise ValueError(msg)
+        return value if value.endswith("/") else value + "/"
+
+
 class Settings:
     """All settings groups, validated together."""
 
@@ -217,6 +243,7 @@ class Settings:
         run: RunSettings,
         assessment: AssessmentSettings | None = None,
         activity: ActivitySettings | None = None,
+        user_cache: UserCacheSettings | None = None,
     ) -> None:
         self.kafka = kafka
         self.cassandra = cassandra
@@ -226,6 +253,7 @@ class Settings:
         self.run = run
         self.assessment = assessment or AssessmentSettings()
         self.activity = activity or ActivitySettings()
+        self.user_cache = user_cache or UserCacheSettings()
 
     def groups(self) -> dict[str, _Base]:
         """Return the settings groups by name."""
@@ -238,6 +266,7 @@ class Settings:
             "run": self.run,
             "assessment": self.assessment,
             "activity": self.activity,
+            "user_cache": self.user_cache,
         }
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
@@ -322,4 +351,5 @@ def load_settings() -> Settings:
         run=_build(RunSettings),
         assessment=_build(AssessmentSettings),
         activity=_build(ActivitySettings),
+        user_cache=_build(UserCacheSettings),
     )

@@ -47,7 +47,12 @@ failed_app = typer.Typer(
 relation_app = typer.Typer(
     help="The Redis relation cache (course leaf nodes, ancestors).", no_args_is_help=True
 )
+user_cache_app = typer.Typer(
+    help="The Redis user cache (DB 12, user:<id>) the reports and certificates read.",
+    no_args_is_help=True,
+)
 app.add_typer(failed_app, name="failed")
+app.add_typer(user_cache_app, name="user-cache")
 app.add_typer(relation_app, name="relation-cache")
 app.add_typer(stack_app, name="stack")
 app.add_typer(schema_app, name="schema")
@@ -362,6 +367,87 @@ def relation_rebuild(
             )
     finally:
         writer.close()
+
+
+@user_cache_app.command("rebuild")
+def user_cache_rebuild(
+    user: list[str] = typer.Option(  # noqa: B008
+        None, "--user", help="Only this user id (repeatable); no state file is kept."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Write nothing; show what would change against Redis."
+    ),
+    restart: bool = typer.Option(
+        False, "--restart", help="Ignore the saved position of an interrupted rebuild."
+    ),
+    limit: int = typer.Option(None, "--limit", help="Stop after about this many users."),
+) -> None:
+    """Write every user's cache hash from the Cassandra user tables (Sunbird's bulk user-cache
+    indexer): token-range pages, pipelined writes, resumable after an interruption.
+
+    The fields are the ones user-cache-updater writes (names, encrypted email/phone, root org
+    and org name, state/district/block/cluster, school name and UDISE code, user types,
+    framework) plus usersignintype as the indexer sets it.
+    """
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from lernflow.user_cache_rebuild import UserCacheRebuild
+
+    settings = _settings()
+    job = UserCacheRebuild(settings)
+    try:
+        if user:
+            for uid in user:
+                try:
+                    res = job.one(uid, dry_run)
+                except LookupError as exc:
+                    console.print(f"[red]{exc}[/red]")
+                    raise typer.Exit(1) from None
+                _print_rebuild_diffs(res.diffs)
+                verb = (
+                    "would change"
+                    if dry_run and res.changed
+                    else "unchanged"
+                    if dry_run
+                    else "written"
+                )
+                _report(f"user:{uid} {verb}")
+            return
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+            TextColumn("{task.fields[users]:>12,} users  {task.fields[rate]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=console, transient=False,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("user-cache rebuild", total=1.0, users=0, rate="")
+
+            def show(fraction: float, users: int, seconds: float) -> None:
+                rate = f"{users / seconds:,.0f}/s" if seconds > 0 else ""
+                bar.update(task, completed=fraction, users=users, rate=rate)
+
+            res = job.run(dry_run=dry_run, restart=restart, limit=limit, progress=show)
+            bar.update(task, completed=1.0 if limit is None else bar.tasks[0].completed)
+        if res.resumed_from is not None:
+            _report(f"resumed after token {res.resumed_from}")
+        if dry_run:
+            _print_rebuild_diffs(res.diffs)
+            _report(f"dry run: {res.changed:,} of {res.users:,} users would change")
+        else:
+            rate = res.users / res.seconds if res.seconds else 0.0
+            _report(f"{res.users:,} users written in {res.seconds:.1f}s ({rate:,.0f} users/s)")
+    finally:
+        job.close()
+
+
+def _print_rebuild_diffs(lines: list[str]) -> None:
+    for line in lines:
+        out.print(line, markup=False, highlight=False)
 
 
 @failed_app.command("show")

@@ -89,8 +89,88 @@ def run(settings: Settings, report: Report) -> dict[str, object]:
            f"[{(time.monotonic() - t0) * 1000:.0f} ms]")  # fmt: skip
     progress = progress_demo(settings, report, run_id)
     quiz = assessment_demo(settings, report, run_id, course, batch, user)
+    users = user_cache_demo(settings, report, run_id)
     return {"leaves": leaves, "enrolment_status": row.status, "event": seen, "quiz": quiz,
-            "progress": progress}  # fmt: skip
+            "progress": progress, "user_cache": users}  # fmt: skip
+
+
+def user_cache_demo(settings: Settings, report: Report, run_id: str) -> dict[str, dict[str, str]]:
+    """Learners in Sunbird's user tables; AUDIT events; user-cache-updater fills Redis DB 12."""
+    from lernflow import runner
+
+    ks = settings.cassandra.sunbird_keyspace
+    root, school = f"demo_root_org_{run_id}", f"demo_school_{run_id}"
+    state, district = f"demo_state_{run_id}", f"demo_district_{run_id}"
+    learners = {f"demo-user-{run_id}-{n}": name for n, name in enumerate(("Asha", "Ravi"), 1)}
+    cluster, session = cassandra_session(settings.cassandra, ks)
+    try:
+        session.execute(
+            "INSERT INTO organisation (id, orgname, isrootorg) VALUES (%s, %s, true)",
+            (root, "Demo State Board"),
+        )
+        session.execute(
+            "INSERT INTO organisation (id, orgname, isrootorg, externalid) VALUES (%s, %s, false, %s)",
+            (school, "Demo Primary School", "29100100101"),
+        )
+        for loc, name, kind in ((state, "Karnataka", "state"), (district, "Mysuru", "district")):
+            session.execute(
+                "INSERT INTO location (id, name, type, code) VALUES (%s, %s, %s, %s)",
+                (loc, name, kind, loc),
+            )
+        locations = json.dumps([{"id": state, "type": "state"}, {"id": district, "type": "district"},
+                                {"id": school, "type": "school"}])  # fmt: skip
+        for uid, first in learners.items():
+            session.execute(
+                "INSERT INTO user (id, userid, firstname, lastname, rootorgid, profilelocation, "
+                "profileusertypes, framework, language) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (uid, uid, first, "Learner", root, locations, '[{"type":"student"}]',
+                 {"board": ["CBSE"], "gradeLevel": ["Class 5"], "id": ["demo_fw"]}, ["English"]),
+            )  # fmt: skip
+    finally:
+        cluster.shutdown()
+    report(f"cassandra {ks}.user: {len(learners)} learners with a school, state and district")
+    topic = settings.topics.full(settings.topics.telemetry_audit)
+    msgs = [
+        OutMessage(
+            topic,
+            json.dumps(
+                {
+                    "eid": "AUDIT",
+                    "ets": int(time.time() * 1000),
+                    "ver": "3.0",
+                    "mid": f"demo-audit-{uid}",
+                    "actor": {"id": uid, "type": "User"},
+                    "context": {
+                        "channel": root,
+                        "env": "User",
+                        "pdata": {"id": "demo", "pid": settings.user_cache.regd_pid, "ver": "1"},
+                        "cdata": [{"type": "SignupType", "id": "google"}],
+                    },
+                    "object": {"id": uid, "type": "User"},
+                    "edata": {"state": "Created", "props": ["firstName"]},
+                }
+            ).encode(),
+            key=uid.encode(),
+        )
+        for uid in learners
+    ]
+    DeliveryTrackingProducer(settings.kafka, client_id="lernflow-demo").produce_all(msgs)
+    report(f"kafka    {topic}: {len(msgs)} AUDIT 'Created' events")
+    t0 = time.monotonic()
+    runner.run("user-cache-updater", settings, runner.RunOptions(until_caught_up=True))
+    report(f"flow     user-cache-updater caught up in {time.monotonic() - t0:.1f}s")
+    client = redis_client(settings.redis, settings.redis.user_cache_db)
+    hashes = {uid: client.hgetall(f"user:{uid}") for uid in learners}
+    client.close()
+    first = next(iter(learners))
+    h = hashes[first]
+    report(
+        f"redis    DB {settings.redis.user_cache_db} user:{first}: {h.get('firstname')} "
+        f"{h.get('lastname')}, {h.get('schoolname')} ({h.get('schooludisecode')}), "
+        f"{h.get('district')}, {h.get('state')}, org {h.get('orgname')}, board {h.get('board')}, "
+        f"signed in {h.get('usersignintype')} — {len(h)} fields"
+    )
+    return hashes
 
 
 def progress_demo(settings: Settings, report: Report, run_id: str) -> dict[str, object]:

@@ -23,3 +23,13 @@ def test_demo_round_trip_and_quiz_best_attempt(settings: Settings) -> None:
     by_name = {k.split("-")[0]: v for k, v in progress.items() if k != "certificates"}
     assert by_name == {"asha": (2, 3), "ben": (1, 2), "chen": (2, 3)}
     assert progress["certificates"] == 2
+    users = result["user_cache"]
+    assert isinstance(users, dict)
+    assert len(users) == 2
+    for h in users.values():
+        assert h["schoolname"] == "Demo Primary School"
+        assert h["schooludisecode"] == "29100100101"
+        assert (h["state"], h["district"]) == ("Karnataka", "Mysuru")
+        assert h["orgname"] == "Demo State Board"
+        assert h["usersignintype"] == "Self-Signed-In"
+        assert h["board"] == "CBSE"

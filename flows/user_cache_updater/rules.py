@@ -1,0 +1,463 @@
+"""Pure rules of user-cache-updater (spec ``usercache-reports.md`` A2-A6, A10).
+
+An AUDIT event about a user (``object.type`` = ``User``, ``edata.state`` Create/Created/
+Update/Updated) becomes one Redis hash write on ``user:<object.id>``:
+
+* *general info* (every accepted event, any producer) comes from ``context.cdata``:
+  ``SignupType`` → ``usersignintype`` (``Self-Signed-In`` / ``Validated``), ``UserRole`` →
+  ``userlogintype`` (A4);
+* *registered info* (only when ``context.pdata.pid`` is the user service, ``learner-service``)
+  comes from the user-read API response: names, root org, encrypted contacts, framework,
+  locations/school and profile user types (A5.3). A blocked account (``CLIENT_ERROR`` +
+  ``UOS_USRRED0006``) contributes nothing but is not an error (A5.2);
+* both are merged (general info wins on a clash) and every value is turned into a Redis string:
+  strings get ``[``/``]`` escaped as ``\\[``/``\\]``, nulls become ``""``, lists and maps become
+  compact HTML-safe Gson JSON (A5.4);
+* for registered events the location/school fields (``state``, ``district``, ``block``,
+  ``cluster``, ``schooludisecode``, ``schoolname``) that the new data no longer has are HDEL'd
+  when their current value is non-empty, then the map is HSET-merged: every other existing
+  field stays (A6.2, A6.3).
+
+The module only decides; :func:`apply` is a pure model of the Redis result used by the tests.
+No I/O.
+
+Fixes over Sunbird (``docs/fixes-over-sunbird.md``)
+----------------------------------------------------
+* A message that is not JSON (or not UTF-8, or not an object), a wrongly typed event field, a
+  ``cdata`` element that is not an object or has no string ``type`` (Sunbird: NullPointerException
+  → crash loop), and every user-read answer that Sunbird throws on (other error codes, empty or
+  non-JSON body, ``params`` null) raise :class:`InvalidEvent` with a reason naming the field or
+  the response code, so the event is parked on the failed topic instead of failing the job.
+  Sunbird counts an unparseable Kafka record as skipped; we park it with the parse error.
+* A profile without ``rootOrg`` (or without ``rootOrg.orgName``) gets ``orgname = ""`` instead of
+  a NullPointerException that crash-loops the job.
+* Skips are counted once: Sunbird counts an unsupported ``edata.state`` twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lernflow.errors import InvalidEvent
+
+REMOVABLE_FIELDS: tuple[str, ...] = (
+    "state",
+    "district",
+    "block",
+    "cluster",
+    "schooludisecode",
+    "schoolname",
+)
+BLOCKED_USER_ERROR = "UOS_USRRED0006"
+KEY_PREFIX = "user:"
+
+_STATES = ("CREATE", "CREATED", "UPDATE", "UPDATED")
+_DELETE_STATES = ("DELETE", "DELETED")
+_READ_FAILED = "User Read API does not have details for user: "
+
+# Gson's default writer escapes these even with ``disableHtmlEscaping`` off (HTML-safe mode);
+# U+2028/U+2029 are escaped by Gson's writer in every mode.
+_GSON_ESCAPES = (
+    ("<", "\\u003c"),
+    (">", "\\u003e"),
+    ("&", "\\u0026"),
+    ("=", "\\u003d"),
+    ("'", "\\u0027"),
+    ("\u2028", "\\u2028"),
+    ("\u2029", "\\u2029"),
+)
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    """The job settings the rules depend on (Sunbird config keys in spec A8)."""
+
+    regd_pid: str = "learner-service"
+    self_signin_types: tuple[str, ...] = ("google", "self")
+    validated_types: tuple[str, ...] = ("sso",)
+    self_signin_key: str = "Self-Signed-In"
+    valid_key: str = "Validated"
+    api_error_codes: tuple[str, ...] = ("CLIENT_ERROR",)
+    removable_fields: tuple[str, ...] = REMOVABLE_FIELDS
+    accept_delete: bool = False  # UC-L8 also accepts Delete/Deleted states
+
+
+@dataclass(frozen=True)
+class AuditUser:
+    """An accepted user event."""
+
+    user_id: str
+    state: str
+    registered: bool
+    general: dict[str, str]
+    mid: str | None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A valid message that is not for this job (counted, not an error)."""
+
+    kind: str  # "not-a-user", "no-state", "unsupported-state", "no-data"
+    reason: str
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """The user-read API said the account is blocked (CLIENT_ERROR + UOS_USRRED0006)."""
+
+    user_id: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Registered-user info (A5.3), values not yet stringified."""
+
+    fields: dict[str, object]
+
+
+@dataclass(frozen=True)
+class Write:
+    """What one event does to Redis: HDEL stale removable fields, then HSET ``hset``."""
+
+    key: str
+    hset: dict[str, str]
+    delete_if_stale: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------- events
+
+
+def _invalid(reason: str) -> InvalidEvent:
+    return InvalidEvent(reason)
+
+
+def _optional_object(parent: Mapping[str, Any], name: str, path: str) -> dict[str, Any] | None:
+    value = parent.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        msg = f"{path} must be an object, got {value!r}"
+        raise _invalid(msg)
+    return value
+
+
+def _optional_str(parent: Mapping[str, Any], name: str, path: str) -> str | None:
+    value = parent.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        msg = f"{path} must be a string, got {value!r}"
+        raise _invalid(msg)
+    return value
+
+
+def _accepted_states(cfg: RulesConfig) -> tuple[str, ...]:
+    return _STATES + _DELETE_STATES if cfg.accept_delete else _STATES
+
+
+def parse_event(raw: bytes, cfg: RulesConfig = RulesConfig()) -> AuditUser | Skipped:
+    """Select the AUDIT events this job handles (A3 steps 2-5); bad input raises InvalidEvent."""
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        msg = f"invalid_json: the event is not UTF-8: {exc}"
+        raise _invalid(msg) from None
+    except ValueError as exc:
+        msg = f"invalid_json: {exc}"
+        raise _invalid(msg) from None
+    if not isinstance(doc, dict):
+        msg = f"invalid_json: the event must be a JSON object, got {type(doc).__name__}"
+        raise _invalid(msg)
+
+    obj = _optional_object(doc, "object", "object") or {}
+    user_id, obj_type = obj.get("id"), obj.get("type")
+    if not (isinstance(user_id, str) and user_id and isinstance(obj_type, str) and obj_type):
+        return Skipped("not-a-user", "object.id and object.type must be non-empty strings")
+    if obj_type.lower() != "user":
+        return Skipped("not-a-user", f"object.type is {obj_type!r}, not 'User'")
+
+    edata = _optional_object(doc, "edata", "edata") or {}
+    state = _optional_str(edata, "state", "edata.state")
+    if state is None:
+        return Skipped("no-state", f"edata.state is missing for user {user_id}")
+    if state.upper() not in _accepted_states(cfg):
+        return Skipped("unsupported-state", f"edata.state {state!r} is not handled")
+
+    context = _optional_object(doc, "context", "context") or {}
+    pdata = _optional_object(context, "pdata", "context.pdata") or {}
+    pid = _optional_str(pdata, "pid", "context.pdata.pid")
+    registered = pid == cfg.regd_pid
+    general = general_info(context.get("cdata"), cfg)
+    mid = doc.get("mid") if isinstance(doc.get("mid"), str) else None  # logging only
+    if not registered and not general:
+        return Skipped(
+            "no-data",
+            f"producer {pid!r} is not {cfg.regd_pid!r} and context.cdata has no "
+            "SignupType/UserRole",
+        )
+    return AuditUser(user_id=user_id, state=state, registered=registered, general=general, mid=mid)
+
+
+def general_info(cdata: object, cfg: RulesConfig = RulesConfig()) -> dict[str, str]:
+    """A4: ``usersignintype`` / ``userlogintype`` from ``context.cdata`` (last element wins)."""
+    if cdata is None:
+        return {}
+    if not isinstance(cdata, list):
+        msg = f"context.cdata must be a list, got {cdata!r}"
+        raise _invalid(msg)
+    signup: dict[str, Any] | None = None
+    role: dict[str, Any] | None = None
+    for i, element in enumerate(cdata):
+        if not isinstance(element, dict):
+            msg = f"context.cdata[{i}] must be an object, got {element!r}"
+            raise _invalid(msg)
+        kind = element.get("type")
+        if not isinstance(kind, str):
+            msg = f"context.cdata[{i}].type must be a string, got {kind!r}"
+            raise _invalid(msg)
+        if kind.lower() == "signuptype":
+            signup = element
+        elif kind.lower() == "userrole":
+            role = element
+        else:
+            continue
+        ident = element.get("id")
+        if ident is not None and not isinstance(ident, str):
+            msg = f"context.cdata[{i}].id must be a string, got {ident!r}"
+            raise _invalid(msg)
+
+    info: dict[str, str] = {}
+    if signup is not None:
+        ident = signup.get("id")
+        if ident in cfg.self_signin_types:
+            info["usersignintype"] = cfg.self_signin_key
+        if ident in cfg.validated_types:
+            info["usersignintype"] = cfg.valid_key
+    if role is not None:
+        ident = role.get("id")
+        info["userlogintype"] = ident if isinstance(ident, str) else ""
+    return info
+
+
+# --------------------------------------------------------------------------- user read
+
+
+def parse_user_read(
+    body: bytes, user_id: str, cfg: RulesConfig = RulesConfig()
+) -> Profile | Blocked:
+    """A5.2: the user-read API answer → profile, blocked account, or InvalidEvent."""
+    prefix = _READ_FAILED + user_id
+    if not body.strip():
+        msg = f"{prefix} (empty response body)"
+        raise _invalid(msg)
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        msg = f"{prefix} (response is not JSON: {exc})"
+        raise _invalid(msg) from None
+    if not isinstance(doc, dict):
+        msg = f"{prefix} (response is not a JSON object)"
+        raise _invalid(msg)
+
+    code = doc.get("responseCode")
+    params = doc.get("params")
+    err = params.get("err") if isinstance(params, dict) else None
+    seen = f"responseCode={code!r}, err={err!r}"
+    code_upper = code.upper() if isinstance(code, str) else None
+
+    if code_upper == "OK":
+        result = doc.get("result")
+        if isinstance(result, dict) and isinstance(result.get("response"), dict):
+            try:
+                return Profile(profile_fields(result["response"]))
+            except InvalidEvent as exc:
+                msg = f"{prefix} ({seen}, {exc.reason})"
+                raise _invalid(msg) from None
+        msg = f"{prefix} ({seen}, result.response missing)"
+        raise _invalid(msg)
+    if code_upper is not None and code_upper in {c.upper() for c in cfg.api_error_codes}:
+        if not isinstance(params, dict):
+            msg = f"{prefix} ({seen}, params missing)"
+            raise _invalid(msg)
+        if isinstance(err, str) and err.upper() == BLOCKED_USER_ERROR.upper():
+            return Blocked(user_id)
+    msg = f"{prefix} ({seen})"
+    raise _invalid(msg)
+
+
+def _list_or_none(parent: Mapping[str, Any], name: str, path: str) -> list[Any] | None:
+    value = parent.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        msg = f"user read: {path} must be a list, got {value!r}"
+        raise _invalid(msg)
+    return value
+
+
+def profile_fields(response: Mapping[str, Any]) -> dict[str, object]:
+    """A5.3: the Redis fields (unstringified) of ``result.response``."""
+    fields: dict[str, object] = {
+        "firstname": response.get("firstName"),
+        "lastname": response.get("lastName"),
+        "language": response.get("language"),
+    }
+    root_org = response.get("rootOrg")
+    if root_org is not None and not isinstance(root_org, dict):
+        msg = f"user read: rootOrg must be an object, got {root_org!r}"
+        raise _invalid(msg)
+    org_name = root_org.get("orgName") if root_org else None
+    fields["orgname"] = "" if org_name is None else org_name
+    fields["rootorgid"] = response.get("rootOrgId")
+    fields["phone"] = response.get("encPhone")
+    fields["email"] = response.get("encEmail")
+    fields["userid"] = response.get("userId")
+
+    framework = response.get("framework")
+    if framework is not None and not isinstance(framework, dict):
+        msg = f"user read: framework must be an object, got {framework!r}"
+        raise _invalid(msg)
+    if framework:
+        board = _list_or_none(framework, "board", "framework.board") or []
+        ids = _list_or_none(framework, "id", "framework.id") or []
+        fields["board"] = board[0] if board else ""
+        fields["medium"] = _list_or_none(framework, "medium", "framework.medium") or []
+        fields["grade"] = _list_or_none(framework, "gradeLevel", "framework.gradeLevel") or []
+        fields["subject"] = _list_or_none(framework, "subject", "framework.subject") or []
+        fields["framework"] = ids[0] if ids else ""
+
+    for i, loc in enumerate(_list_or_none(response, "userLocations", "userLocations") or []):
+        if not isinstance(loc, dict):
+            msg = f"user read: userLocations[{i}] must be an object, got {loc!r}"
+            raise _invalid(msg)
+        loc_type = loc.get("type", "")
+        if not isinstance(loc_type, str):
+            msg = f"user read: userLocations[{i}].type must be a string, got {loc_type!r}"
+            raise _invalid(msg)
+        if loc_type.lower() == "school":
+            fields["schoolname"] = loc.get("name", "")
+            fields["schooludisecode"] = loc.get("code", "")
+        else:
+            fields[loc_type] = loc.get("name", "")
+
+    put = _list_or_none(response, "profileUserTypes", "profileUserTypes")
+    if put:
+        types: list[str] = []
+        sub_types: list[str] = []
+        elements: list[dict[str, Any]] = []
+        for i, element in enumerate(put):
+            if not isinstance(element, dict):
+                msg = f"user read: profileUserTypes[{i}] must be an object, got {element!r}"
+                raise _invalid(msg)
+            for name, seen in (("type", types), ("subType", sub_types)):
+                value = element.get(name)
+                if value is None or value == "":
+                    continue
+                if not isinstance(value, str):
+                    msg = f"user read: profileUserTypes[{i}].{name} must be a string, got {value!r}"
+                    raise _invalid(msg)
+                if value not in seen:
+                    seen.append(value)
+            elements.append(_java_hashmap_order(element))
+        fields["usertype"] = ",".join(types)
+        fields["usersubtype"] = ",".join(sub_types)
+        fields["profileusertypes"] = gson_json(elements)
+    return fields
+
+
+# --------------------------------------------------------------------------- value codec
+
+
+def _java_string_hash(s: str) -> int:
+    """``java.lang.String.hashCode`` (over UTF-16 code units) as an unsigned 32-bit int."""
+    h = 0
+    data = s.encode("utf-16-be", "surrogatepass")
+    for i in range(0, len(data), 2):
+        h = (31 * h + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
+    return h
+
+
+def _java_hashmap_order(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """The same entries in the order a default ``java.util.HashMap`` iterates them.
+
+    Bucket = ``(h ^ (h >>> 16)) & (capacity - 1)``; capacity starts at 16 and doubles while
+    the size exceeds 3/4 of it; keys sharing a bucket keep insertion order. (Treeified bins -
+    8+ keys in one bucket - are not modelled.)
+    """
+    capacity = 16
+    while len(mapping) > capacity * 3 // 4:
+        capacity *= 2
+
+    def bucket(key: str) -> int:
+        h = _java_string_hash(key)
+        return (h ^ (h >> 16)) & (capacity - 1)
+
+    order = sorted(enumerate(mapping), key=lambda item: (bucket(str(item[1])), item[0]))
+    return {key: mapping[key] for _, key in order}
+
+
+def _drop_map_nulls(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _drop_map_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_drop_map_nulls(v) for v in value]
+    return value
+
+
+def gson_json(value: object) -> str:
+    """Compact JSON as Gson writes it: non-ASCII raw, HTML-safe escapes, no nulls in maps."""
+    text = json.dumps(_drop_map_nulls(value), separators=(",", ":"), ensure_ascii=False)
+    for char, escape in _GSON_ESCAPES:
+        text = text.replace(char, escape)
+    return text
+
+
+def stringify(fields: Mapping[str, object]) -> dict[str, str]:
+    """A5.4: Redis string values (strings bracket-escaped, null → "", others Gson JSON)."""
+    out: dict[str, str] = {}
+    for name, value in fields.items():
+        if isinstance(value, str):
+            out[name] = value.replace("[", "\\[").replace("]", "\\]")
+        elif value is None:
+            out[name] = ""
+        else:
+            out[name] = gson_json(value)
+    return out
+
+
+# --------------------------------------------------------------------------- writes
+
+
+def plan(
+    event: AuditUser, info: Profile | Blocked | None, cfg: RulesConfig = RulesConfig()
+) -> Write | Skipped:
+    """A3 steps 5-7: the Redis write of one accepted event (``info`` only for registered ones)."""
+    regd: dict[str, object] = {}
+    if event.registered:
+        if info is None:
+            msg = f"registered event for {event.user_id} needs the user-read result"
+            raise ValueError(msg)
+        if isinstance(info, Profile):
+            regd = dict(info.fields)
+    merged: dict[str, object] = {**regd, **event.general}
+    if not merged:
+        return Skipped("no-data", f"nothing to write for user {event.user_id}")
+    hset = stringify(merged)
+    stale = tuple(f for f in cfg.removable_fields if f not in hset) if event.registered else ()
+    return Write(key=KEY_PREFIX + event.user_id, hset=hset, delete_if_stale=stale)
+
+
+def stale_fields(existing: Mapping[str, str], write: Write) -> list[str]:
+    """A6.2: the fields of ``write.delete_if_stale`` to HDEL given the current hash."""
+    return [f for f in write.delete_if_stale if existing.get(f, "") != ""]
+
+
+def apply(existing: Mapping[str, str], write: Write) -> dict[str, str]:
+    """The hash after HDEL of the stale fields and the HSET merge (a pure model of Redis)."""
+    stale = set(stale_fields(existing, write))
+    result = {k: v for k, v in existing.items() if k not in stale}
+    result.update(write.hset)
+    return result

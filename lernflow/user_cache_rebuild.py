@@ -1,0 +1,241 @@
+"""``lernflow user-cache rebuild``: write every user's cache hash from the Cassandra user tables.
+
+The equivalent of Sunbird's bulk user-cache indexer, for users who never produced an AUDIT
+event (or after a Redis loss). It walks ``sunbird.user`` in token order, one page at a time:
+
+1. ``SELECT token(id), … FROM user WHERE token(id) > ? LIMIT page`` — the page ends at token T;
+2. the same token range of ``user_organisation`` and ``user_declarations`` (their partition
+   key is the user id, so the range holds exactly this page's users' rows) — two range scans,
+   not one query per user;
+3. organisations and locations by id, cached for the run;
+4. the same field mapping and write as the flow (``rules.plan`` with the registered-user path,
+   one atomic Lua call per user, pipelined per page), plus ``usersignintype`` as the indexer
+   sets it (``Self-Signed-In`` for users of the custodian org, else ``Validated``).
+
+After every page the last token and the count are saved to a state file, so an interrupted
+rebuild resumes where it stopped (``--restart`` starts over). Progress is the fraction of the
+token ring covered, so the ETA needs no ``count(*)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from config import Settings
+from flows.user_cache_updater import profile, rules
+from flows.user_cache_updater.processor import UserCacheWriter
+from lernflow.retry import retry
+from sources.users import USER_COLUMNS, CassandraUserSource, rules_config
+
+logger = logging.getLogger(__name__)
+
+FLOW = "user-cache-rebuild"
+MIN_TOKEN = -(2**63)
+MAX_TOKEN = 2**63 - 1
+CUSTODIAN_SETTING_IDS = ("custodianOrgId", "custodianRootOrgId")
+
+
+@dataclass
+class RebuildResult:
+    """What a rebuild (or dry run) did."""
+
+    users: int = 0
+    changed: int = 0
+    seconds: float = 0.0
+    diffs: list[str] = field(default_factory=list)
+    resumed_from: int | None = None
+
+
+def state_path(settings: Settings) -> Path:
+    """Where the resume position is kept."""
+    return settings.run.recovery_dir / settings.topics.env / "user-cache-rebuild.json"
+
+
+def token_fraction(token: int) -> float:
+    """How much of the Murmur3 token ring lies at or below ``token`` (0.0 … 1.0)."""
+    return (token - MIN_TOKEN) / (MAX_TOKEN - MIN_TOKEN)
+
+
+def diff(existing: dict[str, str], after: dict[str, str]) -> list[str]:
+    """Human-readable field changes between two hashes."""
+    lines = []
+    for k in sorted(existing.keys() | after.keys()):
+        old, new = existing.get(k), after.get(k)
+        if old == new:
+            continue
+        if old is None:
+            lines.append(f"+ {k} = {new!r}")
+        elif new is None:
+            lines.append(f"- {k} (was {old!r})")
+        else:
+            lines.append(f"~ {k}: {old!r} -> {new!r}")
+    return lines
+
+
+class UserCacheRebuild:
+    """One rebuild run (see the module docstring)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._s = settings
+        self._cfg = rules_config(settings)
+        self._source = CassandraUserSource(settings, FLOW, cache_lookups=True)
+        self._cas = self._source.executor
+        self._writer = UserCacheWriter(settings, FLOW)
+        ks = settings.cassandra.sunbird_keyspace
+        cols = ", ".join(USER_COLUMNS)
+        self._q_page = f"SELECT token(id) AS tok, {cols} FROM {ks}.user WHERE token(id) > ? LIMIT ?"
+        self._q_orgs = (
+            f"SELECT userid, organisationid, isdeleted FROM {ks}.user_organisation "
+            "WHERE token(userid) > ? AND token(userid) <= ?"
+        )
+        self._q_decls = (
+            f"SELECT userid, orgid, persona, userinfo FROM {ks}.user_declarations "
+            "WHERE token(userid) > ? AND token(userid) <= ?"
+        )
+        self._q_settings = f"SELECT id, value FROM {ks}.system_settings WHERE id=?"
+        self._custodian = self._custodian_org()
+
+    def _custodian_org(self) -> str | None:
+        rows = self._cas.execute_many(
+            self._q_settings, [(i,) for i in CUSTODIAN_SETTING_IDS], "system settings"
+        )
+        for r in rows:
+            if r and r[0].value:
+                return str(r[0].value)
+        return None
+
+    def _writes(self, users: list[dict[str, Any]], after: int, upto: int) -> list[rules.Write]:
+        orgs_rows, decl_rows = self._range_rows(after, upto)
+        orgs_of: dict[str, list[str]] = {}
+        for o in orgs_rows:
+            if not o.isdeleted:
+                orgs_of.setdefault(o.userid, []).append(o.organisationid)
+        decls_of: dict[str, list[dict[str, Any]]] = {}
+        for d in decl_rows:
+            decls_of.setdefault(d.userid, []).append(d._asdict())
+        rows = [
+            profile.UserRows(
+                user=u,
+                organisation_ids=tuple(orgs_of.get(u["id"], ())),
+                declarations=tuple(decls_of.get(u["id"], ())),
+            )
+            for u in users
+        ]
+        lookups = self._source.lookups(rows)
+        return [self._plan(r, lookups) for r in rows]
+
+    def _range_rows(self, after: int, upto: int) -> tuple[list[Any], list[Any]]:
+        session = self._cas.session
+
+        def scan() -> tuple[list[Any], list[Any]]:
+            fut_o = session.execute_async(self._cas.prepare(self._q_orgs), (after, upto))
+            fut_d = session.execute_async(self._cas.prepare(self._q_decls), (after, upto))
+            return list(fut_o.result()), list(fut_d.result())
+
+        return retry(scan, self._s.run, "Cassandra user-table range scan")
+
+    def _plan(self, rows: profile.UserRows, lookups: profile.Lookups) -> rules.Write:
+        user = rows.user
+        fields = rules.profile_fields(profile.response_from_rows(rows, lookups))
+        root = user.get("rootorgid")
+        signin = (
+            self._cfg.self_signin_key if root and root == self._custodian else self._cfg.valid_key
+        )
+        event = rules.AuditUser(str(user["id"]), "Update", True, {"usersignintype": signin}, None)
+        plan = rules.plan(event, rules.Profile(fields), self._cfg)
+        assert isinstance(plan, rules.Write)  # a profile always has fields
+        return plan
+
+    def one(self, user_id: str, dry_run: bool) -> RebuildResult:
+        """Rebuild (or diff) one user's hash."""
+        q = f"{self._q_page.split(' WHERE ')[0]} WHERE id=?"
+        found = self._cas.execute_many(q, [(user_id,)], "read user")[0]
+        if not found:
+            msg = f"user {user_id} not found in {self._s.cassandra.sunbird_keyspace}.user"
+            raise LookupError(msg)
+        tok = int(found[0].tok)
+        users = [_user_dict(found[0])]
+        return self._apply(self._writes(users, tok - 1, tok), dry_run, RebuildResult())
+
+    def _apply(
+        self, writes: list[rules.Write], dry_run: bool, result: RebuildResult
+    ) -> RebuildResult:
+        result.users += len(writes)
+        if dry_run:
+            current = self._writer.read([w.key for w in writes])
+            for w, existing in zip(writes, current, strict=True):
+                lines = diff(existing, rules.apply(existing, w))
+                if lines:
+                    result.changed += 1
+                    if len(result.diffs) < 200:
+                        result.diffs.append(w.key)
+                        result.diffs.extend("    " + line for line in lines)
+        else:
+            self._writer.write(writes)
+            result.changed += len(writes)
+        return result
+
+    def run(
+        self,
+        dry_run: bool = False,
+        restart: bool = False,
+        limit: int | None = None,
+        progress: Callable[[float, int, float], None] | None = None,
+    ) -> RebuildResult:
+        """Walk every user; ``progress(fraction, users, seconds)`` after each page."""
+        path = state_path(self._s)
+        result = RebuildResult()
+        after = MIN_TOKEN
+        if not dry_run and not restart and path.exists():
+            saved = json.loads(path.read_text())
+            after, result.users = int(saved["token"]), int(saved["users"])
+            result.changed = result.users
+            result.resumed_from = after
+            logger.info(
+                "resuming the user-cache rebuild after token %d (%d users done)",
+                after,
+                result.users,
+            )
+        page = self._s.user_cache.rebuild_page_size
+        stmt = self._cas.prepare(self._q_page)
+        t0 = time.perf_counter()
+        while limit is None or result.users < limit:
+            found = retry(
+                functools.partial(self._page, stmt, after, page), self._s.run, "Cassandra user page"
+            )
+            if not found:
+                break
+            upto = int(found[-1].tok)
+            self._apply(self._writes([_user_dict(r) for r in found], after, upto), dry_run, result)
+            after = upto
+            if not dry_run:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps({"token": after, "users": result.users}))
+            if progress is not None:
+                progress(token_fraction(after), result.users, time.perf_counter() - t0)
+            if len(found) < page:
+                break
+        result.seconds = time.perf_counter() - t0
+        if not dry_run and (limit is None or result.users < limit):
+            path.unlink(missing_ok=True)
+        return result
+
+    def _page(self, stmt: Any, after: int, size: int) -> list[Any]:
+        return list(self._cas.session.execute(stmt, (after, size)))
+
+    def close(self) -> None:
+        self._writer.close()
+        self._source.close()
+
+
+def _user_dict(row: Any) -> dict[str, Any]:
+    d: dict[str, Any] = row._asdict()
+    d.pop("tok", None)
+    return d
