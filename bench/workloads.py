@@ -68,3 +68,90 @@ def activity_events(learners: int) -> list[tuple[bytes, bytes]]:
                 )
                 out.append((f"learner{i}".encode(), body.encode()))
     return out
+
+
+def user_id(n: int) -> str:
+    """The id of synthetic user ``n``."""
+    return f"syn-user-{n:07d}"
+
+
+def seed_users(settings: Settings, users: int, schools: int = 100) -> None:
+    """Sunbird user tables for ``users`` learners: one root org, schools, states/districts/blocks,
+    profile locations, user types and a framework (what the user service writes)."""
+    import json
+
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    ks = settings.cassandra.sunbird_keyspace
+    cluster, session = cassandra_session(settings.cassandra, ks)
+    try:
+        session.execute(
+            "INSERT INTO organisation (id, orgname, isrootorg) VALUES ('syn_root', 'Synthetic Board', true)"
+        )
+        session.execute(
+            "INSERT INTO system_settings (id, field, value) VALUES ('custodianOrgId', 'custodianOrgId', 'syn_root')"
+        )
+        org = session.prepare(
+            "INSERT INTO organisation (id, orgname, isrootorg, externalid, rootorgid) VALUES (?, ?, false, ?, 'syn_root')"
+        )
+        execute_concurrent_with_args(
+            session, org, [(f"syn_school_{s}", f"School No. {s}", f"2910{s:07d}") for s in range(schools)],
+            concurrency=100,
+        )  # fmt: skip
+        loc = session.prepare("INSERT INTO location (id, name, type, code) VALUES (?, ?, ?, ?)")
+        places = [(f"syn_state_{i}", f"State {i}", "state", f"S{i}") for i in range(5)]
+        places += [(f"syn_district_{i}", f"District {i}", "district", f"D{i}") for i in range(50)]
+        places += [(f"syn_block_{i}", f"Block {i}", "block", f"B{i}") for i in range(200)]
+        execute_concurrent_with_args(session, loc, places, concurrency=100)
+        ins = session.prepare(
+            "INSERT INTO user (id, userid, firstname, lastname, rootorgid, email, phone, language, "
+            "framework, profilelocation, profileusertypes) VALUES (?, ?, ?, ?, 'syn_root', ?, ?, ?, ?, ?, ?)"
+        )
+        member = session.prepare(
+            "INSERT INTO user_organisation (userid, organisationid, isdeleted) VALUES (?, ?, false)"
+        )
+        fw = {"id": ["syn_fw"], "board": ["CBSE"], "medium": ["English"],
+              "gradeLevel": ["Class 5"], "subject": ["Mathematics", "Science"]}  # fmt: skip
+        types = '[{"type":"student"}]'
+
+        def row(n: int) -> tuple[object, ...]:
+            uid = user_id(n)
+            where = json.dumps([
+                {"id": f"syn_state_{n % 5}", "type": "state"},
+                {"id": f"syn_district_{n % 50}", "type": "district"},
+                {"id": f"syn_block_{n % 200}", "type": "block"},
+                {"id": f"syn_school_{n % schools}", "type": "school"},
+            ])  # fmt: skip
+            return (uid, uid, f"Learner{n}", "Synthetic", f"enc-email-{n}==", f"enc-phone-{n}==",
+                    ["English"], fw, where, types)  # fmt: skip
+
+        step = 20_000
+        for start in range(0, users, step):
+            ns = range(start, min(users, start + step))
+            execute_concurrent_with_args(session, ins, [row(n) for n in ns], concurrency=200)
+            execute_concurrent_with_args(
+                session, member, [(user_id(n), f"syn_school_{n % schools}") for n in ns],
+                concurrency=200,
+            )  # fmt: skip
+    finally:
+        cluster.shutdown()
+
+
+def audit_events(users: int, pid: str = "learner-service") -> list[tuple[bytes, bytes]]:
+    """(key, value) AUDIT 'Update' events by the user service, one per user."""
+    import json
+
+    out = []
+    for n in range(users):
+        uid = user_id(n)
+        event = {
+            "eid": "AUDIT", "ets": 1700000000000 + n, "ver": "3.0", "mid": f"syn-audit-{n}",
+            "actor": {"id": uid, "type": "User"},
+            "context": {"channel": "syn_root", "env": "User",
+                        "pdata": {"id": "syn", "pid": pid, "ver": "1"},
+                        "cdata": [{"type": "SignupType", "id": "google" if n % 2 else "sso"}]},
+            "object": {"id": uid, "type": "User"},
+            "edata": {"state": "Update", "props": ["firstName"]},
+        }  # fmt: skip
+        out.append((uid.encode(), json.dumps(event).encode()))
+    return out

@@ -24,6 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from typing import Any
 from config import Settings
 from flows.user_cache_updater import profile, rules
 from flows.user_cache_updater.processor import UserCacheWriter
-from lernflow.retry import retry
+from lernflow.retry import is_transient, retry
 from sources.users import USER_COLUMNS, CassandraUserSource, rules_config
 
 logger = logging.getLogger(__name__)
@@ -205,27 +206,66 @@ class UserCacheRebuild:
             )
         page = self._s.user_cache.rebuild_page_size
         stmt = self._cas.prepare(self._q_page)
+        session = self._cas.session
         t0 = time.perf_counter()
-        while limit is None or result.users < limit:
-            found = retry(
-                functools.partial(self._page, stmt, after, page), self._s.run, "Cassandra user page"
-            )
-            if not found:
-                break
-            upto = int(found[-1].tok)
-            self._apply(self._writes([_user_dict(r) for r in found], after, upto), dry_run, result)
-            after = upto
-            if not dry_run:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps({"token": after, "users": result.users}))
-            if progress is not None:
-                progress(token_fraction(after), result.users, time.perf_counter() - t0)
-            if len(found) < page:
-                break
+        # The next page is read while this one is mapped, and a page's Redis write runs in the
+        # background while the next is mapped; the resume position is saved only once the
+        # write that covers it has completed.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="user-cache-write")
+        pending: tuple[Future[None], int, int] | None = None
+        next_page = session.execute_async(stmt, (after, page))
+        finished = False
+        try:
+            while limit is None or result.users < limit:
+                found = self._page_result(next_page, stmt, after, page)
+                if not found:
+                    finished = True
+                    break
+                upto = int(found[-1].tok)
+                if len(found) == page:
+                    next_page = session.execute_async(stmt, (upto, page))
+                writes = self._writes([_user_dict(r) for r in found], after, upto)
+                after = upto
+                if dry_run:
+                    self._apply(writes, True, result)
+                else:
+                    if pending is not None:
+                        self._saved(pending, path)
+                    result.users += len(writes)
+                    result.changed = result.users
+                    pending = (pool.submit(self._writer.write, writes), after, result.users)
+                if progress is not None:
+                    progress(token_fraction(after), result.users, time.perf_counter() - t0)
+                if len(found) < page:
+                    finished = True
+                    break
+            if pending is not None:
+                self._saved(pending, path)
+        finally:
+            pool.shutdown(wait=True)
         result.seconds = time.perf_counter() - t0
-        if not dry_run and (limit is None or result.users < limit):
+        if not dry_run and finished:
             path.unlink(missing_ok=True)
         return result
+
+    @staticmethod
+    def _saved(pending: tuple[Future[None], int, int], path: Path) -> None:
+        """Wait for a page's write, then record the position it covers."""
+        done, token, users = pending
+        done.result()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"token": token, "users": users}))
+
+    def _page_result(self, future: Any, stmt: Any, after: int, size: int) -> list[Any]:
+        """The rows of a prefetched page; a transient failure is retried synchronously."""
+        try:
+            return list(future.result())
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            return retry(
+                functools.partial(self._page, stmt, after, size), self._s.run, "Cassandra user page"
+            )
 
     def _page(self, stmt: Any, after: int, size: int) -> list[Any]:
         return list(self._cas.session.execute(stmt, (after, size)))

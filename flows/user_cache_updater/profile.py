@@ -39,6 +39,11 @@ class UserRows:
     user: Row
     organisation_ids: tuple[str, ...] = ()  # from user_organisation, isdeleted rows excluded
     declarations: tuple[Row, ...] = ()  # user_declarations rows (orgid, persona, userinfo)
+    refs: tuple[tuple[str, str], ...] = field(init=False)  # parsed profilelocation (id, type)
+
+    def __post_init__(self) -> None:
+        refs = tuple((r["id"], r["type"]) for r in profile_location_refs(self.user))
+        object.__setattr__(self, "refs", refs)
 
 
 @dataclass(frozen=True)
@@ -75,8 +80,8 @@ def needed_ids(rows: UserRows) -> tuple[set[str], set[str]]:
         orgs.add(str(user["rootorgid"]))
     orgs.update(str(d.get("orgid")) for d in rows.declarations if d.get("orgid"))
     locations: set[str] = set()
-    for ref in profile_location_refs(user):
-        (orgs if ref["type"].lower() == "school" else locations).add(ref["id"])
+    for ref_id, ref_type in rows.refs:
+        (orgs if ref_type.lower() == "school" else locations).add(ref_id)
     locations.update(str(i) for i in user.get("locationids") or ())
     return orgs, locations
 
@@ -114,9 +119,9 @@ def _declared_school(rows: UserRows, lookups: Lookups) -> dict[str, str] | None:
 
 
 def _school(rows: UserRows, lookups: Lookups) -> dict[str, str] | None:
-    for ref in profile_location_refs(rows.user):
-        if ref["type"].lower() == "school":
-            org = lookups.organisations.get(ref["id"])
+    for ref_id, ref_type in rows.refs:
+        if ref_type.lower() == "school":
+            org = lookups.organisations.get(ref_id)
             if org is not None:
                 return {
                     "type": "school",
@@ -137,7 +142,7 @@ def _school(rows: UserRows, lookups: Lookups) -> dict[str, str] | None:
 
 
 def _location_ids(rows: UserRows, lookups: Lookups) -> list[str]:
-    refs = [r["id"] for r in profile_location_refs(rows.user) if r["type"].lower() != "school"]
+    refs = [ref_id for ref_id, ref_type in rows.refs if ref_type.lower() != "school"]
     if refs:
         return refs
     ids = [str(i) for i in rows.user.get("locationids") or ()]
