@@ -13,7 +13,7 @@ from rich.table import Table
 from bench.common import Row
 from config import load_settings
 
-BENCHMARKS = ["bench.stack", "bench.activity", "bench.assessment"]
+BENCHMARKS = ["bench.stack", "bench.activity", "bench.assessment", "bench.caches"]
 
 
 def main() -> int:
@@ -34,7 +34,9 @@ def main() -> int:
     table = Table("benchmark", "items", "seconds", "rate /s", "RSS MiB", "note")
     for r in rows:
         rss = f"{r.rss_mb:.0f}" if r.rss_mb else "-"
-        table.add_row(r.name, f"{r.items:,}", f"{r.seconds:.2f}", f"{r.rate:,.0f}", rss, r.note)
+        table.add_row(
+            r.name, f"{r.items:,}", f"{r.seconds:.2f}", f"{r.rate:,.0f} {r.unit}", rss, r.note
+        )
     console.print(table)
     return 0
 

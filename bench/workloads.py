@@ -155,3 +155,48 @@ def audit_events(users: int, pid: str = "learner-service") -> list[tuple[bytes, 
         }  # fmt: skip
         out.append((uid.encode(), json.dumps(event).encode()))
     return out
+
+
+def course_hierarchy(n: int, units: int = 3, leaves: int = 5) -> dict[str, object]:
+    """A published course: ``units`` units of ``leaves`` lessons (the last of each optional)."""
+    collection = "application/vnd.ekstep.content-collection"
+    cid = f"do_syn_pub_{n:06d}"
+    return {
+        "identifier": cid, "mimeType": collection, "visibility": "Default", "status": "Live",
+        "children": [
+            {"identifier": f"{cid}_u{u}", "mimeType": collection, "visibility": "Parent",
+             "children": [
+                 {"identifier": f"{cid}_u{u}_l{j}", "mimeType": "application/pdf",
+                  "relationalMetadata": {"optional": j == leaves - 1}}
+                 for j in range(leaves)
+             ]}
+            for u in range(units)
+        ],
+    }  # fmt: skip
+
+
+def seed_hierarchies(settings: Settings, courses: int) -> list[tuple[bytes, bytes]]:
+    """Store ``courses`` published hierarchies; return their post-publish events (key, value)."""
+    import json
+
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    cluster, session = cassandra_session(settings.cassandra, settings.cassandra.hierarchy_keyspace)
+    ins = session.prepare("INSERT INTO content_hierarchy (identifier, hierarchy) VALUES (?, ?)")
+    trees = [course_hierarchy(n) for n in range(courses)]
+    execute_concurrent_with_args(
+        session, ins, [(t["identifier"], json.dumps(t)) for t in trees], concurrency=100
+    )
+    cluster.shutdown()
+    events = []
+    for t in trees:
+        cid = str(t["identifier"])
+        event = {
+            "eid": "BE_JOB_REQUEST", "ets": 1700000000000, "mid": f"LP.syn.{cid}",
+            "actor": {"id": "Post Publish Processor", "type": "System"},
+            "object": {"ver": "1", "id": cid},
+            "edata": {"action": "post-publish-process", "iteration": 1, "identifier": cid,
+                      "mimeType": "application/vnd.ekstep.content-collection", "status": "Live"},
+        }  # fmt: skip
+        events.append((cid.encode(), json.dumps(event).encode()))
+    return events

@@ -188,7 +188,6 @@ def progress_demo(settings: Settings, report: Report, run_id: str) -> dict[str, 
     # Publish the course hierarchy (what Knowlg writes) and build the relation cache from it
     # with relation-cache-updater's own rules, as `lernflow relation-cache rebuild` does.
     from flows.relation_cache_updater import rules as relation_rules
-    from flows.relation_cache_updater.processor import RelationCacheWriter
 
     collection = "application/vnd.ekstep.content-collection"
     hierarchy = {
@@ -212,13 +211,30 @@ def progress_demo(settings: Settings, report: Report, run_id: str) -> dict[str, 
         )
     finally:
         cluster.shutdown()
-    writer = RelationCacheWriter(settings)
-    try:
-        writes = relation_rules.plan(course, hierarchy)
-        writer.write(writes)
-    finally:
-        writer.close()
-    report(f"redis    relation cache built from the published hierarchy: {len(writes.sets)} keys")
+    # Knowlg's post-publish event; relation-cache-updater builds the relation cache from it
+    publish = settings.topics.full(settings.topics.content_postpublish_request)
+    event = {
+        "eid": "BE_JOB_REQUEST", "ets": int(time.time() * 1000), "mid": f"LP.demo.{run_id}",
+        "actor": {"id": "Post Publish Processor", "type": "System"},
+        "context": {"pdata": {"ver": "1.0", "id": "org.ekstep.platform"}, "channel": "demo"},
+        "object": {"ver": "1", "id": course},
+        "edata": {"action": "post-publish-process", "iteration": 1, "identifier": course,
+                  "mimeType": collection, "contentType": "Course", "status": "Live"},
+    }  # fmt: skip
+    DeliveryTrackingProducer(settings.kafka, client_id="lernflow-demo").produce_all(
+        [OutMessage(publish, json.dumps(event).encode(), key=course.encode())]
+    )
+    t0 = time.monotonic()
+    runner.run("relation-cache-updater", settings, runner.RunOptions(until_caught_up=True))
+    expected = relation_rules.plan(course, hierarchy)
+    rc = redis_client(settings.redis, settings.redis.relation_cache_db)
+    built = sum(1 for key in expected.sets if rc.exists(key))
+    rc.close()
+    report(f"flow     relation-cache-updater built {built} relation keys from the published "
+           f"hierarchy in {time.monotonic() - t0:.1f}s")  # fmt: skip
+    if built != len(expected.sets):
+        msg = f"relation cache incomplete: {built} of {len(expected.sets)} keys"
+        raise RuntimeError(msg)
     learners = {
         f"asha-{run_id}": ["lesson-1", "lesson-2", "lesson-3"],
         f"ben-{run_id}": ["lesson-1", "lesson-2"],

@@ -19,6 +19,7 @@ token ring covered, so the ETA needs no ``count(*)``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -40,7 +41,6 @@ logger = logging.getLogger(__name__)
 FLOW = "user-cache-rebuild"
 MIN_TOKEN = -(2**63)
 MAX_TOKEN = 2**63 - 1
-CUSTODIAN_SETTING_IDS = ("custodianOrgId", "custodianRootOrgId")
 
 
 @dataclass
@@ -100,35 +100,31 @@ class UserCacheRebuild:
             f"SELECT userid, orgid, persona, userinfo FROM {ks}.user_declarations "
             "WHERE token(userid) > ? AND token(userid) <= ?"
         )
-        self._q_settings = f"SELECT id, value FROM {ks}.system_settings WHERE id=?"
-        self._custodian = self._custodian_org()
-
-    def _custodian_org(self) -> str | None:
-        rows = self._cas.execute_many(
-            self._q_settings, [(i,) for i in CUSTODIAN_SETTING_IDS], "system settings"
-        )
-        for r in rows:
-            if r and r[0].value:
-                return str(r[0].value)
-        return None
+        self._custodian = self._source.custodian_org()
 
     def _writes(self, users: list[dict[str, Any]], after: int, upto: int) -> list[rules.Write]:
-        orgs_rows, decl_rows = self._range_rows(after, upto)
-        orgs_of: dict[str, list[str]] = {}
-        for o in orgs_rows:
-            if not o.isdeleted:
-                orgs_of.setdefault(o.userid, []).append(o.organisationid)
-        decls_of: dict[str, list[dict[str, Any]]] = {}
-        for d in decl_rows:
-            decls_of.setdefault(d.userid, []).append(d._asdict())
-        rows = [
-            profile.UserRows(
-                user=u,
-                organisation_ids=tuple(orgs_of.get(u["id"], ())),
-                declarations=tuple(decls_of.get(u["id"], ())),
-            )
-            for u in users
-        ]
+        bare = [profile.UserRows(u) for u in users]
+        wants = [profile.needs(r, self._custodian) for r in bare]  # as the flow's source reads
+        rows = bare
+        if any(w != (False, False) for w in wants):
+            orgs_rows, decl_rows = self._range_rows(after, upto)
+            orgs_of: dict[str, list[str]] = {}
+            for o in orgs_rows:
+                if not o.isdeleted:
+                    orgs_of.setdefault(o.userid, []).append(o.organisationid)
+            decls_of: dict[str, list[dict[str, Any]]] = {}
+            for d in decl_rows:
+                decls_of.setdefault(d.userid, []).append(d._asdict())
+            rows = [
+                dataclasses.replace(
+                    r,
+                    organisation_ids=tuple(orgs_of.get(r.user["id"], ())) if member else (),
+                    declarations=tuple(decls_of.get(r.user["id"], ())) if decl else (),
+                )
+                if decl or member
+                else r
+                for r, (decl, member) in zip(bare, wants, strict=True)
+            ]
         lookups = self._source.lookups(rows)
         return [self._plan(r, lookups) for r in rows]
 

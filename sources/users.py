@@ -14,7 +14,9 @@ transient) so the caller retries; nothing is skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -32,6 +34,7 @@ from sinks.cassandra import CassandraExecutor
 
 logger = logging.getLogger(__name__)
 
+CUSTODIAN_SETTING_IDS = ("custodianOrgId", "custodianRootOrgId")
 USER_COLUMNS = (
     "id", "userid", "firstname", "lastname", "language", "rootorgid", "email", "phone",
     "framework", "profilelocation", "locationids", "profileusertypes", "usertype",
@@ -88,21 +91,43 @@ class CassandraUserSource:
             "WHERE id=?"
         )
         self._q_loc = f"SELECT id, name, type, code FROM {ks}.location WHERE id=?"
+        self._q_settings = f"SELECT id, value FROM {ks}.system_settings WHERE id=?"
+        self._custodian: tuple[str | None, float] | None = None
+
+    def custodian_org(self) -> str | None:
+        """The custodian root org id from ``system_settings`` (re-read every 5 minutes)."""
+        now = time.monotonic()
+        if self._custodian is None or now - self._custodian[1] > 300:
+            rows = self._cas.execute_many(
+                self._q_settings, [(i,) for i in CUSTODIAN_SETTING_IDS], "system settings"
+            )
+            value = next((str(r[0].value) for r in rows if r and r[0].value), None)
+            self._custodian = (value, now)
+        return self._custodian[0]
 
     def read(self, user_ids: Sequence[str]) -> dict[str, Lookup]:
         ids = list(dict.fromkeys(user_ids))
         users = self._cas.execute_many(self._q_user, [(i,) for i in ids], "read users")
         found = [(i, r[0]._asdict()) for i, r in zip(ids, users, strict=True) if r]
-        present = [i for i, _ in found]
-        orgs_of = self._cas.execute_many(self._q_orgs_of, [(i,) for i in present], "user orgs")
-        decls = self._cas.execute_many(self._q_decl, [(i,) for i in present], "declarations")
+        custodian = self.custodian_org()
+        bare = {i: profile.UserRows(u) for i, u in found}
+        wants = {i: profile.needs(r, custodian) for i, r in bare.items()}
+        decl_ids = [i for i, _u in found if wants[i][0]]
+        member_ids = [i for i, _u in found if wants[i][1]]
+        decls = self._cas.execute_many(self._q_decl, [(i,) for i in decl_ids], "declarations")
+        orgs_of = self._cas.execute_many(self._q_orgs_of, [(i,) for i in member_ids], "user orgs")
+        decl_by = {i: tuple(d._asdict() for d in dl) for i, dl in zip(decl_ids, decls, strict=True)}
+        orgs_by = {
+            i: tuple(o.organisationid for o in og if not o.isdeleted)
+            for i, og in zip(member_ids, orgs_of, strict=True)
+        }
         rows = [
-            profile.UserRows(
-                user=u,
-                organisation_ids=tuple(o.organisationid for o in og if not o.isdeleted),
-                declarations=tuple(d._asdict() for d in dl),
+            dataclasses.replace(
+                bare[i], organisation_ids=orgs_by.get(i, ()), declarations=decl_by.get(i, ())
             )
-            for (_i, u), og, dl in zip(found, orgs_of, decls, strict=True)
+            if wants[i] != (False, False)
+            else bare[i]
+            for i, _u in found
         ]
         lookups = self.lookups(rows)
         out: dict[str, Lookup] = {

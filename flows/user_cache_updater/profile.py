@@ -72,6 +72,19 @@ def profile_location_refs(user: Row) -> list[dict[str, str]]:
     ]
 
 
+def needs(rows: UserRows, custodian_org: str | None) -> tuple[bool, bool]:
+    """Which extra rows the school of ``user`` may come from: (declarations, memberships).
+
+    A school in ``profilelocation`` needs neither; otherwise a user of the custodian org
+    declares a school (``user_declarations``), any other user is a member of one
+    (``user_organisation``) — the split Sunbird's Cassandra-era job made.
+    """
+    if any(t.lower() == "school" for _i, t in rows.refs):
+        return False, False
+    custodian = bool(custodian_org) and rows.user.get("rootorgid") == custodian_org
+    return custodian, not custodian
+
+
 def needed_ids(rows: UserRows) -> tuple[set[str], set[str]]:
     """Organisation ids and location ids the mapping of ``rows`` will look up."""
     user = rows.user

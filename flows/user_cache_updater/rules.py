@@ -36,6 +36,7 @@ Fixes over Sunbird (``docs/fixes-over-sunbird.md``)
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -372,6 +373,7 @@ def profile_fields(response: Mapping[str, Any]) -> dict[str, object]:
 # --------------------------------------------------------------------------- value codec
 
 
+@functools.lru_cache(maxsize=4096)
 def _java_string_hash(s: str) -> int:
     """``java.lang.String.hashCode`` (over UTF-16 code units) as an unsigned 32-bit int."""
     h = 0

@@ -74,7 +74,11 @@ def test_rebuild_writes_the_same_hashes_as_the_flow(users: Settings) -> None:
         assert rebuilt[key]["usersignintype"] == "Self-Signed-In"
     sample = rebuilt[f"user:{user_id(8)}"]
     assert sample["schoolname"] == "School No. 1"
-    assert (sample["state"], sample["district"], sample["block"]) == ("State 3", "District 8", "Block 8")
+    assert (sample["state"], sample["district"], sample["block"]) == (
+        "State 3",
+        "District 8",
+        "Block 8",
+    )
     assert sample["subject"] == '["Mathematics","Science"]'
     assert sample["orgname"] == "Synthetic Board"
 

@@ -680,6 +680,8 @@ def test_stringify_always_returns_strings_for_the_same_fields(fields):
     assert all(isinstance(v, str) for v in out.values())
 
 
-@given(st.lists(st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from("<>&='\"\\\u2028"))))
+@given(
+    st.lists(st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from("<>&='\"\\\u2028")))
+)
 def test_gson_json_fast_path_for_string_lists_matches_the_general_encoder(value):
     assert rules.gson_json(value) == rules._gson_json_general(value)
