@@ -7,7 +7,7 @@ two lessons. Seeding writes what the LMS and the relation cache would hold befor
 from __future__ import annotations
 
 from config import Settings
-from lernflow.clients import cassandra_session, redis_client
+from lernflow.clients import cassandra_session
 
 COURSE = "do_syn_course"
 BATCH = "syn_batch"
@@ -22,16 +22,23 @@ def completes(learner: int, lesson_index: int) -> bool:
 
 def seed_activity(settings: Settings, learners: int) -> None:
     """Relation cache, enrolments (status 0) and the LMS's consumption status rows."""
-    r = redis_client(settings.redis, settings.redis.relation_cache_db)
-    pipe = r.pipeline(transaction=False)
-    pipe.sadd(f"{COURSE}:{COURSE}:leafnodes", *LESSONS)
-    pipe.sadd(f"{COURSE}:{COURSE}:optionalnodes", LESSONS[3])
-    for unit, lessons in UNITS.items():
-        pipe.sadd(f"{COURSE}:{unit}:leafnodes", *lessons)
-        for lesson in lessons:
-            pipe.sadd(f"{COURSE}:{lesson}:ancestors", unit, COURSE)
-    pipe.execute()
-    r.close()
+    # the relation cache as relation-cache-updater builds it from the published hierarchy
+    from flows.relation_cache_updater import rules as relation_rules
+    from flows.relation_cache_updater.processor import RelationCacheWriter
+
+    collection = "application/vnd.ekstep.content-collection"
+    tree = {
+        "identifier": COURSE, "mimeType": collection, "visibility": "Default", "status": "Live",
+        "children": [
+            {"identifier": unit, "mimeType": collection, "visibility": "Parent",
+             "children": [{"identifier": c, "mimeType": "application/pdf",
+                           "relationalMetadata": {"optional": c == LESSONS[3]}} for c in lessons]}
+            for unit, lessons in UNITS.items()
+        ],
+    }  # fmt: skip
+    writer = RelationCacheWriter(settings)
+    writer.write(relation_rules.plan(COURSE, tree))
+    writer.close()
     from cassandra.concurrent import execute_concurrent_with_args
 
     cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)

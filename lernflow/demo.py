@@ -26,13 +26,14 @@ def run(settings: Settings, report: Report) -> dict[str, object]:
     course, batch, user = f"do_demo_course_{run_id}", f"demo_batch_{run_id}", f"learner-{run_id}"
     lessons = [f"do_demo_lesson_{i}_{run_id}" for i in (1, 2, 3)]
 
-    t0 = time.monotonic()
+    quiz_id = f"do_demo_quiz_{run_id}"
+    publish_course(
+        settings, report, course, "Demo course", {f"do_demo_unit_{run_id}": [*lessons, quiz_id]}
+    )
     rc = redis_client(settings.redis, db=settings.redis.relation_cache_db)
-    rc.sadd(f"{course}:{course}:leafnodes", *lessons)
     leaves = sorted(rc.smembers(f"{course}:{course}:leafnodes"))
     rc.close()
-    report(f"redis    DB {settings.redis.relation_cache_db}: {course} has leaf nodes {leaves} "
-           f"[{(time.monotonic() - t0) * 1000:.0f} ms]")  # fmt: skip
+    report(f"redis    DB {settings.redis.relation_cache_db}: {course} has leaf nodes {leaves}")
 
     t0 = time.monotonic()
     cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)
@@ -185,56 +186,8 @@ def progress_demo(settings: Settings, report: Report, run_id: str) -> dict[str, 
              f"do_unit_functions_{run_id}": ["lesson-3", "bonus-lesson"]}  # fmt: skip
     lessons = {name: f"do_{name.replace('-', '_')}_{run_id}" for u in units.values() for name in u}
     optional = {lessons["bonus-lesson"]}
-    # Publish the course hierarchy (what Knowlg writes) and build the relation cache from it
-    # with relation-cache-updater's own rules, as `lernflow relation-cache rebuild` does.
-    from flows.relation_cache_updater import rules as relation_rules
-
-    collection = "application/vnd.ekstep.content-collection"
-    hierarchy = {
-        "identifier": course, "name": "Python basics", "mimeType": collection,
-        "visibility": "Default", "status": "Live",
-        "children": [
-            {"identifier": unit, "mimeType": collection, "visibility": "Parent",
-             "children": [
-                 {"identifier": lessons[n], "name": n, "mimeType": "application/pdf",
-                  "relationalMetadata": {"optional": lessons[n] in optional}}
-                 for n in names
-             ]}
-            for unit, names in units.items()
-        ],
-    }  # fmt: skip
-    cluster, session = cassandra_session(settings.cassandra, settings.cassandra.hierarchy_keyspace)
-    try:
-        session.execute(
-            "INSERT INTO content_hierarchy (identifier, hierarchy) VALUES (%s, %s)",
-            (course, json.dumps(hierarchy)),
-        )
-    finally:
-        cluster.shutdown()
-    # Knowlg's post-publish event; relation-cache-updater builds the relation cache from it
-    publish = settings.topics.full(settings.topics.content_postpublish_request)
-    event = {
-        "eid": "BE_JOB_REQUEST", "ets": int(time.time() * 1000), "mid": f"LP.demo.{run_id}",
-        "actor": {"id": "Post Publish Processor", "type": "System"},
-        "context": {"pdata": {"ver": "1.0", "id": "org.ekstep.platform"}, "channel": "demo"},
-        "object": {"ver": "1", "id": course},
-        "edata": {"action": "post-publish-process", "iteration": 1, "identifier": course,
-                  "mimeType": collection, "contentType": "Course", "status": "Live"},
-    }  # fmt: skip
-    DeliveryTrackingProducer(settings.kafka, client_id="lernflow-demo").produce_all(
-        [OutMessage(publish, json.dumps(event).encode(), key=course.encode())]
-    )
-    t0 = time.monotonic()
-    runner.run("relation-cache-updater", settings, runner.RunOptions(until_caught_up=True))
-    expected = relation_rules.plan(course, hierarchy)
-    rc = redis_client(settings.redis, settings.redis.relation_cache_db)
-    built = sum(1 for key in expected.sets if rc.exists(key))
-    rc.close()
-    report(f"flow     relation-cache-updater built {built} relation keys from the published "
-           f"hierarchy in {time.monotonic() - t0:.1f}s")  # fmt: skip
-    if built != len(expected.sets):
-        msg = f"relation cache incomplete: {built} of {len(expected.sets)} keys"
-        raise RuntimeError(msg)
+    publish_course(settings, report, course, "Python basics",
+                   {u: [lessons[n] for n in names] for u, names in units.items()}, optional)  # fmt: skip
     learners = {
         f"asha-{run_id}": ["lesson-1", "lesson-2", "lesson-3"],
         f"ben-{run_id}": ["lesson-1", "lesson-2"],
@@ -359,10 +312,7 @@ def assessment_demo(
     """One learner takes the course quiz twice; the flow keeps both attempts and the best score."""
     from lernflow import runner
 
-    quiz = f"do_demo_quiz_{run_id}"
-    rc = redis_client(settings.redis, db=settings.redis.relation_cache_db)
-    rc.sadd(f"{course}:{course}:leafnodes", quiz)
-    rc.close()
+    quiz = f"do_demo_quiz_{run_id}"  # a leaf of the course published in run()
     now = int(time.time() * 1000)
     topic = settings.topics.full(settings.topics.telemetry_assess)
     attempts = [
@@ -397,3 +347,63 @@ def assessment_demo(
         f"{aggregates.get(f'max_score:{quiz}')} over {aggregates.get(f'attempts_count:{quiz}'):.0f} attempts"
     )
     return {"attempts": [r.attempt_id for r in rows], "aggregates": aggregates}
+
+
+def publish_course(
+    settings: Settings,
+    report: Report,
+    course: str,
+    name: str,
+    units: dict[str, list[str]],
+    optional: set[str] | frozenset[str] = frozenset(),
+) -> None:
+    """Publish a course hierarchy (what Knowlg writes) and its post-publish event, then run
+    relation-cache-updater so the relation cache is built by the flow itself."""
+    from flows.relation_cache_updater import rules as relation_rules
+    from lernflow import runner
+
+    collection = "application/vnd.ekstep.content-collection"
+    hierarchy = {
+        "identifier": course, "name": name, "mimeType": collection,
+        "visibility": "Default", "status": "Live",
+        "children": [
+            {"identifier": unit, "mimeType": collection, "visibility": "Parent",
+             "children": [
+                 {"identifier": c, "mimeType": "application/pdf",
+                  "relationalMetadata": {"optional": c in optional}}
+                 for c in contents
+             ]}
+            for unit, contents in units.items()
+        ],
+    }  # fmt: skip
+    cluster, session = cassandra_session(settings.cassandra, settings.cassandra.hierarchy_keyspace)
+    try:
+        session.execute(
+            "INSERT INTO content_hierarchy (identifier, hierarchy) VALUES (%s, %s)",
+            (course, json.dumps(hierarchy)),
+        )
+    finally:
+        cluster.shutdown()
+    topic = settings.topics.full(settings.topics.content_postpublish_request)
+    event = {
+        "eid": "BE_JOB_REQUEST", "ets": int(time.time() * 1000), "mid": f"LP.demo.{course}",
+        "actor": {"id": "Post Publish Processor", "type": "System"},
+        "context": {"pdata": {"ver": "1.0", "id": "org.ekstep.platform"}, "channel": "demo"},
+        "object": {"ver": "1", "id": course},
+        "edata": {"action": "post-publish-process", "iteration": 1, "identifier": course,
+                  "mimeType": collection, "contentType": "Course", "status": "Live"},
+    }  # fmt: skip
+    DeliveryTrackingProducer(settings.kafka, client_id="lernflow-demo").produce_all(
+        [OutMessage(topic, json.dumps(event).encode(), key=course.encode())]
+    )
+    t0 = time.monotonic()
+    runner.run("relation-cache-updater", settings, runner.RunOptions(until_caught_up=True))
+    expected = relation_rules.plan(course, hierarchy)
+    rc = redis_client(settings.redis, settings.redis.relation_cache_db)
+    built = sum(1 for key in expected.sets if rc.exists(key))
+    rc.close()
+    if built != len(expected.sets):
+        msg = f"relation cache incomplete for {course}: {built} of {len(expected.sets)} keys"
+        raise RuntimeError(msg)
+    report(f"flow     relation-cache-updater: {course} published, {built} relation keys built "
+           f"in {time.monotonic() - t0:.1f}s")  # fmt: skip
