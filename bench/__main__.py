@@ -13,7 +13,13 @@ from rich.table import Table
 from bench.common import Row
 from config import load_settings
 
-BENCHMARKS = ["bench.stack", "bench.activity", "bench.assessment", "bench.caches"]
+BENCHMARKS = [
+    "bench.stack",
+    "bench.activity",
+    "bench.assessment",
+    "bench.caches",
+    "bench.certificates",
+]
 
 
 def main() -> int:

@@ -1,1 +1,92 @@
-"""lernflow package."""
+"""Course certificates: data model, W3C credential, JWT signing, SVG templates, PDF rendering, storage.
+
+The pieces, in the order a certificate is made:
+
+1. :class:`CertificateData` (what is certified) → :func:`build_credential` (W3C VC) →
+   :func:`sign_credential` (compact ES256/EdDSA JWT; :func:`verify_credential` checks it).
+2. :class:`TemplateCache` (fetch + sanitise a Sunbird ``${name}`` SVG template) →
+   :func:`placeholder_values` + :func:`qr_data_uri` → :func:`fill_svg` (XML-escaped values).
+3. :func:`render_pdf` (WeasyPrint or CairoSVG, JWT embedded as ``credential.jwt``) →
+   :class:`LocalStorage` (atomic writes under ``<batchId>/<certId>.pdf``).
+
+The rendering names are imported lazily (WeasyPrint takes about half a second to import), so
+``import certificates`` stays cheap for code that only signs or verifies.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from certificates.credential import build_credential
+from certificates.model import CertificateData, Signatory, normalize_issued_date
+from certificates.signing import (
+    SigningKey,
+    VerificationError,
+    generate_keys,
+    jwks,
+    load_public_keys,
+    load_signing_key,
+    sign_credential,
+    verify_credential,
+)
+from certificates.storage import InvalidKeyError, LocalStorage, Storage, object_key
+from certificates.template import (
+    PLACEHOLDERS,
+    TemplateCache,
+    TemplateError,
+    bundled_template_path,
+    fill_svg,
+    placeholder_values,
+    qr_data_uri,
+    sanitize_svg,
+)
+
+if TYPE_CHECKING:
+    from certificates.render import extract_attachment, preview_png, render_pdf
+
+_LAZY = {
+    "render_pdf": "certificates.render",
+    "extract_attachment": "certificates.render",
+    "preview_png": "certificates.render",
+}
+
+__all__ = [
+    "PLACEHOLDERS",
+    "CertificateData",
+    "InvalidKeyError",
+    "LocalStorage",
+    "Signatory",
+    "SigningKey",
+    "Storage",
+    "TemplateCache",
+    "TemplateError",
+    "VerificationError",
+    "build_credential",
+    "bundled_template_path",
+    "extract_attachment",
+    "fill_svg",
+    "generate_keys",
+    "jwks",
+    "load_public_keys",
+    "load_signing_key",
+    "normalize_issued_date",
+    "object_key",
+    "placeholder_values",
+    "preview_png",
+    "qr_data_uri",
+    "render_pdf",
+    "sanitize_svg",
+    "sign_credential",
+    "verify_credential",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module 'certificates' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

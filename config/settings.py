@@ -230,6 +230,33 @@ class UserCacheSettings(_Base):
         return value if value.endswith("/") else value + "/"
 
 
+class CertificateSettings(_Base):
+    """certificate-pre-processor / certificate-generator options (env ``LERNFLOW_CERT_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LERNFLOW_CERT_")
+
+    keys_dir: Path = Path(".stack/certificate-keys")  # <kid>.private.pem / <kid>.public.pem
+    signing_kid: str | None = None  # which private key signs (default: the only/newest one)
+    key_alg: Literal["ES256", "EdDSA"] = "ES256"
+    storage_dir: Path = Path(".stack/certificates")  # local storage of PDFs and credentials
+    renderer: Literal["weasyprint", "cairosvg"] = "cairosvg"
+    cert_domain_url: str = "http://127.0.0.1:8080"  # Sunbird cert_domain_url (basePath = +/certs)
+    template_hosts: str = ""  # comma-separated hosts templates and images may be fetched from
+    supported_content_types: str = "SelfAssess"  # Sunbird assessment.metrics.supported.contenttype
+    suppress_missing_metadata: bool = True  # Sunbird enable.suppress.exception (pre-processor)
+    suppress_signatory_errors: bool = False  # Sunbird enable.suppress.exception (generator)
+    zone: str = "UTC"  # the "JVM time zone" dates are formatted in
+    shards: int = Field(64, ge=1, le=100_000)
+
+    @field_validator("cert_domain_url")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            msg = "must be an absolute http(s) URL"
+            raise ValueError(msg)
+        return value.rstrip("/")
+
+
 class Settings:
     """All settings groups, validated together."""
 
@@ -244,6 +271,7 @@ class Settings:
         assessment: AssessmentSettings | None = None,
         activity: ActivitySettings | None = None,
         user_cache: UserCacheSettings | None = None,
+        certificates: CertificateSettings | None = None,
     ) -> None:
         self.kafka = kafka
         self.cassandra = cassandra
@@ -254,6 +282,7 @@ class Settings:
         self.assessment = assessment or AssessmentSettings()
         self.activity = activity or ActivitySettings()
         self.user_cache = user_cache or UserCacheSettings()
+        self.certificates = certificates or CertificateSettings()
 
     def groups(self) -> dict[str, _Base]:
         """Return the settings groups by name."""
@@ -267,6 +296,7 @@ class Settings:
             "assessment": self.assessment,
             "activity": self.activity,
             "user_cache": self.user_cache,
+            "certificates": self.certificates,
         }
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
@@ -352,4 +382,5 @@ def load_settings() -> Settings:
         assessment=_build(AssessmentSettings),
         activity=_build(ActivitySettings),
         user_cache=_build(UserCacheSettings),
+        certificates=_build(CertificateSettings),
     )

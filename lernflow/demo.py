@@ -7,6 +7,7 @@ a course structure into the Redis relation cache, an enrolment into Cassandra, a
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -18,6 +19,16 @@ from lernflow.clients import cassandra_session, kafka_consumer, redis_client
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 
 Report = Callable[[str], None]
+
+# A signature image for the sample signatories: inline (a data URI), so rendering fetches nothing.
+SAMPLE_SIGNATURE = (
+    "data:image/svg+xml;base64,"
+    + base64.b64encode(
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="200" height="60" viewBox="0 0 200 60">'
+        b'<path d="M5 42 C 30 5, 55 58, 85 30 S 135 8, 150 36 S 185 40, 195 22" fill="none" '
+        b'stroke="#1a237e" stroke-width="3" stroke-linecap="round"/></svg>'
+    ).decode()
+)
 
 
 def run(settings: Settings, report: Report) -> dict[str, object]:
@@ -193,6 +204,7 @@ def progress_demo(settings: Settings, report: Report, run_id: str) -> dict[str, 
         f"ben-{run_id}": ["lesson-1", "lesson-2"],
         f"chen-{run_id}": ["lesson-1", "bonus-lesson", "lesson-2", "lesson-3"],
     }
+    _certificate_setup(settings, course, batch, learners)
     report(f"course   {course}: units {list(units)}; 3 required lessons + 1 optional (bonus)")
     cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)
     try:
@@ -261,7 +273,96 @@ def progress_demo(settings: Settings, report: Report, run_id: str) -> dict[str, 
             f"kafka    certificate-issue request: {c['object']['id']} for {c['edata']['userIds']}"
         )
     result["certificates"] = len(certs)
+    result["issued"] = certificate_demo(settings, report, course, batch, list(learners))
     return result
+
+
+def _certificate_setup(
+    settings: Settings, course: str, batch: str, learners: dict[str, list[str]]
+) -> None:
+    """What the LMS holds: the batch's certificate template (our sample) and the learners."""
+    from certificates.template import bundled_template_path
+
+    template = {
+        "identifier": "lernflow_sample", "name": "Course Completion Certificate",
+        "url": str(bundled_template_path()), "criteria": '{"enrollment":{"status":2}}',
+        "issuer": json.dumps({"name": "Lernflow Academy", "url": "https://lernflow.example.org/"}),
+        "signatoryList": json.dumps([
+            {"name": "Dr. A. Director", "id": "director", "designation": "Director",
+             "image": SAMPLE_SIGNATURE},
+            {"name": "B. Registrar", "id": "registrar", "designation": "Registrar",
+             "image": SAMPLE_SIGNATURE},
+        ]),
+    }  # fmt: skip
+    cluster, session = cassandra_session(settings.cassandra)
+    try:
+        session.execute(
+            f"INSERT INTO {settings.cassandra.courses_keyspace}.course_batch "
+            "(courseid, batchid, name, cert_templates) VALUES (%s, %s, %s, %s)",
+            (course, batch, "Demo batch", {"lernflow_sample": template}),
+        )
+        for user in learners:
+            first = user.split("-")[0].capitalize()
+            session.execute(
+                f"INSERT INTO {settings.cassandra.sunbird_keyspace}.user "
+                "(id, userid, firstname, lastname, rootorgid) VALUES (%s, %s, %s, %s, %s)",
+                (user, user, first, "Learner", "demo_root_org"),
+            )
+    finally:
+        cluster.shutdown()
+
+
+def certificate_demo(
+    settings: Settings, report: Report, course: str, batch: str, learners: list[str]
+) -> dict[str, str]:
+    """The two certificate flows turn the completion requests into signed PDFs; one is
+    verified, and ``cert why`` explains the learner who did not qualify."""
+    from certificates import render, signing
+    from lernflow import runner
+    from lernflow.cert_why import explain, title
+
+    keys_dir = settings.certificates.keys_dir
+    if not signing.load_public_keys(keys_dir):
+        key = signing.generate_keys(keys_dir)
+        report(f"cert     development signing key {key.kid} created in {keys_dir}")
+    t0 = time.monotonic()
+    runner.run("certificate-pre-processor", settings, runner.RunOptions(until_caught_up=True))
+    runner.run("certificate-generator", settings, runner.RunOptions(until_caught_up=True))
+    report(f"flow     certificate-pre-processor + certificate-generator caught up in "
+           f"{time.monotonic() - t0:.1f}s")  # fmt: skip
+    cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)
+    issued: dict[str, str] = {}
+    try:
+        for user in learners:
+            row = session.execute(
+                "SELECT issued_certificates FROM user_enrolments WHERE userid=%s AND courseid=%s "
+                "AND batchid=%s", (user, course, batch),
+            ).one()  # fmt: skip
+            for cert in (row.issued_certificates or []) if row else []:
+                issued[user] = cert["identifier"]
+    finally:
+        cluster.shutdown()
+    store = settings.certificates.storage_dir
+    for user, cert_id in issued.items():
+        report(f"cert     {user}: {store / batch / (cert_id + '.pdf')}")
+    if issued:
+        user, cert_id = next(iter(issued.items()))
+        pdf = (store / batch / f"{cert_id}.pdf").read_bytes()
+        token = render.extract_attachment(pdf)
+        claims = signing.verify_credential(
+            (token or b"").decode(), signing.load_public_keys(keys_dir)
+        )
+        subject = claims.get("sub")
+        report(f"cert     verified {cert_id}.pdf: signature valid, issued to {subject}")
+    for user in learners:
+        if user in issued:
+            continue
+        why = explain(settings, user, course, batch)
+        if why.blocking is not None:
+            report(
+                f"cert why {user}: blocked by {title(why.blocking.step)} — {why.blocking.detail}"
+            )
+    return issued
 
 
 def _read_new(settings: Settings, topic: str, needle: str) -> list[dict[str, Any]]:

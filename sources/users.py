@@ -105,7 +105,8 @@ class CassandraUserSource:
             self._custodian = (value, now)
         return self._custodian[0]
 
-    def read(self, user_ids: Sequence[str]) -> dict[str, Lookup]:
+    def responses(self, user_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """The user-read API's ``result.response`` per id, built from the tables (None: absent)."""
         ids = list(dict.fromkeys(user_ids))
         users = self._cas.execute_many(self._q_user, [(i,) for i in ids], "read users")
         found = [(i, r[0]._asdict()) for i, r in zip(ids, users, strict=True) if r]
@@ -130,11 +131,18 @@ class CassandraUserSource:
             for i, _u in found
         ]
         lookups = self.lookups(rows)
-        out: dict[str, Lookup] = {
-            i: NotFound(i, f"user {i} not found in the Cassandra user table") for i in ids
-        }
+        out: dict[str, dict[str, Any] | None] = dict.fromkeys(ids)
         for (i, _u), r in zip(found, rows, strict=True):
-            out[i] = rules.Profile(rules.profile_fields(profile.response_from_rows(r, lookups)))
+            out[i] = profile.response_from_rows(r, lookups)
+        return out
+
+    def read(self, user_ids: Sequence[str]) -> dict[str, Lookup]:
+        out: dict[str, Lookup] = {}
+        for i, response in self.responses(user_ids).items():
+            if response is None:
+                out[i] = NotFound(i, f"user {i} not found in the Cassandra user table")
+            else:
+                out[i] = rules.Profile(rules.profile_fields(response))
         return out
 
     def lookups(self, rows: Iterable[profile.UserRows]) -> profile.Lookups:

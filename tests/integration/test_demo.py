@@ -20,7 +20,9 @@ def test_demo_round_trip_and_quiz_best_attempt(settings: Settings) -> None:
     assert any("best score 4.0 of 5.0 over 2 attempts" in line for line in lines)
     progress = result["progress"]
     assert isinstance(progress, dict)
-    by_name = {k.split("-")[0]: v for k, v in progress.items() if k != "certificates"}
+    by_name = {
+        k.split("-")[0]: v for k, v in progress.items() if k not in ("certificates", "issued")
+    }
     assert by_name == {"asha": (2, 3), "ben": (1, 2), "chen": (2, 3)}
     assert progress["certificates"] == 2
     users = result["user_cache"]
@@ -33,3 +35,8 @@ def test_demo_round_trip_and_quiz_best_attempt(settings: Settings) -> None:
         assert h["orgname"] == "Demo State Board"
         assert h["usersignintype"] == "Self-Signed-In"
         assert h["board"] == "CBSE"
+    issued = progress["issued"]
+    assert isinstance(issued, dict)
+    assert sorted(k.split("-")[0] for k in issued) == ["asha", "chen"]
+    assert any("verified" in line and "signature valid" in line for line in lines)
+    assert any(line.startswith("cert why ben-") and "enrolment" in line for line in lines)

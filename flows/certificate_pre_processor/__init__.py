@@ -1,0 +1,15 @@
+"""certificate-pre-processor (see :mod:`flows.certificate_pre_processor.flow`).
+
+Run with ``python -m bytewax.run "flows.certificate_pre_processor:build_flow()"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def build_flow(settings: Any = None, options: Any = None) -> Any:
+    """Build the dataflow (see :mod:`flows.certificate_pre_processor.flow`)."""
+    from flows.certificate_pre_processor.flow import build_flow as _build
+
+    return _build(settings, options)

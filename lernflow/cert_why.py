@@ -1,0 +1,125 @@
+"""``lernflow cert why``: why does (or would) a learner get no certificate?
+
+Walks, for one enrolment, every rule the certificate pre-processor and generator apply, in
+their order, with the data they would read — the checks Sunbird's certificate FAQ asks
+operators to do by hand — and names the first one that blocks:
+
+1. the batch has certificate templates (``course_batch.cert_templates``), each a valid
+   template with an ``.svg`` url and criteria;
+2. enrolment criteria (row present, active, status), not already issued under the same name;
+3. assessment criteria (best score over the supported content types vs the threshold);
+4. user criteria and the user's profile (``sunbird.user``);
+5. course name (collection cache or published hierarchy) and completion date;
+6. the generator's validation of the request it would get (issuer name and url, every
+   signatory complete, criteria narrative, tag);
+7. whether the user cache (Redis DB 12) has the learner (reports need it; not a blocker).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from config import Settings
+from flows.certificate_generator import rules as gen_rules
+from flows.certificate_generator.processor import gen_config
+from flows.certificate_pre_processor import rules as pre_rules
+from flows.certificate_pre_processor.processor import Candidate, PreProcessorCore, is_error
+from lernflow.clients import redis_client
+
+STEP_TITLES = {
+    "template-none": "certificate templates on the batch",
+    "template": "template is valid",
+    "enrollment": "enrolment criteria / not already issued",
+    "assessment": "assessment criteria",
+    "user": "user criteria",
+    "user-missing": "user profile exists",
+    "course": "course name",
+    "date": "completion date",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule, for one template: passed (True), blocked (False) or not reached (None)."""
+
+    template: str
+    step: str
+    ok: bool | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Every check, and the verdict."""
+
+    checks: list[Check]
+    eligible_templates: list[str]
+    blocking: Check | None
+
+
+ORDER = ["template", "enrollment", "assessment", "user", "course", "date", "generator"]
+
+
+def explain(settings: Settings, user: str, course: str, batch: str) -> Explanation:
+    """Evaluate every rule for (user, course, batch) with the live data; nothing is written."""
+    core = PreProcessorCore(settings, flow="cert-why")
+    try:
+        request = pre_rules.IssueRequest(batch, course, (user,), False, None)
+        decisions = core.decide([Candidate(request, user)])[0]
+    finally:
+        core.close()
+    checks: list[Check] = []
+    eligible: list[str] = []
+    blocking: Check | None = None
+    cfg = gen_config(settings)
+    for d in decisions:
+        name = d.template_id or "-"
+        if d.rejected is not None:
+            step = d.rejected.step
+            stop = ORDER.index(step) if step in ORDER else 0
+            for s in ORDER[:stop]:
+                checks.append(Check(name, s, True, "passed"))
+            check = Check(name, step, False, d.rejected.reason)
+            checks.append(check)
+            checks += [Check(name, s, None, "not reached") for s in ORDER[stop + 1 :]]
+            if blocking is None:
+                blocking = check
+            continue
+        assert d.event is not None
+        checks += [Check(name, s, True, "passed") for s in ORDER[:-1]]
+        import json
+
+        req = gen_rules.parse_request(json.dumps(d.event).encode())
+        problem = gen_rules.validate(req, cfg)
+        if problem:
+            check = Check(name, "generator", False, f"the generator would reject it: {problem}")
+            checks.append(check)
+            if blocking is None:
+                blocking = check
+        else:
+            checks.append(Check(name, "generator", True, "the generator accepts the request"))
+            eligible.append(name)
+    client = redis_client(settings.redis, settings.redis.user_cache_db)
+    try:
+        cached = bool(client.exists(f"user:{user}"))
+    finally:
+        client.close()
+    checks.append(
+        Check("-", "user-cache", cached,
+              "user:<id> present in the Redis user cache" if cached else
+              "not in the Redis user cache: reports will miss this learner "
+              "(run user-cache-updater or 'lernflow user-cache rebuild --user')")
+    )  # fmt: skip
+    if eligible:
+        blocking = None
+    return Explanation(checks, eligible, blocking)
+
+
+def title(step: str) -> str:
+    """Human title of a step."""
+    return STEP_TITLES.get(
+        step, {"generator": "generator validation", "user-cache": "user cache"}.get(step, step)
+    )
+
+
+__all__ = ["Check", "Explanation", "explain", "is_error", "title"]
