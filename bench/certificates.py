@@ -22,7 +22,7 @@ from lernflow.clients import cassandra_session
 from lernflow.demo import SAMPLE_SIGNATURE
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 
-CERTS = 600
+CERTS = {"cairosvg": 2000, "weasyprint": 200}
 BATCH = "bench_cert_batch"
 COURSE = "do_bench_cert_course"
 
@@ -50,7 +50,7 @@ def generate_event(n: int) -> dict[str, object]:
     }  # fmt: skip
 
 
-def _seed(s: Settings) -> None:
+def _seed(s: Settings, certs: int) -> None:
     from cassandra.concurrent import execute_concurrent_with_args
 
     cluster, session = cassandra_session(s.cassandra)
@@ -61,7 +61,7 @@ def _seed(s: Settings) -> None:
     )
     done = datetime(2026, 11, 20, tzinfo=UTC)
     execute_concurrent_with_args(
-        session, ins, [(f"bench-learner-{n:06d}", COURSE, BATCH, done) for n in range(CERTS)],
+        session, ins, [(f"bench-learner-{n:06d}", COURSE, BATCH, done) for n in range(certs)],
         concurrency=100,
     )  # fmt: skip
     cluster.shutdown()
@@ -77,11 +77,11 @@ def run(settings: Settings) -> list[Row]:
         )
         s = base.with_overrides(certificates=certs)
         signing.generate_keys(certs.keys_dir)
-        _seed(s)
+        _seed(s, CERTS[renderer])
         topic = s.topics.full(s.topics.generate_certificate_request)
         DeliveryTrackingProducer(s.kafka).produce_all(
             [OutMessage(topic, json.dumps(generate_event(n)).encode(), key=f"{n}".encode())
-             for n in range(CERTS)]
+             for n in range(CERTS[renderer])]
         )  # fmt: skip
         seconds, rss = run_flow_subprocess("certificate-generator", s)
         made = len(list((work / "store").glob("*/*.pdf")))

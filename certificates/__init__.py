@@ -1,4 +1,4 @@
-"""Course certificates: data model, W3C credential, JWT signing, SVG templates, PDF rendering, storage.
+"""Course certificates: model, W3C credential, JWT signing, SVG templates, PDF rendering, storage.
 
 The pieces, in the order a certificate is made:
 

@@ -42,8 +42,7 @@ logger = logging.getLogger(__name__)
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
-ET.register_namespace("", SVG_NS)
-ET.register_namespace("xlink", XLINK_NS)
+XML_NS = "http://www.w3.org/XML/1998/namespace"
 
 SUNBIRD_PLACEHOLDERS: tuple[str, ...] = (
     "certificateName",
@@ -273,8 +272,7 @@ def qr_svg(text: str, border: int = 3) -> str:
     path coordinates in fixed point: on a PDF surface the rounding of ~1,000 relative moves
     drifts the lower rows by up to half a module.)
     """
-    qr = segno.make_qr(text, error="h", boost_error=False)
-    rows = [list(row) for row in qr.matrix_iter(border=border)]
+    rows = qr_matrix(text, border=border)
     size = len(rows)
     runs: list[str] = []
     for y, row in enumerate(rows):
@@ -294,14 +292,39 @@ def qr_svg(text: str, border: int = 3) -> str:
     )
 
 
-def qr_data_uri(text: str) -> str:
-    """A QR code of ``text`` (error correction H, quiet zone 3 modules) as an SVG data URI.
+# A fixed mask pattern: any of the eight is a valid QR code; letting the encoder score all
+# eight (segno's default) costs ~4 ms per code, 80% of the encoding time.
+QR_MASK = 4
+QR_PIXELS_PER_MODULE = 10
 
-    The SVG has a viewBox and no fixed size, so it scales crisply to whatever box the
-    template's ``<image>`` gives it.
+
+def qr_matrix(text: str, border: int = 3) -> list[list[bool]]:
+    """The QR modules of ``text`` (error correction H), quiet zone included; True = dark."""
+    qr = segno.make_qr(text, error="h", boost_error=False, mask=QR_MASK)
+    return [[bool(v) for v in row] for row in qr.matrix_iter(border=border)]
+
+
+def qr_data_uri(text: str) -> str:
+    """A QR code of ``text`` (error correction H, quiet zone 3 modules) as a PNG data URI.
+
+    A bitmap with ``QR_PIXELS_PER_MODULE`` pixels per module (sharp edges, ~200 dpi in the
+    sample's 130 pt box): renderers place it as one image, which is ~2x faster to render
+    than the same code drawn as vector paths.
     """
-    encoded = base64.b64encode(qr_svg(text, border=3).encode("ascii")).decode("ascii")
-    return f"data:image/svg+xml;base64,{encoded}"
+    from io import BytesIO
+
+    from PIL import Image
+
+    rows = qr_matrix(text)
+    n = len(rows)
+    gray = b"".join(bytes(0 if dark else 255 for dark in row) for row in rows)
+    scale = QR_PIXELS_PER_MODULE
+    img = Image.frombytes("L", (n, n), gray).resize(
+        (n * scale, n * scale), Image.Resampling.NEAREST
+    )
+    buf = BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 # -- URL policy and sanitising ---------------------------------------------------------------
@@ -412,7 +435,54 @@ def sanitize_svg(svg: str, allowed_hosts: Iterable[str] = ()) -> str:
                 (child.get(a) or "").strip() for a in _HREF_ATTRS
             ):
                 parent.remove(child)  # draws nothing; renderers would log an error
-    return ET.tostring(root, encoding="unicode")
+    return serialize_svg(root)
+
+
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_ATTR_PREFIX = {XLINK_NS: "xlink:", XML_NS: "xml:"}
+
+
+def _attr_name(name: str) -> str | None:
+    if not name.startswith("{"):
+        return name
+    uri, _, local = name[1:].partition("}")
+    prefix = _ATTR_PREFIX.get(uri)
+    return None if prefix is None else prefix + local
+
+
+def serialize_svg(root: ET.Element) -> str:
+    """Write an SVG element tree as text with the usual ``xmlns``/``xlink:`` spelling.
+
+    Only SVG elements and plain, ``xlink:`` and ``xml:`` attributes are written; elements and
+    attributes of other namespaces (editor metadata such as Inkscape's) are left out. Unlike
+    ``ElementTree.tostring`` this needs no process-wide namespace registration.
+    """
+    parts: list[str] = []
+
+    def write(element: ET.Element, is_root: bool) -> None:
+        if not isinstance(element.tag, str) or not element.tag.startswith(f"{{{SVG_NS}}}"):
+            return  # also drops its tail text, which only follows foreign content
+        tag = _local(element.tag)
+        attrs = [f'xmlns="{SVG_NS}"', f'xmlns:xlink="{XLINK_NS}"'] if is_root else []
+        for name, value in element.attrib.items():
+            written = _attr_name(name)
+            if written is not None:
+                attrs.append(f'{written}="{xml_escape(value)}"')
+        parts.append(f"<{tag}{''.join(' ' + a for a in attrs)}")
+        children = list(element)
+        if element.text is None and not children:
+            parts.append("/>")
+        else:
+            parts.append(">")
+            parts.append((element.text or "").translate(_TEXT_ESCAPES))
+            for child in children:
+                write(child, is_root=False)
+                if isinstance(child.tag, str) and child.tag.startswith(f"{{{SVG_NS}}}"):
+                    parts.append((child.tail or "").translate(_TEXT_ESCAPES))
+            parts.append(f"</{tag}>")
+
+    write(root, is_root=True)
+    return "".join(parts)
 
 
 # -- fetching and caching -------------------------------------------------------------------

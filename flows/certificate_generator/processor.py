@@ -27,6 +27,7 @@ import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from certificates import credential as cred
@@ -60,13 +61,48 @@ def allowed_hosts(settings: Settings) -> tuple[str, ...]:
     return tuple(h.strip() for h in settings.certificates.template_hosts.split(",") if h.strip())
 
 
-def _render_job(args: tuple[str, str, bytes, tuple[str, ...]]) -> bytes:
-    svg, renderer, attachment, hosts = args
-    return render.render_pdf(svg, renderer, attachment=attachment, allowed_hosts=hosts)  # type: ignore[arg-type]
+@dataclass(frozen=True)
+class MakeJob:
+    """Everything one certificate needs, picklable for the render pool."""
+
+    data: CertificateData
+    svg_template: str
+    renderer: str
+    hosts: tuple[str, ...]
+    issuer_id: str
+    storage_root: Path
 
 
-def load_signer(settings: Settings) -> signing.SigningKey:
-    """The configured private key (``LERNFLOW_CERT_SIGNING_KID``, else the only/newest one)."""
+_WORKER_KEY: signing.SigningKey | None = None  # the signing key inside a pool process
+
+
+def _init_worker(key_path: str, kid: str) -> None:
+    global _WORKER_KEY
+    _WORKER_KEY = signing.load_signing_key(Path(key_path), kid=kid)
+
+
+def make_certificate(job: MakeJob, key: signing.SigningKey | None = None) -> Issued:
+    """Sign, fill, render and store one certificate (runs in a pool process)."""
+    signer = key or _WORKER_KEY
+    assert signer is not None, "the pool initializer loads the signing key"
+    data = job.data
+    issued_at = datetime.fromisoformat(data.issued_date).replace(tzinfo=UTC)
+    credential = cred.build_credential(
+        data, issuer_id=job.issuer_id, kid=signer.kid, issued_at=issued_at
+    )
+    token = signing.sign_credential(credential, signer)
+    qr = template.qr_data_uri(f"{data.verify_base_url}/{data.cert_id}")
+    svg = template.fill_svg(job.svg_template, template.placeholder_values(data, qr))
+    pdf = render.render_pdf(svg, job.renderer, attachment=token.encode(), allowed_hosts=job.hosts)  # type: ignore[arg-type]
+    storage = LocalStorage(job.storage_root)
+    base = f"{data.batch_id}/{data.cert_id}"
+    pdf_url = storage.put(f"{base}.pdf", pdf, "application/pdf")
+    json_url = storage.put(f"{base}.jwt", token.encode(), "application/jwt")
+    return Issued(data.cert_id, pdf_url, json_url, rules.access_code(data.cert_id), credential)
+
+
+def signer_path(settings: Settings) -> Path:
+    """The configured private key file (``LERNFLOW_CERT_SIGNING_KID``, else the newest one)."""
     c = settings.certificates
     keys = sorted(c.keys_dir.glob("*.private.pem"), key=lambda p: p.stat().st_mtime)
     if c.signing_kid:
@@ -77,7 +113,7 @@ def load_signer(settings: Settings) -> signing.SigningKey:
             "'lernflow cert keys init'"
         )
         raise RuntimeError(msg)
-    return signing.load_signing_key(keys[-1], kid=keys[-1].name.removesuffix(".private.pem"))
+    return keys[-1]
 
 
 @dataclass(frozen=True)
@@ -96,7 +132,10 @@ class CertificateMaker:
 
     def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
         self._s = settings
-        self._signer = load_signer(settings)
+        self._signer_path = signer_path(settings)
+        self._signer = signing.load_signing_key(
+            self._signer_path, kid=self._signer_path.name.removesuffix(".private.pem")
+        )
         self._templates = template.TemplateCache(allowed_hosts=allowed_hosts(settings))
         self.storage = storage or LocalStorage(settings.certificates.storage_dir)
         self._pool: ProcessPoolExecutor | None = None
@@ -132,40 +171,22 @@ class CertificateMaker:
         return self._templates.get(url)
 
     def make(self, items: list[tuple[rules.GenerateRequest, CertificateData]]) -> list[Issued]:
-        """Sign, fill and render every certificate (PDFs in parallel), then store them."""
-        jobs: list[tuple[str, str, bytes, tuple[str, ...]]] = []
-        signed = []
-        for req, data in items:
-            svg_template = self.template(req.svg_template)
-            issued_at = datetime.fromisoformat(data.issued_date).replace(tzinfo=UTC)
-            credential = cred.build_credential(
-                data, issuer_id=f"{self._s.certificates.cert_domain_url}/certs/issuer",
-                kid=self._signer.kid, issued_at=issued_at,
-            )  # fmt: skip
-            token = signing.sign_credential(credential, self._signer)
-            qr = template.qr_data_uri(f"{data.verify_base_url}/{data.cert_id}")
-            svg = template.fill_svg(svg_template, template.placeholder_values(data, qr))
-            jobs.append(
-                (svg, self._s.certificates.renderer, token.encode(), allowed_hosts(self._s))
-            )
-            signed.append((data, credential, token))
-        pdfs = self._render(jobs)
-        out = []
-        for (data, credential, token), pdf in zip(signed, pdfs, strict=True):
-            base = f"{data.batch_id}/{data.cert_id}"
-            pdf_url = self.storage.put(f"{base}.pdf", pdf, "application/pdf")
-            json_url = self.storage.put(f"{base}.jwt", token.encode(), "application/jwt")
-            out.append(
-                Issued(data.cert_id, pdf_url, json_url, rules.access_code(data.cert_id), credential)
-            )
-        return out
-
-    def _render(self, jobs: list[tuple[str, str, bytes, tuple[str, ...]]]) -> list[bytes]:
+        """Sign, fill, render and store every certificate, in parallel processes when several."""
+        c = self._s.certificates
+        jobs = [
+            MakeJob(data, self.template(req.svg_template), c.renderer, allowed_hosts(self._s),
+                    f"{c.cert_domain_url}/certs/issuer", c.storage_dir)
+            for req, data in items
+        ]  # fmt: skip
         if len(jobs) < 4 or (os.cpu_count() or 1) < 2:
-            return [_render_job(j) for j in jobs]
+            return [make_certificate(j, self._signer) for j in jobs]
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=os.cpu_count() or 2)
-        return list(self._pool.map(_render_job, jobs, chunksize=max(1, len(jobs) // 8)))
+            self._pool = ProcessPoolExecutor(
+                max_workers=os.cpu_count() or 2,
+                initializer=_init_worker,
+                initargs=(str(self._signer_path), self._signer.kid),
+            )
+        return list(self._pool.map(make_certificate, jobs, chunksize=max(1, len(jobs) // 16)))
 
     def close(self) -> None:
         if self._pool is not None:

@@ -29,6 +29,7 @@ from certificates.template import (
     fill_svg,
     placeholder_values,
     qr_data_uri,
+    qr_matrix,
 )
 from tests.unit.test_certificates_signing import data_from_event
 
@@ -54,7 +55,9 @@ def data() -> CertificateData:
 
 
 @pytest.fixture(scope="module")
-def signed(data: CertificateData, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
+def signed(
+    data: CertificateData, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, dict[str, object]]:
     keydir = tmp_path_factory.mktemp("render-keys")
     key = generate_keys(keydir)
     vc = build_credential(
@@ -70,7 +73,7 @@ def svg(data: CertificateData) -> str:
 
 
 @pytest.fixture(scope="module")
-def pdfs(svg: str, signed: tuple[str, dict]) -> dict[str, bytes]:
+def pdfs(svg: str, signed: tuple[str, dict[str, object]]) -> dict[str, bytes]:
     token = signed[0].encode("ascii")
     return {r: render_pdf(svg, r, attachment=token) for r in RENDERERS}  # type: ignore[arg-type]
 
@@ -103,6 +106,7 @@ def test_pdf_text_shows_the_recipient_course_and_certificate(renderer, pdfs, dat
 def test_the_signed_jwt_is_embedded_and_verifies(renderer, pdfs, signed, data):
     token, public_keys = signed
     embedded = extract_attachment(pdfs[renderer])
+    assert embedded is not None
     assert embedded == token.encode("ascii")
     claims = verify_credential(embedded.decode("ascii"), public_keys)
     assert claims["vc"]["credentialSubject"]["name"] == data.recipient_name
@@ -126,15 +130,17 @@ def test_the_printed_qr_code_is_module_for_module_the_verify_url(renderer, pdfs,
     image = Image.open(io.BytesIO(preview_png(pdfs[renderer], width=width))).convert("L")
     scale = width / 1122
     x0, y0, size = 496, 522, 130  # the QR <image> box in the bundled template
-    qr = segno.make_qr(data.verify_url, error="h", boost_error=False)
-    rows = [list(row) for row in qr.matrix_iter(border=3)]
+    rows = qr_matrix(data.verify_url)
+    assert segno.make_qr(data.verify_url, error="h", boost_error=False).error == "H"
     module = size / len(rows)
     mismatches = 0
     for r, row in enumerate(rows):
         for c, dark in enumerate(row):
             px = (x0 + (c + 0.5) * module) * scale
             py = (y0 + (r + 0.5) * module) * scale
-            printed_dark = image.getpixel((round(px), round(py))) < 128
+            value = image.getpixel((round(px), round(py)))
+            assert isinstance(value, int)
+            printed_dark = value < 128
             mismatches += printed_dark != bool(dark)
     assert mismatches == 0
 

@@ -493,7 +493,7 @@ def test_one_thousand_tampered_credentials_are_all_rejected(data, es_key, ed_key
 
 def test_unsigned_tokens_made_by_pyjwt_itself_are_rejected(data, es_key, public_keys):
     vc = build_credential(data, ISSUER_ID, es_key.kid, ISSUED_AT)
-    token = jwt.encode({"vc": vc, "sub": "user001"}, None, algorithm="none")
+    token = jwt.encode({"vc": vc, "sub": "user001"}, "", algorithm="none")
     with pytest.raises(VerificationError):
         verify_credential(token, public_keys)
 

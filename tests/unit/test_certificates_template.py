@@ -14,6 +14,8 @@ from certificates.model import CertificateData, Signatory
 from certificates.render import decode_data_uri
 from certificates.template import (
     PLACEHOLDERS,
+    QR_MASK,
+    QR_PIXELS_PER_MODULE,
     SUNBIRD_PLACEHOLDERS,
     TemplateCache,
     TemplateError,
@@ -24,6 +26,7 @@ from certificates.template import (
     is_allowed_url,
     placeholder_values,
     qr_data_uri,
+    qr_matrix,
     sanitize_svg,
     xml_escape,
 )
@@ -152,34 +155,38 @@ def test_characters_xml_cannot_hold_become_replacement_characters():
 # -- QR --------------------------------------------------------------------------------------
 
 
-def test_qr_code_is_an_svg_data_uri_with_a_viewbox():
-    uri = qr_data_uri("http://127.0.0.1:8080/certs/" + str(uuid.UUID(int=1)))
-    assert uri.startswith("data:image/svg+xml")
-    root = ET.fromstring(decode_data_uri(uri))
-    assert root.tag == f"{SVG}svg"
-    assert root.get("viewBox")
+def test_qr_code_is_a_png_data_uri_with_whole_pixels_per_module():
+    from io import BytesIO
+
+    from PIL import Image
+
+    text = "http://127.0.0.1:8080/certs/" + str(uuid.UUID(int=1))
+    uri = qr_data_uri(text)
+    assert uri.startswith("data:image/png;base64,")
+    img = Image.open(BytesIO(decode_data_uri(uri)))
+    n = len(qr_matrix(text))
+    assert img.size == (n * QR_PIXELS_PER_MODULE, n * QR_PIXELS_PER_MODULE)
 
 
 def test_qr_code_matches_segno_with_error_correction_h_and_a_quiet_zone_of_three():
-    import re
+    from io import BytesIO
 
     import segno
+    from PIL import Image
 
     text = "http://example.org/certs/" + str(uuid.UUID(int=7))
-    qr = segno.make_qr(text, error="h", boost_error=False)
+    qr = segno.make_qr(text, error="h", boost_error=False, mask=QR_MASK)
     assert qr.error == "H"
     expected = [[bool(m) for m in row] for row in qr.matrix_iter(border=3)]
-    size = len(expected)
-    root = ET.fromstring(decode_data_uri(qr_data_uri(text)))
-    assert root.get("viewBox") == f"0 0 {size} {size}"
-    drawn = [[False] * size for _ in range(size)]
-    path = root.find(f"{SVG}path")
-    assert path is not None
-    for x0, y, x1 in re.findall(r"M(\d+) (\d+)H(\d+)V\d+H\d+Z", path.get("d", "")):
-        for x in range(int(x0), int(x1)):
-            drawn[int(y)][x] = True
+    assert expected[0] == [False] * len(expected)  # the quiet zone
+    img = Image.open(BytesIO(decode_data_uri(qr_data_uri(text)))).convert("L")
+    half = QR_PIXELS_PER_MODULE // 2
+    drawn = [
+        [img.getpixel((c * QR_PIXELS_PER_MODULE + half, r * QR_PIXELS_PER_MODULE + half)) == 0
+         for c in range(len(expected))]
+        for r in range(len(expected))
+    ]  # fmt: skip
     assert drawn == expected
-    assert not any(expected[0]) and not any(row[0] for row in expected)  # quiet zone
 
 
 # -- sanitising ------------------------------------------------------------------------------
