@@ -20,6 +20,7 @@ Per batch of generate requests:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -38,6 +39,8 @@ from config import Settings
 from flows._runtime import Item, failed_message, rounds
 from flows.certificate_generator import rules
 from lernflow import metrics
+from lernflow.errors import TransientError
+from lernflow.retry import retry
 from sinks.cassandra import CassandraExecutor
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 
@@ -273,7 +276,12 @@ class Generator:
         parked: set[int] = set()
         for p in todo:
             try:
-                self._maker.template(p.req.svg_template)  # fetched once, cached
+                # fetched once, then cached; a template host that is down is retried with backoff
+                retry(
+                    functools.partial(self._fetch_template, p.req.svg_template),
+                    self._s.run,
+                    "template fetch",
+                )
             except template.TemplateError as exc:
                 if id(p.item) not in parked:
                     parked.add(id(p.item))
@@ -286,6 +294,14 @@ class Generator:
             made = self._maker.make([(p.req, p.data) for p in ok])
             self._record(list(zip(ok, made, strict=True)))
         return failed
+
+    def _fetch_template(self, url: str) -> str:
+        try:
+            return self._maker.template(url)
+        except template.TemplateError as exc:
+            if exc.retryable:
+                raise TransientError(str(exc)) from exc
+            raise
 
     def _record(self, issued: list[tuple[Pending, Issued]]) -> None:
         if not issued:
