@@ -111,6 +111,34 @@ class RedisSettings(_Base):
     socket_timeout_s: float = Field(5.0, gt=0, le=600)
 
 
+class PostgresSettings(_Base):
+    """PostgreSQL holding Sunbird's ``job_request`` table (env ``LERNFLOW_POSTGRES_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LERNFLOW_POSTGRES_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(5432, ge=1, le=65535)
+    user: str = "lernflow"
+    password: SecretStr = SecretStr("lernflow")
+    database: str = "analytics"
+    job_request_table: str = "job_request"  # Sunbird's postgres.table.job_request
+
+    @field_validator("job_request_table", "database", "user")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", value):
+            msg = "must be a plain SQL identifier (letters, digits, underscores)"
+            raise ValueError(msg)
+        return value
+
+    def conninfo(self) -> str:
+        """A libpq connection string (the password included: do not log it)."""
+        return (
+            f"host={self.host} port={self.port} user={self.user} dbname={self.database} "
+            f"password={self.password.get_secret_value()} connect_timeout=10"
+        )
+
+
 class TopicSettings(_Base):
     """Topic names; each is prefixed with ``<env>.`` (env ``LERNFLOW_ENV`` and ``LERNFLOW_TOPIC_*``)."""
 
@@ -272,6 +300,7 @@ class Settings:
         activity: ActivitySettings | None = None,
         user_cache: UserCacheSettings | None = None,
         certificates: CertificateSettings | None = None,
+        postgres: PostgresSettings | None = None,
     ) -> None:
         self.kafka = kafka
         self.cassandra = cassandra
@@ -283,6 +312,7 @@ class Settings:
         self.activity = activity or ActivitySettings()
         self.user_cache = user_cache or UserCacheSettings()
         self.certificates = certificates or CertificateSettings()
+        self.postgres = postgres or PostgresSettings()
 
     def groups(self) -> dict[str, _Base]:
         """Return the settings groups by name."""
@@ -297,6 +327,7 @@ class Settings:
             "activity": self.activity,
             "user_cache": self.user_cache,
             "certificates": self.certificates,
+            "postgres": self.postgres,
         }
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
@@ -383,4 +414,5 @@ def load_settings() -> Settings:
         activity=_build(ActivitySettings),
         user_cache=_build(UserCacheSettings),
         certificates=_build(CertificateSettings),
+        postgres=_build(PostgresSettings),
     )

@@ -163,8 +163,12 @@ def schema_apply(
     ),
     skip_kafka: bool = typer.Option(False, "--skip-kafka", help="Only Cassandra."),
     skip_cassandra: bool = typer.Option(False, "--skip-cassandra", help="Only Kafka topics."),
+    skip_postgres: bool = typer.Option(
+        False, "--skip-postgres", help="Leave PostgreSQL (the reports' job_request table) alone."
+    ),
 ) -> None:
-    """Create the Sunbird keyspaces, types, tables and indexes and the <env>.* topics.
+    """Create the Sunbird keyspaces, types, tables and indexes, the <env>.* topics, and the
+    reports' job_request table in PostgreSQL.
 
     Idempotent: existing objects are kept (a missing column on an existing table is added).
     """
@@ -187,6 +191,10 @@ def schema_apply(
             f"{len(settings.topics.all_topics()) - len(created)} already present "
             f"[{time.monotonic() - t0:.1f}s]"
         )
+    if not skip_postgres and not (skip_cassandra and skip_kafka):
+        t0 = time.monotonic()
+        done = schema.apply_postgres(settings.postgres)
+        _report(f"postgres: {', '.join(done)} [{time.monotonic() - t0:.1f}s]")
 
 
 def _flow_name(flow: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from importlib import resources
 from string import Template
 
-from config import CassandraSettings, KafkaSettings, TopicSettings
+from config import CassandraSettings, KafkaSettings, PostgresSettings, TopicSettings
 from lernflow.clients import cassandra_session, kafka_admin
 
 logger = logging.getLogger(__name__)
@@ -140,3 +140,51 @@ def apply_topics(
                 continue
             raise
     return created
+
+
+JOB_REQUEST_DDL = """CREATE TABLE IF NOT EXISTS {table} (
+    tag TEXT,
+    request_id TEXT PRIMARY KEY,
+    job_id TEXT,
+    status TEXT,
+    request_data JSON,
+    requested_by TEXT,
+    requested_channel TEXT,
+    dt_job_submitted TIMESTAMP,
+    download_urls TEXT[],
+    dt_file_created TIMESTAMP,
+    dt_job_completed TIMESTAMP,
+    execution_time BIGINT,
+    err_message TEXT,
+    iteration INT,
+    encryption_key TEXT,
+    processed_batches TEXT,
+    batch_number INT
+)"""
+
+
+def apply_postgres(settings: PostgresSettings, table: str | None = None) -> list[str]:
+    """Create the database (if missing) and Sunbird's ``job_request`` table; return what was done."""
+    import psycopg
+    from psycopg import sql
+
+    done = []
+    admin = settings.conninfo().replace(f"dbname={settings.database}", "dbname=postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (settings.database,)
+        ).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.database)))
+            done.append(f"database {settings.database} created")
+    name = table or settings.job_request_table
+    with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL(JOB_REQUEST_DDL).format(table=sql.Identifier(name)))
+        # an older table (the test harness's) lacks batch_number: add it
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS batch_number INT").format(
+                sql.Identifier(name)
+            )
+        )
+        done.append(f"table {name} ready")
+    return done

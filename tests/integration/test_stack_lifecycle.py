@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from config import CassandraSettings, KafkaSettings, RedisSettings, Settings, StackSettings
-from lernflow import stack
+from config import (
+    CassandraSettings,
+    KafkaSettings,
+    PostgresSettings,
+    RedisSettings,
+    Settings,
+    StackSettings,
+)
+from lernflow import schema, stack
 from lernflow.clients import cassandra_session, kafka_admin, redis_client
 
 
@@ -29,11 +39,14 @@ def _free_port(pairs: bool = False) -> int:
 
 
 @pytest.fixture
-def second_stack(base_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+def second_stack(base_settings: Settings) -> Iterator[Settings]:
     lib = (base_settings.stack.lib_dir or base_settings.stack.dir / "lib").resolve()
+    # not pytest's tmp_path (mode 0700): PostgreSQL runs as the postgres user and must reach it
+    root = Path(tempfile.mkdtemp(prefix="lernflow-lifecycle-"))
+    root.chmod(0o755)
     s = base_settings.with_overrides(
         stack=StackSettings(
-            dir=tmp_path / "stack",
+            dir=root / "stack",
             lib_dir=lib,
             kafka_heap="256m",
             cassandra_heap="512M",
@@ -43,9 +56,11 @@ def second_stack(base_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
         redis=RedisSettings(port=_free_port()),
         kafka=KafkaSettings(brokers=f"127.0.0.1:{_free_port(pairs=True)}", partitions=1),
         cassandra=CassandraSettings(port=_free_port()),
+        postgres=PostgresSettings(port=_free_port()),
     )
     yield s
     stack.down(s, lambda _m: None, wipe=True)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
@@ -78,6 +93,11 @@ def test_down_stops_every_process_and_up_finds_the_data_again(second_stack: Sett
     session.execute("CREATE TABLE lifecycle.t (k text PRIMARY KEY, v text)")
     session.execute("INSERT INTO lifecycle.t (k, v) VALUES ('a', 'kept')")
     cluster.shutdown()
+    schema.apply_postgres(s.postgres)
+    with psycopg.connect(s.postgres.conninfo(), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO job_request (tag, request_id, status) VALUES ('t', 'r1', 'SUBMITTED')"
+        )
 
     results = stack.down(s, lambda _m: None)
     assert all(v.startswith("stopped") for v in results.values()), json.dumps(results)
@@ -98,6 +118,10 @@ def test_down_stops_every_process_and_up_finds_the_data_again(second_stack: Sett
         assert session.execute("SELECT v FROM lifecycle.t WHERE k='a'").one().v == "kept"
     finally:
         cluster.shutdown()
+    with psycopg.connect(s.postgres.conninfo()) as conn:
+        assert conn.execute("SELECT status FROM job_request WHERE request_id='r1'").fetchone() == (
+            "SUBMITTED",
+        )
 
 
 def test_failed_start_reports_the_log_tail_and_the_fix(
