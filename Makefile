@@ -57,7 +57,7 @@ format: setup ## Format the code with ruff
 
 .PHONY: typecheck
 typecheck: setup ## mypy --strict on the packages
-	@$(VENV)/bin/mypy config lernflow flows sources sinks certificates
+	@$(VENV)/bin/mypy config lernflow flows sources sinks certificates reports
 
 .PHONY: check
 check: lint typecheck test ## Lint, typecheck and test

@@ -51,6 +51,10 @@ user_cache_app = typer.Typer(
     help="The Redis user cache (DB 12, user:<id>) the reports and certificates read.",
     no_args_is_help=True,
 )
+report_app = typer.Typer(
+    help="Sunbird's course exhaust reports (progress, response, userinfo) as CSV files.",
+    no_args_is_help=True,
+)
 cert_app = typer.Typer(
     help="Certificates: signing keys, verification, previews, and why one is missing.",
     no_args_is_help=True,
@@ -58,6 +62,7 @@ cert_app = typer.Typer(
 cert_keys_app = typer.Typer(help="The certificate signing keys.", no_args_is_help=True)
 cert_app.add_typer(cert_keys_app, name="keys")
 app.add_typer(cert_app, name="cert")
+app.add_typer(report_app, name="report")
 app.add_typer(failed_app, name="failed")
 app.add_typer(user_cache_app, name="user-cache")
 app.add_typer(relation_app, name="relation-cache")
@@ -595,6 +600,81 @@ def cert_preview(
     Path(out_path).write_bytes(render.preview_png(pdf))
     Path(out_path).with_suffix(".pdf").write_bytes(pdf)
     _report(f"preview written to {out_path} (and {Path(out_path).with_suffix('.pdf')})")
+
+
+def _report_command(
+    job_id: str, batch_id: list[str], course_id: str | None, out_dir: str, explain: bool
+) -> None:
+    from pathlib import Path
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from reports.runner import run_batches
+
+    settings = _settings()
+    t0 = time.monotonic()
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} batches"),
+        TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn(), console=console,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(job_id, total=len(batch_id), rows=0)
+        results = run_batches(
+            settings, job_id, batch_id, Path(out_dir), course_id=course_id,
+            progress=lambda done, total, rows: bar.update(task, completed=done, total=total, rows=rows),
+        )  # fmt: skip
+    failed = False
+    for r in results:
+        if r.error:
+            failed = True
+            console.print(f"[red]{r.batch_id}: {r.error}[/red]")
+            continue
+        _report(f"{r.batch_id}: {r.rows:,} rows, {r.size:,} bytes -> {r.path}")
+        if r.dropped:
+            console.print(
+                f"[yellow]{r.batch_id}: {len(r.dropped):,} enrolled learners left out: no user:<id> "
+                "in the Redis user cache (fix: 'lernflow user-cache rebuild' or --user ID)[/yellow]"
+            )
+            if explain:
+                for uid in r.dropped:
+                    out.print(f"  missing user:{uid}", markup=False, highlight=False)
+    _report(f"{job_id}: {sum(r.rows for r in results):,} rows in {time.monotonic() - t0:.1f}s")
+    if failed:
+        raise typer.Exit(1)
+
+
+_BATCH_OPT = typer.Option(..., "--batch-id", help="Batch id (repeatable).")
+_COURSE_OPT = typer.Option(None, "--course-id", help="Only batches of this collection.")
+_OUT_OPT = typer.Option("reports-out", "--out", help="Directory the CSV files are written under.")
+_EXPLAIN_OPT = typer.Option(
+    False, "--explain", help="List the learners left out (no user-cache entry)."
+)
+
+
+@report_app.command("progress-exhaust")
+def report_progress(
+    batch_id: list[str] = _BATCH_OPT, course_id: str = _COURSE_OPT, out_dir: str = _OUT_OPT,
+    explain: bool = _EXPLAIN_OPT,
+) -> None:  # fmt: skip
+    """Progress per learner: enrolment/completion dates, progress %, certificate, scores."""
+    _report_command("progress-exhaust", batch_id, course_id, out_dir, explain)
+
+
+@report_app.command("response-exhaust")
+def report_response(
+    batch_id: list[str] = _BATCH_OPT, course_id: str = _COURSE_OPT, out_dir: str = _OUT_OPT,
+    explain: bool = _EXPLAIN_OPT,
+) -> None:  # fmt: skip
+    """Every question response of every assessment attempt."""
+    _report_command("response-exhaust", batch_id, course_id, out_dir, explain)
+
+
+@report_app.command("userinfo-exhaust")
+def report_userinfo(
+    batch_id: list[str] = _BATCH_OPT, course_id: str = _COURSE_OPT, out_dir: str = _OUT_OPT,
+    explain: bool = _EXPLAIN_OPT,
+) -> None:  # fmt: skip
+    """Learner details (consent rules apply)."""
+    _report_command("userinfo-exhaust", batch_id, course_id, out_dir, explain)
 
 
 def _print_rebuild_diffs(lines: list[str]) -> None:

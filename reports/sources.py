@@ -1,0 +1,240 @@
+"""What the reports read, from Cassandra and Redis (no Spark): the I/O behind the pure report
+modules.
+
+Sunbird's jobs load whole tables into Spark. Here every read is paged or keyed:
+
+* ``course_batch`` — one paged scan (small table);
+* ``user_enrolments`` — per requested batch, ``WHERE batchid = ? ALLOW FILTERING`` (the
+  coordinator filters; only the batch's rows travel), paged;
+* the user cache — ``SCAN user:*`` once per run, then ``HMGET`` of the report's fields,
+  pipelined 1,000 keys at a time;
+* ``assessment_aggregator`` and ``user_consent`` — by partition key, concurrently, only for
+  the batch's enrolled learners;
+* collections — the published hierarchy (``content_hierarchy``) gives the name, channel,
+  status and ``userConsent`` Sunbird's content search returns;
+* optional nodes — Redis ``SMEMBERS <course>:<course>:optionalnodes`` (Sunbird reads DB 5).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from config import Settings
+from lernflow.clients import redis_client
+from reports.model import Attempt, Consent, Enrolment
+from sinks.cassandra import CassandraExecutor
+
+logger = logging.getLogger(__name__)
+
+USER_FIELDS = (
+    "state", "district", "orgname", "firstname", "lastname", "email", "phone", "rootorgid",
+    "block", "schoolname", "schooludisecode", "board", "cluster", "usertype", "usersubtype",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """A ``course_batch`` row."""
+
+    course_id: str
+    batch_id: str
+    name: str | None
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What Sunbird's content search says about a collection."""
+
+    identifier: str
+    name: str
+    channel: str
+    status: str
+    user_consent: str
+
+
+class ReportStore:
+    """Batched, paged reads for the reports."""
+
+    def __init__(self, settings: Settings, flow: str = "reports") -> None:
+        self._s = settings
+        self._cas = CassandraExecutor(settings.cassandra, settings.run, flow)
+        c = settings.cassandra
+        self._ks, self._sb, self._hs = c.courses_keyspace, c.sunbird_keyspace, c.hierarchy_keyspace
+
+    # -- Cassandra ---------------------------------------------------------------------------
+    def custodian_org(self) -> str | None:
+        """``system_settings`` ``custodianOrgId`` (Sunbird aborts the run without it)."""
+        rows = self._cas.execute_many(
+            f"SELECT value FROM {self._sb}.system_settings WHERE id=?", [("custodianOrgId",)],
+            "system_settings",
+        )[0]  # fmt: skip
+        return str(rows[0].value) if rows and rows[0].value else None
+
+    def batches(self, batch_ids: Iterable[str] | None = None) -> list[BatchRow]:
+        """``course_batch`` rows (all, or those with the given batch ids)."""
+        wanted = set(batch_ids) if batch_ids is not None else None
+        stmt = self._cas.prepare(f"SELECT courseid, batchid, name FROM {self._ks}.course_batch")
+        out = []
+        for r in self._cas.session.execute(stmt):
+            if wanted is None or r.batchid in wanted:
+                out.append(BatchRow(r.courseid, r.batchid, r.name))
+        return out
+
+    def collections(self, course_ids: Sequence[str]) -> dict[str, Collection]:
+        """Name, channel, status and consent flag of each collection with a stored hierarchy."""
+        ids = list(dict.fromkeys(course_ids))
+        rows = self._cas.execute_many(
+            f"SELECT hierarchy FROM {self._hs}.content_hierarchy WHERE identifier=?",
+            [(i,) for i in ids], "content_hierarchy",
+        )  # fmt: skip
+        out: dict[str, Collection] = {}
+        for i, r in zip(ids, rows, strict=True):
+            doc = _json(r[0].hierarchy) if r else None
+            if doc is None:
+                continue
+            out[i] = Collection(
+                identifier=i,
+                name=str(doc.get("name") or ""),
+                channel=str(doc.get("channel") or ""),
+                status=str(doc.get("status") or "Live"),
+                user_consent=str(doc.get("userConsent") or "No"),
+            )
+        return out
+
+    def hierarchy(self, course_id: str) -> dict[str, Any] | None:
+        """The published hierarchy of a collection."""
+        rows = self._cas.execute_many(
+            f"SELECT hierarchy FROM {self._hs}.content_hierarchy WHERE identifier=?",
+            [(course_id,)], "content_hierarchy",
+        )[0]  # fmt: skip
+        return _json(rows[0].hierarchy) if rows else None
+
+    def enrolments(self, batch_id: str) -> list[Enrolment]:
+        """Every enrolment of a batch (null collections read as empty, as Spark does)."""
+        stmt = self._cas.prepare(
+            "SELECT batchid, userid, courseid, active, enrolleddate, enrolled_date, completedon, "
+            f"contentstatus, certificates, issued_certificates FROM {self._ks}.user_enrolments "
+            "WHERE batchid=? ALLOW FILTERING"
+        )
+        stmt.fetch_size = 5000
+        out = []
+        for r in self._cas.session.execute(stmt, (batch_id,)):
+            out.append(
+                Enrolment(
+                    batchid=r.batchid,
+                    userid=r.userid,
+                    courseid=r.courseid,
+                    active=r.active,
+                    enrolleddate=r.enrolleddate,
+                    enrolled_date=r.enrolled_date,
+                    completedon=r.completedon,
+                    contentstatus=dict(r.contentstatus or {}),
+                    certificates=[dict(m) for m in r.certificates or []],
+                    issued_certificates=[dict(m) for m in r.issued_certificates or []],
+                )
+            )
+        return out
+
+    def attempts(self, course_id: str, batch_id: str, user_ids: Sequence[str]) -> list[Attempt]:
+        """``assessment_aggregator`` rows of these learners in this batch."""
+        res = self._cas.execute_many(
+            "SELECT course_id, batch_id, user_id, content_id, attempt_id, grand_total, total_score, "
+            f"total_max_score, last_attempted_on, question FROM {self._ks}.assessment_aggregator "
+            "WHERE user_id=? AND course_id=? AND batch_id=?",
+            [(u, course_id, batch_id) for u in user_ids], "assessment_aggregator",
+        )  # fmt: skip
+        out = []
+        for rows in res:
+            for r in rows:
+                out.append(
+                    Attempt(
+                        course_id=r.course_id,
+                        batch_id=r.batch_id,
+                        user_id=r.user_id,
+                        content_id=r.content_id,
+                        attempt_id=r.attempt_id,
+                        grand_total=r.grand_total,
+                        total_score=r.total_score,
+                        total_max_score=r.total_max_score,
+                        last_attempted_on=r.last_attempted_on,
+                        question=[_udt(q) for q in r.question or []],
+                    )
+                )
+        return out
+
+    def consents(self, user_ids: Sequence[str]) -> list[Consent]:
+        """``user_consent`` rows of these learners."""
+        res = self._cas.execute_many(
+            f"SELECT user_id, consumer_id, object_id, status, last_updated_on FROM {self._sb}.user_consent "
+            "WHERE user_id=?", [(u,) for u in user_ids], "user_consent",
+        )  # fmt: skip
+        return [
+            Consent(r.user_id, r.consumer_id, r.object_id, r.status, r.last_updated_on)
+            for rows in res
+            for r in rows
+        ]
+
+    # -- Redis -------------------------------------------------------------------------------
+    def user_cache(self, fields: Sequence[str] = USER_FIELDS) -> dict[str, dict[str, str]]:
+        """Every ``user:<id>`` hash of the user cache (the report's fields only)."""
+        client = redis_client(self._s.redis, self._s.redis.user_cache_db)
+        out: dict[str, dict[str, str]] = {}
+        try:
+            keys: list[str] = []
+            for key in client.scan_iter(match="user:*", count=5000):
+                keys.append(key)
+                if len(keys) >= 1000:
+                    self._hmget(client, keys, fields, out)
+                    keys = []
+            if keys:
+                self._hmget(client, keys, fields, out)
+        finally:
+            client.close()
+        return out
+
+    @staticmethod
+    def _hmget(
+        client: Any, keys: list[str], fields: Sequence[str], out: dict[str, dict[str, str]]
+    ) -> None:
+        pipe = client.pipeline(transaction=False)
+        for k in keys:
+            pipe.hmget(k, list(fields))
+        for k, values in zip(keys, pipe.execute(), strict=True):
+            out[k.removeprefix("user:")] = {
+                f: v for f, v in zip(fields, values, strict=True) if v is not None
+            }
+
+    def optional_nodes(self, course_id: str, db: int = 5) -> set[str]:
+        """``<course>:<course>:optionalnodes`` (Sunbird's reports read relation-cache DB 5)."""
+        client = redis_client(self._s.redis, db)
+        try:
+            return set(client.smembers(f"{course_id}:{course_id}:optionalnodes"))
+        finally:
+            client.close()
+
+    def close(self) -> None:
+        self._cas.close()
+
+
+def _json(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _udt(q: Any) -> dict[str, Any]:
+    """A ``question`` UDT value as a plain dict (maps inside lists as dicts)."""
+    fields = getattr(q, "_fields", None)
+    d = q._asdict() if fields else dict(q)
+    for k in ("resvalues", "params"):
+        if d.get(k) is not None:
+            d[k] = [dict(m) for m in d[k]]
+    return d

@@ -1,0 +1,125 @@
+"""Course reports on the real stack (Cassandra + Redis): Sunbird's progress-exhaust data,
+read through the report store, and the learners a missing user-cache entry leaves out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from config import Settings
+from lernflow.clients import cassandra_session, redis_client
+from reports.runner import run_batches
+from tests.conftest import FIXTURES
+
+FX = FIXTURES / "reports"
+TABLES = {
+    "courses": ("course_batch", "user_enrolments", "assessment_aggregator", "user_activity_agg"),
+    "sunbird": ("system_settings", "user_consent"),
+    "hierarchy": ("content_hierarchy",),
+}
+
+
+@pytest.fixture
+def report_data(settings: Settings) -> Iterator[Settings]:
+    """report_data.cql into this session's keyspaces, the collections the content search
+    returns folded into their stored hierarchies, the progress test's Redis user cache."""
+    c = settings.cassandra
+    names = {
+        "courses": c.courses_keyspace,
+        "sunbird": c.sunbird_keyspace,
+        "hierarchy": c.hierarchy_keyspace,
+    }
+    cluster, session = cassandra_session(c)
+    try:
+        for group, tables in TABLES.items():
+            for t in tables:
+                session.execute(f"TRUNCATE {names[group]}.{t}", timeout=60)
+        text = (FX / "report_data.cql").read_text()
+        for stmt in re.findall(r"^INSERT INTO .*?;\s*$", text, flags=re.MULTILINE | re.DOTALL):
+            if "sunbird_programs." in stmt:
+                continue  # not a table the course reports read
+            session.execute(
+                stmt.replace("sunbird_courses.", f"{c.courses_keyspace}.")
+                .replace("dev_hierarchy_store.", f"{c.hierarchy_keyspace}.")
+                .replace("sunbird.", f"{c.sunbird_keyspace}.")
+                .strip()
+                .rstrip(";")
+            )
+        search = json.loads((FX / "content_search_response.json").read_text())["result"]
+        for key, items in search.items():
+            if key == "count":
+                continue
+            for item in items:
+                ident = item["identifier"]
+                row = session.execute(
+                    f"SELECT hierarchy FROM {c.hierarchy_keyspace}.content_hierarchy WHERE identifier=%s",
+                    (ident,),
+                ).one()
+                doc = json.loads(row.hierarchy) if row else {"identifier": ident}
+                for field in ("name", "channel", "status", "userConsent"):
+                    if item.get(field) is not None:
+                        doc[field] = item[field]
+                session.execute(
+                    f"INSERT INTO {c.hierarchy_keyspace}.content_hierarchy (identifier, hierarchy) VALUES (%s, %s)",
+                    (ident, json.dumps(doc)),
+                )
+    finally:
+        cluster.shutdown()
+    r = redis_client(settings.redis, settings.redis.user_cache_db)
+    for key, fields in json.loads(
+        (FX / "redis_user_cache_seed_progress_test_db0.json").read_text()
+    ).items():
+        r.hset(key, mapping=fields)
+    r.close()
+    yield settings
+
+
+def _rows(path: Path) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(path.read_text())))
+
+
+def test_progress_exhaust_for_a_batch_gives_sunbirds_rows(
+    report_data: Settings, tmp_path: Path
+) -> None:
+    case = json.loads((FX / "test_cases_progress_exhaust.json").read_text())["cases"][0]
+    [result] = run_batches(report_data, "progress-exhaust", ["batch-001"], tmp_path)
+    assert result.error is None
+    assert result.dropped == []
+    assert result.path is not None
+    assert re.fullmatch(
+        r"progress-exhaust/batch-001_progress_\d{8}\.csv", str(result.path.relative_to(tmp_path))
+    )
+    text = result.path.read_text()
+    lines = text.rstrip("\n").split("\n")
+    expected = case["derived_csv_rows_any_order"]
+    assert lines[0] == expected[0]
+    assert sorted(lines[1:]) == sorted(expected[1:])
+
+
+def test_a_learner_missing_from_the_user_cache_is_reported_not_silently_dropped(
+    report_data: Settings, tmp_path: Path
+) -> None:
+    r = redis_client(report_data.redis, report_data.redis.user_cache_db)
+    r.delete("user:user-004")
+    r.close()
+    [result] = run_batches(report_data, "progress-exhaust", ["batch-001"], tmp_path)
+    assert result.dropped == ["user-004"]
+    assert result.path is not None
+    users = [row[4] for row in _rows(result.path)[1:]]
+    assert sorted(users) == ["user-001", "user-002", "user-003"]
+
+
+def test_unknown_and_retired_batches_fail_with_sunbirds_messages(
+    report_data: Settings, tmp_path: Path
+) -> None:
+    results = {
+        r.batch_id: r
+        for r in run_batches(report_data, "progress-exhaust", ["no-such-batch"], tmp_path)
+    }
+    assert results["no-such-batch"].error == "No data found"
