@@ -285,6 +285,18 @@ class CertificateSettings(_Base):
         return value.rstrip("/")
 
 
+class ReportSettings(_Base):
+    """Course exhaust reports (env ``LERNFLOW_REPORTS_*``); Sunbird's names in comments."""
+
+    model_config = SettingsConfigDict(env_prefix="LERNFLOW_REPORTS_")
+
+    out_dir: Path = Path(".stack/reports")  # where report files are written (the "container")
+    encryption_salt: SecretStr = SecretStr("SunBird")  # sunbird_encryption_key (PII, request keys)
+    batches_per_channel: int = Field(30, ge=1)  # exhaust.batches.limit.per.channel
+    bytes_per_channel: int = Field(1_073_741_824, ge=1)  # exhaust.file.size.limit.per.channel
+    batches_per_request: int = Field(20, ge=1)  # data_exhaust.batch.limit.per.request
+
+
 class Settings:
     """All settings groups, validated together."""
 
@@ -301,6 +313,7 @@ class Settings:
         user_cache: UserCacheSettings | None = None,
         certificates: CertificateSettings | None = None,
         postgres: PostgresSettings | None = None,
+        reports: ReportSettings | None = None,
     ) -> None:
         self.kafka = kafka
         self.cassandra = cassandra
@@ -313,6 +326,7 @@ class Settings:
         self.user_cache = user_cache or UserCacheSettings()
         self.certificates = certificates or CertificateSettings()
         self.postgres = postgres or PostgresSettings()
+        self.reports = reports or ReportSettings()
 
     def groups(self) -> dict[str, _Base]:
         """Return the settings groups by name."""
@@ -328,6 +342,7 @@ class Settings:
             "user_cache": self.user_cache,
             "certificates": self.certificates,
             "postgres": self.postgres,
+            "reports": self.reports,
         }
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
@@ -415,4 +430,5 @@ def load_settings() -> Settings:
         user_cache=_build(UserCacheSettings),
         certificates=_build(CertificateSettings),
         postgres=_build(PostgresSettings),
+        reports=_build(ReportSettings),
     )

@@ -677,6 +677,50 @@ def report_userinfo(
     _report_command("userinfo-exhaust", batch_id, course_id, out_dir, explain)
 
 
+@app.command("run-job")
+def run_job_command(
+    job: str = typer.Argument(..., help="progress-exhaust | response-exhaust | userinfo-exhaust"),
+    out_dir: str = typer.Option(
+        None, "--out", help="Report root (default LERNFLOW_REPORTS_OUT_DIR)."
+    ),
+) -> None:
+    """Process every pending request of one report in Sunbird's job_request table (PostgreSQL),
+    like Sunbird's run-job.sh: statuses, duplicates, per-channel limits, zips and passwords."""
+    from pathlib import Path
+
+    from reports.jobs import run_job
+
+    settings = _settings()
+    root = Path(out_dir) if out_dir else settings.reports.out_dir
+    result = run_job(settings, job, root)
+    table = Table("request_id", "tag", "status", "files", "error")
+    for r in result.requests:
+        table.add_row(
+            r.request_id, r.tag, r.status, "\n".join(r.download_urls), r.err_message or ""
+        )
+    out.print(table)
+    _report(
+        f"{job}: {len(result.requests)} requests ({result.duplicates} duplicates) in "
+        f"{result.seconds:.1f}s; files under {root}"
+    )
+
+
+@report_app.command("requests")
+def report_requests(
+    job: str = typer.Option(None, "--job", help="Only this report's requests."),
+) -> None:
+    """List the job_request rows and their status."""
+    from reports.jobs import load
+
+    table = Table("request_id", "job", "tag", "status", "iteration", "submitted", "error")
+    for r in load(_settings()):
+        if job and r.job_id != job:
+            continue
+        table.add_row(r.request_id, r.job_id, r.tag, r.status, str(r.iteration),
+                      str(r.dt_job_submitted or ""), r.err_message or "")  # fmt: skip
+    out.print(table)
+
+
 def _print_rebuild_diffs(lines: list[str]) -> None:
     for line in lines:
         out.print(line, markup=False, highlight=False)

@@ -178,6 +178,14 @@ class ReportStore:
             for r in rows
         ]
 
+    def preference(self, org: str, key: str) -> str | None:
+        """The ``data`` JSON text of an org's tenant preference (``tenant_preference_v2``)."""
+        rows = self._cas.execute_many(
+            f"SELECT data FROM {self._sb}.tenant_preference_v2 WHERE orgid=? AND key=?",
+            [(org, key)], "tenant_preference",
+        )[0]  # fmt: skip
+        return str(rows[0].data) if rows and rows[0].data else None
+
     # -- Redis -------------------------------------------------------------------------------
     def user_cache(self, fields: Sequence[str] = USER_FIELDS) -> dict[str, dict[str, str]]:
         """Every ``user:<id>`` hash of the user cache (the report's fields only)."""

@@ -123,3 +123,82 @@ def test_unknown_and_retired_batches_fail_with_sunbirds_messages(
         for r in run_batches(report_data, "progress-exhaust", ["no-such-batch"], tmp_path)
     }
     assert results["no-such-batch"].error == "No data found"
+
+
+@pytest.fixture
+def job_table(report_data: Settings) -> Iterator[Settings]:
+    """A job_request table of this test's own in PostgreSQL, and the orgs' tenant preferences."""
+    import uuid
+
+    from lernflow import schema
+
+    pg = report_data.postgres.model_copy(
+        update={"job_request_table": f"job_request_{uuid.uuid4().hex[:8]}"}
+    )
+    s = report_data.with_overrides(postgres=pg)
+    schema.apply_postgres(pg)
+    cluster, session = cassandra_session(s.cassandra, s.cassandra.sunbird_keyspace)
+    try:
+        session.execute("TRUNCATE tenant_preference_v2")
+        for key, name in (("dataSecurityPolicy", "tenant_pref_dataSecurityPolicy_progress_test.json"),
+                          ("userPrivateFields", "tenant_pref_userPrivateFields_progress_test.json")):  # fmt: skip
+            data = json.loads((FX / name).read_text())["result"]["response"]["data"]
+            session.execute(
+                "INSERT INTO tenant_preference_v2 (orgid, key, data) VALUES (%s, %s, %s)",
+                ("b00bc992ef25f1a9a8d63291e20efc8d", key, json.dumps(data)),
+            )
+    finally:
+        cluster.shutdown()
+    yield s
+    with psycopg_connect(s) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {pg.job_request_table}")
+
+
+def psycopg_connect(s: Settings):  # type: ignore[no-untyped-def]
+    import psycopg
+
+    return psycopg.connect(s.postgres.conninfo(), autocommit=True)
+
+
+def _insert_request(s: Settings, req: dict) -> None:  # type: ignore[type-arg]
+    with psycopg_connect(s) as conn:
+        conn.execute(
+            f"INSERT INTO {s.postgres.job_request_table} (tag, request_id, job_id, status, request_data, "
+            "requested_by, requested_channel, dt_job_submitted, download_urls, iteration, encryption_key) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (req["tag"], req["request_id"], req["job_id"], req["status"], json.dumps(req["request_data"]),
+             req["requested_by"], req["requested_channel"], req["dt_job_submitted"], [],
+             req["iteration"], req.get("encryption_key")),
+        )  # fmt: skip
+
+
+def test_run_job_processes_the_pending_request_like_sunbird(
+    job_table: Settings, tmp_path: Path
+) -> None:
+    from reports.jobs import load, run_job
+    from reports.packaging import decrypt_secured_file, request_key
+
+    case = json.loads((FX / "test_cases_progress_exhaust.json").read_text())["cases"][0]
+    _insert_request(job_table, case["job_request"])
+    run = run_job(job_table, "progress-exhaust", tmp_path)
+    [row] = load(job_table)
+    exp = case["expected_job_request"]
+    assert row.status == exp["status"] == "SUCCESS"
+    assert (row.err_message or "") == exp["err_message"]
+    assert row.iteration == int(exp["iteration"])
+    assert len(row.download_urls) == 1
+    assert re.fullmatch(
+        r"progress-exhaust/37564CF8F134EE7532F125651B51D17F/batch-001_progress_\d{8}\.zip",
+        row.download_urls[0],
+    )
+    assert [m["value"] for m in run.metrics[:2]] == [1, 1]
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / row.download_urls[0]) as z:
+        [name] = z.namelist()
+        secured = z.read(name)
+    # TEXT_KEY_ENCRYPTED_DATASET: the CSV inside is encrypted with the request's key
+    _name, plain = decrypt_secured_file(secured, text_key=request_key("test12", "SunBird"))
+    lines = plain.decode().rstrip("\n").split("\n")
+    assert lines[0] == case["derived_csv_rows_any_order"][0]
+    assert len(lines) == 5

@@ -181,7 +181,7 @@ def test_enrolment_filters() -> None:
         _learner("empty-text-date", enrolleddate=""),
         _learner("only-timestamp", enrolleddate=None, enrolled_date=datetime(2020, 5, 1)),
     ]
-    users = {e.userid: {} for e in enrolments}
+    users: dict[str, dict[str, str]] = {e.userid: {} for e in enrolments}
     _, rows, dropped = _rows(enrolments, users)
     assert {r["User UUID"]: r["Enrolment Date"] for r in rows} == {
         "empty-text-date": "",
@@ -249,7 +249,7 @@ def test_progress_column() -> None:
         _learner("done", contentstatus={}, completedon=done),
         _learner("optional", contentstatus={"a": 2, "opt": 2}),
     ]
-    users = {e.userid: {} for e in enrolments}
+    users: dict[str, dict[str, str]] = {e.userid: {} for e in enrolments}
     _, rows, _ = _rows(
         enrolments, users, hierarchy={"identifier": "c1", "leafNodesCount": 2}, optional={"opt"}
     )
@@ -331,7 +331,7 @@ def test_score_columns() -> None:
         _attempt("u2", "q1", 11.0, 20.0),
     ]
     enrolments = [_learner("u1"), _learner("u2"), _learner("u3")]
-    users = {e.userid: {} for e in enrolments}
+    users: dict[str, dict[str, str]] = {e.userid: {} for e in enrolments}
     header, rows, _ = _rows(enrolments, users, hierarchy=ASSESSED, attempts=attempts)
     assert header == [*COLUMNS_ORDER, "q1 - Score", "q2 - Score"]
     scores = {r["User UUID"]: (r["Total Score"], r["q1 - Score"], r["q2 - Score"]) for r in rows}
@@ -350,7 +350,7 @@ def test_latest_attempt_when_best_score_is_off() -> None:
         _attempt("u1", "q1", 2.0, 10.0, attempt_id="a2", last_attempted_on=late),
         _attempt("u1", "q1", 10.0, 10.0, attempt_id="a3", last_attempted_on=None),
     ]
-    users = {"u1": {}}
+    users: dict[str, dict[str, str]] = {"u1": {}}
     for ctx, expected in ((CTX, "100%"), (ReportContext(best_score=False), "20%")):
         _, rows, _ = _rows([_learner("u1")], users, hierarchy=ASSESSED, attempts=attempts, ctx=ctx)
         assert rows[0]["Total Score"] == expected
