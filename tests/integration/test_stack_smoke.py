@@ -13,8 +13,25 @@ from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 
 def test_every_server_answers_on_loopback(settings: Settings) -> None:
     rows = stack.status(settings)
-    assert {r.name: r.up for r in rows} == {"redis": True, "kafka": True, "cassandra": True}
-    assert {r.name: r.port for r in rows} == {"redis": 6379, "kafka": 9092, "cassandra": 9042}
+    assert {r.name: r.up for r in rows} == {
+        "redis": True, "kafka": True, "cassandra": True, "postgres": True
+    }  # fmt: skip
+    assert {r.name: r.port for r in rows} == {
+        "redis": 6379, "kafka": 9092, "cassandra": 9042, "postgres": 5432
+    }  # fmt: skip
+
+
+def test_postgres_holds_the_job_request_table(settings: Settings) -> None:
+    import psycopg
+
+    schema.apply_postgres(settings.postgres)
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        cols = [r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+            "ORDER BY ordinal_position", (settings.postgres.job_request_table,),
+        ).fetchall()]  # fmt: skip
+    assert cols[:3] == ["tag", "request_id", "job_id"]
+    assert "processed_batches" in cols and "download_urls" in cols
 
 
 def test_second_stack_up_changes_nothing(settings: Settings) -> None:
