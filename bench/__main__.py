@@ -19,6 +19,7 @@ BENCHMARKS = [
     "bench.assessment",
     "bench.caches",
     "bench.certificates",
+    "bench.reports",
 ]
 
 

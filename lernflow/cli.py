@@ -33,11 +33,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 stack_app = typer.Typer(
-    help="The local development stack: Kafka 4 (KRaft), Cassandra 5.0 and Redis on 127.0.0.1.",
+    help=(
+        "The local development stack: Kafka 4 (KRaft), Cassandra 5.0, Redis and PostgreSQL "
+        "on 127.0.0.1."
+    ),
     no_args_is_help=True,
 )
 schema_app = typer.Typer(
-    help="Sunbird-compatible Cassandra keyspaces/tables and Kafka topics.", no_args_is_help=True
+    help="Sunbird-compatible Cassandra keyspaces/tables, Kafka topics, PostgreSQL job_request.",
+    no_args_is_help=True,
 )
 config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
 failed_app = typer.Typer(

@@ -210,8 +210,9 @@ def progress_demo(settings: Settings, report: Report, run_id: str) -> dict[str, 
     try:
         for user, done in learners.items():
             session.execute(
-                "INSERT INTO user_enrolments (userid, courseid, batchid, status, active, progress) "
-                "VALUES (%s, %s, %s, 0, true, 0)", (user, course, batch),
+                "INSERT INTO user_enrolments (userid, courseid, batchid, status, active, progress, "
+                "enrolled_date) VALUES (%s, %s, %s, 0, true, 0, toTimestamp(now()))",
+                (user, course, batch),
             )  # fmt: skip
             for name in done:  # what the LMS content-state API writes before its event
                 session.execute(
@@ -274,7 +275,52 @@ def progress_demo(settings: Settings, report: Report, run_id: str) -> dict[str, 
         )
     result["certificates"] = len(certs)
     result["issued"] = certificate_demo(settings, report, course, batch, list(learners))
+    result["report"] = report_demo(settings, report, batch, list(learners))
     return result
+
+
+def report_demo(
+    settings: Settings, report: Report, batch: str, learners: list[str]
+) -> list[list[str]]:
+    """The batch's progress-exhaust CSV (the learners' user-cache entries built first)."""
+    import csv
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from lernflow.user_cache_rebuild import UserCacheRebuild
+    from reports.runner import run_batches
+
+    job = UserCacheRebuild(settings)
+    try:
+        for user in learners:
+            job.one(user, dry_run=False)
+    finally:
+        job.close()
+    report(
+        f"redis    user cache rebuilt for {len(learners)} learners (lernflow user-cache rebuild --user)"
+    )
+    [out] = run_batches(settings, "progress-exhaust", [batch], settings.reports.out_dir)
+    if out.error or out.path is None:
+        msg = f"progress-exhaust failed for {batch}: {out.error}"
+        raise RuntimeError(msg)
+    rows = list(csv.reader(io.StringIO(out.path.read_text())))
+    report(f"report   progress-exhaust: {out.path} ({out.rows} rows, {len(out.dropped)} left out)")
+    keep = [
+        "User UUID",
+        "Batch Id",
+        "Enrolment Date",
+        "Completion Date",
+        "Certificate Status",
+        "Progress",
+    ]
+    idx = [rows[0].index(c) for c in keep if c in rows[0]]
+    table = Table(*[rows[0][i] for i in idx], title="progress-exhaust (selected columns)")
+    for r in rows[1:]:
+        table.add_row(*[r[i] for i in idx])
+    Console().print(table)
+    return rows
 
 
 def _certificate_setup(
@@ -464,9 +510,11 @@ def publish_course(
     from lernflow import runner
 
     collection = "application/vnd.ekstep.content-collection"
+    leaves = [c for contents in units.values() for c in contents]
     hierarchy = {
         "identifier": course, "name": name, "mimeType": collection,
-        "visibility": "Default", "status": "Live",
+        "visibility": "Default", "status": "Live", "channel": "demo",
+        "leafNodes": leaves, "leafNodesCount": len(leaves),
         "children": [
             {"identifier": unit, "mimeType": collection, "visibility": "Parent",
              "children": [

@@ -27,7 +27,9 @@ Behaviour is Sunbird's; nothing here deviates.
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -89,20 +91,19 @@ def _escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
+_BLANKS = "".join(chr(c) for c in range(0x21))  # what the writer trims: every char <= ' '
+_QUOTE_RE = re.compile("[" + re.escape("".join(sorted(_QUOTE_TRIGGERS))) + "]")
+
+
+@functools.lru_cache(maxsize=65536)
 def _field(text: str | None, first_column: bool) -> str:
     if text is None:
         return ""
-    start = 0
-    while start < len(text) and text[start] <= " ":
-        start += 1
-    if start == len(text):
+    body = text.lstrip(_BLANKS)
+    if not body:
         return '""'
-    body = text[start:]
-    quoted = (first_column and text[0] == _COMMENT) or any(char in _QUOTE_TRIGGERS for char in body)
-    end = len(body)
-    while end > 0 and body[end - 1] <= " ":
-        end -= 1
-    body = body[:end]
+    quoted = (first_column and text[0] == _COMMENT) or _QUOTE_RE.search(body) is not None
+    body = body.rstrip(_BLANKS)
     return f'"{_escaped(body)}"' if quoted else body
 
 

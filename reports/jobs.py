@@ -141,9 +141,7 @@ def run_job(settings: Settings, job_id: str, out_root: Path, now: datetime | Non
                 ):
                     r = rq.defer_channel_limited(r)
                 else:
-                    pii = rq.pii_fields(
-                        _preferences(store, r.requested_channel, rq.PII_FIELDS_KEY)
-                    )
+                    pii = rq.pii_fields(_preferences(store, r.requested_channel, rq.PII_FIELDS_KEY))
                     security = rq.security_level_error(job_id, level, pii, CSV_COLUMNS[job_id])
                     if security is not None:
                         r = rq.mark_failed(r, security, now)
@@ -203,7 +201,7 @@ def _process(
         if data.get("batchId") is not None
         else list(dict.fromkeys(data.get("batchFilter") or []))
     )
-    known = store.batches(ids)
+    known = sorted(store.batches(ids), key=lambda b: b.batch_id)  # deterministic (Spark: any order)
     if not known:
         return rq.mark_failed(r, rq.MSG_NO_DATA, now)
     collections = store.collections([b.course_id for b in known])

@@ -44,8 +44,9 @@ class BatchOutcome:
     error: str | None = None
 
 
-def _batch(row: BatchRow, coll: Collection, requested_org: str | None) -> Batch:
+def _batch(row: BatchRow, coll: Collection, requested_org: str | None, custodian: str) -> Batch:
     return Batch(
+        custodian_org_id=custodian,
         batch_id=row.batch_id, collection_id=row.course_id, batch_name=row.name or "",
         collection_name=coll.name, requested_org_id=requested_org or coll.channel,
         collection_org_id=coll.channel, user_consent=coll.user_consent,
@@ -76,6 +77,7 @@ def run_batches(
     ctx = ReportContext()
     try:
         users = store.user_cache()
+        custodian = store.custodian_org() or ""
         rows = [
             r for r in store.batches(batch_ids) if course_id is None or r.course_id == course_id
         ]
@@ -94,7 +96,13 @@ def run_batches(
                 out.append(BatchOutcome(row.batch_id, error=reason))
                 continue
             result = _one(
-                settings, job_id, store, _batch(row, coll, requested_org), users, ctx, decrypt
+                settings,
+                job_id,
+                store,
+                _batch(row, coll, requested_org, custodian),
+                users,
+                ctx,
+                decrypt,
             )
             if result.error is None:
                 header, data, dropped = result.table
@@ -137,15 +145,16 @@ def _one(
     learners = [e.userid for e in enrolments]
     try:
         if job_id == "progress-exhaust":
+            hierarchy = store.hierarchy(batch.collection_id)
+            scored = hierarchy is not None and bool(progress.assessment_content_ids(hierarchy, ctx))
             table = progress.progress_rows(
-                batch, enrolments, users, store.hierarchy(batch.collection_id),
-                store.optional_nodes(batch.collection_id),
-                store.attempts(batch.collection_id, batch.batch_id, learners), ctx,
+                batch, enrolments, users, hierarchy, store.optional_nodes(batch.collection_id),
+                store.attempts(batch.collection_id, learners) if scored else [], ctx,
             )  # fmt: skip
         elif job_id == "response-exhaust":
             table = response.response_rows(
                 batch, enrolments, users,
-                store.attempts(batch.collection_id, batch.batch_id, learners),
+                store.attempts(batch.collection_id, learners),
                 store.hierarchy(batch.collection_id), ctx,
             )  # fmt: skip
         else:

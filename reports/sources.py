@@ -10,8 +10,9 @@ Sunbird's jobs load whole tables into Spark. Here every read is paged or keyed:
   pipelined 1,000 keys at a time;
 * ``assessment_aggregator`` and ``user_consent`` — by partition key, concurrently, only for
   the batch's enrolled learners;
-* collections — the published hierarchy (``content_hierarchy``) gives the name, channel,
-  status and ``userConsent`` Sunbird's content search returns;
+* collections — the collection cache (Redis DB 0, the content metadata), else the published
+  hierarchy, give the name, channel, status and ``userConsent`` Sunbird's content search
+  returns;
 * optional nodes — Redis ``SMEMBERS <course>:<course>:optionalnodes`` (Sunbird reads DB 5).
 """
 
@@ -85,25 +86,39 @@ class ReportStore:
         return out
 
     def collections(self, course_ids: Sequence[str]) -> dict[str, Collection]:
-        """Name, channel, status and consent flag of each collection with a stored hierarchy."""
+        """Name, channel, status and consent flag of each collection Sunbird's content search
+        would return: the collection cache (Redis, the content metadata), else the published
+        hierarchy's root."""
         ids = list(dict.fromkeys(course_ids))
+        client = redis_client(self._s.redis, self._s.redis.collection_cache_db)
+        try:
+            cached = client.mget(ids) if ids else []
+        finally:
+            client.close()
+        docs: dict[str, dict[str, Any]] = {}
+        for i, text in zip(ids, cached, strict=True):
+            doc = _json(text)
+            if doc is not None:
+                docs[i] = doc
+        missing = [i for i in ids if i not in docs]
         rows = self._cas.execute_many(
             f"SELECT hierarchy FROM {self._hs}.content_hierarchy WHERE identifier=?",
-            [(i,) for i in ids], "content_hierarchy",
+            [(i,) for i in missing], "content_hierarchy",
         )  # fmt: skip
-        out: dict[str, Collection] = {}
-        for i, r in zip(ids, rows, strict=True):
+        for i, r in zip(missing, rows, strict=True):
             doc = _json(r[0].hierarchy) if r else None
-            if doc is None:
-                continue
-            out[i] = Collection(
+            if doc is not None:
+                docs[i] = doc
+        return {
+            i: Collection(
                 identifier=i,
                 name=str(doc.get("name") or ""),
                 channel=str(doc.get("channel") or ""),
                 status=str(doc.get("status") or "Live"),
                 user_consent=str(doc.get("userConsent") or "No"),
             )
-        return out
+            for i, doc in docs.items()
+        }
 
     def hierarchy(self, course_id: str) -> dict[str, Any] | None:
         """The published hierarchy of a collection."""
@@ -139,13 +154,14 @@ class ReportStore:
             )
         return out
 
-    def attempts(self, course_id: str, batch_id: str, user_ids: Sequence[str]) -> list[Attempt]:
-        """``assessment_aggregator`` rows of these learners in this batch."""
+    def attempts(self, course_id: str, user_ids: Sequence[str]) -> list[Attempt]:
+        """``assessment_aggregator`` rows of these learners in this course (every batch: the
+        report modules filter, as Sunbird's joins do)."""
         res = self._cas.execute_many(
             "SELECT course_id, batch_id, user_id, content_id, attempt_id, grand_total, total_score, "
             f"total_max_score, last_attempted_on, question FROM {self._ks}.assessment_aggregator "
-            "WHERE user_id=? AND course_id=? AND batch_id=?",
-            [(u, course_id, batch_id) for u in user_ids], "assessment_aggregator",
+            "WHERE user_id=? AND course_id=?",
+            [(u, course_id) for u in user_ids], "assessment_aggregator",
         )  # fmt: skip
         out = []
         for rows in res:

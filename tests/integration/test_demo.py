@@ -21,7 +21,9 @@ def test_demo_round_trip_and_quiz_best_attempt(settings: Settings) -> None:
     progress = result["progress"]
     assert isinstance(progress, dict)
     by_name = {
-        k.split("-")[0]: v for k, v in progress.items() if k not in ("certificates", "issued")
+        k.split("-")[0]: v
+        for k, v in progress.items()
+        if k not in ("certificates", "issued", "report")
     }
     assert by_name == {"asha": (2, 3), "ben": (1, 2), "chen": (2, 3)}
     assert progress["certificates"] == 2
@@ -40,3 +42,11 @@ def test_demo_round_trip_and_quiz_best_attempt(settings: Settings) -> None:
     assert sorted(k.split("-")[0] for k in issued) == ["asha", "chen"]
     assert any("verified" in line and "signature valid" in line for line in lines)
     assert any(line.startswith("cert why ben-") and "enrolment" in line for line in lines)
+    rows = progress["report"]
+    assert isinstance(rows, list)
+    header = rows[0]
+    assert header[:5] == ["Collection Id", "Collection Name", "Batch Id", "Batch Name", "User UUID"]
+    by_user = {r[4].split("-")[0]: r for r in rows[1:]}
+    assert sorted(by_user) == ["asha", "ben", "chen"]
+    assert by_user["asha"][header.index("Certificate Status")] == "Issued"
+    assert by_user["ben"][header.index("Certificate Status")] != "Issued"

@@ -28,7 +28,7 @@ TABLES = {
 @pytest.fixture
 def report_data(settings: Settings) -> Iterator[Settings]:
     """report_data.cql into this session's keyspaces, the collections the content search
-    returns folded into their stored hierarchies, the progress test's Redis user cache."""
+    returns in the collection cache, the progress test's Redis user cache."""
     c = settings.cassandra
     names = {
         "courses": c.courses_keyspace,
@@ -51,24 +51,14 @@ def report_data(settings: Settings) -> Iterator[Settings]:
                 .strip()
                 .rstrip(";")
             )
+        # what the content search returns: the collections' metadata (the collection cache)
         search = json.loads((FX / "content_search_response.json").read_text())["result"]
+        meta = redis_client(settings.redis, settings.redis.collection_cache_db)
         for key, items in search.items():
-            if key == "count":
-                continue
-            for item in items:
-                ident = item["identifier"]
-                row = session.execute(
-                    f"SELECT hierarchy FROM {c.hierarchy_keyspace}.content_hierarchy WHERE identifier=%s",
-                    (ident,),
-                ).one()
-                doc = json.loads(row.hierarchy) if row else {"identifier": ident}
-                for field in ("name", "channel", "status", "userConsent"):
-                    if item.get(field) is not None:
-                        doc[field] = item[field]
-                session.execute(
-                    f"INSERT INTO {c.hierarchy_keyspace}.content_hierarchy (identifier, hierarchy) VALUES (%s, %s)",
-                    (ident, json.dumps(doc)),
-                )
+            if key != "count":
+                for item in items:
+                    meta.set(item["identifier"], json.dumps(item))
+        meta.close()
     finally:
         cluster.shutdown()
     r = redis_client(settings.redis, settings.redis.user_cache_db)
@@ -202,3 +192,72 @@ def test_run_job_processes_the_pending_request_like_sunbird(
     lines = plain.decode().rstrip("\n").split("\n")
     assert lines[0] == case["derived_csv_rows_any_order"][0]
     assert len(lines) == 5
+
+
+PROGRESS_CASES = json.loads((FX / "test_cases_progress_exhaust.json").read_text())
+
+
+def _limits(s: Settings) -> Settings:
+    limits = PROGRESS_CASES["_common"]["limits_from_test_application_conf"]
+    r = s.reports.model_copy(update={
+        "batches_per_channel": limits["exhaust.batches.limit.per.channel"],
+        "bytes_per_channel": limits["exhaust.file.size.limit.per.channel"],
+        "batches_per_request": limits["data_exhaust.batch.limit.per.request"],
+    })  # fmt: skip
+    return s.with_overrides(reports=r)
+
+
+def _url_pattern(text: str) -> str:
+    return re.escape(text).replace(re.escape("<yyyyMMdd>"), r"\d{8}")
+
+
+def _urls(expected: str) -> list[str]:
+    inner = expected.strip("{}")
+    return [u for u in inner.split(",") if u]
+
+
+@pytest.mark.parametrize("index", [2, 3, 4, 6, 7, 8])
+def test_upstream_progress_request_cases_through_run_job(
+    job_table: Settings, tmp_path: Path, index: int
+) -> None:
+    from reports.jobs import load, run_job
+
+    s = _limits(job_table)
+    base = PROGRESS_CASES["cases"][0]["job_request"]
+    case = PROGRESS_CASES["cases"][index]
+    requests = (
+        [case["job_request"]] if "job_request" in case
+        else case.get("job_requests_in_insert_order") or case["job_requests"]
+    )  # fmt: skip
+    for n, partial in enumerate(requests):
+        req = {**base, **{k: v for k, v in partial.items() if k != "processed_batches"}}
+        req["dt_job_submitted"] = f"2020-10-19 05:58:{n:02d}.000"
+        if "all_requested_channel" in case:
+            req["requested_channel"] = case["all_requested_channel"]
+        _insert_request(s, req)
+        if "processed_batches" in partial:
+            with psycopg_connect(s) as conn:
+                conn.execute(
+                    f"UPDATE {s.postgres.job_request_table} SET processed_batches = %s WHERE request_id = %s",
+                    (json.dumps(partial["processed_batches"]), req["request_id"]),
+                )
+    run_job(s, "progress-exhaust", tmp_path)
+    rows = {r.request_id: r for r in load(s)}
+    if "expected_job_request" in case:
+        expected = {requests[0].get("request_id", base["request_id"]): case["expected_job_request"]}
+    else:
+        expected = {base["request_id"] + suffix: exp for suffix, exp in case["expected"].items()}
+    for request_id, exp in expected.items():
+        row = rows[request_id]
+        assert row.status == exp["status"], (request_id, row)
+        if "download_urls" in exp:
+            want = _urls(exp["download_urls"])
+            assert len(row.download_urls) == len(want), (request_id, row.download_urls)
+            for got, pattern in zip(row.download_urls, want, strict=True):
+                assert re.fullmatch(_url_pattern(pattern), got), (got, pattern)
+        if "err_message" in exp:
+            assert (row.err_message or "") == exp["err_message"]
+        if "iteration" in exp:
+            assert row.iteration == int(exp["iteration"])
+        if str(exp.get("processed_batches", "")).startswith("not null"):
+            assert row.processed_batches and "batch-001" in row.processed_batches

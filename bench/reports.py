@@ -1,0 +1,82 @@
+"""progress-exhaust over 100,000 enrolments of one batch: seconds, rows/s, RSS.
+
+The batch's enrolments in Cassandra, every learner in the Redis user cache, a published
+hierarchy of 4 lessons; the report reads, computes and writes the CSV in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.common import Row, isolated, peak_rss_mb
+from config import Settings
+from lernflow.clients import cassandra_session, redis_client
+from reports.runner import run_batches
+
+ENROLMENTS = 100_000
+COURSE, BATCH = "do_bench_report_course", "bench_report_batch"
+LESSONS = [f"do_bench_lesson_{i}" for i in range(4)]
+
+
+def _seed(s: Settings) -> None:
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    cluster, session = cassandra_session(s.cassandra)
+    ks = s.cassandra.courses_keyspace
+    session.execute(
+        f"INSERT INTO {ks}.course_batch (courseid, batchid, name) VALUES (%s, %s, %s)",
+        (COURSE, BATCH, "Benchmark batch"),
+    )
+    tree = {"identifier": COURSE, "name": "Benchmark course", "channel": "bench", "status": "Live",
+            "leafNodes": LESSONS, "leafNodesCount": len(LESSONS),
+            "children": [{"identifier": c, "mimeType": "application/pdf"} for c in LESSONS]}  # fmt: skip
+    session.execute(
+        f"INSERT INTO {s.cassandra.hierarchy_keyspace}.content_hierarchy (identifier, hierarchy) "
+        "VALUES (%s, %s)", (COURSE, json.dumps(tree)),
+    )  # fmt: skip
+    ins = session.prepare(
+        f"INSERT INTO {ks}.user_enrolments (userid, courseid, batchid, active, enrolled_date, "
+        "completedon, contentstatus, status) VALUES (?, ?, ?, true, ?, ?, ?, ?)"
+    )
+    day = datetime(2026, 11, 1, tzinfo=UTC)
+    rows = []
+    for n in range(ENROLMENTS):
+        done = n % 4 + 1
+        status = {c: 2 for c in LESSONS[:done]}
+        rows.append((f"bench-report-user-{n:06d}", COURSE, BATCH, day,
+                     day if done == 4 else None, status, 2 if done == 4 else 1))  # fmt: skip
+    execute_concurrent_with_args(session, ins, rows, concurrency=200)
+    cluster.shutdown()
+    r = redis_client(s.redis, s.redis.user_cache_db)
+    pipe = r.pipeline(transaction=False)
+    for n in range(ENROLMENTS):
+        pipe.hset(f"user:bench-report-user-{n:06d}", mapping={
+            "firstname": f"Learner{n}", "lastname": "Bench", "state": f"State {n % 5}",
+            "district": f"District {n % 50}", "orgname": "Bench Board", "rootorgid": "bench",
+            "schoolname": f"School {n % 100}", "schooludisecode": f"29{n % 100:05d}",
+            "usertype": "student", "board": "CBSE",
+        })  # fmt: skip
+        if n % 5000 == 4999:
+            pipe.execute()
+    pipe.execute()
+    r.close()
+
+
+def run(settings: Settings) -> list[Row]:
+    s = isolated(settings, "reports")
+    cluster, session = cassandra_session(s.cassandra)
+    session.execute(f"TRUNCATE {s.cassandra.courses_keyspace}.course_batch", timeout=120)
+    cluster.shutdown()
+    _seed(s)
+    out = Path(tempfile.mkdtemp(prefix="lernflow-bench-report-"))
+    t0 = time.perf_counter()
+    [result] = run_batches(s, "progress-exhaust", [BATCH], out)
+    seconds = time.perf_counter() - t0
+    assert result.error is None, result.error
+    return [Row("progress-exhaust, 100,000 enrolments (one batch)", result.rows, seconds,
+                unit="rows", rss_mb=peak_rss_mb(),
+                note=f"{result.size / 1e6:.1f} MB CSV; target ≤ 10 s")]  # fmt: skip
