@@ -102,6 +102,9 @@ def run(settings: Settings, report: Report) -> dict[str, object]:
     progress = progress_demo(settings, report, run_id)
     quiz = assessment_demo(settings, report, run_id, course, batch, user)
     users = user_cache_demo(settings, report, run_id)
+    batch_id, names = progress.pop("batch"), progress.pop("learners")
+    assert isinstance(batch_id, str) and isinstance(names, list)
+    progress["report"] = report_demo(settings, report, batch_id, names)  # the demo ends with it
     return {"leaves": leaves, "enrolment_status": row.status, "event": seen, "quiz": quiz,
             "progress": progress, "user_cache": users}  # fmt: skip
 
@@ -275,7 +278,8 @@ def progress_demo(settings: Settings, report: Report, run_id: str) -> dict[str, 
         )
     result["certificates"] = len(certs)
     result["issued"] = certificate_demo(settings, report, course, batch, list(learners))
-    result["report"] = report_demo(settings, report, batch, list(learners))
+    result["batch"] = batch
+    result["learners"] = list(learners)
     return result
 
 

@@ -254,15 +254,25 @@ class ActivityProcessor:
             "write aggregates",
         )  # fmt: skip
 
-        # 3. certificate requests: new completions, and markers an interrupted run left behind
+        # 3. certificate requests: new completions, and markers an interrupted run left behind.
+        # A marker's request is rebuilt with the same deterministic mid; it is re-sent only if
+        # that mid is not on the certificate topic yet (the crash may have come after the send).
         sent: set[EnrolmentKey] = {(c[0], c[1], c[2]) for c in completions}
-        for ekey in wkeys:
-            ets = applied[ekey].get(PENDING)
-            if ets is not None and ekey not in sent:
+        leftover = [
+            (ekey, ets) for ekey in wkeys
+            if (ets := applied[ekey].get(PENDING)) is not None and ekey not in sent
+        ]  # fmt: skip
+        already: list[EnrolmentKey] = []
+        if leftover:
+            on_topic = self._store.mids_on_topic(self._cert_topic, min(e for _k, e in leftover))
+            for ekey, ets in leftover:
+                if rules.certificate_mid(ekey, ets) in on_topic:
+                    already.append(ekey)
+                    continue
                 user, course, batch = ekey
                 completions.append((
                     user, course, batch,
-                    rules.certificate_event(user, course, batch, ets, str(uuid.uuid4())),
+                    rules.certificate_event(user, course, batch, ets, rules.completion_id(ekey, ets)),
                     rules.enrol_complete_audit(user, course, batch, ets, lambda: str(uuid.uuid4())),
                 ))  # fmt: skip
                 sent.add(ekey)
@@ -272,7 +282,8 @@ class ActivityProcessor:
         )
         self._store.executor.execute_many(
             self._q_pending_del,
-            [(u, c, b, PENDING) for u, c, b, _x, _y in completions],
+            [(u, c, b, PENDING) for u, c, b, _x, _y in completions]
+            + [(*k, PENDING) for k in already],
             "clear markers",
         )
         if dedup:

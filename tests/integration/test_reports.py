@@ -216,7 +216,7 @@ def _urls(expected: str) -> list[str]:
     return [u for u in inner.split(",") if u]
 
 
-@pytest.mark.parametrize("index", [2, 3, 4, 6, 7, 8])
+@pytest.mark.parametrize("index", [2, 3, 4, 5, 6, 7, 8])
 def test_upstream_progress_request_cases_through_run_job(
     job_table: Settings, tmp_path: Path, index: int
 ) -> None:
@@ -231,6 +231,7 @@ def test_upstream_progress_request_cases_through_run_job(
     )  # fmt: skip
     for n, partial in enumerate(requests):
         req = {**base, **{k: v for k, v in partial.items() if k != "processed_batches"}}
+        req["request_id"] = req["request_id"].replace("...", base["request_id"])
         req["dt_job_submitted"] = f"2020-10-19 05:58:{n:02d}.000"
         if "all_requested_channel" in case:
             req["requested_channel"] = case["all_requested_channel"]
@@ -261,3 +262,110 @@ def test_upstream_progress_request_cases_through_run_job(
             assert row.iteration == int(exp["iteration"])
         if str(exp.get("processed_batches", "")).startswith("not null"):
             assert row.processed_batches and "batch-001" in row.processed_batches
+
+
+USERINFO_CASES = json.loads((FX / "test_cases_userinfo_exhaust.json").read_text())
+
+
+@pytest.fixture
+def userinfo_job(job_table: Settings) -> Settings:
+    """The userinfo test's user cache and the org's userinfo preferences (password zips)."""
+    r = redis_client(job_table.redis, job_table.redis.user_cache_db)
+    r.flushdb()
+    for key, fields in json.loads(
+        (FX / "redis_user_cache_seed_userinfo_test_db0.json").read_text()
+    ).items():
+        r.hset(key, mapping=fields)
+    r.close()
+    cluster, session = cassandra_session(job_table.cassandra, job_table.cassandra.sunbird_keyspace)
+    try:
+        session.execute("TRUNCATE tenant_preference_v2")
+        for key, name in (("dataSecurityPolicy", "tenant_pref_dataSecurityPolicy_userinfo_test.json"),
+                          ("userPrivateFields", "tenant_pref_userPrivateFields_userinfo_test.json")):  # fmt: skip
+            data = json.loads((FX / name).read_text())["result"]["response"]["data"]
+            for org in ("b00bc992ef25f1a9a8d63291e20efc8d", "channel-01"):
+                session.execute(
+                    "INSERT INTO tenant_preference_v2 (orgid, key, data) VALUES (%s, %s, %s)",
+                    (org, key, json.dumps(data)),
+                )
+    finally:
+        cluster.shutdown()
+    return _limits(job_table)
+
+
+@pytest.mark.parametrize("index", [0, 2, 3, 4, 5, 6, 7, 11])
+def test_upstream_userinfo_cases_through_run_job(
+    userinfo_job: Settings, tmp_path: Path, index: int
+) -> None:
+    import zipfile
+
+    from reports.jobs import load, run_job
+
+    s = userinfo_job
+    base = {
+        **PROGRESS_CASES["cases"][0]["job_request"],
+        **USERINFO_CASES["cases"][0]["job_request"],
+    }
+    case = USERINFO_CASES["cases"][index]
+    req = {**base, **case["job_request"]}
+    _insert_request(s, req)
+    run_job(s, "userinfo-exhaust", tmp_path)
+    [row] = load(s)
+    exp = case["expected_job_request"]
+    assert row.status == exp["status"], row
+    assert (row.err_message or "") == exp["err_message"]
+    if "iteration" in exp:
+        assert row.iteration == int(exp["iteration"])
+    want = _urls(exp["download_urls"])
+    assert len(row.download_urls) == len(want)
+    for got, pattern in zip(row.download_urls, want, strict=True):
+        assert re.fullmatch(_url_pattern(pattern), got), (got, pattern)
+    if "asserted_rows" in case:
+        with zipfile.ZipFile(tmp_path / row.download_urls[0]) as z:
+            [name] = z.namelist()
+            with pytest.raises(RuntimeError):
+                z.read(name)  # PASSWORD_PROTECTED_DATASET: no password, no data
+            text = z.read(name, pwd=b"test12").decode()
+        rows = list(csv.reader(io.StringIO(text)))
+        header = rows[0]
+        got_users = sorted(r[header.index("User UUID")] for r in rows[1:])
+        assert got_users == sorted(case["asserted_rows"]["User UUID"])
+        assert len(rows) - 1 == case["asserted_rows"]["count"]
+
+
+def test_response_exhaust_rows_match_sunbirds_commented_out_expectations(
+    report_data: Settings, tmp_path: Path
+) -> None:
+    exp = json.loads((FX / "test_cases_response_exhaust.json").read_text())["v1"][
+        "commented_out_expectations_user-001"
+    ]
+    r = redis_client(report_data.redis, report_data.redis.user_cache_db)
+    r.flushdb()
+    for key, fields in json.loads(
+        (FX / "redis_user_cache_seed_response_test_db0.json").read_text()
+    ).items():
+        r.hset(key, mapping=fields)
+    r.close()
+    [result] = run_batches(report_data, "response-exhaust", ["batch-001"], tmp_path)
+    assert result.error is None and result.path is not None
+    rows = _rows(result.path)
+    header = rows[0]
+    mine = [
+        dict(zip(header, row, strict=True))
+        for row in rows[1:]
+        if row[header.index("User UUID")] == "user-001"
+    ]
+    assert len(mine) == exp["rows"]
+    assert {m["Attempt Id"] for m in mine} == {exp["Attempt Id"]}
+    by_q = {m["Question Id"]: m for m in mine}
+    assert sorted(by_q) == sorted(exp["Question Id"])
+    for q, qtype, score, max_score in zip(
+        exp["Question Id"],
+        exp["Question Type"],
+        exp["Question Score"],
+        exp["Question Max Score"],
+        strict=True,
+    ):
+        assert by_q[q]["Question Type"] == qtype
+        assert float(by_q[q]["Question Score"]) == float(score)
+        assert float(by_q[q]["Question Max Score"]) == float(max_score)

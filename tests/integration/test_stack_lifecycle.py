@@ -26,14 +26,25 @@ from lernflow.clients import cassandra_session, kafka_admin, redis_client
 
 
 def _free_port(pairs: bool = False) -> int:
-    """A free loopback port (with ``pairs``, the next port is free too: Kafka's controller)."""
+    """A free loopback port (with ``pairs``, the next port is free too: Kafka's controller).
+
+    Chosen below the kernel's ephemeral range (32768+): a port the OS hands out for outgoing
+    connections can be taken again between this check and the server's bind.
+    """
+    import random
     import socket
 
-    for _ in range(100):
+    def free(port: int) -> bool:
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if not pairs or not stack.port_open("127.0.0.1", port + 1, 0.1):
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+        return True
+
+    for _ in range(200):
+        port = random.randint(20_000, 32_000)
+        if free(port) and (not pairs or free(port + 1)):
             return port
     raise RuntimeError("no free port")
 
