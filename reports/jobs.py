@@ -229,11 +229,14 @@ def _process(
             budget = budget.after_batch(None)
             continue
         try:
+            pem = None
+            if level == packaging.PUBLIC_KEY_ENCRYPTED_DATASET:
+                pem = _public_key(store, r.requested_channel)
             secured = packaging.encrypt_csv(
                 out.path.read_bytes(),
                 level,
                 password=r.encryption_key,
-                public_key_pem=None,
+                public_key_pem=pem,
                 salt=salt,
             )
         except packaging.PackagingError as exc:
@@ -245,6 +248,21 @@ def _process(
         results.append(rq.BatchResult(b.batch_id, rq.SUCCESS, rel, "", out.size))
         budget = budget.after_batch(out.size)
     return rq.apply_batch_results(r, results, int((time.perf_counter() - t0) * 1000), now)
+
+
+def _public_key(store: ReportStore, org: str) -> bytes | None:
+    """The org's public key (PEM) for PUBLIC_KEY_ENCRYPTED_DATASET, from its
+    ``keys.exhaustEncryptionKey`` URL (``file://``, a path, or http(s)); None when unset."""
+    import urllib.request
+
+    url = packaging.exhaust_encryption_key_url(store.org_search(org))
+    if not url:
+        return None
+    if url.startswith(("http://", "https://", "file://")):
+        with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - schemes checked above
+            data: bytes = resp.read()
+            return data
+    return Path(url).read_bytes()
 
 
 def _package(

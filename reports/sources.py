@@ -194,6 +194,17 @@ class ReportStore:
             for r in rows
         ]
 
+    def org_search(self, org: str) -> dict[str, Any]:
+        """What Sunbird's private org search answers for one org id: its ``keys`` map (the
+        ``exhaustEncryptionKey`` PEM URL the PUBLIC_KEY level needs), from ``organisation``."""
+        rows = self._cas.execute_many(
+            f"SELECT id, keys FROM {self._sb}.organisation WHERE id=?", [(org,)], "organisation"
+        )[0]
+        content = [
+            {"id": r.id, "keys": {k: list(v) for k, v in (r.keys or {}).items()}} for r in rows
+        ]
+        return {"result": {"response": {"content": content}}}
+
     def preference(self, org: str, key: str) -> str | None:
         """The ``data`` JSON text of an org's tenant preference (``tenant_preference_v2``)."""
         rows = self._cas.execute_many(

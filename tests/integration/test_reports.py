@@ -369,3 +369,47 @@ def test_response_exhaust_rows_match_sunbirds_commented_out_expectations(
         assert by_q[q]["Question Type"] == qtype
         assert float(by_q[q]["Question Score"]) == float(score)
         assert float(by_q[q]["Question Max Score"]) == float(max_score)
+
+
+def test_public_key_level_encrypts_the_csv_with_the_orgs_key(
+    job_table: Settings, tmp_path: Path
+) -> None:
+    import zipfile
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from reports.jobs import load, run_job
+    from reports.packaging import decrypt_secured_file
+
+    s = job_table
+    org = "b00bc992ef25f1a9a8d63291e20efc8d"
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = tmp_path / "org_public.pem"
+    pem.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ))  # fmt: skip
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    cluster, session = cassandra_session(s.cassandra, s.cassandra.sunbird_keyspace)
+    try:
+        session.execute(
+            "INSERT INTO organisation (id, keys) VALUES (%s, %s)",
+            (org, {"exhaustEncryptionKey": [pem.as_uri()]}),
+        )
+        session.execute(
+            "INSERT INTO tenant_preference_v2 (orgid, key, data) VALUES (%s, %s, %s)",
+            (org, "dataSecurityPolicy", json.dumps({"level": "PUBLIC_KEY_ENCRYPTED_DATASET"})),
+        )
+    finally:
+        cluster.shutdown()
+    _insert_request(s, PROGRESS_CASES["cases"][0]["job_request"])
+    run_job(s, "progress-exhaust", tmp_path / "out")
+    [row] = load(s)
+    assert row.status == "SUCCESS", row
+    with zipfile.ZipFile(tmp_path / "out" / row.download_urls[0]) as z:
+        secured = z.read(z.namelist()[0])
+    assert secured.startswith(b"PUBLIC_KEY_ENCRYPTED_DATASET\n")
+    _level, plain = decrypt_secured_file(secured, private_key_pem=private)
+    assert plain.decode().startswith("Collection Id,Collection Name,Batch Id")
