@@ -295,6 +295,10 @@ class ReportSettings(_Base):
     batches_per_channel: int = Field(30, ge=1)  # exhaust.batches.limit.per.channel
     bytes_per_channel: int = Field(1_073_741_824, ge=1)  # exhaust.file.size.limit.per.channel
     batches_per_request: int = Field(20, ge=1)  # data_exhaust.batch.limit.per.request
+    # response-exhaust: v1 (ResponseExhaustJob) or v2 (ResponseExhaustJobV2, + archived attempts)
+    response_version: Literal["v1", "v2"] = "v1"
+    archive_dir: Path = Path(".stack/reports-archive")  # assessmentFetcherConfig container root
+    archive_path: str = "archival-data/"  # assessmentFetcherConfig.filePath
 
 
 class Settings:

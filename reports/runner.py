@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from config import Settings
 from reports import csvout
@@ -151,6 +152,12 @@ def _one(
                 batch, enrolments, users, hierarchy, store.optional_nodes(batch.collection_id),
                 store.attempts(batch.collection_id, learners) if scored else [], ctx,
             )  # fmt: skip
+        elif job_id == "response-exhaust" and settings.reports.response_version == "v2":
+            table = response.response_rows_v2(
+                batch, enrolments, users,
+                store.attempts(batch.collection_id, learners),
+                _archive(settings, batch), store.hierarchy(batch.collection_id), ctx,
+            )  # fmt: skip
         elif job_id == "response-exhaust":
             table = response.response_rows(
                 batch, enrolments, users,
@@ -169,3 +176,17 @@ def _one(
         "%s %s: %d rows in %.2fs", job_id, batch.batch_id, len(table[1]), time.perf_counter() - t0
     )
     return _Result(table)
+
+
+def _archive(settings: Settings, batch: Batch) -> list[Any] | None:
+    """Archived attempts of the batch (response V2): every file the archive glob matches
+    under ``LERNFLOW_REPORTS_ARCHIVE_DIR``; None when there is none (Cassandra rows only)."""
+    from reports import response
+
+    pattern = response.archive_glob(
+        batch.batch_id, batch.collection_id, settings.reports.archive_path
+    )
+    files = sorted(settings.reports.archive_dir.glob(pattern))
+    if not files:
+        return None
+    return response.read_archive(f.read_text() for f in files)

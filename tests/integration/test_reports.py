@@ -413,3 +413,34 @@ def test_public_key_level_encrypts_the_csv_with_the_orgs_key(
     assert secured.startswith(b"PUBLIC_KEY_ENCRYPTED_DATASET\n")
     _level, plain = decrypt_secured_file(secured, private_key_pem=private)
     assert plain.decode().startswith("Collection Id,Collection Name,Batch Id")
+
+
+def test_response_exhaust_v2_adds_the_archived_attempts(
+    report_data: Settings, tmp_path: Path
+) -> None:
+    import shutil
+
+    archive = tmp_path / "archive"
+    for f in FX.glob("archival__batch-001_do_1130928636168192001667__*.csv"):
+        folder, name = f.name.removeprefix("archival__").split("__")
+        (archive / "archival-data" / folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, archive / "archival-data" / folder / name)
+    r = redis_client(report_data.redis, report_data.redis.user_cache_db)
+    r.flushdb()
+    for key, fields in json.loads(
+        (FX / "redis_user_cache_seed_response_test_db0.json").read_text()
+    ).items():
+        r.hset(key, mapping=fields)
+    r.close()
+    s = report_data.with_overrides(
+        reports=report_data.reports.model_copy(
+            update={"response_version": "v2", "archive_dir": archive}
+        )
+    )
+    [result] = run_batches(s, "response-exhaust", ["batch-001"], tmp_path / "out")
+    assert result.error is None and result.path is not None
+    rows = _rows(result.path)
+    header = rows[0]
+    users = [row[header.index("User UUID")] for row in rows[1:]]
+    assert len(users) == 16  # the upstream V2 test's count
+    assert {u: users.count(u) for u in set(users)} == {"user-001": 4, "user-002": 11, "user-003": 1}
