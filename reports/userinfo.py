@@ -15,14 +15,13 @@
   go through ``decrypt`` (Sunbird's ``DecryptUtil.decryptData``, which returns plaintext
   unchanged; B7.3) — nulls are not passed, they become ``""``.
 
-When the requesting org is the custodian org (B7.1 step 3) Sunbird marks every row
-``consentflag = false`` but joins no consent rows, so its ``select`` of the configured
-``consentprovideddate`` column cannot be resolved and **the batch fails** (Spark's
-``AnalysisException``; read from the RPT-5.4 code — spec B10.2 guessed a header-only report).
-This is reproduced: ``BatchFailed("cannot resolve 'consentprovideddate' given input columns:
-[...]")`` (Spark's message also carries the logical plan, not reproduced).
+When the requesting org is the custodian org (B7.1 step 3) every row is flagged
+``consentflag = false``, so the report is **header-only**: custodian-org admins never get PII.
 
-Behaviour is Sunbird's; nothing here deviates.
+Fix over Sunbird: RPT-5.4 marks the rows but joins no consent rows, so its ``select`` of the
+configured ``consentprovideddate`` column cannot be resolved and the batch fails with Spark's
+``AnalysisException``. We write the header-only report the rule intends (spec B7.1, B10.2).
+Everything else is Sunbird's behaviour.
 """
 
 from __future__ import annotations
@@ -180,14 +179,9 @@ def userinfo_rows(
     learners, dropped = select_learners(batch, enrolments, users)
     if batch.user_consent.lower() != "yes":
         raise BatchFailed(NO_CONSENT_MESSAGE)
-    if batch.requested_org_id == batch.custodian_org_id:
-        msg = (
-            "cannot resolve 'consentprovideddate' given input columns: "
-            f"[{', '.join(_CUSTODIAN_COLUMNS)}]"
-        )
-        raise BatchFailed(msg)
-
-    given = consent_by_user(batch, consents)
+    # custodian-org admins never get PII: every row is flagged false -> a header-only report
+    custodian = batch.requested_org_id == batch.custodian_org_id
+    given = {} if custodian else consent_by_user(batch, consents)
     internal: list[dict[str, Any]] = []
     for learner in learners:
         enrolment, user = learner

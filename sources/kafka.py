@@ -121,6 +121,34 @@ class _Partition(StatefulSourcePartition[KafkaRecord, int]):
         self._consumer.close()
 
 
+# Kafka errors that only mean "not ready yet" (a topic created a moment ago has no leader)
+_RETRIABLE = {"NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART",
+              "_TIMED_OUT", "_TRANSPORT", "REQUEST_TIMED_OUT"}  # fmt: skip
+
+
+def _watermarks(consumer: Any, tp: Any, attempts: int = 20) -> tuple[int, int]:
+    """``get_watermark_offsets`` retried (with backoff, ~30 s in all) while the partition has
+    no leader yet or the broker is briefly unreachable."""
+    import time
+
+    from confluent_kafka import KafkaException
+
+    delay = 0.1
+    for attempt in range(1, attempts + 1):
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=30)
+            return int(low), int(high)
+        except KafkaException as exc:
+            name = exc.args[0].name() if exc.args else ""
+            if name not in _RETRIABLE or attempt == attempts:
+                raise
+            logger.warning("watermarks of %s[%s]: %s (retrying)", tp.topic, tp.partition, name)
+            time.sleep(delay)
+            delay = min(delay * 2, 3.0)
+    msg = "unreachable"
+    raise AssertionError(msg)
+
+
 class KafkaInput(FixedPartitionedSource[KafkaRecord, int]):
     """Read topics partition by partition; resume from the snapshot offset after a restart.
 
@@ -178,7 +206,7 @@ class KafkaInput(FixedPartitionedSource[KafkaRecord, int]):
         probe_conf["group.id"] = self._commit_group or "lernflow-probe"
         probe = Consumer(probe_conf)
         try:
-            low, high = probe.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+            low, high = _watermarks(probe, TopicPartition(topic, partition))
             if resume_state is not None:
                 start = resume_state
             elif isinstance(self._start, dict):

@@ -444,3 +444,47 @@ def test_response_exhaust_v2_adds_the_archived_attempts(
     users = [row[header.index("User UUID")] for row in rows[1:]]
     assert len(users) == 16  # the upstream V2 test's count
     assert {u: users.count(u) for u in set(users)} == {"user-001": 4, "user-002": 11, "user-003": 1}
+
+
+def test_userinfo_for_the_custodian_org_is_header_only(
+    report_data: Settings, tmp_path: Path
+) -> None:
+    custodian = "0130107621805015045"  # system_settings custodianOrgId in report_data.cql
+    [result] = run_batches(
+        report_data, "userinfo-exhaust", ["batch-001"], tmp_path, requested_org=custodian
+    )
+    assert result.error is None and result.path is not None
+    rows = _rows(result.path)
+    assert rows[0][:5] == [
+        "Collection Id",
+        "Collection Name",
+        "Batch Id",
+        "Batch Name",
+        "User UUID",
+    ]
+    assert rows[1:] == []
+
+
+def test_userinfo_for_a_batch_gives_sunbirds_rows_at_the_standalone_path(
+    report_data: Settings, tmp_path: Path
+) -> None:
+    case = USERINFO_CASES["cases"][0]
+    r = redis_client(report_data.redis, report_data.redis.user_cache_db)
+    r.flushdb()
+    for key, fields in json.loads(
+        (FX / "redis_user_cache_seed_userinfo_test_db0.json").read_text()
+    ).items():
+        r.hset(key, mapping=fields)
+    r.close()
+    [result] = run_batches(
+        report_data, "userinfo-exhaust", ["batch-001"], tmp_path,
+        requested_org=case["job_request"]["requested_channel"],
+    )  # fmt: skip
+    assert result.error is None and result.path is not None
+    assert re.fullmatch(
+        r"userinfo-exhaust/batch-001_userinfo_\d{8}\.csv", str(result.path.relative_to(tmp_path))
+    )
+    lines = result.path.read_text().rstrip("\n").split("\n")
+    expected = case["derived_csv_rows_any_order"]
+    assert lines[0] == expected[0]
+    assert sorted(lines[1:]) == sorted(expected[1:])

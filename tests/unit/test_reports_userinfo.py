@@ -113,13 +113,13 @@ def test_user_consent_any_case(flag: str) -> None:
     assert len(rows) == 4
 
 
-def test_custodian_org_fails_the_batch() -> None:
-    """B10.2 "requested_channel as System" (the custodian org id): Sunbird flags every row
-    false without joining consents, so selecting ``consentprovideddate`` fails analysis — the
-    batch fails (the spec's derived "header-only CSV" does not hold; see reports/userinfo.py)."""
+def test_custodian_org_gets_a_header_only_report() -> None:
+    """B10.2 "requested_channel as System" (the custodian org id): every row is flagged false,
+    so the report is header-only (spec B7.1 step 3; Sunbird's Spark job fails instead — fixed)."""
     custodian = batch("batch-001", requested_org_id=CUSTODIAN)
-    with pytest.raises(BatchFailed, match=r"^cannot resolve 'consentprovideddate' given input"):
-        _rows(batch=custodian)
+    header, rows, _dropped = _rows(batch=custodian)
+    assert header[:5] == ["Collection Id", "Collection Name", "Batch Id", "Batch Name", "User UUID"]
+    assert rows == []
 
 
 def test_learners_without_consent_or_cache_are_dropped() -> None:
