@@ -130,6 +130,9 @@ def run(
     from bytewax._bytewax import cli_main
     from bytewax.recovery import RecoveryConfig
 
+    from lernflow import shutdown
+
+    shutdown.install()  # SIGTERM: drain, snapshot, exit 0
     dataflow = build(flow, settings, options)
     interval = timedelta(seconds=settings.run.snapshot_interval_s)
     recovery_config = None

@@ -21,6 +21,7 @@ from typing import Any
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from config import KafkaSettings
+from lernflow import shutdown
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,9 @@ class _Partition(StatefulSourcePartition[KafkaRecord, int]):
 
     def next_batch(self) -> list[KafkaRecord]:
         if self._end is not None and self._next >= self._end:
+            raise StopIteration
+        if shutdown.STOP.is_set():  # SIGTERM: end the input here; what is in flight drains
+            logger.info("%s[%s]: stopping at offset %s", self._topic, self._partition, self._next)
             raise StopIteration
         msgs = self._consumer.consume(self._batch_size, 0.01)
         out: list[KafkaRecord] = []
