@@ -13,13 +13,14 @@ Every flow reports through these and no others; Bytewax serves them on ``/metric
 | ``lernflow_retries_total`` | counter | flow, target | transient-fault retries |
 | ``lernflow_sink_write_seconds`` | histogram | flow, sink | time of one batched write |
 | ``lernflow_batch_size`` | histogram | flow | items per processed batch |
+| ``lernflow_consumer_lag`` | gauge | topic, partition | messages between the input's position and the partition's end |
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 MetricName = Literal[
     "lernflow_events_in_total",
@@ -30,6 +31,7 @@ MetricName = Literal[
     "lernflow_retries_total",
     "lernflow_sink_write_seconds",
     "lernflow_batch_size",
+    "lernflow_consumer_lag",
 ]
 
 EVENTS_IN = Counter("lernflow_events_in_total", "Input messages read", ["flow"])
@@ -55,7 +57,12 @@ BATCH_SIZE = Histogram(
     buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
 )  # fmt: skip
 
-ALL: dict[str, Counter | Histogram] = {
+CONSUMER_LAG = Gauge(
+    "lernflow_consumer_lag", "Messages between the input position and the partition end",
+    ["topic", "partition"],
+)  # fmt: skip
+
+ALL: dict[str, Counter | Histogram | Gauge] = {
     "lernflow_events_in_total": EVENTS_IN,
     "lernflow_events_out_total": EVENTS_OUT,
     "lernflow_events_failed_total": EVENTS_FAILED,
@@ -64,4 +71,5 @@ ALL: dict[str, Counter | Histogram] = {
     "lernflow_retries_total": RETRIES,
     "lernflow_sink_write_seconds": SINK_WRITE_SECONDS,
     "lernflow_batch_size": BATCH_SIZE,
+    "lernflow_consumer_lag": CONSUMER_LAG,
 }

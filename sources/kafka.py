@@ -14,6 +14,7 @@ Each item is a :class:`KafkaRecord` carrying its coordinates, so failures can na
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,11 +22,12 @@ from typing import Any
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from config import KafkaSettings
-from lernflow import shutdown
+from lernflow import metrics, shutdown
 
 logger = logging.getLogger(__name__)
 
 _IDLE_WAIT = timedelta(milliseconds=50)
+_LAG_EVERY_S = 5.0  # how often an input partition refreshes lernflow_consumer_lag
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class _Partition(StatefulSourcePartition[KafkaRecord, int]):
         self._batch_size = batch_size
         self._commit = commit_group is not None
         self._idle = False
+        self._lag_at = 0.0
         self._consumer.assign([TopicPartition(topic, partition, start)])
 
     def next_batch(self) -> list[KafkaRecord]:
@@ -105,7 +108,25 @@ class _Partition(StatefulSourcePartition[KafkaRecord, int]):
             out.append(KafkaRecord(self._topic, self._partition, offset, m.key(), m.value(), ts))
             self._next = offset + 1
         self._idle = not out
+        self._report_lag()
         return out
+
+    def _report_lag(self) -> None:
+        """``lernflow_consumer_lag`` for this partition, refreshed every few seconds."""
+        now = time.monotonic()
+        if now - self._lag_at < _LAG_EVERY_S:
+            return
+        self._lag_at = now
+        try:
+            _low, high = self._consumer.get_watermark_offsets(
+                self._tp(self._topic, self._partition), timeout=5, cached=False
+            )
+        except Exception as exc:  # a metric must never stop the flow
+            logger.debug("lag of %s[%s] unknown: %s", self._topic, self._partition, exc)
+            return
+        metrics.CONSUMER_LAG.labels(self._topic, str(self._partition)).set(
+            max(0, high - self._next)
+        )
 
     def next_awake(self) -> datetime | None:
         return datetime.now(UTC) + _IDLE_WAIT if self._idle else None

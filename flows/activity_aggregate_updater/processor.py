@@ -167,7 +167,7 @@ class ActivityProcessor:
         statuses = self._store.collection_status(no_leaf) if no_leaf else {}
 
         out: list[OutMessage] = []
-        plans: list[tuple[Item[rules.EnrolmentRequest], rules.EnrolmentPlan, bool]] = []
+        plans: list[tuple[Item[rules.EnrolmentRequest], rules.EnrolmentPlan, dict[str, int]]] = []
         for item, req, new, replayed in work:
             row = enrolments.get(req.key)
             plan = rules.plan_enrolment(
@@ -195,7 +195,7 @@ class ActivityProcessor:
             if plan.retired:
                 metrics.EVENTS_SKIPPED.labels(FLOW, "retired-collection").inc()
             out += [OutMessage(self._audit_topic, a.encode("utf-8")) for a in plan.audit_events]
-            plans.append((item, plan, bool(new)))
+            plans.append((item, plan, new))
 
         # 1. content AUDIT events and failed envelopes (at-least-once)
         self._send(out)
@@ -203,16 +203,21 @@ class ActivityProcessor:
         # 2. state: one logged batch per enrolment, then the aggregates
         batches = []
         completions: list[tuple[str, str, str, str, str]] = []  # key + the two events
-        for item, plan, counted in plans:
+        for item, plan, new in plans:
             user, course, batch = plan.key
+            # Only the rows this record counts are written. Rewriting the other stored rows (or
+            # a replayed record's rows) with the values read a moment ago could overwrite a
+            # newer count: after a kill -9 the dead process's last batch can still be landing
+            # in Cassandra while the restarted one reads (found by the 100k kill loop test).
             group: list[tuple[str, tuple[Any, ...]]] = [
                 (
                     self._q_consumption,
                     (m.view_count, m.completed_count, user, course, batch, m.content_id),
                 )
                 for m in plan.merged
+                if m.content_id in new
             ]
-            if counted:
+            if new:
                 source = f"{item.record.topic}:{item.record.partition}"
                 group.append((self._q_applied, (item.record.offset, user, course, batch, source)))
             e = plan.enrolment

@@ -1,0 +1,33 @@
+"""The closed metric vocabulary is what a flow run reports, consumer lag included."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+
+from config import Settings
+from lernflow import metrics
+from tests.flowkit import create_topics, produce, run_to_end
+
+
+def test_metric_names_are_the_closed_list() -> None:
+    assert set(metrics.ALL) == set(metrics.MetricName.__args__)  # type: ignore[attr-defined]
+
+
+def test_a_run_reports_events_and_zero_lag_once_caught_up(settings: Settings) -> None:
+    create_topics(settings)
+    topic = settings.topics.full(settings.topics.telemetry_audit)
+    skip = b'{"eid":"AUDIT","object":{"id":"do_1","type":"Content"},"edata":{"state":"Update"}}'
+    produce(settings, topic, [skip] * 5, key=b"k")
+    before = (
+        REGISTRY.get_sample_value("lernflow_events_in_total", {"flow": "user-cache-updater"}) or 0
+    )
+    run_to_end("user-cache-updater", settings)
+    after = REGISTRY.get_sample_value("lernflow_events_in_total", {"flow": "user-cache-updater"})
+    assert after == before + 5
+    lags = [
+        REGISTRY.get_sample_value("lernflow_consumer_lag", {"topic": topic, "partition": str(p)})
+        for p in range(settings.kafka.partitions)
+    ]
+    reported = [v for v in lags if v is not None]
+    assert reported  # the partition that had the events reported its lag
+    assert all(v >= 0 for v in reported)
