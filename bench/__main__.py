@@ -20,6 +20,7 @@ BENCHMARKS = [
     "bench.caches",
     "bench.certificates",
     "bench.reports",
+    "bench.replay",
 ]
 
 

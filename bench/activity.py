@@ -41,6 +41,13 @@ def run(settings: Settings) -> list[Row]:
             raw = _raw_loop(s2, events)
             rows.append(Row("activity raw C*/Redis limit (driver loop)", len(events), raw,
                             note=f"flow/raw = {flow_rate / (len(events) / raw):.2f}"))  # fmt: skip
+    s, events = _prepare("actp2", settings)
+    DeliveryTrackingProducer(s.kafka).produce_all(
+        [OutMessage(s.topics.full(s.topics.course_batch_job_request), v, key=k) for k, v in events]
+    )
+    seconds, rss = run_flow_subprocess("activity-aggregate-updater", s, "--processes", "2")
+    rows.append(Row("activity-aggregate-updater end to end (2 processes × 1 worker)", len(events),
+                    seconds, rss_mb=rss, note="local cluster; RSS of one process"))  # fmt: skip
     return rows
 
 
@@ -87,11 +94,11 @@ def _raw_loop(s: Settings, events: list[tuple[bytes, bytes]]) -> float:
             [(q["upd_cons"], (2, 1, r.user_id, COURSE, BATCH, c)) for c in LESSONS[:2]]
             + [(q["upd_applied"], (i, r.user_id, COURSE, BATCH, "t:0")),
                (q["upd_enrol"], (1, 2, {c: 2 for c in LESSONS[:2]}, now, r.user_id, COURSE, BATCH))]
+            + [(q["agg"], ({"completedCount": 2.0}, {"completedCount": now}, "Course", a, r.user_id,
+                           f"cb:{BATCH}")) for a in (COURSE, *UNITS)]
             for r in chunk
         ]  # fmt: skip
         cas.execute_logged_batches(batches, "bench")
-        cas.execute_many(q["agg"], [({"completedCount": 2.0}, {"completedCount": now}, "Course", a, r.user_id, f"cb:{BATCH}")
-                                    for r in chunk for a in (COURSE, *UNITS)], "bench")  # fmt: skip
         dedup.pipeline(_each(lambda p, c: p.setex(c, 600, ""), sums), "bench")
     elapsed = time.monotonic() - t0
     cas.close()

@@ -91,7 +91,11 @@ def run_flow_subprocess(flow: str, settings: Settings, *extra: str) -> tuple[flo
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.monotonic()
-    subprocess.run(cmd, env=env_for(settings), check=True, capture_output=True)
+    done = subprocess.run(cmd, env=env_for(settings), capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        msg = f"{' '.join(cmd[2:])} exited {done.returncode}:\n{tail}"
+        raise RuntimeError(msg)
     elapsed = time.monotonic() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return elapsed, max(after, before) / 1024

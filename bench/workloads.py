@@ -6,6 +6,8 @@ two lessons. Seeding writes what the LMS and the relation cache would hold befor
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from config import Settings
 from lernflow.clients import cassandra_session
 
@@ -63,7 +65,16 @@ def seed_activity(settings: Settings, learners: int) -> None:
 
 def activity_events(learners: int) -> list[tuple[bytes, bytes]]:
     """(key, value) BE_JOB_REQUESTs: one per completed lesson, lesson by lesson."""
-    out = []
+    return list(iter_activity_events(learners))
+
+
+def activity_event_count(learners: int) -> int:
+    """How many events :func:`activity_events` gives for ``learners``."""
+    return sum(completes(i, j) for i in range(learners) for j in range(len(LESSONS)))
+
+
+def iter_activity_events(learners: int) -> Iterator[tuple[bytes, bytes]]:
+    """:func:`activity_events` one at a time (a million events without holding them)."""
     for j, lesson in enumerate(LESSONS):
         for i in range(learners):
             if completes(i, j):
@@ -73,8 +84,7 @@ def activity_events(learners: int) -> list[tuple[bytes, bytes]]:
                     f'"batchId":"{BATCH}","userId":"learner{i}","courseId":"{COURSE}",'
                     f'"contents":[{{"contentId":"{lesson}","status":2}}]}}}}'
                 )
-                out.append((f"learner{i}".encode(), body.encode()))
-    return out
+                yield (f"learner{i}".encode(), body.encode())
 
 
 def user_id(n: int) -> str:

@@ -92,6 +92,11 @@ def failed_message(
     """The failed-topic message for one input item (original payload and coordinates kept)."""
     rec = item.record
     metrics.EVENTS_FAILED.labels(flow, error_type).inc()
+    logger.info(
+        "parked %s to %s: %s", rec.coordinates, failed_topic, reason,
+        extra={"topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
+               "error_type": error_type},
+    )  # fmt: skip
     return OutMessage(
         failed_topic,
         build_envelope(

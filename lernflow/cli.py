@@ -90,11 +90,26 @@ def _report(message: str) -> None:
 @app.callback()
 def _main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    log_level: str = typer.Option(
+        "WARNING", "--log-level", envvar="LERNFLOW_LOG_LEVEL",
+        help="DEBUG, INFO, WARNING or ERROR (-v means DEBUG).",
+    ),
+    log_format: str = typer.Option(
+        "text", "--log-format", envvar="LERNFLOW_LOG_FORMAT",
+        help="text, or json: one JSON object per line (ts, level, logger, msg, flow, process).",
+    ),
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from lernflow import logs
+
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        console.print(f"[red]--log-level / LERNFLOW_LOG_LEVEL:[/red] {log_level!r} is not a level")
+        raise typer.Exit(2)
+    try:
+        logs.configure(logging.DEBUG if verbose else level, log_format)
+    except ValueError as exc:
+        console.print(f"[red]--log-format / LERNFLOW_LOG_FORMAT:[/red] {exc}")
+        raise typer.Exit(2) from None
 
 
 @stack_app.command("up")
@@ -222,15 +237,19 @@ def run_flow(
         help="activity-aggregate-updater | assessment-aggregator | user-cache-updater | "
         "relation-cache-updater | certificate-pre-processor | certificate-generator",
     ),
-    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker threads per process."),
+    workers: int = typer.Option(
+        1, "--workers", "-w", min=1, envvar="LERNFLOW_WORKERS", help="Worker threads per process."
+    ),
     processes: int = typer.Option(
         1, "--processes", "-p", min=1, help="Start a local cluster of this many processes."
     ),
     process_id: int = typer.Option(
-        None, "--process-id", "-i", help="This process's id in a multi-host cluster."
+        None, "--process-id", "-i", min=0, envvar="LERNFLOW_PROCESS_ID",
+        help="This process's id in a multi-host cluster (a StatefulSet pod's ordinal).",
     ),
     addresses: str = typer.Option(
-        None, "--addresses", "-a", help="All processes' host:port, ';'-separated (with -i)."
+        None, "--addresses", "-a", envvar="LERNFLOW_ADDRESSES",
+        help="All processes' host:port, ';'-separated, in process-id order (with -i).",
     ),
     until_caught_up: bool = typer.Option(
         False, "--until-caught-up", help="Process the input up to its end offsets at start, exit 0."
@@ -257,10 +276,23 @@ def run_flow(
     import os
     import subprocess
 
-    from lernflow import runner
+    from lernflow import logs, runner
 
     _flow_name(flow)
     settings = _settings()
+    logs.set_context(flow=flow, process=process_id)
+    if (process_id is None) != (addresses is None) and processes == 1:
+        console.print(
+            "[red]-i/--process-id (LERNFLOW_PROCESS_ID) and -a/--addresses (LERNFLOW_ADDRESSES) "
+            "go together[/red]"
+        )
+        raise typer.Exit(2)
+    if process_id is not None and addresses and process_id >= len(addresses.split(";")):
+        console.print(
+            f"[red]-i/--process-id {process_id} has no entry in -a/--addresses "
+            f"({len(addresses.split(';'))} addresses)[/red]"
+        )
+        raise typer.Exit(2)
     if metrics_port:
         os.environ["BYTEWAX_DATAFLOW_API_ENABLED"] = "1"
         os.environ["BYTEWAX_DATAFLOW_API_PORT"] = str(metrics_port)
@@ -299,22 +331,33 @@ def run_flow(
 def status(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Per flow and partition: committed position, end offset, lag, failed events, last snapshot."""
+    """Per flow and partition: committed position, end offset, lag, recent events/s, failed
+    events (on the flow's failed topic) and the last recovery snapshot.
+
+    events/s is the average over about the last minute, from the note each flow commits with
+    its position; 0 when the flow has not committed for two minutes (stopped), '-' when the
+    position was not committed by lernflow.
+    """
     from lernflow.status import all_status
 
     flows = all_status(_settings())
     if as_json:
         out.print_json(json.dumps([f.as_dict() for f in flows]))
         return
-    table = Table("flow", "partition", "committed", "end", "lag", "failed events", "last snapshot")
+
+    def dash(v: object) -> str:
+        return "-" if v is None else f"{v:,}" if isinstance(v, int) else str(v)
+
+    table = Table("flow", "partition", "committed", "end", "lag", "events/s", "failed events",
+                  "last snapshot")  # fmt: skip
     for f in flows:
         if not f.partitions:
-            table.add_row(f.flow, "-", "-", "-", "-", str(f.failed_events), f.last_snapshot or "-")
+            table.add_row(f.flow, "-", "-", "-", "-", "-", str(f.failed_events),
+                          dash(f.last_snapshot))  # fmt: skip
         for p in f.partitions:
             table.add_row(
-                f.flow, f"{p.topic}[{p.partition}]", str(p.committed if p.committed is not None else "-"),
-                str(p.end), str(p.lag if p.lag is not None else "-"), str(f.failed_events),
-                f.last_snapshot or "-",
+                f.flow, f"{p.topic}[{p.partition}]", dash(p.committed), dash(p.end), dash(p.lag),
+                dash(p.events_per_s), f"{f.failed_events:,}", dash(f.last_snapshot),
             )  # fmt: skip
     out.print(table)
 

@@ -7,6 +7,7 @@ dataflow; the CLI adds a recovery store (on by default) and the bounded modes.
 from __future__ import annotations
 
 import importlib
+import gc
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -141,6 +142,15 @@ def run(
         fresh = options.from_beginning and (process_id or 0) == 0
         path = prepare_recovery(settings, flow, fresh, recovery_partitions)
         recovery_config = RecoveryConfig(str(path))  # type: ignore[no-untyped-call]
+    # Flows allocate millions of short-lived objects (rows, futures, events) and few cycles: the
+    # default GC thresholds spent ~11% of the activity flow's CPU in collections (py-spy).
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    logger.info(
+        "running %s: %d worker(s), process %s of %s, recovery %s",
+        flow, workers, process_id or 0, len(addresses or [""]), "on" if recovery else "off",
+        extra={"workers": workers, "recovery": recovery},
+    )  # fmt: skip
     cli_main(  # type: ignore[no-untyped-call]
         dataflow,
         workers_per_process=workers,

@@ -23,6 +23,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from config import KafkaSettings
 from lernflow import metrics, shutdown
+from sources.position_note import PositionHistory
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class _Partition(StatefulSourcePartition[KafkaRecord, int]):
         self._lag_at = 0.0
         self._settled: int | None = None  # the previous snapshot's position (fully processed)
         self._ended = False
+        self._history = PositionHistory()
+        self._history.note(start, _now_ms())  # rates count from where this process started
         self._consumer.assign([TopicPartition(topic, partition, start)])
 
     def next_batch(self) -> list[KafkaRecord]:
@@ -150,8 +153,10 @@ class _Partition(StatefulSourcePartition[KafkaRecord, int]):
 
     def _commit_offset(self, offset: int) -> None:
         try:
+            note = self._history.note(offset, _now_ms()).encode()
             self._consumer.commit(
-                offsets=[self._tp(self._topic, self._partition, offset)], asynchronous=False
+                offsets=[self._tp(self._topic, self._partition, offset, metadata=note)],
+                asynchronous=False,
             )
         except Exception as exc:
             logger.debug("offset report commit failed: %s", exc)
@@ -161,6 +166,10 @@ class _Partition(StatefulSourcePartition[KafkaRecord, int]):
         if self._commit and self._ended:
             self._commit_offset(self._next)
         self._consumer.close()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 # Kafka errors that only mean "not ready yet" (a topic created a moment ago has no leader)

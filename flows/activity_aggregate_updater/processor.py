@@ -10,8 +10,8 @@ writes. Per round:
 3. :func:`rules.plan_enrolment` per enrolment;
 4. produce audit events, certificate requests and failed-topic envelopes, and wait for acks;
 5. one LOGGED batch per enrolment: consumption counters, the applied offset (so a record is
-   never counted twice), the enrolment row and, on completion, a pending-certificate marker;
-   then the aggregates;
+   never counted twice), the enrolment row, on completion a pending-certificate marker, and
+   the aggregates (those of courses with more than 16 units go separately);
 6. produce the certificate requests and enrol-complete AUDITs (also those of markers left by an
    interrupted run), then delete the markers;
 7. SETEX the dedup checksums.
@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 #: ``lernflow_activity_applied.source`` of the pending-certificate marker of an enrolment.
 PENDING = "certificate-pending"
+#: up to this many aggregate updates join their enrolment's logged batch (course + units)
+_AGGREGATES_IN_BATCH = 16
 
 Value = rules.EnrolmentRequest | rules.Skipped
 
@@ -202,6 +204,7 @@ class ActivityProcessor:
 
         # 2. state: one logged batch per enrolment, then the aggregates
         batches = []
+        separate: list[tuple[Any, ...]] = []  # aggregates of very large courses
         completions: list[tuple[str, str, str, str, str]] = []  # key + the two events
         for item, plan, new in plans:
             user, course, batch = plan.key
@@ -247,17 +250,24 @@ class ActivityProcessor:
                 completions.append(
                     (user, course, batch, plan.certificate_event, plan.enrol_complete_event)
                 )
-            batches.append(group)
+            # The aggregates ride in the same batch: one request per enrolment instead of one
+            # per activity (the driver's per-request CPU is what bounds a flow process), and
+            # the aggregates can never disagree with the enrolment row. Very large courses
+            # keep them separate, under Cassandra's batch size limits.
+            aggs = [
+                (self._q_agg, ({"completedCount": a.completed_count},
+                               {"completedCount": a.updated_ms},
+                               rules.ACTIVITY_TYPE, a.activity_id, a.user_id, a.context_id))
+                for a in plan.aggregates
+            ]  # fmt: skip
+            if len(aggs) <= _AGGREGATES_IN_BATCH:
+                group += aggs
+            else:
+                separate += [params for _q, params in aggs]
+            if group:
+                batches.append(group)
         self._store.executor.execute_logged_batches(batches, "write consumption and enrolments")
-        self._store.executor.execute_many(
-            self._q_agg,
-            [
-                ({"completedCount": a.completed_count}, {"completedCount": a.updated_ms},
-                 rules.ACTIVITY_TYPE, a.activity_id, a.user_id, a.context_id)
-                for _i, plan, _c in plans for a in plan.aggregates
-            ],
-            "write aggregates",
-        )  # fmt: skip
+        self._store.executor.execute_many(self._q_agg, separate, "write aggregates")
 
         # 3. certificate requests: new completions, and markers an interrupted run left behind.
         # A marker's request is rebuilt with the same deterministic mid; it is re-sent only if
