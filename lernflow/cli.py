@@ -397,14 +397,15 @@ def replay_cmd(
         raise typer.Exit(2) from None
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,} events"), TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.completed:,}/{task.fields[of]} events"), TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(), console=console,
     ) as bar:  # fmt: skip
-        task = bar.add_task(f"replay {flow}", total=None, rate="")
+        task = bar.add_task(f"replay {flow}", total=None, rate="", of="?")
 
         def show(done: int, total: int, elapsed: float) -> None:
             rate = done / elapsed if elapsed > 0 else 0.0
-            bar.update(task, completed=done, total=total, rate=f"{rate:,.0f} events/s")
+            bar.update(task, completed=done, total=total, rate=f"{rate:,.0f} events/s",
+                       of=f"{total:,}")  # fmt: skip
 
         total = replay_mod.replay(flow, settings, start_offsets, end_offsets, show, workers)
     _report(f"{flow}: replayed {total:,} events")

@@ -73,3 +73,26 @@ def test_bad_points_are_rejected_with_a_message(seeded: Settings) -> None:
         replay.parse_point("2026-01-01T00:00:00", "t", seeded)
     with pytest.raises(ValueError, match="neither an ISO time"):
         replay.parse_point("yesterday", "t", seeded)
+
+
+def test_the_replay_command_shows_progress_and_reports_the_count(seeded: Settings) -> None:
+    import os
+    import subprocess
+    import sys
+
+    s = seeded
+    inp = input_topic(s, FLOW)
+    produce(s, inp, [_fixture("CC_EVENT1"), _fixture("CC_EVENT2")], key=b"k")
+    start = ",".join(f"{inp}:{p}:0" for p in range(s.kafka.partitions))
+    done = subprocess.run(
+        [sys.executable, "-m", "lernflow.cli", "replay", FLOW, "--from", start],
+        env={**os.environ, **s.to_env(), "COLUMNS": "200"}, capture_output=True, text=True,
+        timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "replayed 2 events" in done.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "lernflow.cli", "replay", FLOW, "--from", "yesterday"],
+        env={**os.environ, **s.to_env()}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "neither an ISO time" in bad.stderr
