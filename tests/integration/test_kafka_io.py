@@ -107,3 +107,26 @@ def test_requeue_puts_parked_events_back_once(settings: Settings):
     assert sorted(_read_all(settings, src, 6)) == sorted(payloads)
     again = failed.requeue(settings, flow)
     assert again.requeued == 0
+
+
+def test_a_full_local_queue_waits_for_room_instead_of_failing(settings: Settings) -> None:
+    schema.apply_topics(settings.kafka, settings.topics)
+    topic = input_topic(settings, "assessment-aggregator")
+    tiny = DeliveryTrackingProducer(settings.kafka, client_id="test-tiny",
+                                    **{"queue.buffering.max.messages": 5})  # fmt: skip
+    values = [f"m{i}".encode() for i in range(2_000)]
+    tiny.produce_all([OutMessage(topic, v, key=b"k") for v in values])  # no BufferError
+    assert tiny.delivered == 2_000
+    assert sorted(_read_all(settings, topic, 2_000)) == sorted(values)
+
+
+def test_an_undeliverable_message_makes_flush_fail_loudly(settings: Settings) -> None:
+    import pytest
+
+    from lernflow.errors import TransientError
+
+    producer = DeliveryTrackingProducer(settings.kafka, client_id="test-lost",
+                                        **{"message.timeout.ms": 1_500})  # fmt: skip
+    missing = f"{settings.topics.env}.no-such-topic"  # the broker does not auto-create topics
+    with pytest.raises(TransientError, match="failed delivery"):
+        producer.produce_all([OutMessage(missing, b"x")])
