@@ -46,7 +46,7 @@ def run(settings: Settings) -> list[Row]:
         [OutMessage(s.topics.full(s.topics.course_batch_job_request), v, key=k) for k, v in events]
     )
     seconds, rss = run_flow_subprocess("activity-aggregate-updater", s, "--processes", "2")
-    rows.append(Row("activity-aggregate-updater end to end (2 processes × 1 worker)", len(events),
+    rows.append(Row("activity-aggregate-updater end to end (2 processes x 1 worker)", len(events),
                     seconds, rss_mb=rss, note="local cluster; RSS of one process"))  # fmt: skip
     return rows
 
@@ -58,9 +58,9 @@ def _raw_loop(s: Settings, events: list[tuple[bytes, bytes]]) -> float:
     dedup = RedisBatch(s.redis, s.redis.dedup_db, s.run, "bench")
     ks = s.cassandra.courses_keyspace
     q = {
-        "applied": f"SELECT source, applied_offset FROM {ks}.lernflow_activity_applied WHERE userid=? AND courseid=? AND batchid=?",
-        "cons": f"SELECT contentid, status, viewcount, completedcount FROM {ks}.user_content_consumption WHERE userid=? AND courseid=? AND batchid=?",
-        "enrol": f"SELECT status, progress, completedon FROM {ks}.user_enrolments WHERE userid=? AND courseid=? AND batchid=?",
+        "applied": f"SELECT userid, source, applied_offset FROM {ks}.lernflow_activity_applied WHERE userid IN ? AND courseid=? AND batchid=?",
+        "cons": f"SELECT userid, contentid, status, viewcount, completedcount FROM {ks}.user_content_consumption WHERE userid IN ? AND courseid=? AND batchid=?",
+        "enrol": f"SELECT userid, status, progress, completedon FROM {ks}.user_enrolments WHERE userid IN ? AND courseid=? AND batchid=?",
         "upd_cons": f"UPDATE {ks}.user_content_consumption SET viewcount=?, completedcount=? WHERE userid=? AND courseid=? AND batchid=? AND contentid=?",
         "upd_applied": f"UPDATE {ks}.lernflow_activity_applied SET applied_offset=? WHERE userid=? AND courseid=? AND batchid=? AND source=?",
         "upd_enrol": f"UPDATE {ks}.user_enrolments SET status=?, progress=?, contentstatus=?, datetime=? WHERE userid=? AND courseid=? AND batchid=?",
@@ -73,7 +73,10 @@ def _raw_loop(s: Settings, events: list[tuple[bytes, bytes]]) -> float:
     t0 = time.monotonic()
     for i in range(0, len(reqs), 2000):
         chunk = reqs[i : i + 2000]
-        keys = [r.key for r in chunk]
+        n = s.activity.read_in_size
+        keys = [
+            ([r.user_id for r in chunk[j : j + n]], COURSE, BATCH) for j in range(0, len(chunk), n)
+        ]
         sums = [rules.checksum(r.course_id, r.batch_id, r.user_id, r.completed[0]) for r in chunk]
         dedup.pipeline(_each(lambda p, c: p.exists(c), sums), "bench")
         cas.execute_many(q["applied"], keys, "bench")

@@ -233,6 +233,9 @@ class ActivitySettings(_Base):
     module_aggs_enabled: bool = True  # Sunbird's activity.module.aggs.enabled
     filter_processed_enrolments: bool = True  # Sunbird's activity.filter.processed.enrolments
     shards: int = Field(64, ge=1, le=100_000)
+    # learners per Cassandra read (``userid IN (...)`` within one course batch), as Sunbird
+    # reads a whole window with IN lists; 1 reads partition by partition
+    read_in_size: int = Field(50, ge=1, le=500)
 
 
 class UserCacheSettings(_Base):

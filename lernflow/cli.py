@@ -91,11 +91,15 @@ def _report(message: str) -> None:
 def _main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
     log_level: str = typer.Option(
-        "WARNING", "--log-level", envvar="LERNFLOW_LOG_LEVEL",
+        "WARNING",
+        "--log-level",
+        envvar="LERNFLOW_LOG_LEVEL",
         help="DEBUG, INFO, WARNING or ERROR (-v means DEBUG).",
     ),
     log_format: str = typer.Option(
-        "text", "--log-format", envvar="LERNFLOW_LOG_FORMAT",
+        "text",
+        "--log-format",
+        envvar="LERNFLOW_LOG_FORMAT",
         help="text, or json: one JSON object per line (ts, level, logger, msg, flow, process).",
     ),
 ) -> None:
@@ -244,11 +248,18 @@ def run_flow(
         1, "--processes", "-p", min=1, help="Start a local cluster of this many processes."
     ),
     process_id: int = typer.Option(
-        None, "--process-id", "-i", min=0, envvar="LERNFLOW_PROCESS_ID",
+        None,
+        "--process-id",
+        "-i",
+        min=0,
+        envvar="LERNFLOW_PROCESS_ID",
         help="This process's id in a multi-host cluster (a StatefulSet pod's ordinal).",
     ),
     addresses: str = typer.Option(
-        None, "--addresses", "-a", envvar="LERNFLOW_ADDRESSES",
+        None,
+        "--addresses",
+        "-a",
+        envvar="LERNFLOW_ADDRESSES",
         help="All processes' host:port, ';'-separated, in process-id order (with -i).",
     ),
     until_caught_up: bool = typer.Option(

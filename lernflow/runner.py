@@ -6,8 +6,8 @@ dataflow; the CLI adds a recovery store (on by default) and the bounded modes.
 
 from __future__ import annotations
 
-import importlib
 import gc
+import importlib
 import logging
 import shutil
 from dataclasses import dataclass, field

@@ -56,17 +56,21 @@ class ActivityStore:
         ks = settings.cassandra.courses_keyspace
         self._ks = ks
         hk = settings.cassandra.hierarchy_keyspace
+        # Reads name many learners of one course batch at once (``userid IN ?``): one request
+        # per ``read_in_size`` enrolments instead of one each, the driver's per-request CPU
+        # being what bounds a flow process.
+        self._in_size = settings.activity.read_in_size
         self._q_consumption = (
-            f"SELECT contentid, status, viewcount, completedcount FROM {ks}.user_content_consumption "
-            "WHERE userid=? AND courseid=? AND batchid=?"
+            f"SELECT userid, contentid, status, viewcount, completedcount "
+            f"FROM {ks}.user_content_consumption WHERE userid IN ? AND courseid=? AND batchid=?"
         )
         self._q_enrolment = (
-            f"SELECT status, progress, completedon FROM {ks}.user_enrolments "
-            "WHERE userid=? AND courseid=? AND batchid=?"
+            f"SELECT userid, status, progress, completedon FROM {ks}.user_enrolments "
+            "WHERE userid IN ? AND courseid=? AND batchid=?"
         )
         self._q_applied = (
-            f"SELECT source, applied_offset FROM {ks}.lernflow_activity_applied "
-            "WHERE userid=? AND courseid=? AND batchid=?"
+            f"SELECT userid, source, applied_offset FROM {ks}.lernflow_activity_applied "
+            "WHERE userid IN ? AND courseid=? AND batchid=?"
         )
         self._q_hierarchy = f"SELECT hierarchy FROM {hk}.content_hierarchy WHERE identifier=?"
 
@@ -104,9 +108,28 @@ class ActivityStore:
         return {k: frozenset(v) for k, v in zip(wanted, values, strict=True)}
 
     # -- Cassandra reads -----------------------------------------------------------------
+    def _read(self, cql: str, keys: Sequence[EnrolmentKey], what: str) -> list[list[Any]]:
+        """Rows of ``cql`` (``userid IN ? AND courseid=? AND batchid=?``) per key, in order."""
+        users: dict[tuple[str, str], list[str]] = {}
+        for user, course, batch in dict.fromkeys(keys):
+            users.setdefault((course, batch), []).append(user)
+        n = self._in_size
+        params = [
+            (ids[i : i + n], course, batch)
+            for (course, batch), ids in users.items()
+            for i in range(0, len(ids), n)
+        ]
+        found: dict[EnrolmentKey, list[Any]] = {}
+        for (_ids, course, batch), rows in zip(
+            params, self._cas.execute_many(cql, params, what), strict=True
+        ):
+            for r in rows:
+                found.setdefault((r.userid, course, batch), []).append(r)
+        return [found.get(k, []) for k in keys]
+
     def consumption(self, keys: Sequence[EnrolmentKey]) -> dict[EnrolmentKey, list[ConsumptionRow]]:
         """Stored consumption rows per enrolment (status null → 1, counters null → 0)."""
-        results = self._cas.execute_many(self._q_consumption, keys, "read consumption")
+        results = self._read(self._q_consumption, keys, "read consumption")
         return {
             key: [
                 ConsumptionRow(
@@ -122,7 +145,7 @@ class ActivityStore:
 
     def enrolments(self, keys: Sequence[EnrolmentKey]) -> dict[EnrolmentKey, EnrolmentRow | None]:
         """The enrolment row per key, or None when the learner is not enrolled."""
-        results = self._cas.execute_many(self._q_enrolment, keys, "read enrolments")
+        results = self._read(self._q_enrolment, keys, "read enrolments")
         out: dict[EnrolmentKey, EnrolmentRow | None] = {}
         for key, rows in zip(keys, results, strict=True):
             if not rows:
@@ -137,7 +160,7 @@ class ActivityStore:
 
     def applied_offsets(self, keys: Sequence[EnrolmentKey]) -> dict[EnrolmentKey, dict[str, int]]:
         """Per enrolment, the highest input offset already counted, per ``topic:partition``."""
-        results = self._cas.execute_many(self._q_applied, keys, "read applied offsets")
+        results = self._read(self._q_applied, keys, "read applied offsets")
         return {
             key: {r.source: int(r.applied_offset) for r in rows}
             for key, rows in zip(keys, results, strict=True)
