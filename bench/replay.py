@@ -47,7 +47,7 @@ def run(settings: Settings) -> list[Row]:
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         raise RuntimeError(f"lernflow replay exited {done.returncode}:\n{tail}")
     rss = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-    target = events / 300  # the target: 1,000,000 events in 5 minutes
+    target = 1_000_000 / 300  # the target: 1,000,000 events in 5 minutes
     name = f"replay activity-aggregate-updater, {events:,} events (1 worker)"
     note = f"target >= {target:,.0f}/s (5 min per 1M)"
     return [Row(name, events, seconds, rss_mb=rss, note=note)]
