@@ -101,7 +101,7 @@ def _raw_loop(s: Settings, events: list[tuple[bytes, bytes]]) -> float:
                            f"cb:{BATCH}")) for a in (COURSE, *UNITS)]
             for r in chunk
         ]  # fmt: skip
-        cas.execute_logged_batches(batches, "bench")
+        cas.execute_logged_batches(batches, "bench", combine_bytes=4000)
         dedup.pipeline(_each(lambda p, c: p.setex(c, 600, ""), sums), "bench")
     elapsed = time.monotonic() - t0
     cas.close()

@@ -21,6 +21,46 @@ from lernflow.retry import retry
 logger = logging.getLogger(__name__)
 
 
+def estimated_size(params: Sequence[Any]) -> int:
+    """A rough byte size of bound values (strings, numbers, maps, lists), to size batches."""
+    size = 0
+    for v in params:
+        if isinstance(v, str | bytes):
+            size += len(v) + 4
+        elif isinstance(v, dict):
+            size += 8 + sum(estimated_size((k, x)) for k, x in v.items())
+        elif isinstance(v, list | tuple | set | frozenset):
+            size += 8 + estimated_size(list(v))
+        else:
+            size += 12
+    return size
+
+
+def combine(
+    groups: Sequence[Sequence[tuple[str, Sequence[Any]]]], max_bytes: int
+) -> list[list[tuple[str, Sequence[Any]]]]:
+    """Join consecutive groups while the joined estimated size stays within ``max_bytes``.
+
+    Groups are never split; a group over the limit alone stays alone. ``max_bytes`` 0: no
+    joining. Empty groups are dropped.
+    """
+    out: list[list[tuple[str, Sequence[Any]]]] = []
+    current: list[tuple[str, Sequence[Any]]] = []
+    current_size = 0
+    for group in groups:
+        if not group:
+            continue
+        size = sum(len(cql) // 8 + estimated_size(p) for cql, p in group)
+        if current and (max_bytes <= 0 or current_size + size > max_bytes):
+            out.append(current)
+            current, current_size = [], 0
+        current = [*current, *group]
+        current_size += size
+    if current:
+        out.append(current)
+    return out
+
+
 class CassandraExecutor:
     """Prepared, concurrent, retried statement execution against one keyspace."""
 
@@ -75,16 +115,25 @@ class CassandraExecutor:
         return out
 
     def execute_logged_batches(
-        self, batches: Sequence[Sequence[tuple[str, Sequence[Any]]]], what: str
+        self,
+        batches: Sequence[Sequence[tuple[str, Sequence[Any]]]],
+        what: str,
+        combine_bytes: int = 0,
     ) -> None:
-        """Run each group of ``(cql, params)`` as one LOGGED batch (all or nothing), concurrently."""
+        """Run each group of ``(cql, params)`` as one LOGGED batch (all or nothing), concurrently.
+
+        With ``combine_bytes``, consecutive groups share one batch while their estimated size
+        stays under it: each group stays all-or-nothing (so does the union), and there are
+        fewer requests — the driver's per-request CPU is what bounds a flow process. Keep it
+        under Cassandra's ``batch_size_warn_threshold`` (5 KiB by default).
+        """
         if not batches:
             return
         from cassandra.concurrent import execute_concurrent
         from cassandra.query import BatchStatement, BatchType
 
         statements = []
-        for group in batches:
+        for group in combine(batches, combine_bytes):
             batch = BatchStatement(batch_type=BatchType.LOGGED)
             for cql, params in group:
                 batch.add(self.prepare(cql), params)

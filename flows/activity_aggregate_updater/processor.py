@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 PENDING = "certificate-pending"
 #: up to this many aggregate updates join their enrolment's logged batch (course + units)
 _AGGREGATES_IN_BATCH = 16
+#: enrolments' logged batches are joined up to about this size (Cassandra warns from 5 KiB)
+_BATCH_BYTES = 4000
 
 Value = rules.EnrolmentRequest | rules.Skipped
 
@@ -266,7 +268,9 @@ class ActivityProcessor:
                 separate += [params for _q, params in aggs]
             if group:
                 batches.append(group)
-        self._store.executor.execute_logged_batches(batches, "write consumption and enrolments")
+        self._store.executor.execute_logged_batches(
+            batches, "write consumption and enrolments", combine_bytes=_BATCH_BYTES
+        )
         self._store.executor.execute_many(self._q_agg, separate, "write aggregates")
 
         # 3. certificate requests: new completions, and markers an interrupted run left behind.
