@@ -25,7 +25,7 @@ import logging
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -38,6 +38,9 @@ from lernflow.dlq import build_envelope, envelope_headers
 from lernflow.errors import InvalidEvent
 from sinks.kafka_producer import OutMessage
 from sources.kafka import KafkaInput, KafkaRecord
+
+if TYPE_CHECKING:
+    from lernflow.runner import RunOptions
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +193,23 @@ class ProcessorSink(DynamicSink[tuple[str, list[Item[Any]]]]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _ProcessorPartition:
         return _ProcessorPartition(self._factory(), self._flow)
+
+
+def kafka_input(
+    flow_id: str, settings: Settings, options: RunOptions | None, topic: str
+) -> KafkaInput:
+    """The flow's source on ``<env>.<topic>``: start, end and position reports from ``options``."""
+    from lernflow.runner import RunOptions
+
+    options = options or RunOptions()
+    return KafkaInput(
+        settings.kafka,
+        [settings.topics.full(topic)],
+        start=options.start(),
+        until_caught_up=options.until_caught_up,
+        end_offsets=options.end_offsets,
+        commit_group=options.commit_group(settings, flow_id),
+    )
 
 
 def windowed_flow(

@@ -9,27 +9,17 @@ from __future__ import annotations
 from bytewax.dataflow import Dataflow
 
 from config import Settings, load_settings
-from flows._runtime import parse_with, windowed_flow
+from flows._runtime import kafka_input, parse_with, windowed_flow
 from flows.activity_aggregate_updater import rules
 from flows.activity_aggregate_updater.processor import ActivityProcessor, entity
 from flows.activity_aggregate_updater.store import FLOW
 from lernflow.runner import RunOptions
-from sources.kafka import KafkaInput
 
 
 def build_flow(settings: Settings | None = None, options: RunOptions | None = None) -> Dataflow:
     """Build the dataflow reading ``<env>.coursebatch.job.request``."""
     settings = settings or load_settings()
-    options = options or RunOptions()
-    topics = settings.topics
-    source = KafkaInput(
-        settings.kafka,
-        [topics.full(topics.course_batch_job_request)],
-        start=options.start(),
-        until_caught_up=options.until_caught_up,
-        end_offsets=options.end_offsets,
-        commit_group=options.commit_group(settings, FLOW),
-    )
+    source = kafka_input(FLOW, settings, options, settings.topics.course_batch_job_request)
     return windowed_flow(
         FLOW,
         settings,

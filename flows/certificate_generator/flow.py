@@ -5,26 +5,16 @@ from __future__ import annotations
 from bytewax.dataflow import Dataflow
 
 from config import Settings, load_settings
-from flows._runtime import parse_with, windowed_flow
+from flows._runtime import kafka_input, parse_with, windowed_flow
 from flows.certificate_generator import rules
 from flows.certificate_generator.processor import FLOW, Generator, entity
 from lernflow.runner import RunOptions
-from sources.kafka import KafkaInput
 
 
 def build_flow(settings: Settings | None = None, options: RunOptions | None = None) -> Dataflow:
     """Build the dataflow reading ``<env>.generate.certificate.request``."""
     settings = settings or load_settings()
-    options = options or RunOptions()
-    topics = settings.topics
-    source = KafkaInput(
-        settings.kafka,
-        [topics.full(topics.generate_certificate_request)],
-        start=options.start(),
-        until_caught_up=options.until_caught_up,
-        end_offsets=options.end_offsets,
-        commit_group=options.commit_group(settings, FLOW),
-    )
+    source = kafka_input(FLOW, settings, options, settings.topics.generate_certificate_request)
     return windowed_flow(
         FLOW, settings, source, parse_with(FLOW, rules.parse_request, entity),
         lambda: Generator(settings), shards=settings.certificates.shards,

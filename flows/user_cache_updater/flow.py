@@ -5,28 +5,18 @@ from __future__ import annotations
 from bytewax.dataflow import Dataflow
 
 from config import Settings, load_settings
-from flows._runtime import parse_with, windowed_flow
+from flows._runtime import kafka_input, parse_with, windowed_flow
 from flows.user_cache_updater import rules
 from flows.user_cache_updater.processor import FLOW, UserCacheProcessor, entity
 from lernflow.runner import RunOptions
-from sources.kafka import KafkaInput
 from sources.users import rules_config
 
 
 def build_flow(settings: Settings | None = None, options: RunOptions | None = None) -> Dataflow:
     """Build the dataflow reading ``<env>.telemetry.audit``."""
     settings = settings or load_settings()
-    options = options or RunOptions()
-    topics = settings.topics
     cfg = rules_config(settings)
-    source = KafkaInput(
-        settings.kafka,
-        [topics.full(topics.telemetry_audit)],
-        start=options.start(),
-        until_caught_up=options.until_caught_up,
-        end_offsets=options.end_offsets,
-        commit_group=options.commit_group(settings, FLOW),
-    )
+    source = kafka_input(FLOW, settings, options, settings.topics.telemetry_audit)
     return windowed_flow(
         FLOW, settings, source, parse_with(FLOW, lambda raw: rules.parse_event(raw, cfg), entity),
         lambda: UserCacheProcessor(settings), shards=settings.user_cache.shards,
