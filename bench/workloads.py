@@ -6,7 +6,9 @@ two lessons. Seeding writes what the LMS and the relation cache would hold befor
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from typing import Any
 
 from config import Settings
 from lernflow.clients import cassandra_session
@@ -20,6 +22,26 @@ UNITS = {"do_syn_unit1": LESSONS[:2], "do_syn_unit2": LESSONS[2:]}
 def completes(learner: int, lesson_index: int) -> bool:
     """Whether the learner finishes this lesson."""
     return not (learner % 5 == 0 and lesson_index >= 2)
+
+
+def write_all(
+    session: Any, statement: Any, rows: list[tuple[Any, ...]], chunk: int = 20_000
+) -> None:
+    """Idempotent bulk writes in chunks; a chunk that times out (a flush, a GC pause of a busy
+    node) is written again, up to five times."""
+    from cassandra import OperationTimedOut, WriteTimeout
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        for attempt in range(5):
+            try:
+                execute_concurrent_with_args(session, statement, part, concurrency=100)
+                break
+            except (OperationTimedOut, WriteTimeout):
+                if attempt == 4:
+                    raise
+                time.sleep(2 * (attempt + 1))
 
 
 def seed_activity(settings: Settings, learners: int) -> None:
@@ -41,7 +63,6 @@ def seed_activity(settings: Settings, learners: int) -> None:
     writer = RelationCacheWriter(settings)
     writer.write(relation_rules.plan(COURSE, tree))
     writer.close()
-    from cassandra.concurrent import execute_concurrent_with_args
 
     cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)
     enrol = session.prepare(
@@ -51,14 +72,11 @@ def seed_activity(settings: Settings, learners: int) -> None:
         "UPDATE user_content_consumption SET status=2, progress=100 "
         "WHERE userid=? AND courseid=? AND batchid=? AND contentid=?"
     )
-    execute_concurrent_with_args(
-        session, enrol, [(f"learner{i}", COURSE, BATCH) for i in range(learners)], concurrency=100
-    )
-    execute_concurrent_with_args(
+    write_all(session, enrol, [(f"learner{i}", COURSE, BATCH) for i in range(learners)])
+    write_all(
         session, lms,
         [(f"learner{i}", COURSE, BATCH, lesson) for i in range(learners)
          for j, lesson in enumerate(LESSONS) if completes(i, j)],
-        concurrency=100,
     )  # fmt: skip
     cluster.shutdown()
 
