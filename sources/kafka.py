@@ -70,6 +70,10 @@ class _Partition(StatefulSourcePartition[KafkaRecord, int]):
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": False,
                 "fetch.wait.max.ms": 50,
+                # librdkafka prefetches up to 64 MiB per consumer by default; with one consumer
+                # per partition that was most of a replay's memory. 16 MiB still keeps a
+                # partition's reads ahead of any flow here.
+                "queued.max.messages.kbytes": 16_384,
             }
         )
         self._consumer = Consumer(conf)
