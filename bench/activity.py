@@ -13,7 +13,7 @@ from sinks.cassandra import CassandraExecutor
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 from sinks.redis_batch import RedisBatch
 
-LEARNERS = 4_000
+LEARNERS = 15_000
 
 
 def _prepare(label: str, settings: Settings) -> tuple[Settings, list[tuple[bytes, bytes]]]:
