@@ -18,6 +18,7 @@ from typing import Any
 from config import Settings
 from lernflow import metrics, runner
 from lernflow.clients import kafka_consumer
+from sources.kafka import kafka_retry, watermarks
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +50,13 @@ def offsets_for_time(settings: Settings, topic: str, ts_ms: int) -> dict[tuple[s
     try:
         md = consumer.list_topics(topic, timeout=10).topics[topic]
         tps = [TopicPartition(topic, p, ts_ms) for p in sorted(md.partitions)]
-        found = consumer.offsets_for_times(tps, timeout=30)
+        found = kafka_retry(
+            lambda: consumer.offsets_for_times(tps, timeout=30), f"offsets for a time in {topic}"
+        )
         out = {}
         for tp in found:
             if tp.offset < 0:
-                _low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, tp.partition), timeout=10
-                )
+                _low, high = watermarks(consumer, TopicPartition(topic, tp.partition))
                 out[(topic, tp.partition)] = high
             else:
                 out[(topic, tp.partition)] = tp.offset
@@ -72,7 +73,7 @@ def end_offsets(settings: Settings, topic: str) -> dict[tuple[str, int], int]:
     try:
         md = consumer.list_topics(topic, timeout=10).topics[topic]
         return {
-            (topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            (topic, p): watermarks(consumer, TopicPartition(topic, p))[1]
             for p in sorted(md.partitions)
         }
     finally:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from config import Settings
 from lernflow.clients import kafka_consumer
 from lernflow.runner import FLOWS, consumer_group, failed_topic, input_topic, recovery_dir
+from sources.kafka import kafka_retry, watermarks
 from sources.position_note import decode
 
 logger = logging.getLogger(__name__)
@@ -66,10 +67,15 @@ def flow_status(settings: Settings, flow: str) -> FlowStatus:
         tmd = md.topics.get(topic)
         if tmd is not None and tmd.error is None:
             tps = [TopicPartition(topic, p) for p in sorted(tmd.partitions)]
-            committed = {tp.partition: tp for tp in consumer.committed(tps, timeout=10)}
+            committed = {
+                tp.partition: tp
+                for tp in kafka_retry(
+                    lambda: consumer.committed(tps, timeout=10), f"committed offsets of {group}"
+                )
+            }
             now_ms = int(time.time() * 1000)
             for tp in tps:
-                _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                _low, high = watermarks(consumer, tp)
                 got = committed.get(tp.partition)
                 pos = got.offset if got is not None and got.offset >= 0 else None
                 note = decode(getattr(got, "metadata", None)) if pos is not None else None
@@ -86,7 +92,7 @@ def flow_status(settings: Settings, flow: str) -> FlowStatus:
         fmd = md.topics.get(ftopic)
         if fmd is not None and fmd.error is None:
             for p in fmd.partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(ftopic, p), timeout=10)
+                low, high = watermarks(consumer, TopicPartition(ftopic, p))
                 failed += high - low
     finally:
         consumer.close()

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
@@ -26,6 +27,7 @@ from lernflow import metrics, shutdown
 from sources.position_note import PositionHistory
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _IDLE_WAIT = timedelta(milliseconds=50)
 _LAG_EVERY_S = 5.0  # how often an input partition refreshes lernflow_consumer_lag
@@ -178,30 +180,38 @@ def _now_ms() -> int:
 
 # Kafka errors that only mean "not ready yet" (a topic created a moment ago has no leader)
 _RETRIABLE = {"NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART",
-              "_TIMED_OUT", "_TRANSPORT", "REQUEST_TIMED_OUT"}  # fmt: skip
+              "_TIMED_OUT", "_TRANSPORT", "REQUEST_TIMED_OUT", "COORDINATOR_LOAD_IN_PROGRESS",
+              "NOT_COORDINATOR", "COORDINATOR_NOT_AVAILABLE"}  # fmt: skip
 
 
-def _watermarks(consumer: Any, tp: Any, attempts: int = 20) -> tuple[int, int]:
-    """``get_watermark_offsets`` retried (with backoff, ~30 s in all) while the partition has
-    no leader yet or the broker is briefly unreachable."""
-    import time
-
+def kafka_retry(call: Callable[[], T], what: str, attempts: int = 20) -> T:
+    """Run a Kafka client call, retried with backoff (~30 s in all) while the answer is only
+    "not ready yet": a partition without a leader, a group coordinator still loading, a broker
+    briefly unreachable."""
     from confluent_kafka import KafkaException
 
     delay = 0.1
     for attempt in range(1, attempts + 1):
         try:
-            low, high = consumer.get_watermark_offsets(tp, timeout=30)
-            return int(low), int(high)
+            return call()
         except KafkaException as exc:
             name = exc.args[0].name() if exc.args else ""
             if name not in _RETRIABLE or attempt == attempts:
                 raise
-            logger.warning("watermarks of %s[%s]: %s (retrying)", tp.topic, tp.partition, name)
+            logger.warning("%s: %s (retrying)", what, name)
             time.sleep(delay)
             delay = min(delay * 2, 3.0)
     msg = "unreachable"
     raise AssertionError(msg)
+
+
+def watermarks(consumer: Any, tp: Any) -> tuple[int, int]:
+    """``get_watermark_offsets``, retried while the partition is not ready."""
+    low, high = kafka_retry(
+        lambda: consumer.get_watermark_offsets(tp, timeout=30),
+        f"watermarks of {tp.topic}[{tp.partition}]",
+    )
+    return int(low), int(high)
 
 
 class KafkaInput(FixedPartitionedSource[KafkaRecord, int]):
@@ -261,7 +271,7 @@ class KafkaInput(FixedPartitionedSource[KafkaRecord, int]):
         probe_conf["group.id"] = self._commit_group or "lernflow-probe"
         probe = Consumer(probe_conf)
         try:
-            low, high = _watermarks(probe, TopicPartition(topic, partition))
+            low, high = watermarks(probe, TopicPartition(topic, partition))
             if resume_state is not None:
                 start = resume_state
             elif isinstance(self._start, dict):

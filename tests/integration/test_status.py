@@ -18,9 +18,10 @@ SKIP = b'{"eid":"AUDIT","object":{"id":"do_1","type":"Content"},"edata":{"state"
 def _lernflow(settings: Settings, *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "lernflow.cli", *args],
-        env={**os.environ, **settings.to_env(), "COLUMNS": "250"}, capture_output=True, text=True, check=True,
+        env={**os.environ, **settings.to_env(), "COLUMNS": "250"}, capture_output=True, text=True,
         timeout=120,
     )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
 
