@@ -501,7 +501,25 @@ class KafkaServer(_Server):
 
         admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.port}"})
         md = admin.list_topics(timeout=3)
-        return len(md.brokers) > 0
+        if not md.brokers:
+            return False
+        return self._coordinator_ready()
+
+    def _coordinator_ready(self) -> bool:
+        """A consumer group's coordinator answers: right after start the broker takes a while
+        to load ``__consumer_offsets``, and the first flow's offset lookup failed with
+        COORDINATOR_LOAD_IN_PROGRESS (seen in CI on the first test after ``stack up``)."""
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+        probe = Consumer({"bootstrap.servers": f"127.0.0.1:{self.port}",
+                          "group.id": "lernflow-stack-ready"})  # fmt: skip
+        try:
+            probe.committed([TopicPartition("lernflow-stack-ready", 0)], timeout=3)
+            return True
+        except KafkaException:
+            return False
+        finally:
+            probe.close()
 
     def hints(self, log: str) -> str:
         if "UnsupportedClassVersionError" in log:

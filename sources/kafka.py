@@ -279,7 +279,10 @@ class KafkaInput(FixedPartitionedSource[KafkaRecord, int]):
             elif self._start == "latest":
                 start = high
             elif self._start == "committed" and self._commit_group:
-                committed = probe.committed([TopicPartition(topic, partition)], timeout=30)[0]
+                committed = kafka_retry(
+                    lambda: probe.committed([TopicPartition(topic, partition)], timeout=30),
+                    f"committed offset of {self._commit_group} on {for_part}",
+                )[0]
                 start = committed.offset if committed.offset >= 0 else low
             else:
                 start = low

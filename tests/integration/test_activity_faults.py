@@ -50,7 +50,7 @@ def test_redis_frozen_mid_run_is_retried_and_the_result_is_complete(settings: Se
     finally:
         thread.join()
         os.kill(redis_pid, signal.SIGCONT)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stderr[:3000] + " … " + proc.stderr[-1000:]
     assert "retrying" in proc.stderr  # the freeze really hit the flow
     consumption, _aggs, enrol = state(s)
     completed = [e for e in enrol if e[3] == 2]
