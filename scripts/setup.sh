@@ -22,6 +22,7 @@ dpkg -s libpangoft2-1.0-0 >/dev/null 2>&1 || need+=(libpangoft2-1.0-0)
 dpkg -s libcairo2 >/dev/null 2>&1 || need+=(libcairo2)              # CairoSVG renderer
 dpkg -s fonts-dejavu-core >/dev/null 2>&1 || need+=(fonts-dejavu-core)  # the sample template's fonts
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)  # job_request (reports)
+command -v unzip >/dev/null 2>&1 || need+=(unzip)  # tests open report zips as users do
 command -v python3.11 >/dev/null 2>&1 || need+=(python3.11 python3.11-venv)
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -44,6 +44,16 @@ def _reset(settings: Settings) -> None:
     cluster.shutdown()
 
 
+def load_activity(settings: Settings, events: list[tuple[bytes, bytes]], learners: int) -> None:
+    """Topics, the LMS rows and relation cache for ``learners``, and ``events`` on the input."""
+    create_topics(settings)
+    seed_activity(settings, learners)
+    inp = settings.topics.full(settings.topics.course_batch_job_request)
+    DeliveryTrackingProducer(settings.kafka).produce_all(
+        [OutMessage(inp, v, key=k) for k, v in events]
+    )
+
+
 def _applied(settings: Settings) -> int:
     return len(_rows(settings, "SELECT userid FROM lernflow_activity_applied"))
 
@@ -53,12 +63,7 @@ def test_kill_9_mid_run_then_restart_gives_the_clean_run_state(
 ) -> None:
     events = _events()
     # 1. the reference: one clean, uninterrupted run
-    create_topics(settings)
-    _seed(settings)
-    inp = settings.topics.full(settings.topics.course_batch_job_request)
-    DeliveryTrackingProducer(settings.kafka).produce_all(
-        [OutMessage(inp, b, key=k) for k, b in events]
-    )
+    load_activity(settings, events, LEARNERS)
     run_to_end(FLOW, settings)
     clean = state(settings)
     clean_certs = read_json(

@@ -6,12 +6,11 @@ import os
 import subprocess
 import sys
 
-from bench.workloads import activity_events, seed_activity
+from bench.workloads import activity_events
 from config import Settings
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
-from tests.flowkit import create_topics, read_json, run_to_end
+from tests.flowkit import read_json, run_to_end
 from tests.integration.test_activity_flow import state
-from tests.integration.test_activity_recovery import _reset
+from tests.integration.test_activity_recovery import _reset, load_activity
 
 FLOW = "activity-aggregate-updater"
 LEARNERS = 200
@@ -21,12 +20,7 @@ def test_two_processes_with_two_workers_each_reach_the_single_worker_state(
     settings: Settings,
 ) -> None:
     events = activity_events(LEARNERS)
-    create_topics(settings)
-    seed_activity(settings, LEARNERS)
-    inp = settings.topics.full(settings.topics.course_batch_job_request)
-    DeliveryTrackingProducer(settings.kafka).produce_all(
-        [OutMessage(inp, v, key=k) for k, v in events]
-    )
+    load_activity(settings, events, LEARNERS)
     run_to_end(FLOW, settings)
     single = state(settings)
 
@@ -34,12 +28,7 @@ def test_two_processes_with_two_workers_each_reach_the_single_worker_state(
     cluster = settings.with_overrides(
         topics=settings.topics.model_copy(update={"env": settings.topics.env + "-p"})
     )
-    create_topics(cluster)
-    seed_activity(cluster, LEARNERS)
-    inp2 = cluster.topics.full(cluster.topics.course_batch_job_request)
-    DeliveryTrackingProducer(cluster.kafka).produce_all(
-        [OutMessage(inp2, v, key=k) for k, v in events]
-    )
+    load_activity(cluster, events, LEARNERS)
     proc = subprocess.run(
         [sys.executable, "-m", "lernflow.cli", "run", FLOW, "--processes", "2", "-w", "2",
          "--until-caught-up", "--no-recovery"],

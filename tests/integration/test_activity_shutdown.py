@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 from config import Settings
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
-from tests.flowkit import create_topics, read_json, run_to_end
+from tests.flowkit import read_json, run_to_end
 from tests.integration.test_activity_flow import state
 from tests.integration.test_activity_recovery import (
     FLOW,
@@ -20,7 +19,7 @@ from tests.integration.test_activity_recovery import (
     _applied,
     _events,
     _reset,
-    _seed,
+    load_activity,
 )  # fmt: skip
 
 
@@ -28,12 +27,7 @@ def test_sigterm_drains_snapshots_and_the_restart_completes_the_clean_state(
     settings: Settings, tmp_path: Path
 ) -> None:
     events = _events()
-    create_topics(settings)
-    _seed(settings)
-    inp = settings.topics.full(settings.topics.course_batch_job_request)
-    DeliveryTrackingProducer(settings.kafka).produce_all(
-        [OutMessage(inp, b, key=k) for k, b in events]
-    )
+    load_activity(settings, events, LEARNERS)
     run_to_end(FLOW, settings)
     clean = state(settings)
 
@@ -45,12 +39,7 @@ def test_sigterm_drains_snapshots_and_the_restart_completes_the_clean_state(
             "recovery_dir": tmp_path / "recovery", "snapshot_interval_s": 30.0, "batch_max_size": 50,
         }),  # a long epoch: without the graceful path the restart would start far back
     )  # fmt: skip
-    create_topics(run2)
-    _seed(run2)
-    inp2 = run2.topics.full(run2.topics.course_batch_job_request)
-    DeliveryTrackingProducer(run2.kafka).produce_all(
-        [OutMessage(inp2, b, key=k) for k, b in events]
-    )
+    load_activity(run2, events, LEARNERS)
     env = {**os.environ, **run2.to_env()}
     cmd = [sys.executable, "-m", "lernflow.cli", "run", FLOW]
     log = tmp_path / "run.log"

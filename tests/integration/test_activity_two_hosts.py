@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.workloads import activity_events, seed_activity
+from bench.workloads import activity_events
 from config import Settings
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
-from tests.flowkit import create_topics, read_json, run_to_end
+from tests.flowkit import read_json, run_to_end
 from tests.integration.test_activity_flow import state
-from tests.integration.test_activity_recovery import _reset
+from tests.integration.test_activity_recovery import _reset, load_activity
 
 FLOW = "activity-aggregate-updater"
 LEARNERS = 200
@@ -91,12 +90,7 @@ def test_a_cluster_on_two_network_namespaces_reaches_the_single_worker_state(
     settings: Settings, two_hosts: dict[int, str], tmp_path: Path
 ) -> None:
     events = activity_events(LEARNERS)
-    create_topics(settings)
-    seed_activity(settings, LEARNERS)
-    inp = settings.topics.full(settings.topics.course_batch_job_request)
-    DeliveryTrackingProducer(settings.kafka).produce_all(
-        [OutMessage(inp, v, key=k) for k, v in events]
-    )
+    load_activity(settings, events, LEARNERS)
     run_to_end(FLOW, settings)
     single = state(settings)
 
@@ -104,12 +98,7 @@ def test_a_cluster_on_two_network_namespaces_reaches_the_single_worker_state(
     cluster = settings.with_overrides(
         topics=settings.topics.model_copy(update={"env": settings.topics.env + "-n"})
     )
-    create_topics(cluster)
-    seed_activity(cluster, LEARNERS)
-    inp2 = cluster.topics.full(cluster.topics.course_batch_job_request)
-    DeliveryTrackingProducer(cluster.kafka).produce_all(
-        [OutMessage(inp2, v, key=k) for k, v in events]
-    )
+    load_activity(cluster, events, LEARNERS)
     addresses = ";".join(f"{CLUSTER_IP[k]}:2101" for k in sorted(two_hosts))
     env = {**os.environ, **cluster.to_env()}
     procs = []

@@ -378,8 +378,8 @@ def test_non_latin1_password_opens_with_zip4j_bytes():
     assert zipfile.ZipFile(io.BytesIO(data)).read(CSV_NAME, pwd=b"p\xacss") == b"data"
 
 
-@pytest.mark.skipif(shutil.which("unzip") is None, reason="unzip not installed")
 def test_unzip_reads_our_zipcrypto_zip(tmp_path: Path):
+    assert shutil.which("unzip"), "unzip is missing: make setup installs it"
     data, name = secure(
         derived_csv(), CSV_NAME, PASSWORD_PROTECTED_DATASET, password="test12", public_key_pem=None
     )
