@@ -206,8 +206,6 @@ class RunSettings(_Base):
 
     recovery_dir: Path = Path(".stack/recovery")
     snapshot_interval_s: float = Field(10.0, gt=0)
-    batch_max_size: int = Field(2000, ge=1, le=100_000)
-    batch_timeout_ms: int = Field(200, ge=1, le=600_000)
     retry_max_attempts: int = Field(8, ge=1, le=1000)
     retry_base_delay_s: float = Field(0.2, gt=0)
     retry_max_delay_s: float = Field(10.0, gt=0)

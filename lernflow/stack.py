@@ -378,7 +378,7 @@ class RedisServer(_Server):
         return [
             binary, "--bind", "127.0.0.1", "--port", str(self.port),
             "--dir", str(self.data_dir), "--daemonize", "no", "--protected-mode", "yes",
-            "--save", "60 1", "--appendonly", "yes", "--databases", "32",
+            "--save", "60 1", "--appendonly", "yes", "--databases", "64",
             "--logfile", "",
         ]  # fmt: skip
 

@@ -8,33 +8,23 @@ dropped at the end), a unique topic environment per test, and unique ids for Red
 from __future__ import annotations
 
 import contextlib
-import os
+import fcntl
+import tempfile
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
 
 from config import Settings, load_settings
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
-if not FIXTURES.exists():  # a clone elsewhere: fall back to the env var
-    FIXTURES = Path(os.environ.get("LERNFLOW_SHARED_FIXTURES", str(FIXTURES)))
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if not (FIXTURES / "activity").is_dir():
-        msg = (
-            f"Sunbird fixtures not found at {FIXTURES}: the repository expects ../shared/ beside "
-            "it (as CI provides), or LERNFLOW_SHARED_FIXTURES=<path to shared/fixtures>"
-        )
-        raise pytest.UsageError(msg)
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.path):
             item.add_marker(pytest.mark.integration)
+        if "tests/conformance" in str(item.path):
+            item.add_marker(pytest.mark.conformance)
 
 
 @pytest.fixture(scope="session")
@@ -72,13 +62,41 @@ def keyspace_prefix(stack: Settings) -> Iterator[str]:
         cluster.shutdown()
 
 
-TEST_REDIS_DBS = {
-    "relation_cache_db": 20,
-    "content_cache_db": 21,
-    "collection_cache_db": 22,
-    "user_cache_db": 23,
-    "dedup_db": 24,
-}
+_REDIS_DB_FIELDS = (
+    "relation_cache_db",
+    "content_cache_db",
+    "collection_cache_db",
+    "user_cache_db",
+    "dedup_db",
+)
+# The local stack's Redis has 64 DBs; Sunbird's indexes (0, 5, 10, 12, 13) stay untouched. Each
+# concurrently running pytest session takes one slot of five DBs, so two checkouts can run the
+# suite against one stack without flushing each other's data.
+_REDIS_SLOT_BASES = (20, 25, 30, 35, 40, 45, 50, 55)
+
+
+def _claim_redis_slot() -> tuple[int, Any]:
+    lock_dir = Path(tempfile.gettempdir())
+    for base in _REDIS_SLOT_BASES:
+        handle = (lock_dir / f"lernflow-test-redis-{base}.lock").open("w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        return base, handle
+    msg = f"all {len(_REDIS_SLOT_BASES)} Redis test slots are taken by other pytest sessions"
+    raise pytest.UsageError(msg)
+
+
+@pytest.fixture(scope="session")
+def test_redis_dbs() -> Iterator[dict[str, int]]:
+    """The five Redis DB indexes this session uses instead of Sunbird's."""
+    base, handle = _claim_redis_slot()
+    try:
+        yield {name: base + i for i, name in enumerate(_REDIS_DB_FIELDS)}
+    finally:
+        handle.close()
 
 _COURSE_TABLES = (
     "user_content_consumption",
@@ -91,11 +109,13 @@ _COURSE_TABLES = (
 
 
 @pytest.fixture
-def settings(stack: Settings, keyspace_prefix: str) -> Iterator[Settings]:
+def settings(
+    stack: Settings, keyspace_prefix: str, test_redis_dbs: dict[str, int]
+) -> Iterator[Settings]:
     """Settings isolated for one test.
 
     Test keyspaces (courses tables truncated before the test), a unique topic environment, and
-    Redis DBs 20-24 (flushed before the test) instead of Sunbird's DB indexes.
+    five Redis DBs of this session's slot (flushed before the test) instead of Sunbird's DB indexes.
     """
     cas = stack.cassandra.model_copy(
         update={
@@ -105,10 +125,10 @@ def settings(stack: Settings, keyspace_prefix: str) -> Iterator[Settings]:
         }
     )
     topics = stack.topics.model_copy(update={"env": f"test-{uuid.uuid4().hex[:10]}"})
-    redis_settings = stack.redis.model_copy(update=TEST_REDIS_DBS)
+    redis_settings = stack.redis.model_copy(update=test_redis_dbs)
     from lernflow.clients import cassandra_session, redis_client
 
-    for db in TEST_REDIS_DBS.values():
+    for db in test_redis_dbs.values():
         client = redis_client(redis_settings, db)
         client.flushdb()
         client.close()
@@ -118,8 +138,7 @@ def settings(stack: Settings, keyspace_prefix: str) -> Iterator[Settings]:
             session.execute(f"TRUNCATE {cas.courses_keyspace}.{table}", timeout=60)
     finally:
         cluster.shutdown()
-    run = stack.run.model_copy(update={"batch_timeout_ms": 50})
-    yield stack.with_overrides(cassandra=cas, topics=topics, redis=redis_settings, run=run)
+    yield stack.with_overrides(cassandra=cas, topics=topics, redis=redis_settings)
     _delete_topics(stack, topics.env)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bytewax.testing import run_main
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from config import Settings
 from lernflow import runner, schema
@@ -34,21 +35,47 @@ def run_to_end(flow: str, settings: Settings, **options: Any) -> None:
     run_main(runner.build(flow, settings, opts))
 
 
-def read_topic(settings: Settings, topic: str, idle_s: float = 2.0) -> list[bytes]:
-    """Everything currently on a topic (all partitions), in per-partition order."""
-    consumer = kafka_consumer(settings.kafka, group_id=f"test-read-{time.time_ns()}")
-    consumer.subscribe([topic])
-    out: list[bytes] = []
-    last = time.monotonic()
-    deadline = time.monotonic() + 60
-    while time.monotonic() - last < idle_s and time.monotonic() < deadline:
-        msgs = consumer.consume(1000, 0.3)
-        for m in msgs:
-            if m.error() is None:
-                out.append(m.value())
-                last = time.monotonic()
-    consumer.close()
-    return out
+def read_topic(settings: Settings, topic: str) -> list[bytes]:
+    """Everything on a topic up to its high watermark now, in per-partition order.
+
+    Partitions are assigned directly (no consumer group, so no rebalance delay) and each is read
+    until its position reaches the high watermark taken at the start: an empty result means the
+    topic really holds nothing, not that the read gave up early. A topic that does not exist
+    fails the call rather than reading as empty.
+    """
+    consumer = kafka_consumer(settings.kafka, group_id="unused-test-reader")
+    try:
+        meta = consumer.list_topics(topic, timeout=30)
+        info = meta.topics.get(topic)
+        if info is None or info.error is not None or not info.partitions:
+            msg = f"topic {topic!r} does not exist ({None if info is None else info.error})"
+            raise AssertionError(msg)
+        ends: dict[int, int] = {}
+        for p in sorted(info.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            if high > low:
+                ends[p] = high
+        by_partition: dict[int, list[bytes]] = {p: [] for p in ends}
+        if not ends:
+            return []
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        done: set[int] = set()
+        deadline = time.monotonic() + 60
+        while len(done) < len(ends):
+            if time.monotonic() > deadline:
+                msg = f"reading {topic!r} to its high watermarks {ends} timed out"
+                raise AssertionError(msg)
+            for m in consumer.consume(1000, 0.5):
+                if m.error() is not None:
+                    raise AssertionError(str(m.error()))
+                p = m.partition()
+                if m.offset() < ends[p]:
+                    by_partition[p].append(m.value())
+                if m.offset() + 1 >= ends[p]:
+                    done.add(p)
+        return [v for p in sorted(by_partition) for v in by_partition[p]]
+    finally:
+        consumer.close()
 
 
 def read_json(settings: Settings, topic: str) -> list[Any]:

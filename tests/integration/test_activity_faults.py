@@ -26,7 +26,7 @@ def test_redis_frozen_mid_run_is_retried_and_the_result_is_complete(settings: Se
     s = settings.with_overrides(
         redis=settings.redis.model_copy(update={"socket_timeout_s": 1.0}),
         run=settings.run.model_copy(
-            update={"retry_max_attempts": 30, "retry_max_delay_s": 1.0, "batch_max_size": 20}
+            update={"retry_max_attempts": 30, "retry_max_delay_s": 1.0}
         ),
     )
     create_topics(s)

@@ -79,7 +79,6 @@ def test_kill_9_mid_run_then_restart_gives_the_clean_run_state(
             update={
                 "recovery_dir": tmp_path / "recovery",
                 "snapshot_interval_s": 0.5,
-                "batch_max_size": 50,
             }
         ),
     )

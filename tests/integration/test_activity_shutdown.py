@@ -36,7 +36,7 @@ def test_sigterm_drains_snapshots_and_the_restart_completes_the_clean_state(
         topics=settings.topics.model_copy(update={"env": settings.topics.env + "-t"}),
         kafka=settings.kafka.model_copy(update={"consumer_batch_size": 10}),  # small polls
         run=settings.run.model_copy(update={
-            "recovery_dir": tmp_path / "recovery", "snapshot_interval_s": 30.0, "batch_max_size": 50,
+            "recovery_dir": tmp_path / "recovery", "snapshot_interval_s": 30.0,
         }),  # a long epoch: without the graceful path the restart would start far back
     )  # fmt: skip
     load_activity(run2, events, LEARNERS)
