@@ -12,12 +12,13 @@ import fcntl
 import tempfile
 import uuid
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from config import Settings, load_settings
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
@@ -97,6 +98,7 @@ def test_redis_dbs() -> Iterator[dict[str, int]]:
         yield {name: base + i for i, name in enumerate(_REDIS_DB_FIELDS)}
     finally:
         handle.close()
+
 
 _COURSE_TABLES = (
     "user_content_consumption",

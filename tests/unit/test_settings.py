@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from config import SettingsError, load_settings
 
 
-def test_defaults_point_at_the_local_stack():
-    s = load_settings()
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No LERNFLOW_* variable of the calling shell leaks into a test about defaults."""
+    for name in list(os.environ):
+        if name.startswith("LERNFLOW_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_point_at_the_local_stack(clean_env, monkeypatch):
+    monkeypatch.setenv("LERNFLOW_KAFKA_BROKERS", "10.1.2.3:9093")
+    assert load_settings().kafka.brokers == "10.1.2.3:9093"  # the env is read ...
+    monkeypatch.delenv("LERNFLOW_KAFKA_BROKERS")
+    s = load_settings()  # ... and without it, the defaults
     assert s.kafka.brokers == "127.0.0.1:9092"
     assert s.cassandra.host_list() == ["127.0.0.1"]
     assert s.cassandra.courses_keyspace == "sunbird_courses"
