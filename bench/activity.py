@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from bench.common import Row, isolated, run_flow_subprocess
 from bench.workloads import BATCH, COURSE, LESSONS, UNITS, activity_events, seed_activity
@@ -110,8 +111,8 @@ def _raw_loop(s: Settings, events: list[tuple[bytes, bytes]]) -> float:
     return elapsed
 
 
-def _each(fn: Callable[[object, str], object], values: list[str]) -> Callable[[object], None]:
-    def build(pipe: object) -> None:
+def _each(fn: Callable[[Any, str], object], values: list[str]) -> Callable[[Any], None]:
+    def build(pipe: Any) -> None:
         for v in values:
             fn(pipe, v)
 

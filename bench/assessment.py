@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
+from typing import Any
 
 from bench.common import Row, isolated, run_flow_subprocess
 from config import Settings
@@ -84,9 +86,7 @@ def _raw_loop(s: Settings, payloads: list[bytes]) -> float:
     t0 = time.monotonic()
     for i in range(0, len(events), 500):
         chunk = [e for e in events[i : i + 500] if isinstance(e, logic.BatchAssessEvent)]
-        relation.pipeline(
-            lambda p, c=chunk: [p.smembers(logic.leafnodes_key(e.course_id)) for e in c], "bench"
-        )
+        relation.pipeline(partial(_leafnodes, chunk=chunk), "bench")
         keys = [(e.user_id, e.course_id, e.batch_id, e.content_id, e.attempt_id) for e in chunk]
         cas.execute_many(q_attempt, keys, "bench")
         cas.execute_many(
@@ -119,3 +119,8 @@ def _raw_loop(s: Settings, payloads: list[bytes]) -> float:
     cas.close()
     relation.close()
     return elapsed
+
+
+def _leafnodes(pipe: Any, chunk: list[logic.BatchAssessEvent]) -> None:
+    for e in chunk:
+        pipe.smembers(logic.leafnodes_key(e.course_id))
