@@ -91,7 +91,7 @@ def test_down_stops_every_process_and_up_finds_the_data_again(second_stack: Sett
     r = redis_client(s.redis, db=10)
     r.set("lifecycle", "kept")
     r.close()
-    from confluent_kafka.admin import NewTopic
+    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
     admin = kafka_admin(s.kafka)
     for f in admin.create_topics([NewTopic("lifecycle.topic", 1, 1)]).values():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,7 +16,7 @@ _stmt = st.tuples(
 _groups = st.lists(st.lists(_stmt, max_size=6), max_size=30)
 
 
-def _size(group: list[tuple[str, tuple[object, ...]]]) -> int:
+def _size(group: Sequence[tuple[str, Sequence[object]]]) -> int:
     return sum(len(c) // 8 + estimated_size(p) for c, p in group)
 
 

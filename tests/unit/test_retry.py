@@ -23,7 +23,8 @@ def test_transient_errors_are_recognised_by_class_name():
 
 def test_retry_succeeds_after_transient_failures_with_growing_capped_delays():
     run = RunSettings(retry_max_attempts=6, retry_base_delay_s=0.1, retry_max_delay_s=0.5)
-    calls, sleeps = [], []
+    calls: list[int] = []
+    sleeps: list[float] = []
 
     def flaky():
         calls.append(1)
