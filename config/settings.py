@@ -196,6 +196,9 @@ class StackSettings(_Base):
     cassandra_heap: str = "1G"
     cassandra_storage_port: int = Field(7000, ge=1, le=65535)
     cassandra_jmx_port: int = Field(7199, ge=1, le=65535)
+    # Kafka's group.initial.rebalance.delay.ms for the local broker: 0 starts consumer groups at
+    # once; production brokers default to 3000, which tests can run against (docs/runbook.md)
+    kafka_group_rebalance_delay_ms: int = Field(0, ge=0, le=300_000)
     start_timeout_s: float = Field(240.0, gt=0)
 
 

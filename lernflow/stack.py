@@ -439,7 +439,8 @@ class KafkaServer(_Server):
                     "transaction.state.log.min.isr=1",
                     "share.coordinator.state.topic.replication.factor=1",
                     "share.coordinator.state.topic.min.isr=1",
-                    "group.initial.rebalance.delay.ms=0",
+                    "group.initial.rebalance.delay.ms="
+                    f"{self.settings.stack.kafka_group_rebalance_delay_ms}",
                     "auto.create.topics.enable=false",
                     "log.retention.hours=48",
                     "log.segment.bytes=134217728",
