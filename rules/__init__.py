@@ -1,1 +1,0 @@
-"""lernflow package."""
