@@ -1,4 +1,10 @@
-"""relation-cache-updater rules reproduce the full expected Redis state of Sunbird's test."""
+"""relation-cache-updater rules against the project's own collections (tests/data/relation-cache).
+
+The rules are described in ``docs/flows/relation-cache-updater.md``. Case ``RC-T1`` is Sunbird's
+only test of this job ("RelationCacheUpdater should generate cache"), expressed with our own
+hierarchies: two published collections, the full Redis state after both. Sunbird's own files run
+in ``tests/conformance/test_relation_cache_rules.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,40 +16,79 @@ from hypothesis import strategies as st
 
 from flows.relation_cache_updater import rules
 from lernflow.errors import InvalidEvent
-from tests.conftest import FIXTURES
+from tests.paths import DATA
 
-FX = FIXTURES / "relation-cache"
-ROOTS = ["do_11305855864948326411234", "KP_FT_1594149835504"]
+FX = DATA / "relation-cache"
+ROOTS = ["lf_course_alpha", "lf_book_beta"]
+EXPECTED = json.loads((FX / "expected_redis.json").read_text())
+
+
+def _plan(root: str) -> rules.CacheWrites:
+    tree = rules.parse_hierarchy((FX / f"hierarchy.{root}.json").read_text())
+    assert tree is not None
+    return rules.plan(root, tree)
 
 
 def _writes() -> tuple[dict[str, set[str]], dict[str, str]]:
     sets: dict[str, set[str]] = {}
     strings: dict[str, str] = {}
     for root in ROOTS:
-        tree = rules.parse_hierarchy((FX / f"hierarchy.{root}.json").read_text())
-        assert tree is not None
-        w = rules.plan(root, tree)
+        w = _plan(root)
         sets.update({k: set(v) for k, v in w.sets.items()})
         strings.update(w.strings)
     return sets, strings
 
 
-def test_db10_sets_equal_the_expected_state_after_both_upstream_events():
-    expected = json.loads((FX / "expected_redis.derived.json").read_text())
+def test_rc_t1_db10_sets_equal_the_expected_state_after_both_events():
     sets, _ = _writes()
-    assert sets == {k: set(v) for k, v in expected["db10_sets"].items()}
+    assert sets == {k: set(v) for k, v in EXPECTED["db10_sets"].items()}
+    for suffix in ("leafnodes", "optionalnodes", "ancestors"):
+        count = sum(k.endswith(f":{suffix}") for k in sets)
+        assert count == EXPECTED["key_counts"][f"*:{suffix}"], suffix
 
 
-def test_db5_unit_strings_equal_the_expected_bytes():
-    expected = json.loads((FX / "expected_redis.derived.json").read_text())
+def test_rc_t1_content_optional_in_one_unit_only_is_optional_for_that_branch_and_the_root():
+    sets, _ = _writes()
+    optional = {k for k in sets if k.endswith(":optionalnodes")}
+    assert optional == {
+        "lf_course_alpha:lf_course_alpha:optionalnodes",
+        "lf_course_alpha:lf_unit_a1:optionalnodes",
+        "lf_course_alpha:lf_unit_a1_1:optionalnodes",
+        "lf_course_alpha:lf_unit_a1_1_1:optionalnodes",
+    }
+    # lf_pdf_r1 is required under lf_unit_a3_1_1: that branch gets no optionalnodes key
+    assert "lf_course_alpha:lf_unit_a3_1_1:optionalnodes" not in sets
+    assert sets["lf_course_alpha:lf_pdf_r1:ancestors"] == {
+        "lf_course_alpha", "lf_unit_a1", "lf_unit_a1_1", "lf_unit_a1_1_1",
+        "lf_unit_a3", "lf_unit_a3_1", "lf_unit_a3_1_1",
+    }  # fmt: skip
+
+
+def test_rc_t1_units_with_empty_stored_leaf_nodes_and_no_children_get_no_key():
+    sets, strings = _writes()
+    for unit in ("lf_unit_b1_1", "lf_unit_b1_2"):
+        assert not any(f":{unit}:" in k for k in sets)
+        assert unit not in strings
+
+
+def test_rc_t1_db5_unit_strings_equal_the_expected_bytes():
     _, strings = _writes()
-    assert strings == expected["db5_strings"]
-    assert "do_11305855864948326411234" not in strings  # the root (Default visibility)
+    assert strings == EXPECTED["db5_strings"]
+    assert "lf_course_alpha" not in strings  # the root (Default visibility)
+    assert "lf_book_beta" not in strings
 
 
-def test_upstream_events_pass_the_filter():
-    for name in ("EVENT_1", "EVENT_2"):
-        assert isinstance(rules.parse_event((FX / f"{name}.json").read_bytes()), rules.PublishEvent)
+def test_rc_t1_write_counts_per_event():
+    for root in ROOTS:
+        w = _plan(root)
+        assert len(w.sets) + len(w.strings) == EXPECTED["per_event"][root]["writes"], root
+        assert len(w.strings) == EXPECTED["per_event"][root]["db5_units"], root
+
+
+def test_rc_t1_events_pass_the_filter():
+    for root in ROOTS:
+        raw = (FX / f"event_{root.removeprefix('lf_')}.json").read_bytes()
+        assert rules.parse_event(raw) == rules.PublishEvent(root)
 
 
 @pytest.mark.parametrize(
