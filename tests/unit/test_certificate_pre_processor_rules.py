@@ -1,4 +1,10 @@
-"""Pure rules of certificate-pre-processor: spec sections 3, 4, 5.2 and 10.1 (PP-1..PP-4, PP-D1..D4)."""
+"""Pure rules of certificate-pre-processor (docs/flows/certificate-pre-processor.md).
+
+Our own data (tests/data/certificates/pre.*) states each upstream case: PP-1..PP-4 (a generate
+event, recipient names), PP-T1 (the stored batch template), PP-D1..PP-D4 (no templates, enrolment
+not active, int ``agg`` column, already issued). Expected values follow from the rules, not from
+a run of the code.
+"""
 
 from __future__ import annotations
 
@@ -10,30 +16,33 @@ import pytest
 
 from flows.certificate_pre_processor import rules
 from lernflow.errors import InvalidEvent
-from tests.conftest import FIXTURES
+from tests.paths import DATA
 
-FX = FIXTURES / "certificates"
-COURSE = "do_11309999837886054415"
-BATCH = "0131000245281587206"
-COMPLETED = datetime(2021, 5, 27)  # naive UTC, as the Cassandra driver returns timestamps
-ISSUER = {
-    "name": "Gujarat Council of Educational Research and Training",
-    "url": "https://gcert.gujarat.gov.in/gcert/",
-}
+FX = DATA / "certificates"
+COURSE = "do_lf_algebra_101"
+BATCH = "lfbatch0715"
+USER = "lf_user_01"
+QUIZ = "do_lf_quiz_01"
+TMPL = "lf_tmpl_algebra_award"
+CERT_NAME = "Algebra Completion Award"
+COMPLETED = datetime(2024, 7, 15)  # naive UTC, as the Cassandra driver returns timestamps
+COMPLETED_MS = 1721001600000  # 2024-07-15T00:00:00Z
+ISSUER = {"name": "Lernflow Open School", "url": "https://school.lernflow.example/"}
 SIGNATORIES = [
     {
-        "image": "https://cdn.pixabay.com/photo/2014/11/09/08/06/signature-523237__340.jpg",
-        "name": "CEO Gujarat",
-        "id": "CEO",
-        "designation": "CEO",
+        "image": "https://assets.lernflow.example/sign/registrar.png",
+        "name": "Noor Haddad",
+        "id": "REG",
+        "designation": "Registrar",
     }
 ]
-# Section 10.1 setup: the content cache holds content_001 as "selfAssess" and the job is
-# configured with ["selfAssess"].
+# The content cache holds the quiz as "selfAssess" and the job is configured with ["selfAssess"].
 CFG = rules.PreConfig(
-    supported_content_types=("selfAssess",), cert_domain_url="https://dev.sunbirded.org"
+    supported_content_types=("selfAssess",), cert_domain_url="https://learn.lernflow.example"
 )
-CACHE_CONTENT_001 = '{"identifier":"content_001","contentType": "selfAssess"}'
+CACHE_QUIZ = '{"identifier":"do_lf_quiz_01","contentType": "selfAssess"}'
+NOW_MS = 1721035800123
+MID = "LMS.0d9c8b7a-6f5e-4d3c-b2a1-908172635445"
 
 
 def load(name: str) -> Any:
@@ -41,35 +50,27 @@ def load(name: str) -> Any:
 
 
 def profile(name: str) -> dict[str, Any]:
-    """``result.response`` of a user-read fixture."""
+    """``result.response`` of a user-read response file."""
     response: dict[str, Any] = load(name)["result"]["response"]
     return response
 
 
 def template_1() -> rules.Template:
-    parsed = rules.templates({"template_svg_04-prad": load("pre_processor.TEMPLATE_1.json")})
+    parsed = rules.templates({TMPL: load("pre.template.json")})
     assert isinstance(parsed[0], rules.Template)
     return parsed[0]
 
 
-# pre_processor.test.cql, "event 1": course_batch row of (do_11309999837886054415, 0131000245281587206)
-CQL_EVENT_1_TEMPLATES = {
-    "template_01_dev_001": {
-        "criteria": '{"enrollment":{"status":2}, "assessment": {"score": {">=": 80}}}',
-        "identifier": "template_01_dev_001",
-        "url": "template-url.svg",
-        "issuer": '{"name":"Gujarat Council of Educational Research and Training","publicKey":["7","8"],"url":"https://gcert.gujarat.gov.in/gcert/"}',
-        "name": "Course Completion Certificate",
-        "notifyTemplate": '{"subject":"Completion certificate","stateImgUrl":"https://sunbirddev.blob.core.windows.net/orgemailtemplate/img/File-0128212938260643843.png","regardsperson":"Chairperson","regards":"Minister of Gujarat","emailTemplateType":"defaultCertTemp"}',
-        "signatoryList": '[{"image":"https://cdn.pixabay.com/photo/2014/11/09/08/06/signature-523237__340.jpg","name":"CEO Gujarat","id":"CEO","designation":"CEO"}]',
-    }
-}
+# pre.cert_templates.json: the stored cert_templates of (COURSE, BATCH): enrolment status 2 and a
+# score of at least 75, url "award.svg", an issuer with public keys and a notify template.
+STORED_TEMPLATES: dict[str, dict[str, str]] = load("pre.cert_templates.json")
+STORED = STORED_TEMPLATES[TMPL]
 
 
-def user001_row() -> dict[str, Any]:
-    """pre_processor.test.cql "event 1": user_enrolments row of user001 (completedon = 2021-05-27)."""
+def user_row() -> dict[str, Any]:
+    """USER's enrolment: active, status 2, completed 2024-07-15, holding CERT_NAME already."""
     return {
-        "userid": "user001",
+        "userid": USER,
         "courseid": COURSE,
         "batchid": BATCH,
         "active": True,
@@ -77,10 +78,10 @@ def user001_row() -> dict[str, Any]:
         "completedon": COMPLETED,
         "issued_certificates": [
             {
-                "identifier": "certificateId",
-                "lastIssuedOn": "2019-08-21",
-                "name": "Course Completion Certificate",
-                "token": "P4L3Y9",
+                "identifier": "lf-cert-prev-0001",
+                "lastIssuedOn": "2023-03-02",
+                "name": CERT_NAME,
+                "token": "K7M2Q9",
             }
         ],
         "certificates": None,
@@ -88,14 +89,14 @@ def user001_row() -> dict[str, Any]:
     }
 
 
-# pre_processor.test.cql "event 1": user_activity_agg of user001 (aggregates column only)
-USER001_AGG: dict[str, float] = {}
-USER001_AGGREGATES = {"score:content_001": 1.0, "max_score:content_001": 1.0}
+# USER's user_activity_agg: the double ``aggregates`` column only, 4 of 5 on the quiz (80 %)
+USER_AGG: dict[str, float] = {}
+USER_AGGREGATES = {f"score:{QUIZ}": 4.0, f"max_score:{QUIZ}": 5.0}
 
 
 def types_for(aggregates: dict[str, float]) -> dict[str, str | None]:
-    """Content types as the flow resolves them: content cache first (content_001 cached)."""
-    cache = {"content_001": CACHE_CONTENT_001}
+    """Content types as the flow resolves them: content cache first (the quiz is cached)."""
+    cache = {QUIZ: CACHE_QUIZ}
     return {
         cid: rules.content_type(rules.normalise_content_metadata(cache.get(cid)))
         for cid in rules.assessment_content_ids(aggregates)
@@ -136,13 +137,13 @@ def run(
         user,
         raw_course,
         cfg,
-        now_ms=1622111105836,
-        mid="LMS.2f1e6a38-0d3c-4c8e-9a55-7b8f1f0b6d21",
+        now_ms=NOW_MS,
+        mid=MID,
     )
 
 
 def event_1(**edata: object) -> bytes:
-    doc = load("pre_processor.EVENT_1.json")
+    doc = load("pre.issue_request.json")
     doc["edata"].update(edata)
     return json.dumps(doc).encode()
 
@@ -153,25 +154,25 @@ def request_1(**edata: object) -> rules.IssueRequest:
     return req
 
 
-COURSE_NAME = load("pre_processor.CONTENT_1.json")["result"]["content"]["name"]
+COURSE_NAME = load("pre.content_read.json")["result"]["content"]["name"]
 
 
 # -- request ---------------------------------------------------------------------------------
 def test_fixture_request_parses():
-    req = rules.parse_request((FX / "pre_processor.EVENT_1.json").read_bytes())
+    req = rules.parse_request((FX / "pre.issue_request.json").read_bytes())
     assert req == rules.IssueRequest(
-        BATCH, COURSE, ("user001",), True, "LP.1621833310477.429e795f-6d3e-4a11-8754-685984d62d10"
+        BATCH, COURSE, (USER,), True, "LP.1721030400000.5b7e2c1a-9d3f-4e8b-a6c0-2f4d8e1b7a93"
     )
 
 
 def test_every_user_id_is_kept_in_order_and_once():
-    req = request_1(userIds=["user001", "user002", "user001", "user003"])
-    assert req.user_ids == ("user001", "user002", "user003")
+    req = request_1(userIds=["lf_user_01", "lf_user_02", "lf_user_01", "lf_user_03"])
+    assert req.user_ids == ("lf_user_01", "lf_user_02", "lf_user_03")
 
 
 @pytest.mark.parametrize("users", [None, []])
 def test_a_request_without_users_is_rejected_with_a_reason(users):
-    doc = load("pre_processor.EVENT_1.json")
+    doc = load("pre.issue_request.json")
     if users is None:
         del doc["edata"]["userIds"]
     else:
@@ -184,14 +185,14 @@ def test_other_actions_are_skipped_and_the_action_is_case_insensitive():
     skipped = rules.parse_request(event_1(action="batch-enrolment-update"))
     assert isinstance(skipped, rules.Skipped)
     assert skipped.kind == "other-action"
-    doc = load("pre_processor.EVENT_1.json")
+    doc = load("pre.issue_request.json")
     del doc["edata"]["action"]
     assert isinstance(rules.parse_request(json.dumps(doc).encode()), rules.Skipped)
     assert isinstance(rules.parse_request(event_1(action="ISSUE-Certificate")), rules.IssueRequest)
 
 
 def test_re_issue_defaults_to_false():
-    doc = load("pre_processor.EVENT_1.json")
+    doc = load("pre.issue_request.json")
     del doc["edata"]["reIssue"]
     req = rules.parse_request(json.dumps(doc).encode())
     assert isinstance(req, rules.IssueRequest)
@@ -206,8 +207,8 @@ def test_re_issue_defaults_to_false():
         (b'{"eid": "BE_JOB_REQUEST"}', "edata is missing"),
         (event_1(batchId=""), "edata.batchId must be a non-empty string"),
         (event_1(courseId=None), "edata.courseId is missing"),
-        (event_1(userIds="user001"), "edata.userIds must be a list"),
-        (event_1(userIds=["user001", 7]), r"edata.userIds\[1\] must be a non-empty string"),
+        (event_1(userIds="lf_user_01"), "edata.userIds must be a list"),
+        (event_1(userIds=["lf_user_01", 7]), r"edata.userIds\[1\] must be a non-empty string"),
         (event_1(reIssue="true"), "edata.reIssue must be a boolean"),
         (event_1(action=1), "edata.action must be a string"),
     ],
@@ -220,32 +221,32 @@ def test_malformed_requests_are_invalid_events(raw, reason):
 # -- templates -------------------------------------------------------------------------------
 def test_fixture_template_parses():
     t = template_1()
-    assert t.identifier == "template_svg_04-prad"
-    assert t.name == "Course Completion Certificate"
-    assert t.criteria == {"enrollment": {"status": 2}, "assessment": {"score": {">=": 50}}}
+    assert t.identifier == TMPL
+    assert t.name == CERT_NAME
+    assert t.criteria == {"enrollment": {"status": 2}, "assessment": {"score": {">=": 60}}}
     assert t.issuer == ISSUER
     assert t.signatory_list == SIGNATORIES
     assert t.additional_props == {
         "enrollment": ["completedOn"],
-        "location": ["state", "district", "school"],
+        "location": ["state", "district", "block"],
         "assessment": ["score"],
         "course": ["name"],
     }
     assert t.notify_template is None
-    assert t.raw == load("pre_processor.TEMPLATE_1.json")
+    assert t.raw == load("pre.template.json")
 
 
 def test_cql_template_parses_with_its_notify_template():
-    (t,) = rules.templates(CQL_EVENT_1_TEMPLATES)
+    (t,) = rules.templates(STORED_TEMPLATES)
     assert isinstance(t, rules.Template)
-    assert t.issuer["publicKey"] == ["7", "8"]
+    assert t.issuer["publicKey"] == ["lf-k1", "lf-k2"]
     assert t.notify_template is not None
-    assert t.notify_template["emailTemplateType"] == "defaultCertTemp"
+    assert t.notify_template["emailTemplateType"] == "lernflowCertMail"
     assert t.additional_props == {}
 
 
 def test_templates_come_in_identifier_order_one_entry_per_key():
-    good = CQL_EVENT_1_TEMPLATES["template_01_dev_001"]
+    good = STORED
     stored = {
         "t_b": {**good, "identifier": "t_b"},
         "t_c": {**good, "url": "template.png"},
@@ -257,14 +258,14 @@ def test_templates_come_in_identifier_order_one_entry_per_key():
 
 
 def test_pp_d1_no_templates_means_nothing_to_do():
-    # pre_processor.test.cql: course_batch (course_002, batch_002) has cert_templates = {}
+    # a batch whose cert_templates map is empty
     assert rules.templates({}) == []
     assert rules.templates(None) == []
 
 
 @pytest.mark.parametrize("url", ["template.png", "TEMPLATE.SVG", None])
 def test_non_svg_templates_are_rejected_visibly_but_not_as_faults(url):
-    raw = dict(CQL_EVENT_1_TEMPLATES["template_01_dev_001"])
+    raw = dict(STORED)
     if url is None:
         del raw["url"]
     else:
@@ -288,18 +289,16 @@ def test_non_svg_templates_are_rejected_visibly_but_not_as_faults(url):
     ],
 )
 def test_invalid_templates_are_fatal_rejections_naming_the_problem(criteria, what):
-    raw = dict(CQL_EVENT_1_TEMPLATES["template_01_dev_001"])
+    raw = dict(STORED)
     if criteria is None:
         del raw["criteria"]
     else:
         raw["criteria"] = criteria
-    (out,) = rules.templates({"template_01_dev_001": raw}, batch_id=BATCH)
+    (out,) = rules.templates({TMPL: raw}, batch_id=BATCH)
     assert isinstance(out, rules.Rejected)
     assert out.step == "template"
     assert out.fatal
-    assert out.reason.startswith(
-        f"Invalid template for batch : {BATCH} (template template_01_dev_001: "
-    )
+    assert out.reason.startswith(f"Invalid template for batch : {BATCH} (template {TMPL}: ")
     assert what in out.reason
 
 
@@ -313,7 +312,7 @@ def test_invalid_templates_are_fatal_rejections_naming_the_problem(criteria, wha
     ],
 )
 def test_badly_shaped_template_json_is_a_fatal_rejection(key, value, what):
-    raw = {**CQL_EVENT_1_TEMPLATES["template_01_dev_001"], key: value}
+    raw = {**STORED, key: value}
     (out,) = rules.templates({"t": raw})
     assert isinstance(out, rules.Rejected)
     assert out.fatal
@@ -321,19 +320,19 @@ def test_badly_shaped_template_json_is_a_fatal_rejection(key, value, what):
 
 
 def test_q5_user_alone_and_users_alone_both_pass_validation():
-    base = CQL_EVENT_1_TEMPLATES["template_01_dev_001"]
-    for criteria in ('{"user": {"rootOrgId": "Org001"}}', '{"users": {"rootOrgId": "x"}}'):
+    base = STORED
+    for criteria in ('{"user": {"rootOrgId": "lf_org_01"}}', '{"users": {"rootOrgId": "x"}}'):
         (out,) = rules.templates({"t": {**base, "criteria": criteria}})
         assert isinstance(out, rules.Template), criteria
 
 
 def test_q5_users_is_never_evaluated_and_user_is():
-    base = CQL_EVENT_1_TEMPLATES["template_01_dev_001"]
+    base = STORED
     (users,) = rules.templates({"t": {**base, "criteria": '{"users": {"rootOrgId": "x"}}'}})
     (user,) = rules.templates({"t": {**base, "criteria": '{"user": {"rootOrgId": "x"}}'}})
     assert isinstance(users, rules.Template)
     assert isinstance(user, rules.Template)
-    p = profile("pre_processor.USER_1.json")
+    p = profile("pre.profile.full.json")
     assert rules.check_user(users, p) is None
     rejected = rules.check_user(user, p)
     assert rejected is not None
@@ -342,132 +341,149 @@ def test_q5_users_is_never_evaluated_and_user_is():
 
 
 def test_q5_a_users_only_template_ends_without_a_completion_date():
-    base = CQL_EVENT_1_TEMPLATES["template_01_dev_001"]
+    base = STORED
     (t,) = rules.templates({"t": {**base, "criteria": '{"users": {"rootOrgId": "x"}}'}})
     assert isinstance(t, rules.Template)
     assert not rules.needs_enrolment(t)
-    d = run(request_1(), "user001", t, None, {}, profile("pre_processor.USER_1.json"), "c")
+    d = run(request_1(), USER, t, None, {}, profile("pre.profile.full.json"), "c")
     assert d.event is None
     assert d.rejected is not None
     assert d.rejected.step == "date"
     assert d.rejected.fatal
 
 
-# -- PP-1..PP-4 and PP-D2..D4 ----------------------------------------------------------------
+# -- PP-1..PP-4, PP-T1 and PP-D2..D4 ---------------------------------------------------------
+AWARD_SVG = "https://assets.lernflow.example/certs/lf_tmpl_algebra_award/award.svg"
+
+
 def expected_pp1_event() -> dict[str, Any]:
-    """Section 4.8's complete example (TEMPLATE_1's identifier, url and additionalProps)."""
+    """The complete generate event for USER (pre.template.json's identifier, url, additionalProps).
+
+    Eligible: active, status 2, 80 % on the selfAssess quiz >= 60; a re-issue of CERT_NAME, so
+    oldId is the held certificate's identifier. The issue date is the completion date; the
+    location keeps the requested types the profile has (no "block"); the course name comes from
+    the content read response.
+    """
     return {
         "actor": {"id": "Certificate Generator", "type": "System"},
         "eid": "BE_JOB_REQUEST",
         "edata": {
-            "issuedDate": "2021-05-27",
-            "data": [{"recipientName": "user name", "recipientId": "user001"}],
-            "criteria": {"narrative": "Course Completion Certificate"},
-            "svgTemplate": "https://sunbirddev.blob.core.windows.net/sunbird-content-dev/content/template_svg_04-prad/artifact/template-1.svg",
-            "oldId": "certificateId",
-            "templateId": "template_svg_04-prad",
-            "userId": "user001",
-            "orgId": "Org001",
+            "issuedDate": "2024-07-15",
+            "data": [{"recipientName": "Mira Okafor", "recipientId": USER}],
+            "criteria": {"narrative": CERT_NAME},
+            "svgTemplate": AWARD_SVG,
+            "oldId": "lf-cert-prev-0001",
+            "templateId": TMPL,
+            "userId": USER,
+            "orgId": "lf_org_01",
             "issuer": ISSUER,
             "signatoryList": SIGNATORIES,
-            "courseName": "test Course",
-            "basePath": "https://dev.sunbirded.org/certs",
+            "courseName": "Algebra Foundations",
+            "basePath": "https://learn.lernflow.example/certs",
             "related": {
                 "batchId": BATCH,
                 "courseId": COURSE,
-                "type": "Course Completion Certificate",
-                "location": {"state": "Karnataka", "district": "BENGALURU URBAN SOUTH"},
-                "enrollment": {"completedOn": 1622073600000},
-                "assessment": {"score": {"content_001": 100.0}},
-                "course": {"name": "test Course"},
+                "type": CERT_NAME,
+                "location": {"state": "Northshire", "district": "Harbor Vale"},
+                "enrollment": {"completedOn": COMPLETED_MS},
+                "assessment": {"score": {QUIZ: 80.0}},
+                "course": {"name": "Algebra Foundations"},
             },
-            "name": "Course Completion Certificate",
+            "name": CERT_NAME,
             "tag": BATCH,
         },
-        "ets": 1622111105836,
+        "ets": NOW_MS,
         "context": {"pdata": {"ver": "1.0", "id": "org.sunbird.learning.platform"}},
-        "mid": "LMS.2f1e6a38-0d3c-4c8e-9a55-7b8f1f0b6d21",
-        "object": {"id": "user001", "type": "GenerateCertificate"},
+        "mid": MID,
+        "object": {"id": USER, "type": "GenerateCertificate"},
     }
 
 
-def pp(user_fixture: str) -> rules.Decision:
-    aggregates = rules.merged_aggregates(USER001_AGG, USER001_AGGREGATES)
+def pp(profile_file: str) -> rules.Decision:
+    aggregates = rules.merged_aggregates(USER_AGG, USER_AGGREGATES)
     return run(
         request_1(),
-        "user001",
+        USER,
         template_1(),
-        user001_row(),
+        user_row(),
         aggregates,
-        profile(user_fixture),
+        profile(profile_file),
         COURSE_NAME,
     )
 
 
-def test_pp_1_builds_the_generate_event_of_section_4_8():
-    d = pp("pre_processor.USER_1.json")
+def test_pp_1_builds_the_documented_generate_event():
+    d = pp("pre.profile.full.json")
     assert d.rejected is None
     assert d.event == expected_pp1_event()
     assert list(d.event) == ["actor", "eid", "edata", "ets", "context", "mid", "object"]
     assert json.dumps(d.event) == json.dumps(expected_pp1_event())
-    assert (d.user_id, d.template_id) == ("user001", "template_svg_04-prad")
+    assert (d.user_id, d.template_id) == (USER, TMPL)
 
 
 @pytest.mark.parametrize(
-    ("fixture", "name"),
+    ("profile_file", "name"),
     [
-        ("pre_processor.USER_2_EMPTY_LASTNAME.json", "Rajesh"),
-        ("pre_processor.USER_3_NULL_VALUE_LASTNAME.json", "Suresh"),
-        ("pre_processor.USER_4_NULL_STRING_VALUE_LASTNAME.json", "Manju"),
+        ("pre.profile.empty_last_name.json", "Lena"),  # PP-2
+        ("pre.profile.null_last_name.json", "Tomas"),  # PP-3
+        ("pre.profile.null_string_last_name.json", "Ines"),  # PP-4
     ],
 )
-def test_pp_2_to_4_recipient_name_drops_empty_null_and_null_string_last_names(fixture, name):
-    d = pp(fixture)
+def test_pp_2_to_4_recipient_name_drops_empty_null_and_null_string_last_names(profile_file, name):
+    d = pp(profile_file)
     assert d.event is not None
     assert d.event["edata"]["data"][0]["recipientName"] == name
     assert "location" not in d.event["edata"]["related"]  # these users have no locations
 
 
-def test_pp_t1_cql_template_with_threshold_80_issues_for_user001():
-    (t,) = rules.templates(CQL_EVENT_1_TEMPLATES, batch_id=BATCH)
+def test_pp_t1_stored_template_with_threshold_75_issues_for_80_percent():
+    (t,) = rules.templates(STORED_TEMPLATES, batch_id=BATCH)
     assert isinstance(t, rules.Template)
     d = run(
         request_1(),
-        "user001",
+        USER,
         t,
-        user001_row(),
-        rules.merged_aggregates(USER001_AGG, USER001_AGGREGATES),
-        profile("pre_processor.USER_1.json"),
+        user_row(),
+        rules.merged_aggregates(USER_AGG, USER_AGGREGATES),
+        profile("pre.profile.full.json"),
         COURSE_NAME,
     )
     assert d.event is not None
     edata = d.event["edata"]
-    assert edata["svgTemplate"] == "template-url.svg"
-    assert edata["related"] == {
-        "batchId": BATCH,
-        "courseId": COURSE,
-        "type": "Course Completion Certificate",
-    }
-    assert edata["issuer"]["publicKey"] == ["7", "8"]
+    assert edata["svgTemplate"] == "award.svg"
+    # no additionalProps: related carries only the batch, the course and the certificate name
+    assert edata["related"] == {"batchId": BATCH, "courseId": COURSE, "type": CERT_NAME}
+    assert edata["issuer"]["publicKey"] == ["lf-k1", "lf-k2"]
+    assert edata["oldId"] == "lf-cert-prev-0001"
+
+
+def test_pp_t1_the_same_template_refuses_a_score_below_its_threshold():
+    (t,) = rules.templates(STORED_TEMPLATES, batch_id=BATCH)
+    assert isinstance(t, rules.Template)
+    low = {f"score:{QUIZ}": 7.0, f"max_score:{QUIZ}": 10.0}  # 70 % < 75
+    d = run(request_1(), USER, t, user_row(), low, profile("pre.profile.full.json"), COURSE_NAME)
+    assert d.event is None
+    assert d.rejected is not None
+    assert (d.rejected.step, d.rejected.fatal) == ("assessment", False)
 
 
 def test_pp_d2_enrolment_without_active_or_status_is_not_eligible():
-    # pre_processor.test.cql "event 2": template "Course merit certificate" (status 2 only) and
-    # the user002 row with only completedon set.
+    # A batch with a status-2-only template, and lf_user_02's row with only completedon set:
+    # a null active reads as false, a null status as 0.
     raw = {
         "criteria": '{"enrollment":{"status":2}}',
-        "url": "template-url.svg",
-        "identifier": "template_01_dev_001",
-        "issuer": '{"name":"Gujarat Council of Educational Research and Training","publicKey":["7","8"],"url":"https://gcert.gujarat.gov.in/gcert/"}',
-        "name": "Course merit certificate",
-        "signatoryList": CQL_EVENT_1_TEMPLATES["template_01_dev_001"]["signatoryList"],
+        "url": "award.svg",
+        "identifier": "lf_tmpl_algebra_merit",
+        "issuer": STORED["issuer"],
+        "name": "Algebra Merit Award",
+        "signatoryList": STORED["signatoryList"],
     }
-    (t,) = rules.templates({"template_01_dev_001": raw})
+    (t,) = rules.templates({"lf_tmpl_algebra_merit": raw})
     assert isinstance(t, rules.Template)
     row = {
-        "userid": "user002",
-        "courseid": "do_11309999837886054416",
-        "batchid": "0131000245281587207",
+        "userid": "lf_user_02",
+        "courseid": "do_lf_algebra_201",
+        "batchid": "lfbatch0801",
         "completedon": COMPLETED,
         "active": None,
         "status": None,
@@ -480,37 +496,38 @@ def test_pp_d2_enrolment_without_active_or_status_is_not_eligible():
 
 
 def test_pp_d3_int_agg_column_and_empty_issued_list_issue_without_old_id():
-    # pre_processor.test.cql "event 3": course_003/batch_003, user003 active, status 2,
-    # issued_certificates [], user_activity_agg with the int agg column only.
-    base = CQL_EVENT_1_TEMPLATES["template_01_dev_001"]
-    (t,) = rules.templates({"template_01_dev_001": {**base, "name": "Course merit certificate"}})
+    # lf_user_03 in do_lf_stats_301/lfbatch0901: active, status 2, issued_certificates [], and a
+    # user_activity_agg row with the int agg column only: 1 of 1 = 100 % >= 75.
+    (t,) = rules.templates({TMPL: {**STORED, "name": "Statistics Merit Award"}})
     assert isinstance(t, rules.Template)
     row = {
-        "userid": "user003",
-        "courseid": "course_003",
-        "batchid": "batch_003",
+        "userid": "lf_user_03",
+        "courseid": "do_lf_stats_301",
+        "batchid": "lfbatch0901",
         "active": True,
         "status": 2,
         "completedon": COMPLETED,
         "issued_certificates": [],
     }
-    aggregates = rules.merged_aggregates({"score:content_001": 1, "max_score:content_001": 1}, {})
-    req = rules.IssueRequest("batch_003", "course_003", ("user003",), False, None)
-    d = run(req, "user003", t, row, aggregates, profile("pre_processor.USER_1.json"), "c3")
+    aggregates = rules.merged_aggregates({f"score:{QUIZ}": 1, f"max_score:{QUIZ}": 1}, {})
+    assert aggregates == {f"score:{QUIZ}": 1.0, f"max_score:{QUIZ}": 1.0}
+    req = rules.IssueRequest("lfbatch0901", "do_lf_stats_301", ("lf_user_03",), False, None)
+    d = run(req, "lf_user_03", t, row, aggregates, profile("pre.profile.full.json"), "Stats")
     assert d.event is not None
     assert d.event["edata"]["oldId"] == ""
-    assert d.event["edata"]["tag"] == "batch_003"
-    assert d.event["object"] == {"id": "user003", "type": "GenerateCertificate"}
+    assert d.event["edata"]["tag"] == "lfbatch0901"
+    assert d.event["edata"]["name"] == "Statistics Merit Award"
+    assert d.event["object"] == {"id": "lf_user_03", "type": "GenerateCertificate"}
 
 
 def test_pp_d4_already_issued_by_name_and_not_a_re_issue_is_skipped():
     d = run(
         request_1(reIssue=False),
-        "user001",
+        USER,
         template_1(),
-        user001_row(),
-        rules.merged_aggregates(USER001_AGG, USER001_AGGREGATES),
-        profile("pre_processor.USER_1.json"),
+        user_row(),
+        rules.merged_aggregates(USER_AGG, USER_AGGREGATES),
+        profile("pre.profile.full.json"),
         COURSE_NAME,
     )
     assert d.event is None
@@ -521,10 +538,10 @@ def test_pp_d4_already_issued_by_name_and_not_a_re_issue_is_skipped():
 
 
 def test_several_user_ids_are_each_decided():
-    req = request_1(userIds=["user001", "user003"])
+    req = request_1(userIds=[USER, "lf_user_03"])
     rows = {
-        "user001": user001_row(),
-        "user003": {**user001_row(), "userid": "user003", "issued_certificates": []},
+        USER: user_row(),
+        "lf_user_03": {**user_row(), "userid": "lf_user_03", "issued_certificates": []},
     }
     decisions = [
         run(
@@ -532,17 +549,17 @@ def test_several_user_ids_are_each_decided():
             user,
             template_1(),
             rows[user],
-            rules.merged_aggregates(USER001_AGG, USER001_AGGREGATES),
-            profile("pre_processor.USER_1.json"),
+            rules.merged_aggregates(USER_AGG, USER_AGGREGATES),
+            profile("pre.profile.full.json"),
             COURSE_NAME,
         )
         for user in req.user_ids
     ]
-    assert [d.event["object"]["id"] for d in decisions if d.event] == ["user001", "user003"]
-    assert [d.event["edata"]["oldId"] for d in decisions if d.event] == ["certificateId", ""]
+    assert [d.event["object"]["id"] for d in decisions if d.event] == [USER, "lf_user_03"]
+    assert [d.event["edata"]["oldId"] for d in decisions if d.event] == ["lf-cert-prev-0001", ""]
     assert [d.event["edata"]["data"][0]["recipientId"] for d in decisions if d.event] == [
-        "user001",
-        "user003",
+        USER,
+        "lf_user_03",
     ]
 
 
@@ -555,8 +572,8 @@ def test_no_enrolment_row_is_not_eligible():
 
 
 def test_dedup_is_by_name_case_insensitively():
-    row = user001_row()
-    row["issued_certificates"] = [{"identifier": "x1", "name": "COURSE completion CERTIFICATE"}]
+    row = user_row()
+    row["issued_certificates"] = [{"identifier": "x1", "name": "ALGEBRA completion AWARD"}]
     assert isinstance(rules.check_enrolment(template_1(), row, re_issue=False), rules.Rejected)
     out = rules.check_enrolment(template_1(), row, re_issue=True)
     assert isinstance(out, rules.EnrolmentOutcome)
@@ -568,7 +585,7 @@ def test_dedup_is_by_name_case_insensitively():
 
 
 def test_re_issue_without_an_earlier_certificate_has_no_old_id():
-    row = {**user001_row(), "issued_certificates": None}
+    row = {**user_row(), "issued_certificates": None}
     out = rules.check_enrolment(template_1(), row, re_issue=True)
     assert isinstance(out, rules.EnrolmentOutcome)
     assert out.old_id == ""
@@ -577,14 +594,14 @@ def test_re_issue_without_an_earlier_certificate_has_no_old_id():
 
 
 def test_status_criteria_default_and_numeric_equality():
-    base = CQL_EVENT_1_TEMPLATES["template_01_dev_001"]
+    base = STORED
 
     def with_enrollment(enrollment: str) -> rules.Template:
         (t,) = rules.templates({"t": {**base, "criteria": f'{{"enrollment": {enrollment}}}'}})
         assert isinstance(t, rules.Template)
         return t
 
-    row = {**user001_row(), "issued_certificates": []}
+    row = {**user_row(), "issued_certificates": []}
     assert isinstance(
         rules.check_enrolment(with_enrollment('{"x": 1}'), row, False), rules.EnrolmentOutcome
     )
@@ -602,10 +619,10 @@ def test_status_criteria_default_and_numeric_equality():
 
 
 def test_unknown_enrolment_column_in_additional_props_is_a_fatal_rejection():
-    raw = {**load("pre_processor.TEMPLATE_1.json"), "additionalProps": '{"enrollment": ["nope"]}'}
+    raw = {**load("pre.template.json"), "additionalProps": '{"enrollment": ["nope"]}'}
     (t,) = rules.templates({"t": raw})
     assert isinstance(t, rules.Template)
-    out = rules.check_enrolment(t, user001_row(), re_issue=True)
+    out = rules.check_enrolment(t, user_row(), re_issue=True)
     assert isinstance(out, rules.Rejected)
     assert out.fatal
     assert "'nope'" in out.reason
@@ -613,35 +630,35 @@ def test_unknown_enrolment_column_in_additional_props_is_a_fatal_rejection():
 
 def test_enrolment_props_are_read_by_lower_cased_column_and_become_json():
     raw = {
-        **load("pre_processor.TEMPLATE_1.json"),
+        **load("pre.template.json"),
         "additionalProps": '{"enrollment": ["completedOn", "Progress", "issued_certificates"]}',
     }
     (t,) = rules.templates({"t": raw})
     assert isinstance(t, rules.Template)
-    row = {**user001_row(), "progress": 100}
+    row = {**user_row(), "progress": 100}
     outcome = rules.check_enrolment(t, row, re_issue=True)
     assert isinstance(outcome, rules.EnrolmentOutcome)
     assert outcome.props["Progress"] == 100
     event = rules.generate_event(
         request_1(),
-        "user001",
+        USER,
         t,
         outcome,
         {},
-        profile("pre_processor.USER_1.json"),
+        profile("pre.profile.full.json"),
         "c",
         CFG,
         now_ms=1,
         mid="LMS.x",
     )
     enrollment = event["edata"]["related"]["enrollment"]
-    assert enrollment["completedOn"] == 1622073600000
-    assert enrollment["issued_certificates"][0]["token"] == "P4L3Y9"
+    assert enrollment["completedOn"] == COMPLETED_MS
+    assert enrollment["issued_certificates"][0]["token"] == "K7M2Q9"
     json.dumps(event)
 
 
 def test_no_enrolment_criteria_passes_without_a_row():
-    base = CQL_EVENT_1_TEMPLATES["template_01_dev_001"]
+    base = STORED
     (t,) = rules.templates({"t": {**base, "criteria": '{"assessment": {"score": {">=": 0}}}'}})
     assert isinstance(t, rules.Template)
     assert not rules.needs_enrolment(t)
@@ -651,7 +668,7 @@ def test_no_enrolment_criteria_passes_without_a_row():
 
 # -- assessment ------------------------------------------------------------------------------
 def assessed(score_criteria: object) -> rules.Template:
-    base = CQL_EVENT_1_TEMPLATES["template_01_dev_001"]
+    base = STORED
     criteria = json.dumps({"enrollment": {"status": 2}, "assessment": {"score": score_criteria}})
     (t,) = rules.templates({"t": {**base, "criteria": criteria}})
     assert isinstance(t, rules.Template)
@@ -729,7 +746,7 @@ def test_malformed_thresholds_are_fatal_rejections(score, what):
 
 
 def test_missing_score_threshold_is_fatal():
-    base = CQL_EVENT_1_TEMPLATES["template_01_dev_001"]
+    base = STORED
     (t,) = rules.templates({"t": {**base, "criteria": '{"assessment": {"x": 1}}'}})
     assert isinstance(t, rules.Template)
     out = rules.check_assessment(t, TWO_THIRDS, SELF, rules.PreConfig())
@@ -800,9 +817,7 @@ def test_missing_metadata_is_excluded_when_suppressed_else_fatal():
 
 
 def test_no_assessment_criteria_gives_an_empty_score_map():
-    (t,) = rules.templates(
-        {"t": {**CQL_EVENT_1_TEMPLATES["template_01_dev_001"], "criteria": '{"enrollment": {}}'}}
-    )
+    (t,) = rules.templates({"t": {**STORED, "criteria": '{"enrollment": {}}'}})
     assert isinstance(t, rules.Template)
     assert rules.check_assessment(t, TWO_THIRDS, SELF, rules.PreConfig()) == {}
 
@@ -817,8 +832,8 @@ def test_aggregates_merge_agg_then_aggregates():
 
 
 def test_content_metadata_normalisation_and_type():
-    meta = rules.normalise_content_metadata(CACHE_CONTENT_001)
-    assert meta == {"identifier": "content_001", "contenttype": "selfAssess"}
+    meta = rules.normalise_content_metadata(CACHE_QUIZ)
+    assert meta == {"identifier": QUIZ, "contenttype": "selfAssess"}
     assert rules.content_type(meta) == "selfAssess"
     meta = rules.normalise_content_metadata('{"Content_Type": "SelfAssess", "name": ""}')
     assert meta == {"contenttype": "SelfAssess"}
@@ -828,7 +843,7 @@ def test_content_metadata_normalisation_and_type():
 
 
 def test_content_read_fallback_uses_ok_responses_only():
-    content = load("pre_processor.CONTENT_1.json")
+    content = load("pre.content_read.json")
     assert rules.content_type_from_read(content) == "Course"
     assert rules.content_type_from_read({**content, "responseCode": "ok"}) == "Course"
     assert rules.content_type_from_read({**content, "responseCode": "CLIENT_ERROR"}) is None
@@ -836,7 +851,7 @@ def test_content_read_fallback_uses_ok_responses_only():
 
 
 def test_course_name_sources():
-    assert rules.course_name_from_read(load("pre_processor.CONTENT_1.json")) == "test Course"
+    assert rules.course_name_from_read(load("pre.content_read.json")) == "Algebra Foundations"
     assert rules.course_name_from_read({}) == ""
     assert rules.course_name_from_cache('{"identifier": "c", "name": "Maths"}') == "Maths"
     assert rules.course_name_from_cache(None) is None
@@ -845,12 +860,12 @@ def test_course_name_sources():
 
 # -- user ------------------------------------------------------------------------------------
 def test_user_criteria_are_plain_equality_on_profile_keys():
-    base = CQL_EVENT_1_TEMPLATES["template_01_dev_001"]
-    (t,) = rules.templates({"t": {**base, "criteria": '{"user": {"rootOrgId": "Org001"}}'}})
+    base = STORED
+    (t,) = rules.templates({"t": {**base, "criteria": '{"user": {"rootOrgId": "lf_org_01"}}'}})
     assert isinstance(t, rules.Template)
-    p = profile("pre_processor.USER_1.json")
+    p = profile("pre.profile.full.json")
     assert rules.check_user(t, p) is None
-    out = rules.check_user(t, {**p, "rootOrgId": "Org002"})
+    out = rules.check_user(t, {**p, "rootOrgId": "lf_org_02"})
     assert out is not None
     assert out.step == "user"
     assert not out.fatal
@@ -872,11 +887,11 @@ def test_a_missing_or_empty_profile_is_rejected():
     ("first", "last", "name"),
     [
         ("user", "name", "user name"),
-        ("Rajesh", "", "Rajesh"),
-        ("Suresh", None, "Suresh"),
-        ("Manju", "null", "Manju"),
-        ("Manju", "NULL", "Manju"),
-        ("null", "Kumar", "Kumar"),
+        ("Lena", "", "Lena"),
+        ("Tomas", None, "Tomas"),
+        ("Ines", "null", "Ines"),
+        ("Ines", "NULL", "Ines"),
+        ("null", "Varga", "Varga"),
         (None, None, ""),
         ("  Anna  Maria ", " Lee\t", "Anna  Maria   Lee"),  # inner spaces kept
     ],
@@ -894,7 +909,7 @@ def test_recipient_name_with_missing_keys():
 @pytest.mark.parametrize(
     ("raw", "name"),
     [
-        ("test Course", "test Course"),
+        ("Algebra Foundations", "Algebra Foundations"),
         ("Maths\u0007 101\u001f", "Maths 101"),
         ("Line\\nBreak", "LineBreak"),
         ("C:\\temp", "C:emp"),
@@ -923,11 +938,11 @@ def test_bad_course_name_escapes_are_invalid(raw):
 def test_a_bad_course_name_is_a_recorded_fatal_rejection():
     d = rules.build_decision(
         request_1(),
-        "user001",
+        USER,
         template_1(),
         rules.EnrolmentOutcome("", COMPLETED, {}),
         {},
-        profile("pre_processor.USER_1.json"),
+        profile("pre.profile.full.json"),
         "Caf\\u00e9 course",
         CFG,
         now_ms=1,
@@ -942,12 +957,12 @@ def test_a_bad_course_name_is_a_recorded_fatal_rejection():
 
 # -- dates and the event ---------------------------------------------------------------------
 def test_issued_date_is_the_completion_date_in_the_configured_zone():
-    late = datetime(2021, 5, 27, 20, 0)
-    assert rules.issued_date(late, "UTC") == "2021-05-27"
-    assert rules.issued_date(late, "Asia/Kolkata") == "2021-05-28"
-    aware = datetime(2021, 5, 27, 1, 0, tzinfo=timezone(timedelta(hours=5, minutes=30)))
-    assert rules.issued_date(aware, "UTC") == "2021-05-26"
-    assert rules.issued_date(datetime(2021, 5, 27, tzinfo=UTC), "UTC") == "2021-05-27"
+    late = datetime(2024, 7, 15, 20, 0)  # naive = UTC; 01:30 next day at +05:30
+    assert rules.issued_date(late, "UTC") == "2024-07-15"
+    assert rules.issued_date(late, "Asia/Kolkata") == "2024-07-16"
+    aware = datetime(2024, 7, 15, 1, 0, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    assert rules.issued_date(aware, "UTC") == "2024-07-14"  # 19:30 UTC the day before
+    assert rules.issued_date(datetime(2024, 7, 15, tzinfo=UTC), "UTC") == "2024-07-15"
 
 
 def test_a_null_completion_date_is_invalid():
@@ -958,11 +973,11 @@ def test_a_null_completion_date_is_invalid():
 def test_a_null_completion_date_is_a_recorded_fatal_rejection():
     d = run(
         request_1(),
-        "user001",
+        USER,
         template_1(),
-        {**user001_row(), "completedon": None},
-        rules.merged_aggregates(USER001_AGG, USER001_AGGREGATES),
-        profile("pre_processor.USER_1.json"),
+        {**user_row(), "completedon": None},
+        rules.merged_aggregates(USER_AGG, USER_AGGREGATES),
+        profile("pre.profile.full.json"),
         COURSE_NAME,
     )
     assert d.event is None
@@ -971,35 +986,35 @@ def test_a_null_completion_date_is_a_recorded_fatal_rejection():
 
 
 def test_cloud_base_path_placeholder_is_replaced_when_configured():
-    raw = {**load("pre_processor.TEMPLATE_1.json"), "url": "CLOUD_BASE_PATH/content/x.svg"}
+    raw = {**load("pre.template.json"), "url": "CLOUD_BASE_PATH/content/x.svg"}
     (t,) = rules.templates({"t": raw})
     assert isinstance(t, rules.Template)
     outcome = rules.EnrolmentOutcome("", COMPLETED, {})
-    p = profile("pre_processor.USER_1.json")
+    p = profile("pre.profile.full.json")
 
     def svg(cfg: rules.PreConfig) -> str:
         event = rules.generate_event(
-            request_1(), "user001", t, outcome, {}, p, "c", cfg, now_ms=1, mid="LMS.x"
+            request_1(), USER, t, outcome, {}, p, "c", cfg, now_ms=1, mid="LMS.x"
         )
         return str(event["edata"]["svgTemplate"])
 
     assert svg(CFG) == "CLOUD_BASE_PATH/content/x.svg"
-    cname = rules.PreConfig(cloud_base_url="https://obj.dev.sunbirded.org/sunbird-content-staging")
-    assert svg(cname) == "https://obj.dev.sunbirded.org/sunbird-content-staging/content/x.svg"
+    cname = rules.PreConfig(cloud_base_url="https://objects.lernflow.example/content-bucket")
+    assert svg(cname) == "https://objects.lernflow.example/content-bucket/content/x.svg"
 
 
 def test_related_user_props_location_and_defaults():
     raw = {
-        **load("pre_processor.TEMPLATE_1.json"),
+        **load("pre.template.json"),
         "criteria": '{"enrollment": {"status": 2}}',
         "additionalProps": '{"user": ["rootOrgId", "missing"], "location": ["school"], "assessment": ["score"]}',
     }
     (t,) = rules.templates({"t": raw})
     assert isinstance(t, rules.Template)
-    p = profile("pre_processor.USER_1.json")
+    p = profile("pre.profile.full.json")
     event = rules.generate_event(
         request_1(),
-        "user001",
+        USER,
         t,
         rules.EnrolmentOutcome("", COMPLETED, {}),
         {},
@@ -1013,14 +1028,14 @@ def test_related_user_props_location_and_defaults():
     assert event["edata"]["related"] == {
         "batchId": BATCH,
         "courseId": COURSE,
-        "type": "Course Completion Certificate",
-        "rootOrgId": "Org001",
+        "type": CERT_NAME,
+        "rootOrgId": "lf_org_01",
     }
-    assert event["edata"]["orgId"] == "Org001"
+    assert event["edata"]["orgId"] == "lf_org_01"
     no_org = {k: v for k, v in p.items() if k != "rootOrgId"}
     event = rules.generate_event(
         request_1(),
-        "user001",
+        USER,
         t,
         rules.EnrolmentOutcome("", COMPLETED, {}),
         {},
@@ -1035,18 +1050,18 @@ def test_related_user_props_location_and_defaults():
 
 def test_generate_mid_is_stable_per_request_user_and_template():
     req = request_1()
-    mid = rules.generate_mid(req, "user001", "t1")
+    mid = rules.generate_mid(req, USER, "t1")
     assert mid.startswith("LMS.")
-    assert mid == rules.generate_mid(req, "user001", "t1")
-    assert mid != rules.generate_mid(req, "user002", "t1")
-    assert mid != rules.generate_mid(req, "user001", "t2")
+    assert mid == rules.generate_mid(req, USER, "t1")
+    assert mid != rules.generate_mid(req, "lf_user_02", "t1")
+    assert mid != rules.generate_mid(req, USER, "t2")
 
 
 def test_epoch_millis():
-    assert rules.epoch_millis(COMPLETED) == 1622073600000
+    assert rules.epoch_millis(COMPLETED) == COMPLETED_MS
     assert (
         rules.epoch_millis(
-            datetime(2021, 5, 27, 5, 30, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+            datetime(2024, 7, 15, 5, 30, tzinfo=timezone(timedelta(hours=5, minutes=30)))
         )
-        == 1622073600000
+        == COMPLETED_MS
     )
