@@ -31,7 +31,7 @@ def test_other_actions_and_events_without_completions_are_skipped_not_failed():
     assert isinstance(rules.parse_request((FX / "EVENT_5.json").read_bytes()), rules.Skipped)
     doc = json.loads((FX / "CC_EVENT1.json").read_text())
     doc["edata"]["contents"] = [{"contentId": "do_R1", "status": 1}]
-    assert rules.parse_request(json.dumps(doc)).kind == "no-completed-content"
+    assert rules.parse_request(json.dumps(doc)).kind == "no-completed-content"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,8 @@
-"""Pure rules of activity-aggregate-updater: parsing, checksums, merging, progress."""
+"""Pure rules of activity-aggregate-updater: parsing, checksums, merging, progress.
+
+Events are ours (tests/data/activity/events); the rules are in
+docs/flows/activity-aggregate-updater.md.
+"""
 
 from __future__ import annotations
 
@@ -10,30 +14,52 @@ from hypothesis import strategies as st
 
 from flows.activity_aggregate_updater import rules
 from lernflow.errors import InvalidEvent
-from tests.conftest import FIXTURES
+from tests.paths import DATA
 
-FX = FIXTURES / "activity"
+EVENTS = DATA / "activity" / "events"
 
 
-def test_checksum_is_sunbirds_uppercase_md5():
+def _event(name: str) -> bytes:
+    return (EVENTS / f"{name}.json").read_bytes()
+
+
+def test_checksum_is_the_uppercase_md5_of_the_completion():
+    # expected values computed with: printf 'course|batch|user|content|2' | md5sum
     assert (
-        rules.checksum("course001", "Batch1", "user001", "do_R1")
-        == "3451DF21A5A0A0816E3B5A50F5121901"
+        rules.checksum("lf-course-botany", "lf-batch-botany-01", "lf-user-maya", "lf-botany-seeds")
+        == "C15ACB0293A153BC696116C8603F2714"
+    )
+    assert (
+        rules.checksum(
+            "lf-course-geology", "lf-batch-geology-01", "lf-user-tomas", "lf-geology-rocks"
+        )
+        == "5FFCE81E1904C8D5D3DEB0CB2DD56E56"
     )
 
 
-def test_fixture_event_parses_to_its_completed_contents():
-    req = rules.parse_request((FX / "EVENT_2.json").read_bytes())
+def test_d_a4_event_parses_to_its_completed_contents_in_order():
+    req = rules.parse_request(_event("d_a4_three_of_four_completed"))
     assert isinstance(req, rules.EnrolmentRequest)
-    assert req.key == ("user001", "course001", "Batch1")
-    assert req.completed == ("do_R1", "do_R3", "do_R4")
+    assert req.key == ("lf-user-maya", "lf-course-botany", "lf-batch-botany-01")
+    assert req.completed == ("lf-botany-seeds", "lf-botany-leaves", "lf-botany-flowers")
 
 
-def test_other_actions_and_events_without_completions_are_skipped_not_failed():
-    assert isinstance(rules.parse_request((FX / "EVENT_5.json").read_bytes()), rules.Skipped)
-    doc = json.loads((FX / "CC_EVENT1.json").read_text())
-    doc["edata"]["contents"] = [{"contentId": "do_R1", "status": 1}]
-    assert rules.parse_request(json.dumps(doc)).kind == "no-completed-content"
+def test_d_a1_event_keeps_only_the_completed_content():
+    req = rules.parse_request(_event("d_a1_one_completed_no_enrolment"))
+    assert isinstance(req, rules.EnrolmentRequest)
+    assert req.completed == ("lf-geology-rocks",)
+
+
+def test_d_a3_other_actions_and_events_without_completions_are_skipped_not_failed():
+    skipped = rules.parse_request(_event("d_a3_other_action"))
+    assert isinstance(skipped, rules.Skipped) and skipped.kind == "other-action"
+    doc = json.loads(_event("t_a1_1_seeds"))
+    doc["edata"]["contents"] = [{"contentId": "lf-botany-seeds", "status": 1}]
+    none_done = rules.parse_request(json.dumps(doc))
+    assert isinstance(none_done, rules.Skipped) and none_done.kind == "no-completed-content"
+    doc["edata"]["action"] = "BATCH-ENROLMENT-UPDATE"  # the action is compared case-insensitively
+    doc["edata"]["contents"] = [{"contentId": "lf-botany-seeds", "status": 2.0}]
+    assert isinstance(rules.parse_request(json.dumps(doc)), rules.EnrolmentRequest)
 
 
 @pytest.mark.parametrize(
@@ -51,7 +77,7 @@ def test_other_actions_and_events_without_completions_are_skipped_not_failed():
     ],
 )
 def test_malformed_requests_are_rejected_with_a_precise_reason(mutate, reason):
-    doc = json.loads((FX / "CC_EVENT1.json").read_text())
+    doc = json.loads(_event("t_a1_1_seeds"))
     mutate(doc)
     with pytest.raises(InvalidEvent) as err:
         rules.parse_request(json.dumps(doc))
@@ -62,6 +88,73 @@ def test_malformed_requests_are_rejected_with_a_precise_reason(mutate, reason):
 def test_non_object_payloads_are_invalid(raw):
     with pytest.raises(InvalidEvent):
         rules.parse_request(raw)
+
+
+def _cache(course: str) -> dict[str, frozenset[str]]:
+    doc = json.loads((DATA / "activity" / "relation_cache" / f"{course}.json").read_text())
+    return {k: frozenset(v) for k, v in doc.items()}
+
+
+def _lms(user: str) -> dict[str, rules.StoredContent]:
+    seed = json.loads((DATA / "activity" / "lms_seed.json").read_text())
+    return {
+        r["contentid"]: rules.StoredContent(r["status"], r["viewcount"], r["completedcount"])
+        for r in seed["user_content_consumption"]
+        if r["userid"] == user
+    }
+
+
+def test_t_a1_first_completion_completes_the_course_with_optional_lessons_excluded_per_unit():
+    key = ("lf-user-maya", "lf-course-botany", "lf-batch-botany-01")
+    plan = rules.plan_enrolment(
+        key, new_completions={"lf-botany-seeds": 1}, replayed=[], stored=_lms("lf-user-maya"),
+        relation=_cache("botany"), enrolment_status=1, enrolment_exists=True,
+        collection_status=None, now_ms=1_767_225_600_000, new_id=lambda: "id",
+    )  # fmt: skip
+    assert plan.failure is None
+    assert {a.activity_id: a.completed_count for a in plan.aggregates} == {
+        "lf-course-botany": 4.0, "lf-botany-unit-growth": 2.0, "lf-botany-unit-plants": 2.0,
+    }  # fmt: skip
+    assert plan.enrolment is not None
+    assert (plan.enrolment.status, plan.enrolment.progress) == (2, 4)
+    assert plan.enrolment.completed_on_ms == 1_767_225_600_000
+    assert json.loads(plan.certificate_event or "{}")["object"]["id"] == (
+        "lf-batch-botany-01_lf-course-botany"
+    )
+    assert [json.loads(a)["edata"]["type"] for a in plan.audit_events] == ["complete"]
+    assert plan.checksums == ("C15ACB0293A153BC696116C8603F2714",)
+
+
+def test_d_a1_two_of_three_lessons_without_enrolment_row_writes_no_enrolment():
+    key = ("lf-user-tomas", "lf-course-geology", "lf-batch-geology-01")
+    plan = rules.plan_enrolment(
+        key, new_completions={"lf-geology-rocks": 1}, replayed=[], stored=_lms("lf-user-tomas"),
+        relation=_cache("geology"), enrolment_status=None, enrolment_exists=False,
+        collection_status=None, now_ms=1, new_id=lambda: "id",
+    )  # fmt: skip
+    merged = {m.content_id: (m.status, m.view_count, m.completed_count) for m in plan.merged}
+    assert merged == {
+        "lf-geology-rocks": (2, 6, 2), "lf-geology-minerals": (2, 2, 2),
+        "lf-geology-fossils": (1, 0, 1),
+    }  # fmt: skip
+    assert {a.activity_id: a.completed_count for a in plan.aggregates} == {
+        "lf-course-geology": 2.0, "lf-geology-unit-1": 1.0, "lf-geology-unit-2": 1.0,
+        "lf-geology-unit-3": 1.0,
+    }  # fmt: skip
+    assert plan.enrolment is None and plan.certificate_event is None
+    assert plan.audit_events == ()
+
+
+def test_t_a3_retired_course_without_leaf_nodes_gives_no_progress_and_no_checksum():
+    key = ("lf-user-maya", "lf-course-botany", "lf-batch-botany-01")
+    plan = rules.plan_enrolment(
+        key, new_completions={"lf-botany-seeds": 1}, replayed=[], stored=_lms("lf-user-maya"),
+        relation={}, enrolment_status=1, enrolment_exists=True, collection_status="Retired",
+        now_ms=1, new_id=lambda: "id",
+    )  # fmt: skip
+    assert plan.retired and plan.failure is None
+    assert plan.enrolment is None and plan.certificate_event is None
+    assert plan.aggregates == () and plan.checksums == ()
 
 
 def _relation() -> dict[str, frozenset[str]]:
