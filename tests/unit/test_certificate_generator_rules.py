@@ -1,4 +1,10 @@
-"""Pure rules of certificate-generator: spec sections 5.4, 6.1-6.3, 6.7-6.9 and 10.3 (CV-1..CV-4)."""
+"""Pure rules of certificate-generator (docs/flows/certificate-generator.md).
+
+Our own generate requests (tests/data/certificates/gen.*) state each upstream case: CV-1..CV-4
+(dedup of a re-issue and of a first issue, incomplete signatories with and without
+suppression), CG-1 (an already issued certificate is skipped) and GT-1 (an empty svgTemplate
+fails validation). Expected values follow from the rules, not from a run of the code.
+"""
 
 from __future__ import annotations
 
@@ -14,20 +20,24 @@ from hypothesis import strategies as st
 
 from flows.certificate_generator import rules
 from lernflow.errors import InvalidEvent
-from tests.conftest import FIXTURES
+from tests.paths import DATA
 
-FX = FIXTURES / "certificates"
+FX = DATA / "certificates"
 STRICT = rules.GenConfig()
 SUPPRESS = rules.GenConfig(suppress_signatory_errors=True)
+USER = "lf_user_07"
+COURSE = "do_lf_geometry_110"
+BATCH = "lfbatch0930"
+CERT_NAME = "Geometry Completion Award"
 
-# generator.test.cql "event 1": user_enrolments row of (user001, do_11309999837886054415,
-# 0131000245281587206), its issued_certificates column.
-USER001_ISSUED = [
+# lf_user_07's user_enrolments row in (COURSE, BATCH): its issued_certificates column holds
+# CERT_NAME already.
+USER_ISSUED = [
     {
-        "identifier": "certificateId",
-        "lastIssuedOn": "2019-08-21",
-        "name": "100PercentCompletionCertificate",
-        "token": "P4L3Y9",
+        "identifier": "lf-cert-prev-0042",
+        "lastIssuedOn": "2024-02-11",
+        "name": CERT_NAME,
+        "token": "R4T8W2",
     }
 ]
 
@@ -41,8 +51,8 @@ def event(name: str) -> rules.GenerateRequest:
     return rules.parse_request((FX / name).read_bytes())
 
 
-def with_edata(base: str = "generator.EVENT_3.json", **changes: Any) -> rules.GenerateRequest:
-    """A fixture event with edata fields replaced (a value of ``...`` deletes the field)."""
+def with_edata(base: str = "gen.request.first.json", **changes: Any) -> rules.GenerateRequest:
+    """A request file with edata fields replaced (a value of ``...`` deletes the field)."""
     d = doc(base)
     for key, value in changes.items():
         if value is ...:
@@ -53,25 +63,25 @@ def with_edata(base: str = "generator.EVENT_3.json", **changes: Any) -> rules.Ge
 
 
 # -- parsing ---------------------------------------------------------------------------------
-def test_fixture_event_parses_with_sunbird_defaults():
-    req = event("generator.EVENT_1.json")
-    assert req.user_id == "user001"
-    assert req.old_id == "certificateId"
-    assert req.name == "100PercentCompletionCertificate"
-    assert req.svg_template.endswith("File-01311849840255795242.svg")
-    assert req.template_id == "template_01_dev_001"
-    assert req.course_name == "new course may23"
-    assert req.data == [{"recipientName": "Creation ", "recipientId": "user001"}]
-    assert req.issuer["publicKey"] == ["1", "2"]
-    assert req.criteria == {"narrative": "course completion certificate"}
-    assert (req.batch_id, req.course_id) == ("0131000245281587206", "do_11309999837886054415")
-    assert req.tag == "0125450863553740809"
-    assert req.base_path == "https://dev.sunbirded.org/certs"
-    # absent fields take the section 6.1 defaults
+def test_request_file_parses_with_the_documented_defaults():
+    req = event("gen.request.reissue.json")
+    assert req.user_id == USER
+    assert req.old_id == "lf-cert-prev-0042"
+    assert req.name == CERT_NAME
+    assert req.svg_template == "https://assets.lernflow.example/certs/lf_tmpl_geometry/award.svg"
+    assert req.template_id == "lf_tmpl_geometry"
+    assert req.course_name == "Geometry Essentials"
+    assert req.data == [{"recipientName": "Priya Natarajan", "recipientId": USER}]
+    assert req.issuer["publicKey"] == ["11", "12"]
+    assert req.criteria == {"narrative": "geometry course completed"}
+    assert (req.batch_id, req.course_id) == (BATCH, COURSE)
+    assert req.tag == BATCH
+    assert req.base_path == "https://learn.lernflow.example/certs"
+    # absent fields take the documented defaults
     assert (req.issued_date, req.expiry, req.description, req.logo) == ("", "", "", "")
     assert req.keys == {}
-    assert req.raw == doc("generator.EVENT_1.json")
-    assert event("generator.EVENT_3.json").old_id == ""
+    assert req.raw == doc("gen.request.reissue.json")
+    assert event("gen.request.first.json").old_id == ""
 
 
 def test_a_missing_edata_parses_so_validation_can_report_it():
@@ -102,33 +112,38 @@ def test_bad_json_and_wrong_types_are_invalid_events(raw, reason):
         rules.parse_request(raw)
 
 
-# -- validation (section 5.4) ----------------------------------------------------------------
-def test_valid_fixture_events_pass():
-    for name in ("generator.EVENT_1.json", "generator.EVENT_3.json"):
+# -- validation ------------------------------------------------------------------------------
+def test_valid_request_files_pass():
+    for name in ("gen.request.reissue.json", "gen.request.first.json"):
         assert rules.validate(event(name), STRICT) is None
 
 
 def test_cv_3_incomplete_signatories_pass_when_suppressed():
-    assert rules.validate(event("generator.EVENT_4.json"), SUPPRESS) is None
+    assert rules.validate(event("gen.request.blank_signatory.json"), SUPPRESS) is None
 
 
 def test_cv_4_incomplete_signatories_fail_when_strict():
     assert (
-        rules.validate(event("generator.EVENT_4.json"), STRICT)
+        rules.validate(event("gen.request.blank_signatory.json"), STRICT)
         == "Mandatory parameter edata.signatoryList.name is missing."
     )
 
 
-def test_gt_1_event_2_fails_on_its_empty_svg_template():
+def test_gt_1_a_request_with_an_empty_svg_template_fails_validation():
     assert (
-        rules.validate(event("generator.EVENT_2.json"), STRICT)
+        rules.validate(event("gen.request.empty_svg.json"), STRICT)
         == "Mandatory parameter edata.svgTemplate is missing."
     )
 
 
-SIGNATORY = {"name": "CEO Gujarat", "id": "CEO", "designation": "CEO", "image": "https://x/s.jpg"}
+SIGNATORY = {
+    "name": "Noor Haddad",
+    "id": "REG",
+    "designation": "Registrar",
+    "image": "https://x/s.png",
+}
 
-# Every section 5.4 message, in rule order, with a change to EVENT_3 that triggers it.
+# Every validation message, in rule order, with a change to gen.request.first.json that triggers it.
 MESSAGES: list[tuple[dict[str, Any], str]] = [
     ({"name": ...}, "Mandatory parameter edata.name is missing."),
     ({"name": "  "}, "Mandatory parameter edata.name is missing."),
@@ -165,19 +180,19 @@ MESSAGES: list[tuple[dict[str, Any], str]] = [
     ({"tag": "batch 01"}, "Invalid value batch 01 for parameter tag."),
     ({"tag": "a.b"}, "Invalid value a.b for parameter tag."),
     (
-        {"basePath": "dev.sunbirded.org/certs"},
-        "Invalid value dev.sunbirded.org/certs for parameter certificate.basePath.",
+        {"basePath": "learn.lernflow.example/certs"},
+        "Invalid value learn.lernflow.example/certs for parameter certificate.basePath.",
     ),
     (
-        {"basePath": "https://dev.sunbirded.org/my certs"},
-        "Invalid value https://dev.sunbirded.org/my certs for parameter certificate.basePath.",
+        {"basePath": "https://learn.lernflow.example/my certs"},
+        "Invalid value https://learn.lernflow.example/my certs for parameter certificate.basePath.",
     ),
     ({"basePath": "http://"}, "Invalid value http:// for parameter certificate.basePath."),
     ({"basePath": "foo://x"}, "Invalid value foo://x for parameter certificate.basePath."),
     ({"keys": {"kid": "1"}}, "Mandatory parameter edata.keys.id is missing."),
     (
         {"keys": {"id": "3"}},
-        "Invalid value List(1, 2) for parameter edata.issuer.publicKey. "
+        "Invalid value List(11, 12) for parameter edata.issuer.publicKey. "
         ",public key attribute must contain keys.id value",
     ),
 ]
@@ -209,7 +224,7 @@ def test_messages_come_in_rule_order():
         "signatoryList": [SIGNATORY],
         "criteria": {"narrative": "c"},
         "tag": "ab",
-        "basePath": "https://dev.sunbirded.org/certs",
+        "basePath": "https://learn.lernflow.example/certs",
         "keys": {"id": "1"},
     }
     seen: list[str | None] = []
@@ -252,117 +267,118 @@ def test_blank_tag_and_base_path_are_not_checked():
 
 @pytest.mark.parametrize(
     "base_path",
-    ["https://dev.sunbirded.org/certs", "http://127.0.0.1:8080/certs", "http:certs", "file:///c"],
+    [
+        "https://learn.lernflow.example/certs",
+        "http://127.0.0.1:8080/certs",
+        "http:certs",
+        "file:///c",
+    ],
 )
 def test_valid_base_paths(base_path):
     assert rules.validate(with_edata(basePath=base_path), STRICT) is None
 
 
 def test_rule_9_checks_keys_id_against_public_keys_for_real():
-    # Sunbird's list-append bug makes this always fail; here a listed key id passes.
-    assert rules.validate(with_edata(keys={"id": "1"}), STRICT) is None
-    assert rules.validate(with_edata(keys={"id": "2"}), STRICT) is None
-    assert rules.validate(with_edata(keys={"id": 2}), STRICT) is None
+    # a key id listed among the issuer's public keys passes (docs/fixes-over-sunbird.md)
+    assert rules.validate(with_edata(keys={"id": "11"}), STRICT) is None
+    assert rules.validate(with_edata(keys={"id": "12"}), STRICT) is None
+    assert rules.validate(with_edata(keys={"id": 12}), STRICT) is None
     # no public keys: any key id is fine
     issuer = {"name": "n", "url": "https://u"}
     assert rules.validate(with_edata(keys={"id": "7"}, issuer=issuer), STRICT) is None
     # key URLs contribute their whole key id, not only its first character
-    urls = {**issuer, "publicKey": ["https://dev.sunbirded.org/certs/b1/key12_publicKey.json"]}
+    urls = {**issuer, "publicKey": ["https://learn.lernflow.example/certs/b1/key12_publicKey.json"]}
     assert rules.validate(with_edata(keys={"id": "key12"}, issuer=urls), STRICT) is None
     assert rules.validate(with_edata(keys={"id": "k"}, issuer=urls), STRICT) == (
-        "Invalid value List(https://dev.sunbirded.org/certs/b1/key12_publicKey.json) for "
+        "Invalid value List(https://learn.lernflow.example/certs/b1/key12_publicKey.json) for "
         "parameter edata.issuer.publicKey. ,public key attribute must contain keys.id value"
     )
 
 
-# -- dedup (section 6.3) ---------------------------------------------------------------------
+# -- dedup -----------------------------------------------------------------------------------
 def test_cv_1_a_re_issue_of_the_same_name_is_not_issued_yet():
-    assert rules.is_not_issued(event("generator.EVENT_1.json"), USER001_ISSUED) is True
+    assert rules.is_not_issued(event("gen.request.reissue.json"), USER_ISSUED) is True
 
 
 def test_cv_2_the_same_name_without_old_id_is_already_issued():
-    assert rules.is_not_issued(event("generator.EVENT_3.json"), USER001_ISSUED) is False
+    assert rules.is_not_issued(event("gen.request.first.json"), USER_ISSUED) is False
 
 
-def test_cg_1_event_4_is_skipped_as_already_issued():
-    req = event("generator.EVENT_4.json")
+def test_cg_1_an_already_issued_request_with_blank_signatories_is_skipped():
+    req = event("gen.request.blank_signatory.json")
     assert rules.validate(req, SUPPRESS) is None
-    assert rules.is_not_issued(req, USER001_ISSUED) is False
+    assert rules.is_not_issued(req, USER_ISSUED) is False
 
 
 def test_dedup_details():
-    req = event("generator.EVENT_3.json")
+    req = event("gen.request.first.json")
     assert rules.is_not_issued(req, None) is False  # no enrolment row: never issued
     assert rules.is_not_issued(req, []) is True
-    assert rules.is_not_issued(req, [{"name": "100percentcompletioncertificate"}]) is False
+    assert rules.is_not_issued(req, [{"name": "geometry COMPLETION award"}]) is False
     assert rules.is_not_issued(req, [{"name": "Another"}, {"identifier": "x"}]) is True
 
 
 # -- ids, write-back -------------------------------------------------------------------------
 def test_certificate_id_is_a_stable_uuid():
-    cid = rules.certificate_id("user001", "course", "batch", "Course Completion Certificate")
+    cid = rules.certificate_id(USER, "course", "batch", CERT_NAME)
     assert uuid.UUID(cid).version == 5
-    assert cid == rules.certificate_id(
-        "user001", "course", "batch", "Course Completion Certificate"
-    )
-    assert cid == rules.certificate_id(
-        "user001", "course", "batch", "COURSE COMPLETION certificate"
-    )
+    assert cid == rules.certificate_id(USER, "course", "batch", CERT_NAME)
+    assert cid == rules.certificate_id(USER, "course", "batch", "GEOMETRY completion AWARD")
     others = {
-        rules.certificate_id("user002", "course", "batch", "Course Completion Certificate"),
-        rules.certificate_id("user001", "course2", "batch", "Course Completion Certificate"),
-        rules.certificate_id("user001", "course", "batch2", "Course Completion Certificate"),
-        rules.certificate_id("user001", "course", "batch", "Merit Certificate"),
-        rules.certificate_id("user001|course", "", "batch", "Course Completion Certificate"),
+        rules.certificate_id("lf_user_08", "course", "batch", CERT_NAME),
+        rules.certificate_id(USER, "course2", "batch", CERT_NAME),
+        rules.certificate_id(USER, "course", "batch2", CERT_NAME),
+        rules.certificate_id(USER, "course", "batch", "Geometry Merit Award"),
+        rules.certificate_id(f"{USER}|course", "", "batch", CERT_NAME),
     }
     assert cid not in others
     assert len(others) == 5
 
 
-def test_last_issued_on_has_sunbird_format():
-    now = datetime(2021, 5, 27, 10, 25, 5, 836999, tzinfo=UTC)
+def test_last_issued_on_has_the_documented_format():
+    now = datetime(2024, 9, 30, 10, 25, 5, 836999, tzinfo=UTC)
     entry = rules.issued_entry(
-        "Course Completion Certificate",
-        "1-0966724f-55e9-484f-a076-92c4d7a034bb",
+        CERT_NAME,
+        "5d0f7c3e-2a19-4b8d-9c6e-7f1a2b3c4d5e",
         "",
         now,
-        "https://x/template-1.svg",
+        "https://x/award.svg",
         "TrainingCertificate",
         "UTC",
     )
     assert entry == {
-        "name": "Course Completion Certificate",
-        "identifier": "1-0966724f-55e9-484f-a076-92c4d7a034bb",
+        "name": CERT_NAME,
+        "identifier": "5d0f7c3e-2a19-4b8d-9c6e-7f1a2b3c4d5e",
         "token": "",
-        "lastIssuedOn": "2021-05-27T10:25:05.836+0000",
-        "templateUrl": "https://x/template-1.svg",
+        "lastIssuedOn": "2024-09-30T10:25:05.836+0000",
+        "templateUrl": "https://x/award.svg",
         "type": "TrainingCertificate",
     }
-    assert rules.last_issued_on(now.replace(tzinfo=None), "UTC") == "2021-05-27T10:25:05.836+0000"
-    assert rules.last_issued_on(now, "Asia/Kolkata") == "2021-05-27T15:55:05.836+0530"
-    minus = datetime(2021, 1, 2, 3, 4, 5, 7000, tzinfo=timezone(-timedelta(hours=3)))
-    assert rules.last_issued_on(minus, "UTC") == "2021-01-02T06:04:05.007+0000"
+    assert rules.last_issued_on(now.replace(tzinfo=None), "UTC") == "2024-09-30T10:25:05.836+0000"
+    assert rules.last_issued_on(now, "Asia/Kolkata") == "2024-09-30T15:55:05.836+0530"
+    minus = datetime(2024, 1, 2, 3, 4, 5, 7000, tzinfo=timezone(-timedelta(hours=3)))
+    assert rules.last_issued_on(minus, "UTC") == "2024-01-02T06:04:05.007+0000"
 
 
 def test_legacy_entry_has_no_template_url_or_type():
-    now = datetime(2021, 5, 27, 10, 25, 5, tzinfo=UTC)
-    entry = rules.issued_entry("N", "uuid", "P4L3Y9", now, "", "", "UTC")
+    now = datetime(2024, 9, 30, 10, 25, 5, tzinfo=UTC)
+    entry = rules.issued_entry("N", "uuid", "R4T8W2", now, "", "", "UTC")
     assert entry == {
         "name": "N",
         "identifier": "uuid",
-        "token": "P4L3Y9",
-        "lastIssuedOn": "2021-05-27T10:25:05.000+0000",
+        "token": "R4T8W2",
+        "lastIssuedOn": "2024-09-30T10:25:05.000+0000",
     }
 
 
 def test_merge_issued_replaces_the_same_name_and_appends():
     existing = [
         {"identifier": "a", "name": "Merit"},
-        {"identifier": "b", "name": "100PERCENTCOMPLETIONCERTIFICATE"},
-        {"identifier": "c", "name": "100percentcompletioncertificate"},
+        {"identifier": "b", "name": "GEOMETRY COMPLETION AWARD"},
+        {"identifier": "c", "name": "geometry completion award"},
         {"identifier": "d"},
     ]
-    entry = {"name": "100PercentCompletionCertificate", "identifier": "new", "token": ""}
+    entry = {"name": CERT_NAME, "identifier": "new", "token": ""}
     merged = rules.merge_issued(existing, entry)
     assert [m["identifier"] for m in merged] == ["a", "d", "new"]
     assert merged[-1] == entry
@@ -375,21 +391,21 @@ def test_merge_issued_replaces_the_same_name_and_appends():
 # -- outputs ---------------------------------------------------------------------------------
 def test_audit_event_exact_shape():
     audit = rules.audit_event(
-        "user001",
-        "1-0966724f",
-        "0131000245281587206",
-        "do_11309999837886054415",
-        now_ms=1622111105900,
+        USER,
+        "5d0f7c3e",
+        BATCH,
+        COURSE,
+        now_ms=1727700000123,
         mid_uuid="3c1d",
         sid="s-1",
         did="d-1",
     )
     expected = {
         "eid": "AUDIT",
-        "ets": 1622111105900,
-        "mid": "LP.AUDIT.1622111105900.3c1d",
+        "ets": 1727700000123,
+        "mid": "LP.AUDIT.1727700000123.3c1d",
         "ver": "3.0",
-        "actor": {"id": "user001", "type": "User"},
+        "actor": {"id": USER, "type": "User"},
         "context": {
             "channel": "in.ekstep",
             "env": "Course",
@@ -400,12 +416,12 @@ def test_audit_event_exact_shape():
                 "id": "org.sunbird.learning.platform",
                 "pid": "course-certificate-generator",
             },
-            "cdata": [{"type": "CourseBatch", "id": "0131000245281587206"}],
+            "cdata": [{"type": "CourseBatch", "id": BATCH}],
         },
         "object": {
-            "id": "1-0966724f",
+            "id": "5d0f7c3e",
             "type": "Certificate",
-            "rollup": {"l1": "do_11309999837886054415"},
+            "rollup": {"l1": COURSE},
         },
         "edata": {"props": ["certificates"], "type": "certificate-issued-svg"},
     }
@@ -414,29 +430,29 @@ def test_audit_event_exact_shape():
 
 
 NOTIFY_TEMPLATE = {
-    "subject": "Completion certificate",
-    "stateImgUrl": "https://sunbirddev.blob.core.windows.net/orgemailtemplate/img/File-0128212938260643843.png",
-    "regardsperson": "Chairperson",
-    "regards": "Minister of Gujarat",
-    "emailTemplateType": "defaultCertTemp",
+    "subject": "Your certificate is ready",
+    "stateImgUrl": "https://assets.lernflow.example/mail/crest.png",
+    "regardsperson": "Principal",
+    "regards": "Lernflow Open School",
+    "emailTemplateType": "lernflowCertMail",
 }
 
 
-def test_notification_request_matches_section_6_9():
+def test_notification_request_shape():
     body = rules.notification_request(
-        user_id="userId",
-        course_name="Course Name",
-        issued_date="2021-05-27",
+        user_id=USER,
+        course_name="Geometry Essentials",
+        issued_date="2024-09-30",
         notify_template=NOTIFY_TEMPLATE,
-        first_name="test12",
+        first_name="Priya",
     )
     expected = {
         "request": {
             **NOTIFY_TEMPLATE,
-            "firstName": "test12",
-            "TrainingName": "Course Name",
-            "heldDate": "2021-05-27",
-            "recipientUserIds": ["userId"],
+            "firstName": "Priya",
+            "TrainingName": "Geometry Essentials",
+            "heldDate": "2024-09-30",
+            "recipientUserIds": [USER],
             "body": "email body",
         }
     }
@@ -456,8 +472,8 @@ def test_notification_request_matches_section_6_9():
 
 
 def test_held_date():
-    assert rules.held_date(datetime(2021, 5, 27, 20), "UTC") == "2021-05-27"
-    assert rules.held_date(datetime(2021, 5, 27, 20), "Asia/Kolkata") == "2021-05-28"
+    assert rules.held_date(datetime(2024, 9, 30, 20), "UTC") == "2024-09-30"
+    assert rules.held_date(datetime(2024, 9, 30, 20), "Asia/Kolkata") == "2024-10-01"
     with pytest.raises(InvalidEvent, match="completedon is null"):
         rules.held_date(None, "UTC")
 
