@@ -1,4 +1,7 @@
-"""Credential building, key handling, VC-JWT signing, and rejection of tampered tokens."""
+"""Credential building, key handling, VC-JWT signing, and rejection of tampered tokens.
+
+The credential is built from our own generate request (tests/data/certificates/gen.request.reissue.json).
+"""
 
 from __future__ import annotations
 
@@ -33,15 +36,15 @@ from certificates.signing import (
     sign_credential,
     verify_credential,
 )
-from tests.conftest import FIXTURES
+from tests.paths import DATA
 
-ISSUED_AT = datetime(2021, 5, 27, tzinfo=UTC)
+ISSUED_AT = datetime(2024, 9, 30, tzinfo=UTC)
 ISSUER_ID = "http://127.0.0.1:8080/certs/Issuer.json"
 
 
 def data_from_event(name: str, cert_id: str | None = None) -> CertificateData:
-    """CertificateData from a Sunbird generator fixture event (issuedDate added, as in §6.6.2)."""
-    event = json.loads((FIXTURES / "certificates" / name).read_text())
+    """CertificateData from one of our generate request files (issuedDate added)."""
+    event = json.loads((DATA / "certificates" / name).read_text())
     edata = event["edata"]
     recipient = edata["data"][0]
     return CertificateData(
@@ -53,7 +56,7 @@ def data_from_event(name: str, cert_id: str | None = None) -> CertificateData:
         batch_id=edata["related"]["batchId"],
         certificate_name=edata["name"],
         template_id=edata["templateId"],
-        issued_date="2021-05-27",
+        issued_date="2024-09-30",
         issuer_name=edata["issuer"]["name"],
         issuer_url=edata["issuer"]["url"],
         signatories=tuple(Signatory(**s) for s in edata["signatoryList"]),
@@ -62,7 +65,7 @@ def data_from_event(name: str, cert_id: str | None = None) -> CertificateData:
 
 @pytest.fixture(scope="module")
 def data() -> CertificateData:
-    return data_from_event("generator.EVENT_1.json")
+    return data_from_event("gen.request.reissue.json")
 
 
 @pytest.fixture(scope="module")
@@ -93,22 +96,22 @@ def test_credential_is_a_w3c_vc_carrying_recipient_course_issuer_and_signatories
     assert vc["@context"][0] == "https://www.w3.org/2018/credentials/v1"
     assert vc["type"][0] == "VerifiableCredential"
     assert vc["id"] == f"urn:uuid:{data.cert_id}"
-    assert vc["issuanceDate"] == "2021-05-27T00:00:00Z"
+    assert vc["issuanceDate"] == "2024-09-30T00:00:00Z"
     assert vc["issuer"] == {
         "id": ISSUER_ID,
         "type": "Issuer",
-        "name": "Gujarat Council of Educational Research and Training",
-        "url": "https://gcert.gujarat.gov.in/gcert/",
+        "name": "Lernflow Open School",
+        "url": "https://school.lernflow.example/",
         "publicKey": ["kid-1"],
     }
     subject = vc["credentialSubject"]
-    assert (subject["id"], subject["name"]) == ("user001", "Creation ")
-    assert subject["badge"]["id"] == "do_11309999837886054415"
-    assert subject["badge"]["name"] == "new course may23"
-    assert subject["badge"]["batchId"] == "0131000245281587206"
-    assert subject["badge"]["certificateName"] == "100PercentCompletionCertificate"
-    assert vc["signatory"][0]["name"] == "CEO Gujarat"
-    assert vc["evidence"][0]["completedOn"] == "2021-05-27"
+    assert (subject["id"], subject["name"]) == ("lf_user_07", "Priya Natarajan")
+    assert subject["badge"]["id"] == "do_lf_geometry_110"
+    assert subject["badge"]["name"] == "Geometry Essentials"
+    assert subject["badge"]["batchId"] == "lfbatch0930"
+    assert subject["badge"]["certificateName"] == "Geometry Completion Award"
+    assert vc["signatory"][0]["name"] == "Noor Haddad"
+    assert vc["evidence"][0]["completedOn"] == "2024-09-30"
     assert "expirationDate" not in vc
 
 
@@ -121,21 +124,21 @@ def test_credential_is_deterministic_for_the_same_inputs(data):
 def test_credential_badge_name_falls_back_to_the_certificate_name_without_a_course_name(data):
     no_course = CertificateData(**{**data.__dict__, "course_name": ""})
     vc = build_credential(no_course, ISSUER_ID, "k", ISSUED_AT)
-    assert vc["credentialSubject"]["badge"]["name"] == "100PercentCompletionCertificate"
+    assert vc["credentialSubject"]["badge"]["name"] == "Geometry Completion Award"
 
 
 def test_credential_refuses_a_naive_issuance_time(data):
     with pytest.raises(ValueError, match="timezone-aware"):
-        build_credential(data, ISSUER_ID, "k", datetime(2021, 5, 27))
+        build_credential(data, ISSUER_ID, "k", datetime(2024, 9, 30))
 
 
 def test_certificate_data_validates_its_ids_and_dates(data):
     with pytest.raises(ValueError, match="UUID"):
         CertificateData(**{**data.__dict__, "cert_id": "../../etc"})
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
-        CertificateData(**{**data.__dict__, "issued_date": "2021-5-7"})
+        CertificateData(**{**data.__dict__, "issued_date": "2024-9-7"})
     with pytest.raises(ValueError, match="calendar"):
-        CertificateData(**{**data.__dict__, "issued_date": "2021-02-30"})
+        CertificateData(**{**data.__dict__, "issued_date": "2024-02-30"})
     with pytest.raises(ValueError, match="expiry"):
         CertificateData(**{**data.__dict__, "expiry": "2x"})
     with pytest.raises(ValueError, match="9999"):
@@ -145,12 +148,13 @@ def test_certificate_data_validates_its_ids_and_dates(data):
 @pytest.mark.parametrize(
     ("issued", "expiry", "expected"),
     [
-        ("2021-05-27", "2m", "2021-07-27T00:00:00Z"),
-        ("2021-05-27", "2D 2y", "2023-05-29T00:00:00Z"),
-        ("2021-01-31", "1M", "2021-02-28T00:00:00Z"),
-        ("2021-05-27", "2023-01-01", "2023-01-01T00:00:00Z"),
-        ("2021-05-27", "2023-01-01T10:00:00Z", "2023-01-01T10:00:00Z"),
-        ("2021-05-27", "2023-01-01T10:00:00+05:30", "2023-01-01T04:30:00Z"),
+        ("2024-09-30", "2m", "2024-11-30T00:00:00Z"),
+        ("2024-09-30", "2D 2y", "2026-10-02T00:00:00Z"),
+        ("2024-01-31", "1M", "2024-02-29T00:00:00Z"),  # a leap year: clamped to the 29th
+        ("2023-01-31", "1M", "2023-02-28T00:00:00Z"),
+        ("2024-09-30", "2026-01-01", "2026-01-01T00:00:00Z"),
+        ("2024-09-30", "2026-01-01T10:00:00Z", "2026-01-01T10:00:00Z"),
+        ("2024-09-30", "2026-01-01T10:00:00+05:30", "2026-01-01T04:30:00Z"),
     ],
 )
 def test_expiry_is_absolute_or_sunbird_relative_to_the_issue_date(data, issued, expiry, expected):
@@ -162,17 +166,17 @@ def test_expiry_is_absolute_or_sunbird_relative_to_the_issue_date(data, issued, 
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("2021-05-27", "2021-05-27"),
-        ("2021-05-27T00:00:00Z", "2021-05-27"),
-        ("2021-05-27T10:11:11.123+0530", "2021-05-27"),
-        ("2021-5-7", "2021-05-07"),
+        ("2024-09-30", "2024-09-30"),
+        ("2024-09-30T00:00:00Z", "2024-09-30"),
+        ("2024-09-30T10:11:11.123+0530", "2024-09-30"),
+        ("2024-9-7", "2024-09-07"),
     ],
 )
 def test_sunbird_issued_dates_normalise_to_iso_dates(raw, expected):
     assert normalize_issued_date(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["2019-02", "", "27-05-2021", "2021-13-01"])
+@pytest.mark.parametrize("raw", ["2024-09", "", "30-09-2024", "2024-13-01"])
 def test_unreadable_issued_dates_are_refused(raw):
     with pytest.raises(ValueError):
         normalize_issued_date(raw)
@@ -261,7 +265,7 @@ def test_sign_then_verify_round_trips_the_credential(which, request, data, publi
     claims = verify_credential(token, public_keys)
     assert claims["vc"] == vc
     assert claims["jti"] == f"urn:uuid:{data.cert_id}"
-    assert claims["sub"] == "user001"
+    assert claims["sub"] == "lf_user_07"
     assert claims["iss"] == ISSUER_ID
     assert claims["iat"] == claims["nbf"] == int(ISSUED_AT.timestamp())
 
@@ -275,9 +279,9 @@ def test_any_unicode_name_survives_sign_and_verify(name, course, data, es_key, p
 
 
 def test_an_expired_certificate_is_reported_as_expired(data, ed_key, public_keys):
-    expired = CertificateData(**{**data.__dict__, "expiry": "2022-01-01"})
+    expired = CertificateData(**{**data.__dict__, "expiry": "2025-01-01"})
     vc = build_credential(expired, ISSUER_ID, ed_key.kid, ISSUED_AT)
-    assert vc["expirationDate"] == "2022-01-01T00:00:00Z"
+    assert vc["expirationDate"] == "2025-01-01T00:00:00Z"
     with pytest.raises(VerificationError) as err:
         verify_credential(sign_credential(vc, ed_key), public_keys)
     assert err.value.reason == "expired"
@@ -493,7 +497,7 @@ def test_one_thousand_tampered_credentials_are_all_rejected(data, es_key, ed_key
 
 def test_unsigned_tokens_made_by_pyjwt_itself_are_rejected(data, es_key, public_keys):
     vc = build_credential(data, ISSUER_ID, es_key.kid, ISSUED_AT)
-    token = jwt.encode({"vc": vc, "sub": "user001"}, "", algorithm="none")
+    token = jwt.encode({"vc": vc, "sub": "lf_user_07"}, "", algorithm="none")
     with pytest.raises(VerificationError):
         verify_credential(token, public_keys)
 
