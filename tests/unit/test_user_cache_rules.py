@@ -1,4 +1,11 @@
-"""user-cache-updater rules reproduce Sunbird's user-cache tests (spec A10) and value encoding."""
+"""user-cache-updater rules on the project's own users (tests/data/usercache) and value encoding.
+
+The rules are described in ``docs/flows/user-cache-updater.md``. Cases ``T1``-``T3`` are
+Sunbird's three user-cache tests (all information through the user-read API; two producers;
+blocked and unknown users) expressed with our own users and user-read answers; the expected
+hashes in ``tests/data/usercache/expected_test*.json`` were worked out by hand. Sunbird's own
+files run in ``tests/conformance/test_user_cache_rules.py``.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +18,18 @@ from hypothesis import strategies as st
 
 from flows.user_cache_updater import rules
 from lernflow.errors import InvalidEvent
-from tests.conftest import FIXTURES
+from tests.paths import DATA
 
-FX = FIXTURES / "usercache"
-USER1_HASH_FIELDS = (
-    "firstname",
-    "lastname",
-    "state",
-    "district",
-    "block",
-    "cluster",
-    "schooludisecode",
-    "schoolname",
-)
+FX = DATA / "usercache"
+EVENTS: dict[str, Any] = json.loads((FX / "events.json").read_text())
+ANSWERS: dict[str, Any] = json.loads((FX / "user_read.json").read_text())
+TEST1 = json.loads((FX / "expected_test1.json").read_text())
+TEST2 = json.loads((FX / "expected_test2.json").read_text())
+TEST3 = json.loads((FX / "expected_test3.json").read_text())
 
 
 def _event(name: str) -> rules.AuditUser | rules.Skipped:
-    return rules.parse_event((FX / name).read_bytes())
+    return rules.parse_event(json.dumps(EVENTS[name]).encode())
 
 
 def _accepted(name: str) -> rules.AuditUser:
@@ -37,7 +39,7 @@ def _accepted(name: str) -> rules.AuditUser:
 
 
 def _read(name: str, user_id: str) -> rules.Profile | rules.Blocked:
-    return rules.parse_user_read((FX / name).read_bytes(), user_id)
+    return rules.parse_user_read(json.dumps(ANSWERS[name]).encode(), user_id)
 
 
 def _profile(name: str) -> rules.Profile:
@@ -47,13 +49,13 @@ def _profile(name: str) -> rules.Profile:
 
 
 def _process(
-    store: dict[str, dict[str, str]], event_name: str, response: str | None
+    store: dict[str, dict[str, str]], event_name: str, answer: str | None
 ) -> rules.Write | rules.Skipped:
     """One event through the rules, as the flow does: parse, read if registered, plan, apply."""
     event = _event(event_name)
     if isinstance(event, rules.Skipped):
         return event
-    info = _read(response, event.user_id) if event.registered and response else None
+    info = _read(answer, event.user_id) if event.registered and answer else None
     write = rules.plan(event, info)
     if isinstance(write, rules.Write):
         store[write.key] = rules.apply(store.get(write.key, {}), write)
@@ -82,167 +84,144 @@ def _response(**fields: Any) -> dict[str, Any]:
     return base
 
 
-# --------------------------------------------------------------------------- upstream test 1
-
-TEST1 = json.loads((FX / "v2_expected_redis_test1_InputSource.json").read_text())
+# --------------------------------------------------------------------------- case T1
 
 
-def _run_test1() -> dict[str, dict[str, str]]:
+def _run_test1() -> tuple[dict[str, dict[str, str]], list[rules.Write | rules.Skipped]]:
     store: dict[str, dict[str, str]] = {}
-    for step in TEST1["events_in_order"]:
-        _process(store, step["event"], step["api_response_fixture"])
-    return store
+    outcomes = [_process(store, s["event"], s["answer"]) for s in TEST1["events_in_order"]]
+    return store, outcomes
 
 
-def test_test1_final_hashes_match_every_asserted_value():
-    store = _run_test1()
+def test_t1_final_hashes_equal_the_expected_full_hashes():
+    store, _ = _run_test1()
     for key, expected in TEST1["keys"].items():
-        got = store.get(key, {})
-        for field, value in expected["asserted"].items():
-            if value is None:
-                assert field not in got, (key, field)
-            else:
-                assert got.get(field) == value, (key, field)
+        if expected is None:
+            assert key not in store, key  # unsupported state: never written
+        else:
+            assert store[key] == expected, key
+    assert set(store) == {k for k, v in TEST1["keys"].items() if v is not None}
 
 
-def test_test1_final_hashes_equal_the_derived_full_hashes():
-    store = _run_test1()
-    derived = {
-        k: v["derived_full_hash"] for k, v in TEST1["keys"].items() if "derived_full_hash" in v
-    }
-    assert len(derived) == 7
-    for key, expected in derived.items():
-        assert store[key] == expected, key
-    assert set(store) == set(derived)  # user:user-7 (wrong state) is never written
-
-
-def test_test1_counts_seven_writes_and_two_skips_of_the_right_kinds():
-    store: dict[str, dict[str, str]] = {}
-    outcomes = [
-        _process(store, s["event"], s["api_response_fixture"]) for s in TEST1["events_in_order"]
-    ]
+def test_t1_counts_seven_writes_and_two_skips_of_the_right_kinds():
+    _, outcomes = _run_test1()
+    for step, outcome in zip(TEST1["events_in_order"], outcomes, strict=True):
+        if step["outcome"] == "write":
+            assert isinstance(outcome, rules.Write), step
+        else:
+            assert isinstance(outcome, rules.Skipped), step
+            assert step["outcome"] == f"skip:{outcome.kind}"
     assert sum(isinstance(o, rules.Write) for o in outcomes) == 7
-    assert isinstance(outcomes[6], rules.Skipped) and outcomes[6].kind == "not-a-user"
-    assert isinstance(outcomes[7], rules.Skipped) and outcomes[7].kind == "unsupported-state"
-    assert "wrongState" in outcomes[7].reason
+    assert isinstance(outcomes[7], rules.Skipped) and "Archived" in outcomes[7].reason
 
 
-def test_content_object_event_is_not_a_user():
-    result = _event("v2_event_07_content_object_skip.json")
+def test_t1_content_object_event_is_not_a_user():
+    result = _event("t1_7_content_object")
     assert isinstance(result, rules.Skipped) and result.kind == "not-a-user"
 
 
-def test_wrong_state_event_is_an_unsupported_state():
-    result = _event("v2_event_08_user-7_wrongState.json")
+def test_t1_unsupported_state_event_is_skipped():
+    result = _event("t1_8_learner07_unsupported_state")
     assert isinstance(result, rules.Skipped) and result.kind == "unsupported-state"
 
 
-def test_upstream_events_parse_to_user_id_state_producer_and_signin_type():
-    e1 = _accepted("v2_event_01_user-1_update_learner_google.json")
+def test_t1_events_parse_to_user_id_state_producer_and_signin_type():
+    e1 = _accepted("t1_1_learner01_update_google")
     assert e1 == rules.AuditUser(
-        user_id="user-1",
+        user_id="lf-learner-01",
         state="Update",
         registered=True,
         general={"usersignintype": "Self-Signed-In"},
-        mid="1573121861118.40f9136b-1cc3-458d-a04a-4459606df",
+        mid="LF.t1.1",
     )
-    e2 = _accepted("v2_event_02_user-8_mergeUser_update_learner.json")
-    assert (e2.user_id, e2.registered, e2.general) == ("user-8", True, {})
-    e6 = _accepted("v2_event_06_user-5_created_learner_sso.json")
+    e2 = _accepted("t1_2_merged_update_no_signup")
+    assert (e2.user_id, e2.registered, e2.general) == ("lf-learner-merged", True, {})
+    e6 = _accepted("t1_6_learner05_created_sso")
     assert (e6.state, e6.general) == ("Created", {"usersignintype": "Validated"})
 
 
-def test_registered_event_writes_user_read_fields_and_deletes_only_absent_removable_ones():
-    event = _accepted("v2_event_04_user-3_update_learner_google.json")
-    write = rules.plan(event, _read("v2_userread_user3.json", "user-3"))
-    assert isinstance(write, rules.Write)
-    assert write.key == "user:user-3"
-    assert write.delete_if_stale == ("block",)  # user-3 has no block location
-    write4 = rules.plan(
-        _accepted("v2_event_05_user-4_update_learner_google.json"),
-        _profile("v2_userread_user4.json"),
-    )
-    assert isinstance(write4, rules.Write)
-    assert write4.delete_if_stale == ("schooludisecode", "schoolname")
+def test_t1_registered_event_deletes_only_the_removable_fields_the_profile_lacks():
+    for step in TEST1["events_in_order"]:
+        event = _event(step["event"])
+        if not isinstance(event, rules.AuditUser):
+            continue
+        write = rules.plan(event, _read(step["answer"], event.user_id))
+        assert isinstance(write, rules.Write)
+        assert write.key == f"user:{event.user_id}"
+        expected = TEST1["stale_candidates"].get(write.key, [])
+        assert list(write.delete_if_stale) == expected, write.key
 
 
-def test_bracketed_names_are_escaped_but_json_lists_are_not():
+def test_t1_bracketed_names_are_escaped_but_json_lists_are_not():
     write = rules.plan(
-        _accepted("v2_event_09_user-10_update_learner_bracket_names.json"),
-        _read("v2_userread_user10.json", "user-10"),
+        _accepted("t1_9_learner10_update_google_brackets"),
+        _read("ok_brackets", "lf-learner-10"),
     )
     assert isinstance(write, rules.Write)
-    assert write.hset["block"] == "BLOCK1\\]"
-    assert write.hset["schoolname"] == "\\[RPMMAT M.S UDHADIH"
-    assert write.hset["language"] == '["English"]'
+    assert write.hset["block"] == "Riverside\\]"
+    assert write.hset["schoolname"] == "\\[Pilot\\] Hilltop School"
+    assert write.hset["language"] == '["English","Marathi"]'
     assert (
         write.hset["profileusertypes"] == '\\[{"type":"administrator"}\\]'
     )  # null subType dropped
     assert write.hset["usersubtype"] == ""
 
 
-# --------------------------------------------------------------------------- upstream test 2
+# --------------------------------------------------------------------------- case T2
 
 
-def test_test2_app_producer_merges_userlogintype_and_keeps_every_previous_field():
-    expected = json.loads((FX / "v2_expected_test2_producer_ids.json").read_text())
+def test_t2_other_producer_merges_userlogintype_and_keeps_every_previous_field():
     store: dict[str, dict[str, str]] = {}
-    for step_name in ("step1", "step2"):
-        step = expected[step_name]
-        write = _process(store, step["event"], step.get("api_response_fixture"))
-        assert isinstance(write, rules.Write)
-        for field, value in step["asserted"].items():
-            if value is None:
-                assert field not in store["user:user-1"]
-            else:
-                assert store["user:user-1"][field] == value
-    assert isinstance(write, rules.Write)
-    assert write.hset == {"userlogintype": "teacher"}
-    assert write.delete_if_stale == ()
-    before = rules.plan(
-        _accepted("v2_event_user-1_learner_pid.json"), _profile("v2_userread_user1.json")
-    )
-    assert isinstance(before, rules.Write)
-    assert store["user:user-1"] == {**before.hset, "userlogintype": "teacher"}
+    step1, step2 = TEST2["step1"], TEST2["step2"]
+    first = _process(store, step1["event"], step1["answer"])
+    assert isinstance(first, rules.Write)
+    assert store["user:lf-learner-01"] == step1["hash"]
+    assert "userlogintype" not in store["user:lf-learner-01"]
+    second = _process(store, step2["event"], step2["answer"])
+    assert second == rules.Write("user:lf-learner-01", step2["hset"], ())
+    assert store["user:lf-learner-01"] == step2["hash"]
 
 
-def test_app_producer_event_is_not_registered():
-    event = _accepted("v2_event_user-1_app_pid_userrole_teacher.json")
+def test_t2_other_producer_event_is_not_registered():
+    event = _accepted("t2_learner01_app_userrole_teacher")
     assert event.registered is False
     assert event.general == {"userlogintype": "teacher"}
-    assert rules.plan(event, None) == rules.Write("user:user-1", {"userlogintype": "teacher"}, ())
+    expected = rules.Write("user:lf-learner-01", {"userlogintype": "teacher"}, ())
+    assert rules.plan(event, None) == expected
 
 
-# --------------------------------------------------------------------------- upstream test 3
+# --------------------------------------------------------------------------- case T3
 
 
-def test_test3_blocked_user_without_cdata_writes_nothing():
-    expected = json.loads((FX / "v2_expected_test3_throw_exception.json").read_text())
-    step = expected["sequence"][1]
+def test_t3_blocked_user_without_cdata_writes_nothing():
+    step = TEST3["sequence"][1]
     event = _accepted(step["event"])
-    info = _read("v2_userread_errors_clientError.json", event.user_id)
-    assert info == rules.Blocked("user-8")
+    info = _read(step["answer"], event.user_id)
+    assert info == rules.Blocked("lf-learner-merged")
     result = rules.plan(event, info)
     assert isinstance(result, rules.Skipped) and result.kind == "no-data"
+    assert step["outcome"] == "skip:no-data"
 
 
-def test_test3_resource_not_found_is_invalid_with_sunbirds_message():
-    event = _accepted("v2_event_03_user-2_update_learner_google.json")
+def test_t3_resource_not_found_is_invalid_with_sunbirds_message():
+    step = TEST3["sequence"][2]
+    event = _accepted(step["event"])
     with pytest.raises(InvalidEvent) as exc:
-        _read("v2_userread_user2.json", event.user_id)
-    assert exc.value.reason.startswith("User Read API does not have details for user: user-2")
+        _read(step["answer"], event.user_id)
+    assert exc.value.reason.startswith(TEST3["parked_reason_starts"])
     assert "RESOURCE_NOT_FOUND" in exc.value.reason
     assert "USER_NOT_FOUND" in exc.value.reason
 
 
-def test_blocked_user_with_cdata_still_deletes_removable_fields():
+def test_t3_blocked_user_with_cdata_still_deletes_removable_fields():
     store: dict[str, dict[str, str]] = {}
-    _process(store, "v2_event_01_user-1_update_learner_google.json", "v2_userread_user1.json")
-    before = dict(store["user:user-1"])
-    event = _accepted("v2_event_01_user-1_update_learner_google.json")
-    write = rules.plan(event, rules.Blocked("user-1"))
+    _process(store, "t1_1_learner01_update_google", "ok_anaya")
+    before = dict(store["user:lf-learner-01"])
+    assert before == TEST1["keys"]["user:lf-learner-01"]
+    event = _accepted("t1_1_learner01_update_google")
+    write = rules.plan(event, _read("blocked", "lf-learner-01"))
     assert write == rules.Write(
-        "user:user-1", {"usersignintype": "Self-Signed-In"}, rules.REMOVABLE_FIELDS
+        "user:lf-learner-01", {"usersignintype": "Self-Signed-In"}, rules.REMOVABLE_FIELDS
     )
     assert rules.stale_fields(before, write) == list(rules.REMOVABLE_FIELDS)
     after = rules.apply(before, write)
@@ -254,12 +233,35 @@ def test_blocked_user_with_cdata_still_deletes_removable_fields():
 
 
 def test_other_client_errors_and_ok_without_response_are_invalid():
-    for name in ("v2_userread_clientError.json", "v2_userread_invalid_json.json"):
+    for name in ("client_error_other", "ok_without_response"):
         with pytest.raises(InvalidEvent) as exc:
-            _read(name, "user-9")
-        assert exc.value.reason.startswith("User Read API does not have details for user: user-9")
+            _read(name, "lf-learner-09")
+        assert exc.value.reason.startswith(
+            "User Read API does not have details for user: lf-learner-09"
+        )
     with pytest.raises(InvalidEvent, match="USER_ACCOUNT_BLOCKED"):
-        _read("v2_userread_clientError.json", "user-9")
+        _read("client_error_other", "lf-learner-09")
+
+
+def test_full_profile_fields_keep_python_types_before_stringify():
+    fields = _profile("ok_anaya").fields
+    assert fields["language"] == ["English", "Marathi"]
+    assert fields["phone"] is None and fields["email"] is None  # masked values are not used
+    assert fields["board"] == "LF State Board" and fields["framework"] == "lf_k12"
+    assert fields["grade"] == ["Class 6", "Class 7"]
+    assert fields["medium"] == ["English", "ಕನ್ನಡ"]
+    assert fields["usertype"] == "teacher,parent,administrator,other"
+    assert fields["usersubtype"] == "mentor,hm"
+    assert fields["profileusertypes"] == (
+        '[{"subType":"mentor","type":"teacher"},{"type":"parent"},'
+        '{"subType":"hm","type":"administrator"},{"subType":"hm","type":"teacher"},'
+        '{"type":"other"}]'
+    )
+
+
+def test_registered_event_without_read_result_is_a_programming_error():
+    with pytest.raises(ValueError, match="user-read"):
+        rules.plan(_accepted("t1_1_learner01_update_google"), None)
 
 
 @pytest.mark.parametrize(
@@ -309,20 +311,6 @@ def test_ok_response_code_is_case_insensitive():
 
 
 # --------------------------------------------------------------------------- profile fields
-
-
-def test_user1_profile_fields_keep_python_types_before_stringify():
-    fields = _profile("v2_userread_user1.json").fields
-    assert fields["language"] == ["English"]
-    assert fields["phone"] is None and fields["email"] is None
-    assert fields["board"] == "IGOT-Health" and fields["framework"] == "igot_health"
-    assert fields["grade"] == ["Volunteers"]
-    assert fields["usertype"] == "administrator,teacher,other,parent"
-    assert fields["usersubtype"] == "hm,crp"
-    assert fields["profileusertypes"] == (
-        '[{"subType":"hm","type":"administrator"},{"type":"teacher"},'
-        '{"subType":"crp","type":"administrator"},{"type":"other"},{"type":"parent"}]'
-    )
 
 
 def test_missing_root_org_or_org_name_gives_empty_orgname_instead_of_crashing():
@@ -553,11 +541,6 @@ def test_user_role_without_id_is_written_empty_like_sunbirds_null():
 
 
 # --------------------------------------------------------------------------- plan / redis model
-
-
-def test_registered_event_without_read_result_is_a_programming_error():
-    with pytest.raises(ValueError, match="user-read"):
-        rules.plan(_accepted("v2_event_01_user-1_update_learner_google.json"), None)
 
 
 def test_general_info_wins_over_profile_fields_on_a_clash():
