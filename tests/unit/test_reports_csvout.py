@@ -1,10 +1,13 @@
-"""Report CSV dialect (spec B8.2: Spark 3.2 + univocity) and file naming (B4.4 step 4, B8.1)."""
+"""Report CSV dialect (B8.2: Spark 3.2 + univocity) and file naming (B4.4 step 4, B8.1).
+
+Rules: docs/flows/progress-exhaust.md. Case ids (B10.1, ...) name the upstream case each test
+states with our own data.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -14,9 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reports.csvout import csv_line, java_double, report_file_name, report_path, to_csv
-from tests.conftest import FIXTURES
 
-CASES = json.loads((FIXTURES / "reports" / "test_cases_progress_exhaust.json").read_text())
+REQUEST_ID = "9F2C61D0A7B34E58B1C4D2E6F8A01B37"
 
 
 def _trimmed(text: str) -> str:
@@ -135,18 +137,14 @@ def test_backslashes_in_quoted_values_round_trip(row: list[str]) -> None:
 
 
 def test_report_path_b10() -> None:
-    """B10.1 "validate the report path" (on demand and standalone)."""
-    expected = next(c for c in CASES["cases"] if c["name"] == "validate the report path")[
-        "expected"
-    ]
+    """B10.1 "validate the report path" (on demand and standalone): on demand the request id
+    is a folder under the job id; standalone there is none; the date is the IST report date."""
     now = datetime(2024, 1, 1, 6, 0, tzinfo=UTC)
-    on_demand = report_path(
-        "", "progress-exhaust", "37564CF8F134EE7532F125651B51D17F", "batch-001", "progress", now
-    )
-    standalone = report_path("", "progress-exhaust", None, "batch-001", "progress", now)
-    assert on_demand == expected["on_demand"].replace("<yyyyMMdd>", "20240101") + ".csv"
-    assert standalone == expected["standalone"].replace("<yyyyMMdd>", "20240101") + ".csv"
-    assert report_path("", "progress-exhaust", "", "batch-001", "progress", now) == standalone
+    on_demand = report_path("", "progress-exhaust", REQUEST_ID, "bt-101", "progress", now)
+    standalone = report_path("", "progress-exhaust", None, "bt-101", "progress", now)
+    assert on_demand == f"progress-exhaust/{REQUEST_ID}/bt-101_progress_20240101.csv"
+    assert standalone == "progress-exhaust/bt-101_progress_20240101.csv"
+    assert report_path("", "progress-exhaust", "", "bt-101", "progress", now) == standalone
 
 
 def test_report_path_uses_the_ist_date_and_a_verbatim_prefix() -> None:

@@ -1,4 +1,5 @@
-"""PII decryption (spec B7.3): known ciphertexts, pass-through rules, lenient Base64."""
+"""PII decryption (B7.3, docs/flows/userinfo-exhaust.md): known ciphertexts, pass-through
+rules, lenient Base64."""
 
 from __future__ import annotations
 
@@ -21,31 +22,25 @@ from reports.decrypt import (
     normalise_salt,
     sun_misc_b64encode,
 )
-from tests.conftest import FIXTURES
+from tests.paths import DATA
 
-TEST_SALT = "SunBird"  # sunbird_encryption_key in the upstream report tests
+TEST_SALT = "Kestrel"  # the report jobs' sunbird_encryption_key in these tests
 
-
-def load(*parts: str) -> Any:
-    return json.loads(FIXTURES.joinpath(*parts).read_text())
-
-
-def fixture_ciphertext() -> str:
-    """``encEmail`` of the user-read fixture (also cached as email/phone in the Redis fixtures)."""
-    return str(load("usercache", "v2_userread_user4.json")["result"]["response"]["encEmail"])
+# A three-layer ciphertext made by us with the cryptography package (not with reports.decrypt):
+# each layer is AES/ECB/PKCS7 of salt + inner text, Base64 in 76-character lines.
+PII = json.loads((DATA / "reports" / "pii_ciphertext.json").read_text())
+KNOWN_SALT: str = PII["salt"]
+KNOWN_PLAIN: str = PII["plaintext"]
 
 
-# The fixture value is a user-service ciphertext whose line break (sun.misc Base64 writes
-# one after 76 characters) has become a plain "n" in the fixtures. With the line break put
-# back it is a real three-layer ciphertext: salt "6&A?Tqc}", plaintext below.
-KNOWN_SALT = "6&A?Tqc}"
-KNOWN_PLAIN = "loadtest+3310@gmail.com"
+def load(name: str) -> Any:
+    return json.loads((DATA / "reports" / name).read_text())
 
 
 def restored_ciphertext() -> str:
-    value = fixture_ciphertext()
-    assert value[76] == "n"
-    return value[:76] + "\n" + value[77:]
+    value: str = PII["ciphertext"]
+    assert "\n" in value
+    return value
 
 
 def test_known_ciphertext_decrypts_bit_exactly():
@@ -56,11 +51,14 @@ def test_encrypt_reproduces_the_known_ciphertext():
     assert encrypt_pii(KNOWN_PLAIN, KNOWN_SALT) == restored_ciphertext()
 
 
-def test_fixture_value_as_stored_is_not_decryptable_and_passes_through():
-    value = fixture_ciphertext()
-    assert len(lenient_b64decode(value)) == 113  # not a whole number of AES blocks
+def test_stored_value_with_lost_line_breaks_is_not_decryptable_and_passes_through():
+    """A cache that turned the line breaks into plain "n" holds text that is no ciphertext."""
+    value: str = PII["stored"]
+    assert value == restored_ciphertext().replace("\n", "n")
+    assert len(lenient_b64decode(value)) % 16 != 0  # not a whole number of AES blocks
     assert decrypt_pii(value, KNOWN_SALT) == value
     assert decrypt_pii(value, TEST_SALT) == value
+    assert decrypt_pii(restored_ciphertext(), KNOWN_SALT) == KNOWN_PLAIN  # the positive twin
 
 
 def test_every_layer_carries_the_salt():
@@ -75,21 +73,27 @@ def test_every_layer_carries_the_salt():
     assert layer == KNOWN_PLAIN
 
 
-def test_userinfo_fixture_pii_is_plain_and_passes_through():
+def test_userinfo_cache_pii_is_plain_and_passes_through():
     """B10.2 derived CSV: plaintext e-mails/names come out unchanged."""
-    seed = load("reports", "redis_user_cache_seed_userinfo_test_db0.json")
+    seed = load("world.json")["user_cache"]["userinfo"]
+    checked = 0
     for fields in seed.values():
         for name in ("email", "phone", "firstname", "lastname"):
             if name in fields:
                 assert decrypt_pii(fields[name], TEST_SALT) == fields[name]
-    assert decrypt_pii("Manju Kapoor", TEST_SALT) == "Manju Kapoor"
-    assert decrypt_pii("mahesh@ilimi.in", TEST_SALT) == "mahesh@ilimi.in"
+                checked += 1
+    assert checked > 10
+    assert decrypt_pii("Odile Brannigan", TEST_SALT) == "Odile Brannigan"
+    assert decrypt_pii("tomas@heron.example", TEST_SALT) == "tomas@heron.example"
+    assert decrypt_pii(encrypt_pii("tomas@heron.example", TEST_SALT), TEST_SALT) == (
+        "tomas@heron.example"
+    )
 
 
 def test_request_key_of_the_upstream_tests_is_its_own_password():
-    # "Zip is password protected (ZipCrypto) with DecryptUtil.decryptData('test12') = 'test12'"
-    assert decrypt_pii("test12", TEST_SALT) == "test12"
-    assert decrypt_pii("test123", TEST_SALT) == "test123"
+    # B10.2: a request key that is not a ciphertext is its own zip password
+    assert decrypt_pii("pond-key-7", TEST_SALT) == "pond-key-7"
+    assert decrypt_pii("pond-key-77", TEST_SALT) == "pond-key-77"
 
 
 @pytest.mark.parametrize("value", ["", " ", "\t\n\r", "\u2003", "\u3000 \x1c"])
@@ -186,7 +190,7 @@ def test_decrypt_inverts_encrypt(value, salt):
 def test_text_with_invalid_utf8_is_replaced_not_rejected():
     # a layer whose plaintext is not UTF-8: Java substitutes U+FFFD and carries on
     padder = padding.PKCS7(128).padder()
-    raw = padder.update(b"SunBird\xff\xfeab") + padder.finalize()
+    raw = padder.update(b"Kestrel\xff\xfeab") + padder.finalize()
     encryptor = Cipher(algorithms.AES(AES_KEY), modes.ECB()).encryptor()
     layer = base64.b64encode(encryptor.update(raw) + encryptor.finalize()).decode()
     # one layer only: the second decoding of "\ufffd\ufffdab" fails, so the input comes back

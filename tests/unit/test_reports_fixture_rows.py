@@ -1,32 +1,36 @@
-"""Inputs of Sunbird's report tests (spec B10) as report-model values, checked against the fixtures.
+"""The report jobs' test world (B10), written by us, as report-model values.
 
-The Cassandra rows are written out here as dataclasses, each naming the ``report_data.cql``
-INSERT it mirrors; the tests below re-read the CQL file and make sure the transcription holds
-(ids, dates, scores, question literals). Hierarchy documents, the Redis seeds and the mocked
-content search are read from the fixture files directly.
+Cassandra rows (enrolments, attempts, consents, course batches) are dataclasses here; the user
+caches, the content search answer and the content hierarchies are read from
+``tests/data/reports/world.json``. Every id, name and value is the project's own; each batch
+and learner plays the part of one in the upstream B10 cases (named next to it), so the same
+rules give the same kind of outcome. The rules: docs/flows/progress-exhaust.md,
+docs/flows/userinfo-exhaust.md and docs/flows/response-exhaust.md.
 
-CQL timestamps without a zone (``'2019-11-16 05:41:50'``) are taken as UTC, the embedded
-Cassandra's zone in the upstream harness.
+Timestamps are UTC.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from reports.model import Attempt, Batch, Consent, Enrolment, ReportContext
 from reports.progress import assessment_content_ids, leaf_nodes_count
-from tests.conftest import FIXTURES
+from tests.paths import DATA
 
-FX = FIXTURES / "reports"
-COURSE = "do_1130928636168192001667"  # "24 aug course", channel b00bc..., userConsent Yes
-CHANNEL = "b00bc992ef25f1a9a8d63291e20efc8d"  # requested_channel of the B10 requests
-CUSTODIAN = "0130107621805015045"  # system_settings custodianOrgId
-REQUEST_ID = "37564CF8F134EE7532F125651B51D17F"
-TEXT_DATE = "2019-11-15 05:41:50:382+0000"
+FX = DATA / "reports"
+WORLD: dict[str, Any] = json.loads((FX / "world.json").read_text())
+COURSE = "lf-course-7001"  # "Pond Life Basics", channel lf-org-heron, userConsent Yes
+CHANNEL = "lf-org-heron"  # requested_channel of the B10 requests
+CUSTODIAN = "lf-org-root"  # system_settings custodianOrgId
+REQUEST_ID = "9F2C61D0A7B34E58B1C4D2E6F8A01B37"
+TEXT_DATE = "2021-03-03 07:00:00:000+0000"  # the old text column, parsed as a date
+OTHER_COURSE = "lf-course-7012"  # what bt-102's first learners are enrolled in
+NO_HIERARCHY_COURSE = "lf-course-7003"  # bt-103: no content_hierarchy row
+HEADER_ONLY_COURSE = "lf-course-7004"  # bt-104: its only learner has no cache entry
 
 
 def _ts(text: str) -> datetime:
@@ -54,233 +58,167 @@ def _enrolment(
     )
 
 
-# sunbird_courses.user_enrolments (report_data.cql lines 21-37; user-011 is inserted twice with
-# the same primary key, so it is one row)
+# sunbird_courses.user_enrolments
 ENROLMENTS: list[Enrolment] = [
+    # both date columns: the timestamp (04/03) wins over the text (02/03)
     _enrolment(
-        "user-001",
-        COURSE,
-        "batch-001",
-        "2019-11-13 05:41:50:382+0000",
-        _ts("2019-11-16 05:41:50"),
+        "lrn-201", COURSE, "bt-101", "2021-03-02 08:10:00:000+0000", _ts("2021-03-04 09:00:00")
     ),
-    _enrolment("user-002", COURSE, "batch-001", None, _ts("2019-11-15 05:41:50")),
-    _enrolment("user-003", COURSE, "batch-001"),
-    _enrolment("user-004", COURSE, "batch-001"),
-    _enrolment("user-005", "do_1130292569979781121111", "batch-002"),
-    _enrolment("user-006", "do_1130292569979781121111", "batch-002"),
-    _enrolment("user-007", "do_1130292569979781121111", "batch-002"),
-    _enrolment("user-008", "do_1131975645014835201326", "batch-003"),
-    _enrolment("user-009", "do_1131975645014835201326", "batch-003"),
-    _enrolment("user-010", "do_1131975645014835201326", "batch-003"),
-    _enrolment("user-011", "do_1130293726460805121168", "batch-002"),
-    _enrolment("user-014", "do_112835334818643968148", "batch-004"),
+    # only the timestamp: 20:15 UTC is 01:45 the next day in IST -> 06/03/2021
+    _enrolment("lrn-202", COURSE, "bt-101", None, _ts("2021-03-05 20:15:00")),
+    _enrolment("lrn-203", COURSE, "bt-101"),
+    _enrolment("lrn-204", COURSE, "bt-101"),
+    _enrolment("lrn-205", OTHER_COURSE, "bt-102"),
+    _enrolment("lrn-206", OTHER_COURSE, "bt-102"),
+    _enrolment("lrn-207", OTHER_COURSE, "bt-102"),
+    _enrolment("lrn-208", NO_HIERARCHY_COURSE, "bt-103"),
+    _enrolment("lrn-209", NO_HIERARCHY_COURSE, "bt-103"),
+    _enrolment("lrn-210", NO_HIERARCHY_COURSE, "bt-103"),
+    _enrolment("lrn-211", "lf-course-7002", "bt-102"),
+    _enrolment("lrn-214", HEADER_ONLY_COURSE, "bt-104"),
     *(
         _enrolment(
-            user, COURSE, "batch-006", "2019-11-13 05:41:50:382+0000", _ts("2019-11-16 05:41:50")
+            user, COURSE, "bt-106", "2021-03-02 08:10:00:000+0000", _ts("2021-03-04 09:00:00")
         )
-        for user in ("user-015", "user-016", "user-017")
+        for user in ("lrn-215", "lrn-216", "lrn-217")
     ),
 ]
 
-# The question UDT values of user-001's attempt (report_data.cql line 40): CQL string literals
-# keep backslashes as written, so these are raw strings.
-A_PI = r'{"text":"A=\\\\pi r^2\n"}'
-Q1_PARAMS = [{"1": A_PI}, {"2": r'{"text":"no\n"}'}, {"answer": '{"correct":["1"]}'}]
-Q2_TEXT = r'{"text":"1\nA=\\\\pi r^2A=\\\\pi r^2\n"}'
+# Question values as the question UDT holds them: backslashes as written, so raw strings.
+A_OMEGA = r'{"text":"\\\\omega t\n"}'
+Q1_PARAMS = [{"1": A_OMEGA}, {"2": r'{"text":"yes\n"}'}, {"answer": '{"correct":["1"]}'}]
+Q2_TEXT = r'{"text":"1\n\\\\sqrt{2}\\\\sqrt{2}\n"}'
 LHS = (
-    r'[{"1":"{\"text\":\"A=\\\\\\\\pi r^2\\n\"}"},'
-    r'{"2":"{\"text\":\"\\\\\\\\frac{4}{3}\\\\\\\\pi r^3\\n\"}"},'
-    r'{"3":"{\"text\":\"a^n\\\\\\\\times a^m=a^{n+m}\\n\"}"}]'
+    r'[{"1":"{\"text\":\"\\\\\\\\sum x_i\\n\"}"},'
+    r'{"2":"{\"text\":\"\\\\\\\\omega t\\n\"}"},'
+    r'{"3":"{\"text\":\"e^{i\\\\\\\\pi}\\n\"}"}]'
 )
 RHS_RES = (
-    r'[{"1":"{\"text\":\"Volume of sphere\\n\"}"},{"2":"{\"text\":\"Area of Circle\\n\"}"},'
-    r'{"3":"{\"text\":\"Product Rule\\n\"}"}]'
+    r'[{"1":"{\"text\":\"Ripple\\n\"}"},{"2":"{\"text\":\"Phase\\n\"}"},'
+    r'{"3":"{\"text\":\"Sum rule\\n\"}"}]'
 )
 RHS_PARAMS = (
-    r'[{"1":"{\"text\":\"Volume of sphere\\n\"}"},{"2":"{\"text\":\"Product Rule\\n\"}"},'
-    r'{"3":"{\"text\":\"Area of Circle\\n\"}"}]'
+    r'[{"1":"{\"text\":\"Ripple\\n\"}"},{"2":"{\"text\":\"Sum rule\\n\"}"},'
+    r'{"3":"{\"text\":\"Phase\\n\"}"}]'
 )
+ASSESSED_AT = _ts("2022-02-08T17:05:00.250")
 QUESTIONS: list[dict[str, Any]] = [
     {
-        "id": "do_213019475454476288155",
-        "assess_ts": _ts("2020-06-18T18:15:56.490"),
+        "id": "lf-q-9101",
+        "assess_ts": ASSESSED_AT,
         "max_score": 1.0,
         "score": 1.0,
         "type": "mcq",
-        "title": "testQuestiontextandformula",
-        "resvalues": [{"1": A_PI}],
+        "title": "Wave phase",
+        "resvalues": [{"1": A_OMEGA}],
         "params": Q1_PARAMS,
-        "description": "SelfAssess for course",
-        "duration": Decimal("1.0"),
+        "description": "Pond quiz",
+        "duration": Decimal("3.0"),
     },
     {
-        "id": "do_213019970118279168165",
-        "assess_ts": _ts("2020-06-18T18:15:56.490"),
+        "id": "lf-q-9102",
+        "assess_ts": ASSESSED_AT,
         "max_score": 1.0,
         "score": 1.0,
         "type": "mcq",
-        "title": "test with formula",
+        "title": "Root of two",
         "resvalues": [{"1": Q2_TEXT}],
-        "params": [{"1": Q2_TEXT}, {"2": r'{"text":"2\n"}'}, {"answer": '{"correct":["1"]}'}],
-        "description": "SelfAssess for course",
-        "duration": Decimal("1.0"),
+        "params": [{"1": Q2_TEXT}, {"2": r'{"text":"3\n"}'}, {"answer": '{"correct":["1"]}'}],
+        "description": "Pond quiz",
+        "duration": Decimal("2.0"),
     },
     {
-        "id": "do_213019972814823424168",
-        "assess_ts": _ts("2020-06-18T18:15:56.490"),
+        "id": "lf-q-9103",
+        "assess_ts": ASSESSED_AT,
         "max_score": 1.0,
-        "score": 0.33,
+        "score": 0.25,
         "type": "mtf",
-        "title": "test with formula",
+        "title": "Match the pond",
         "resvalues": [{"lhs": LHS}, {"rhs": RHS_RES}],
         "params": [
             {"lhs": LHS},
             {"rhs": RHS_PARAMS},
-            {"answer": '{"lhs":["1","2","3"],"rhs":["3","1","2"]}'},
+            {"answer": '{"lhs":["1","2","3"],"rhs":["2","3","1"]}'},
         ],
-        "description": "testQuestiontextandformula",
-        "duration": Decimal("2.0"),
+        "description": "Matching",
+        "duration": Decimal("4.5"),
     },
     {
-        "id": "do_2130256513760624641171",
-        "assess_ts": _ts("2020-06-18T18:15:56.490"),
+        "id": "lf-q-9104",
+        "assess_ts": ASSESSED_AT,
         "max_score": 10.0,
         "score": 10.0,
         "type": "mcq",
-        "title": "test with formula",
-        "resvalues": [{"1": r'{"text":"4\n"}'}],
+        "title": "Count the frogs",
+        "resvalues": [{"1": r'{"text":"6\n"}'}],
         "params": [
-            {"1": r'{"text":"4\n"}'},
-            {"2": r'{"text":"3\n"}'},
-            {"3": r'{"text":"8\n"}'},
-            {"4": r'{"text":"10\n"}'},
+            {"1": r'{"text":"6\n"}'},
+            {"2": r'{"text":"5\n"}'},
+            {"3": r'{"text":"9\n"}'},
+            {"4": r'{"text":"12\n"}'},
             {"answer": '{"correct":["1"]}'},
         ],
-        "description": "SelfAssess for course",
-        "duration": Decimal("12.0"),
+        "description": "Pond quiz",
+        "duration": Decimal("14.0"),
     },
 ]
-# 1626327000000 ms
-ATTEMPTED_ON = datetime(2021, 7, 15, 5, 30, tzinfo=UTC)
+# 18:45 UTC is 00:15 the next day in IST
+ATTEMPTED_ON = datetime(2022, 2, 8, 18, 45, tzinfo=UTC)
+QUIZ = "lf-quiz-8001"  # twice in the content search: "Frog Quiz", "Pond Life Basics"
+QUIZ_2 = "lf-quiz-8002"  # "Lily Quiz"
 
-# sunbird_courses.assessment_aggregator (report_data.cql lines 40-46; user-003's row is inserted
-# twice with the same primary key, so it is one row)
+
+def _attempt(
+    course: str, batch_id: str, user: str, content: str, attempt_id: str, total: str
+) -> Attempt:
+    score = float(total)
+    return Attempt(course, batch_id, user, content, attempt_id, total, score, score, None, [])
+
+
+# sunbird_courses.assessment_aggregator
 ATTEMPTS: list[Attempt] = [
-    Attempt(
-        COURSE,
-        "batch-001",
-        "user-001",
-        "do_1128870328040161281204",
-        "attempat-001",
-        "20",
-        20.0,
-        20.0,
-        ATTEMPTED_ON,
-        QUESTIONS,
-    ),
-    Attempt(
-        COURSE,
-        "batch-001",
-        "user-002",
-        "do_1128870328040161281204",
-        "attempt-001",
-        "10",
-        10.0,
-        10.0,
-        None,
-        [],
-    ),
-    Attempt(
-        COURSE,
-        "batch-001",
-        "user-003",
-        "do_112876961957437440179",
-        "attempt-001",
-        "10",
-        10.0,
-        10.0,
-        None,
-        [],
-    ),
-    Attempt(
-        "do_11306040245271756813015",
-        "batch-001",
-        "user-008",
-        "do_112876961957437440179",
-        "attempt-001",
-        "10",
-        10.0,
-        10.0,
-        None,
-        [],
-    ),
-    Attempt(
-        "do_11306040245271756813015",
-        "batch-001",
-        "user-010",
-        "do_11307593493010022418",
-        "attempt-001",
-        "15",
-        15.0,
-        15.0,
-        None,
-        [],
-    ),
-    Attempt(
-        "do_112835334818643968148",
-        "batch-004",
-        "user-014",
-        "do_11307593493010022418",
-        "attempt-001",
-        "15",
-        15.0,
-        15.0,
-        None,
-        [],
-    ),
+    Attempt(COURSE, "bt-101", "lrn-201", QUIZ, "att-x1", "19", 19.0, 19.0, ATTEMPTED_ON, QUESTIONS),
+    _attempt(COURSE, "bt-101", "lrn-202", QUIZ, "att-1", "8"),
+    _attempt(COURSE, "bt-101", "lrn-203", QUIZ_2, "att-1", "8"),
+    _attempt("lf-course-7006", "bt-101", "lrn-208", QUIZ_2, "att-1", "8"),
+    _attempt("lf-course-7006", "bt-101", "lrn-210", "lf-quiz-8003", "att-1", "12"),
+    _attempt(HEADER_ONLY_COURSE, "bt-104", "lrn-214", "lf-quiz-8003", "att-1", "12"),
 ]
 
-CONSENT_DATE = _ts("2019-09-19T18:15:56.490")
-# sunbird.user_consent (report_data.cql lines 52-64; the program consents after line 68 concern
-# other objects and consumers and are left out)
+# 19:10 UTC is 00:40 the next day in IST -> 03/05/2021
+CONSENT_DATE = _ts("2021-05-02T19:10:00.000")
+# sunbird.user_consent
 CONSENTS: list[Consent] = [
-    Consent("user-001", CHANNEL, COURSE, "active", CONSENT_DATE),
-    Consent("user-002", CHANNEL, COURSE, "active", None),
-    Consent("user-003", CHANNEL, COURSE, "active", CONSENT_DATE),
-    Consent("user-004", CHANNEL, COURSE, "active", None),
-    Consent("user-005", "consumer_001", "object_01", "active", None),
-    Consent("user-006", "consumer_001", "object_01", "active", None),
-    Consent("user-007", "consumer_001", "object_01", "active", None),
-    Consent(
-        "user-008",
-        "01309282781705830427",
-        "do_1131975645014835201326",
-        "active",
-        _ts("2021-06-14T18:15:56.490"),
-    ),
-    Consent("user-009", "01309282781705830427", "do_1131975645014835201326", "active", None),
-    Consent("user-014", "consumer_001", "object_01", "active", None),
-    Consent("user-015", CHANNEL, COURSE, "active", CONSENT_DATE),
-    Consent("user-016", CHANNEL, COURSE, "active", None),
-    Consent("user-017", CHANNEL, COURSE, "REVOKED", CONSENT_DATE),
+    Consent("lrn-201", CHANNEL, COURSE, "active", CONSENT_DATE),
+    Consent("lrn-202", CHANNEL, COURSE, "active", None),
+    Consent("lrn-203", CHANNEL, COURSE, "active", CONSENT_DATE),
+    Consent("lrn-204", CHANNEL, COURSE, "active", None),
+    Consent("lrn-205", "lf-consumer-1", "lf-object-1", "active", None),
+    Consent("lrn-206", "lf-consumer-1", "lf-object-1", "active", None),
+    Consent("lrn-207", "lf-consumer-1", "lf-object-1", "active", None),
+    Consent("lrn-208", "lf-org-marsh", NO_HIERARCHY_COURSE, "active", _ts("2021-08-01T10:00:00")),
+    Consent("lrn-209", "lf-org-marsh", NO_HIERARCHY_COURSE, "active", None),
+    Consent("lrn-214", "lf-consumer-1", "lf-object-1", "active", None),
+    Consent("lrn-215", CHANNEL, COURSE, "active", CONSENT_DATE),
+    Consent("lrn-216", CHANNEL, COURSE, "active", None),
+    Consent("lrn-217", CHANNEL, COURSE, "REVOKED", CONSENT_DATE),
 ]
 
-# sunbird_courses.course_batch (report_data.cql lines 1-7): batch id -> (course id, name)
+# sunbird_courses.course_batch: batch id -> (course id, name)
 COURSE_BATCHES = {
-    "batch-001": (COURSE, "Basic Java"),
-    "batch-002": ("do_1130293726460805121168", "Basic C++"),
-    "batch-003": ("do_1131975645014835201326", "Basic C++"),
-    "batch-004": ("do_112835334818643968148", "Basic C++"),
-    "batch-005": ("do_11234577983855001618", "Basic C++"),
-    "batch-006": (COURSE, "Basic C++"),
-    "batch-014": ("do_112835334818643968148", "Basic C++"),
+    "bt-101": (COURSE, "Dawn Cohort"),
+    "bt-102": ("lf-course-7002", "Dusk Cohort"),
+    "bt-103": (NO_HIERARCHY_COURSE, "Dusk Cohort"),
+    "bt-104": (HEADER_ONLY_COURSE, "Dusk Cohort"),
+    "bt-105": ("lf-course-7005", "Dusk Cohort"),  # its course is Retired
+    "bt-106": (COURSE, "Dusk Cohort"),
+    "bt-114": (HEADER_ONLY_COURSE, "Dusk Cohort"),
 }
 
 
 def search_results() -> list[dict[str, Any]]:
-    """The mocked content search (returned for every search call upstream)."""
-    document = json.loads((FX / "content_search_response.json").read_text())
+    """The content search answer (the same answer for every search call)."""
+    document = WORLD["content_search"]
     return [
         item
         for key, items in document["result"].items()
@@ -292,7 +230,7 @@ def search_results() -> list[dict[str, Any]]:
 def batch(
     batch_id: str, requested_org_id: str = CHANNEL, custodian_org_id: str = CUSTODIAN
 ) -> Batch:
-    """The CollectionBatch Sunbird resolves (B4.3) from course_batch and the mocked search."""
+    """The batch as B4.3 resolves it from course_batch and the content search."""
     course_id, name = COURSE_BATCHES[batch_id]
     collection = next(item for item in search_results() if item["identifier"] == course_id)
     return Batch(
@@ -308,103 +246,48 @@ def batch(
 
 
 def search_names() -> dict[str, list[str | None]]:
-    """identifier -> names of the mocked search response, in response order."""
+    """identifier -> names in the content search answer, in answer order."""
     names: dict[str, list[str | None]] = {}
     for item in search_results():
         names.setdefault(item["identifier"], []).append(item.get("name"))
     return names
 
 
-def user_cache(seed: str) -> dict[str, dict[str, str]]:
-    """A ``redis_user_cache_seed_<seed>_test_db0.json`` seed: user id (key suffix) -> hash."""
-    document = json.loads((FX / f"redis_user_cache_seed_{seed}_test_db0.json").read_text())
-    return {key.removeprefix("user:"): fields for key, fields in document.items()}
+def user_cache(job: str) -> dict[str, dict[str, str]]:
+    """The user cache a job's tests start from (``progress``, ``userinfo``, ``response``)."""
+    cache: dict[str, dict[str, str]] = WORLD["user_cache"][job]
+    return {user: dict(fields) for user, fields in cache.items()}
 
 
 def hierarchies() -> dict[str, dict[str, Any]]:
-    """dev_hierarchy_store.content_hierarchy rows (report_data.cql lines 48-50), parsed."""
-    out: dict[str, dict[str, Any]] = {}
-    for line in (FX / "report_data.cql").read_text().splitlines():
-        if "content_hierarchy" in line:
-            match = re.search(r"VALUES \('([^']*)', '(.*)'\);\s*$", line)
-            assert match
-            out[match.group(1)] = json.loads(match.group(2).replace("''", "'"))
-    return out
+    """content_hierarchy rows: collection id -> hierarchy document."""
+    found: dict[str, dict[str, Any]] = WORLD["content_hierarchy"]
+    return found
 
 
-def expected_csv(case: str, seed: str) -> list[str]:
-    """The derived CSV lines of a test_cases_<seed>_exhaust.json case (header first)."""
-    document = json.loads((FX / f"test_cases_{seed}_exhaust.json").read_text())
-    lines = next(c for c in document["cases"] if c["name"] == case)["derived_csv_rows_any_order"]
-    assert isinstance(lines, list)
-    return lines
+# --- the world is consistent ------------------------------------------------------------------
 
 
-# --- the transcription above matches the fixture files ---------------------------------------
-
-_CQL = (FX / "report_data.cql").read_text()
-
-
-def _cql_values(table: str) -> list[list[str]]:
-    rows = []
-    for line in _CQL.splitlines():
-        if f"INSERT INTO {table} " in line:
-            rows.append([s.replace("''", "'") for s in re.findall(r"'((?:[^']|'')*)'", line)])
-    return rows
+def test_every_enrolment_batch_is_a_course_batch() -> None:
+    assert {e.batchid for e in ENROLMENTS} <= set(COURSE_BATCHES)
+    assert len({(e.userid, e.courseid, e.batchid) for e in ENROLMENTS}) == len(ENROLMENTS)
 
 
-def test_enrolments_mirror_the_cql() -> None:
-    cql = {(r[0], r[1], r[2]): r[3:] for r in _cql_values("sunbird_courses.user_enrolments")}
-    mine = {(e.userid, e.courseid, e.batchid): e for e in ENROLMENTS}
-    assert set(cql) == set(mine)
-    for key, dates in cql.items():
-        enrolment = mine[key]
-        texts = [d for d in dates if ":382+" in d]
-        stamps = [d for d in dates if ":382+" not in d]
-        assert enrolment.enrolleddate == (texts[0] if texts else None)
-        assert enrolment.enrolled_date == (_ts(stamps[0]) if stamps else None)
+def test_every_batch_course_is_in_the_search_answer() -> None:
+    names = search_names()
+    assert {course for course, _ in COURSE_BATCHES.values()} <= set(names)
+    assert names[QUIZ] == ["Frog Quiz", "Pond Life Basics"]
 
 
-def test_attempts_mirror_the_cql() -> None:
-    cql = {
-        (r[0], r[1], r[2], r[3], r[4]): r[5]
-        for r in _cql_values("sunbird_courses.assessment_aggregator")
-    }
-    mine = {(a.course_id, a.batch_id, a.user_id, a.content_id, a.attempt_id): a for a in ATTEMPTS}
-    assert set(cql) == set(mine)
-    for key, grand_total in cql.items():
-        attempt = mine[key]
-        assert attempt.grand_total == grand_total
-        assert attempt.total_score == attempt.total_max_score == float(grand_total)
-    literals = _cql_values("sunbird_courses.assessment_aggregator")[0]
-    for question in QUESTIONS:
-        assert question["id"] in literals
-        for entry in [*question["params"], *question["resvalues"]]:
-            for key, value in entry.items():
-                assert key in literals
-                assert value in literals
-    assert "1626327000000" in _CQL
-    assert int(ATTEMPTED_ON.timestamp() * 1000) == 1626327000000
-
-
-def test_consents_mirror_the_cql() -> None:
-    # columns: id, user_id, consumer_id, consumer_type, status, object_id[, last_updated_on]
-    rows = [r for r in _cql_values("sunbird.user_consent") if r[1].startswith("user-")]
-    assert [c.user_id for c in CONSENTS] == [r[1] for r in rows]
-    for consent, row in zip(CONSENTS, rows, strict=True):
-        assert (consent.consumer_id, consent.status, consent.object_id) == (row[2], row[4], row[5])
-        assert consent.last_updated_on == (_ts(row[6][:23]) if len(row) > 6 else None)
-
-
-def test_course_batches_mirror_the_cql() -> None:
-    cql = {r[1]: (r[0], r[7]) for r in _cql_values("sunbird_courses.course_batch")}
-    assert cql == COURSE_BATCHES
+def test_attempt_time_in_milliseconds() -> None:
+    assert int(ATTEMPTED_ON.timestamp() * 1000) == 1644345900000
 
 
 def test_b10_hierarchy_has_no_leaf_count_and_no_assessments() -> None:
     """Why every B10 progress row reads Progress 100 and Total Score "" (B10.1 notes)."""
     found = hierarchies()
-    assert set(found) == {COURSE, "do_1128870328040161281204", "do_112835334818643968148"}
+    assert set(found) == {COURSE, QUIZ, HEADER_ONLY_COURSE}
     for document in found.values():
         assert leaf_nodes_count(document) == 0
         assert assessment_content_ids(document, ReportContext()) == set()
+    assert NO_HIERARCHY_COURSE not in found
