@@ -58,23 +58,36 @@ def _applied(settings: Settings) -> int:
     return len(_rows(settings, "SELECT userid FROM lernflow_activity_applied"))
 
 
+def applied_events(settings: Settings) -> int:
+    """How many input events the state holds: each counted event adds one view to one lesson
+    (the seeded LMS rows start without views, and a replayed event adds nothing)."""
+    return sum(
+        r.viewcount or 0 for r in _rows(settings, "SELECT viewcount FROM user_content_consumption")
+    )
+
+
 def test_kill_9_mid_run_then_restart_gives_the_clean_run_state(
     settings: Settings, tmp_path: Path
 ) -> None:
-    events = _events()
+    # more learners than the other tests use, so each kill lands well inside a run
+    learners = 4 * LEARNERS
+    events = activity_events(learners)
     # 1. the reference: one clean, uninterrupted run
-    load_activity(settings, events, LEARNERS)
+    load_activity(settings, events, learners)
     run_to_end(FLOW, settings)
     clean = state(settings)
+    assert applied_events(settings) == len(events)
     clean_certs = read_json(
         settings, settings.topics.full(settings.topics.issue_certificate_request)
     )
-    assert len(clean_certs) == LEARNERS - LEARNERS // 5
+    assert len(clean_certs) == learners - learners // 5
 
     # 2. same input on a fresh topic environment and fresh tables, killed twice mid-run
     _reset(settings)
     run2 = settings.with_overrides(
         topics=settings.topics.model_copy(update={"env": settings.topics.env + "-k"}),
+        # small reads, so the work advances in small steps and each kill lands inside the run
+        kafka=settings.kafka.model_copy(update={"consumer_batch_size": 50}),
         run=settings.run.model_copy(
             update={
                 "recovery_dir": tmp_path / "recovery",
@@ -83,15 +96,16 @@ def test_kill_9_mid_run_then_restart_gives_the_clean_run_state(
         ),
     )
     create_topics(run2)
-    _seed(run2)
+    seed_activity(run2, learners)
     inp2 = run2.topics.full(run2.topics.course_batch_job_request)
     DeliveryTrackingProducer(run2.kafka).produce_all(
         [OutMessage(inp2, b, key=k) for k, b in events]
     )
     env = {**os.environ, **run2.to_env()}
     cmd = [sys.executable, "-m", "lernflow.cli", "run", FLOW]
-    kills = 0
-    for target in (len(events) // 10, len(events) // 3):
+    total = len(events)
+    for step in (total // 10, total // 4):
+        target = applied_events(run2) + step  # this process does part of the work itself
         proc = subprocess.Popen(
             cmd,
             env=env,
@@ -100,15 +114,22 @@ def test_kill_9_mid_run_then_restart_gives_the_clean_run_state(
             start_new_session=True,
         )
         deadline = time.monotonic() + 120
-        while _applied(run2) < target // 4 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.2)
+        applied = applied_events(run2)
+        while applied < target and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+            applied = applied_events(run2)
+        # the kill lands in the middle of a live run: the process runs, part of the work is done
+        alive = proc.poll() is None
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        kills += 1
+        assert alive, f"the flow exited (code {proc.returncode}) before the kill"
+        assert 0 < applied < total, f"{applied} of {total} events applied at the kill"
+        after_kill = applied_events(run2)
+        assert after_kill < total, f"all {total} events were applied before the kill landed"
     subprocess.run(
         [*cmd, "--until-caught-up"], env=env, check=True, capture_output=True, timeout=300
     )
-    assert kills == 2
+    assert applied_events(run2) == total
     got = state(run2)
     if got != clean:
         missing = sorted(set(clean[0]) - set(got[0]))[:5]
