@@ -1,8 +1,13 @@
-"""Certificates on the real stack: Sunbird's pre-processor cases, the full path from a
-completion event to a verified PDF, replay, template rejections and ``cert why``."""
+"""Certificates on the real stack: the pre-processor cases (PP-1, PP-D1..PP-D4) on our own
+data, the full path from a completion event to a verified PDF, replay, template rejections and
+``cert why``. The flows are described in docs/flows/certificate-pre-processor.md and
+docs/flows/certificate-generator.md."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -10,6 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from confluent_kafka import TopicPartition
+from prometheus_client import REGISTRY
+from pypdf import PdfReader, PdfWriter
 from typer.testing import CliRunner
 
 from certificates import render, signing
@@ -17,18 +25,19 @@ from certificates.template import bundled_template_path
 from config import Settings
 from lernflow import cli
 from lernflow.cert_why import explain
-from lernflow.clients import cassandra_session, redis_client
+from lernflow.clients import cassandra_session, kafka_consumer, redis_client
 from lernflow.demo import SAMPLE_SIGNATURE
-from tests.conftest import FIXTURES
+from lernflow.runner import consumer_group
 from tests.flowkit import create_topics, produce, read_json, run_to_end
+from tests.paths import DATA
 
-FX = FIXTURES / "certificates"
+FX = DATA / "certificates"
 PRE, GEN = "certificate-pre-processor", "certificate-generator"
 SUNBIRD_TABLES = ("user", "organisation", "location", "cert_registry")
 
 
-@pytest.fixture
-def cert_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+@contextlib.contextmanager
+def cert_environment(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     """Own key pair and certificate store; sunbird tables emptied; course_batch emptied."""
     c = settings.certificates.model_copy(
         update={"keys_dir": tmp_path / "keys", "storage_dir": tmp_path / "store"}
@@ -37,8 +46,16 @@ def cert_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     signing.generate_keys(c.keys_dir)
     _truncate(s)
     create_topics(s)
-    yield s
-    _truncate(s)
+    try:
+        yield s
+    finally:
+        _truncate(s)
+
+
+@pytest.fixture
+def cert_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+    with cert_environment(settings, tmp_path) as s:
+        yield s
 
 
 def _truncate(s: Settings) -> None:
@@ -66,17 +83,23 @@ def _cql(s: Settings, statements: list[str]) -> None:
         cluster.shutdown()
 
 
-def _user(s: Settings, user: str, first: str, last: str, root: str = "Org001") -> None:
-    """A learner in sunbird.user with a state and a district (USER_1's locations)."""
-    locs = json.dumps([{"id": "loc-ka", "type": "state"}, {"id": "loc-bus", "type": "district"}])
+def _user(s: Settings, user: str, first: str, last: str, root: str = "lf_org_01") -> None:
+    """A learner in sunbird.user with a state and a district (pre.profile.full.json's)."""
+    locs = json.dumps(
+        [
+            {"id": "lf-loc-state-41", "type": "state"},
+            {"id": "lf-loc-district-4107", "type": "district"},
+        ]
+    )
     cluster, session = cassandra_session(s.cassandra, s.cassandra.sunbird_keyspace)
     try:
         session.execute(
-            "INSERT INTO location (id, name, type, code) VALUES ('loc-ka', 'Karnataka', 'state', '29')"
+            "INSERT INTO location (id, name, type, code) VALUES "
+            "('lf-loc-state-41', 'Northshire', 'state', '41')"
         )
         session.execute(
             "INSERT INTO location (id, name, type, code) VALUES "
-            "('loc-bus', 'BENGALURU URBAN SOUTH', 'district', '2920')"
+            "('lf-loc-district-4107', 'Harbor Vale', 'district', '4107')"
         )
         session.execute(
             "INSERT INTO user (id, userid, firstname, lastname, rootorgid, profilelocation) "
@@ -118,57 +141,153 @@ def _issue_event(user: str, course: str, batch: str, re_issue: bool = False) -> 
     }).encode()  # fmt: skip
 
 
-# ---- Sunbird's pre-processor cases (§10.1 and the derived ones) -------------------------------
+# ---- the pre-processor cases on our own data (PP-1, PP-D1..PP-D4) ----------------------------
+
+ALGEBRA, ALGEBRA_BATCH = "do_lf_algebra_101", "lfbatch0715"
+QUIZ = "do_lf_quiz_01"
+COMPLETED_ON = datetime(2024, 7, 15, tzinfo=UTC)
 
 
-def test_upstream_pre_processor_cases(cert_settings: Settings) -> None:
+def _batch(s: Settings, course: str, batch: str, templates: dict[str, dict[str, str]]) -> None:
+    cluster, session = cassandra_session(s.cassandra, s.cassandra.courses_keyspace)
+    try:
+        session.execute(
+            "INSERT INTO course_batch (courseid, batchid, cert_templates) VALUES (%s, %s, %s)",
+            (course, batch, templates),
+        )
+    finally:
+        cluster.shutdown()
+
+
+def _enrolment_row(s: Settings, user: str, course: str, batch: str, **columns: object) -> None:
+    names = ["userid", "courseid", "batchid", "completedon", *columns]
+    values = [user, course, batch, COMPLETED_ON, *columns.values()]
+    cluster, session = cassandra_session(s.cassandra, s.cassandra.courses_keyspace)
+    try:
+        session.execute(
+            f"INSERT INTO user_enrolments ({', '.join(names)}) "
+            f"VALUES ({', '.join(['%s'] * len(names))})",
+            values,
+        )
+    finally:
+        cluster.shutdown()
+
+
+def _scores(s: Settings, user: str, course: str, batch: str, column: str, scores: dict) -> None:
+    cluster, session = cassandra_session(s.cassandra, s.cassandra.courses_keyspace)
+    try:
+        session.execute(
+            f"INSERT INTO user_activity_agg (activity_type, activity_id, user_id, context_id, "
+            f"{column}) VALUES ('Course', %s, %s, %s, %s)",
+            (course, user, f"cb:{batch}", scores),
+        )
+    finally:
+        cluster.shutdown()
+
+
+def _seed_pre_cases(s: Settings) -> None:
+    """The batches, enrolments, scores, caches and learners of the five pre-processor cases."""
+    stored = json.loads((FX / "pre.cert_templates.json").read_text())
+    award = stored["lf_tmpl_algebra_award"]  # status 2 and a score of at least 75
+    # PP-1 and PP-D4: lf_user_01 completed, 4 of 5 (80 %) on a SelfAssess quiz, holds the award
+    _batch(s, ALGEBRA, ALGEBRA_BATCH, stored)
+    _enrolment_row(s, "lf_user_01", ALGEBRA, ALGEBRA_BATCH, active=True, status=2,
+                   issued_certificates=[{"identifier": "lf-cert-prev-0001", "lastIssuedOn":
+                                         "2023-03-02", "name": award["name"], "token": "K7M2Q9"}])  # fmt: skip
+    _scores(s, "lf_user_01", ALGEBRA, ALGEBRA_BATCH, "aggregates",
+            {f"score:{QUIZ}": 4.0, f"max_score:{QUIZ}": 5.0})  # fmt: skip
+    # PP-D1: a batch without certificate templates
+    _batch(s, "do_lf_geometry_102", "lfbatch0716", {})
+    # PP-D2: a status-2-only template; lf_user_02's row has neither active nor status
+    merit = {k: v for k, v in award.items() if k != "notifyTemplate"}
+    merit.update(identifier="lf_tmpl_algebra_merit", name="Algebra Merit Award",
+                 criteria='{"enrollment":{"status":2}}')  # fmt: skip
+    _batch(s, "do_lf_algebra_201", "lfbatch0801", {"lf_tmpl_algebra_merit": merit})
+    _enrolment_row(s, "lf_user_02", "do_lf_algebra_201", "lfbatch0801")
+    # PP-D3: lf_user_03 completed with nothing issued yet; 1 of 1 in the int agg column
+    stats = {**award, "identifier": "lf_tmpl_stats_merit", "name": "Statistics Merit Award"}
+    _batch(s, "do_lf_stats_301", "lfbatch0901", {"lf_tmpl_stats_merit": stats})
+    _enrolment_row(s, "lf_user_03", "do_lf_stats_301", "lfbatch0901", active=True, status=2,
+                   issued_certificates=[])  # fmt: skip
+    _scores(s, "lf_user_03", "do_lf_stats_301", "lfbatch0901", "agg",
+            {f"score:{QUIZ}": 1, f"max_score:{QUIZ}": 1})  # fmt: skip
+    _redis_set(s, s.redis.content_cache_db, QUIZ,
+               json.dumps({"identifier": QUIZ, "contentType": "SelfAssess"}))  # fmt: skip
+    # course names: the content read response's content, cached in the collection cache
+    content = json.loads((FX / "pre.content_read.json").read_text())["result"]["content"]
+    _redis_set(s, s.redis.collection_cache_db, ALGEBRA, json.dumps(content))
+    _redis_set(s, s.redis.collection_cache_db, "do_lf_stats_301",
+               json.dumps({"name": "Statistics Basics"}))  # fmt: skip
+    _user(s, "lf_user_01", "Mira", "Okafor")
+    _user(s, "lf_user_03", "Ines", "null")
+
+
+def _skipped(flow: str, kind: str) -> float:
+    """This process's count of ``flow``'s skipped events of one kind."""
+    value = REGISTRY.get_sample_value(
+        "lernflow_events_skipped_total", {"flow": flow, "reason_kind": kind}
+    )
+    return value or 0.0
+
+
+def _committed(s: Settings, flow: str, topic: str) -> int:
+    """The offsets ``flow`` has committed on ``topic``, summed over its partitions."""
+    consumer = kafka_consumer(s.kafka, group_id=consumer_group(s, flow))
+    try:
+        info = consumer.list_topics(topic, timeout=30).topics[topic]
+        parts = [TopicPartition(topic, p) for p in info.partitions]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=30))
+    finally:
+        consumer.close()
+
+
+def test_pre_processor_cases_pp_1_and_pp_d1_to_d4(cert_settings: Settings) -> None:
     s = cert_settings
-    text = (FX / "pre_processor.test.cql").read_text()
-    _cql(s, re.findall(r"^INSERT INTO .*?;\s*$", text, flags=re.MULTILINE | re.DOTALL))
-    _redis_set(s, s.redis.content_cache_db, "content_001",
-               '{"identifier":"content_001","contentType": "SelfAssess"}')  # fmt: skip
-    # the course name Sunbird reads from the content-read API (CONTENT_1) comes from the
-    # collection cache here
-    content = json.loads((FX / "pre_processor.CONTENT_1.json").read_text())["result"]["content"]
-    _redis_set(s, s.redis.collection_cache_db, "do_11309999837886054415", json.dumps(content))
-    _redis_set(s, s.redis.collection_cache_db, "course_003", json.dumps({"name": "Course three"}))
-    _user(s, "user001", "user", "name")
-    _user(s, "user003", "Three", "null")
+    _seed_pre_cases(s)
     t = _topics(s)
-    pp1 = (FX / "pre_processor.EVENT_1.json").read_bytes()
+    pp1 = (FX / "pre.issue_request.json").read_bytes()  # lf_user_01, reIssue true
     d4 = json.loads(pp1)
     d4["edata"]["reIssue"] = False
     produce(s, t["issue"], [
-        pp1,                                                           # PP-1 (re-issue)
-        json.dumps(d4).encode(),                                       # PP-D4: issued, no re-issue
-        _issue_event("user009", "course_002", "batch_002"),            # PP-D1: no templates
-        _issue_event("user002", "do_11309999837886054416", "0131000245281587207"),  # PP-D2
-        _issue_event("user003", "course_003", "batch_003"),            # PP-D3: int agg column
+        pp1,                                                         # PP-1: a re-issue
+        json.dumps(d4).encode(),                                     # PP-D4: issued, no re-issue
+        _issue_event("lf_user_09", "do_lf_geometry_102", "lfbatch0716"),  # PP-D1: no templates
+        _issue_event("lf_user_02", "do_lf_algebra_201", "lfbatch0801"),   # PP-D2: not active
+        _issue_event("lf_user_03", "do_lf_stats_301", "lfbatch0901"),     # PP-D3: int agg column
     ], key=b"k")  # fmt: skip
+    kinds = ("not-eligible-enrollment", "not-eligible-template-none")
+    before = {k: _skipped(PRE, k) for k in kinds}
     run_to_end(PRE, s)
     out = read_json(s, t["generate"])
-    assert read_json(s, t["pre_failed"]) == []
     by_user = {e["edata"]["userId"]: e for e in out}
-    assert sorted(by_user) == ["user001", "user003"]
-    e = by_user["user001"]
+    assert sorted(by_user) == ["lf_user_01", "lf_user_03"]
+    assert len(out) == 2
+    e = by_user["lf_user_01"]
     assert list(e) == ["actor", "eid", "edata", "ets", "context", "mid", "object"]
     ed = e["edata"]
-    assert ed["oldId"] == "certificateId"
-    assert ed["courseName"] == "test Course"
-    assert ed["orgId"] == "Org001"
-    assert ed["data"] == [{"recipientName": "user name", "recipientId": "user001"}]
-    assert ed["name"] == ed["criteria"]["narrative"] == "Course Completion Certificate"
-    assert ed["issuer"]["url"] == "https://gcert.gujarat.gov.in/gcert/"
-    assert ed["signatoryList"][0]["designation"] == "CEO"
+    assert ed["oldId"] == "lf-cert-prev-0001"  # the held award's identifier: a re-issue
+    assert ed["courseName"] == "Algebra Foundations"
+    assert ed["orgId"] == "lf_org_01"
+    assert ed["data"] == [{"recipientName": "Mira Okafor", "recipientId": "lf_user_01"}]
+    assert ed["name"] == ed["criteria"]["narrative"] == "Algebra Completion Award"
+    assert ed["issuer"]["url"] == "https://school.lernflow.example/"
+    assert ed["signatoryList"][0]["designation"] == "Registrar"
     assert ed["related"] == {
-        "batchId": "0131000245281587206", "courseId": "do_11309999837886054415",
-        "type": "Course Completion Certificate",
+        "batchId": ALGEBRA_BATCH, "courseId": ALGEBRA, "type": "Algebra Completion Award",
     }  # fmt: skip
-    assert ed["tag"] == "0131000245281587206"
-    assert ed["issuedDate"] == datetime.now(UTC).date().isoformat()
-    assert e["object"] == {"id": "user001", "type": "GenerateCertificate"}
-    assert by_user["user003"]["edata"]["oldId"] == ""
-    assert by_user["user003"]["edata"]["data"][0]["recipientName"] == "Three"
+    assert ed["tag"] == ALGEBRA_BATCH
+    assert ed["issuedDate"] == "2024-07-15"  # the completion date
+    assert e["object"] == {"id": "lf_user_01", "type": "GenerateCertificate"}
+    d3 = by_user["lf_user_03"]["edata"]
+    assert d3["oldId"] == ""
+    assert d3["data"][0]["recipientName"] == "Ines"  # a "null" last name is left out
+    assert d3["courseName"] == "Statistics Basics"
+    assert d3["name"] == "Statistics Merit Award"
+    # PP-D1, D2 and D4 were read and skipped as not eligible, not lost or parked
+    assert _committed(s, PRE, t["issue"]) == 5
+    assert _skipped(PRE, "not-eligible-enrollment") - before["not-eligible-enrollment"] == 2
+    assert _skipped(PRE, "not-eligible-template-none") - before["not-eligible-template-none"] == 1
+    assert read_json(s, t["pre_failed"]) == []
 
 
 # ---- the full path ---------------------------------------------------------------------------
@@ -179,7 +298,7 @@ COURSE, BATCH = "do_cert_course", "cert_batch_1"
 def _course(s: Settings, issuer: dict[str, str], signatories: list[dict[str, str]],
             criteria: str = '{"enrollment":{"status":2}}') -> None:  # fmt: skip
     template = {
-        "identifier": "tmpl_sample", "name": "Course Completion Certificate",
+        "identifier": "tmpl_sample", "name": "Python Basics Certificate",
         "url": str(bundled_template_path()), "criteria": criteria, "issuer": json.dumps(issuer),
         "signatoryList": json.dumps(signatories),
         "notifyTemplate": json.dumps({"subject": "Completion certificate"}),
@@ -254,12 +373,13 @@ def test_completion_event_to_verified_pdf_and_a_replay_issues_no_duplicate(
     produce(s, t["issue"], [_issue_event("learner-1", COURSE, BATCH)], key=b"learner-1")
     run_to_end(PRE, s)
     run_to_end(GEN, s)
-    assert read_json(s, t["gen_failed"]) == []
+    assert _committed(s, GEN, t["generate"]) == 1  # the generate event was read ...
 
-    issued = _issued(s, "learner-1")
+    issued = _issued(s, "learner-1")  # ... and became a certificate
     assert len(issued) == 1
+    assert read_json(s, t["gen_failed"]) == []
     entry = issued[0]
-    assert entry["name"] == "Course Completion Certificate"
+    assert entry["name"] == "Python Basics Certificate"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000", entry["lastIssuedOn"])
     cert_id = entry["identifier"]
     rows = _registry(s)
@@ -268,8 +388,6 @@ def test_completion_event_to_verified_pdf_and_a_replay_issues_no_duplicate(
     assert pdf.is_file()
     assert json.loads(rows[0].recipient)["id"] == "learner-1"
     # markup in the name is text in the certificate
-    from pypdf import PdfReader
-
     text = PdfReader(pdf).pages[0].extract_text()
     assert 'Asha <b>"&amp;</b> Rao' in text
     assert "Python basics" in text
@@ -288,25 +406,59 @@ def test_completion_event_to_verified_pdf_and_a_replay_issues_no_duplicate(
     notes = read_json(s, t["notify"])
     assert len(notes) == 1
 
-    # replay both flows from the beginning: nothing new
+    # replay both flows from the beginning: both see the request again and skip it
     before = pdf.read_bytes()
+    skipped_pre = _skipped(PRE, "not-eligible-enrollment")
+    skipped_gen = _skipped(GEN, "already-issued")
     run_to_end(PRE, s, from_beginning=True)
     run_to_end(GEN, s, from_beginning=True)
+    assert _skipped(PRE, "not-eligible-enrollment") - skipped_pre == 1  # name already issued
+    assert _skipped(GEN, "already-issued") - skipped_gen == 1
+    assert len(read_json(s, t["generate"])) == 1
     assert _issued(s, "learner-1") == issued
     assert [r.id for r in _registry(s)] == [cert_id]
     assert [a["object"]["id"] for a in read_json(s, t["audit"]) if a.get("eid") == "AUDIT"] == [
         cert_id
     ]
+    assert len(read_json(s, t["notify"])) == 1
+    assert read_json(s, t["gen_failed"]) == []
     assert pdf.read_bytes() == before
-    # a tampered PDF does not verify
-    bad = pdf.with_name("tampered.pdf")
+
+    # the same PDF carrying a tampered credential does not verify, for its signature
     token = render.extract_attachment(before)
     assert token is not None
-    head, body, sig = token.split(b".")
-    forged = b".".join([head, body[:-4] + (b"AAAA" if body[-4:] != b"AAAA" else b"BBBB"), sig])
-    bad.write_bytes(before.replace(token, forged) if token in before else b"%PDF-broken")
+    head, body, sig = token.decode().split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    assert claims["vc"]["credentialSubject"]["name"] == 'Asha <b>"&amp;</b> Rao'
+    claims["vc"]["credentialSubject"]["name"] = "Mallory Rao"
+    forged_body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    forged = f"{head}.{forged_body}.{sig}".encode()
+    control = pdf.with_name("re-embedded.pdf")  # the rewrite alone keeps the PDF verifiable
+    control.write_bytes(_with_credential(before, token))
+    assert render.extract_attachment(control.read_bytes()) == token
+    res = runner.invoke(cli.app, ["cert", "verify", str(control)])
+    assert res.exit_code == 0, res.output
+    bad = pdf.with_name("tampered.pdf")
+    bad.write_bytes(_with_credential(before, forged))
+    assert render.extract_attachment(bad.read_bytes()) == forged
     res = runner.invoke(cli.app, ["cert", "verify", str(bad)])
-    assert res.exit_code == 1
+    assert res.exit_code == 1, res.output
+    assert "NOT VALID: signature" in res.output
+
+
+def _with_credential(pdf: bytes, token: bytes, name: str = "credential.jwt") -> bytes:
+    """The PDF's pages with ``token`` as its only embedded credential (file or Keywords form)."""
+    reader = PdfReader(io.BytesIO(pdf))
+    writer = PdfWriter()
+    for page in reader.pages:
+        writer.add_page(page)
+    if reader.attachments:
+        writer.add_attachment(name, token)
+    else:
+        writer.add_metadata({"/Keywords": f"{name}:{token.decode()}"})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 @pytest.mark.parametrize(
