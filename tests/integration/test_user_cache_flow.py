@@ -1,25 +1,34 @@
-"""user-cache-updater on the real stack: Sunbird's Tests 1-3 (HTTP user-read source against a
-local server answering with the recorded responses), the legacy Cassandra-source cases, replay,
-bad input, and the bulk rebuild."""
+"""user-cache-updater on the real stack with the project's own users (tests/data/usercache).
+
+Cases ``T1``-``T3`` (Sunbird's three user-cache tests) through the HTTP user-read source, against
+a local server answering with our recorded answers; case group ``L`` (Sunbird's Cassandra-era
+cases L01-L15) through the Cassandra source, on our own user tables; replay, retries and bad
+input. Rules: ``docs/flows/user-cache-updater.md``. Sunbird's own files run in
+``tests/conformance/test_user_cache_flow.py``.
+"""
 
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from confluent_kafka import TopicPartition
+from prometheus_client import REGISTRY
 
 from config import Settings
-from lernflow.clients import cassandra_session, redis_client
-from tests.conftest import FIXTURES
+from lernflow.clients import cassandra_session, kafka_consumer, redis_client
+from lernflow.runner import consumer_group
 from tests.flowkit import create_topics, produce, read_json, run_to_end
+from tests.paths import DATA
 
 FLOW = "user-cache-updater"
-FX = FIXTURES / "usercache"
+FX = DATA / "usercache"
+EVENTS: dict[str, Any] = json.loads((FX / "events.json").read_text())
+ANSWERS: dict[str, Any] = json.loads((FX / "user_read.json").read_text())
 SUNBIRD_TABLES = (
     "user", "user_organisation", "organisation", "location", "system_settings",
     "usr_external_identity", "user_declarations",
@@ -28,7 +37,7 @@ STATUS = {"OK": 200, "CLIENT_ERROR": 400, "RESOURCE_NOT_FOUND": 404, "SERVER_ERR
 
 
 class UserReadServer:
-    """A local stand-in for Sunbird's user-read API: recorded bodies by user id."""
+    """A local stand-in for the user-read API: our recorded answers by user id."""
 
     def __init__(self, answers: dict[str, str]) -> None:
         self.answers = answers
@@ -47,12 +56,10 @@ class UserReadServer:
                     return
                 name = server.answers.get(user)
                 if name is None or query != "fields=locations,organisations":
-                    self._send(404, b'{"responseCode":"RESOURCE_NOT_FOUND","result":{},'
-                               b'"params":{"err":"USER_NOT_FOUND"}}')  # fmt: skip
+                    self._send(404, json.dumps(ANSWERS["not_found"]).encode())
                     return
-                body = (FX / name).read_bytes()
-                code = json.loads(body).get("responseCode", "OK")
-                self._send(STATUS.get(code, 200), body)
+                body = json.dumps(ANSWERS[name], ensure_ascii=False).encode()
+                self._send(STATUS.get(ANSWERS[name].get("responseCode", "OK"), 200), body)
 
             def _send(self, status: int, body: bytes) -> None:
                 self.send_response(status)
@@ -74,18 +81,21 @@ class UserReadServer:
         self.httpd.server_close()
 
 
-TEST1_ANSWERS = {
-    "user-1": "v2_userread_user1.json", "user-8": "v2_userread_user1.json",
-    "user-2": "v2_userread_user1.json", "user-3": "v2_userread_user3.json",
-    "user-4": "v2_userread_user4.json", "user-5": "v2_userread_user1.json",
-    "user-10": "v2_userread_user10.json",
-}  # fmt: skip
-TEST1_EVENTS = sorted(p.name for p in FX.glob("v2_event_0*.json"))
+def _answers_by_user(steps: list[dict[str, Any]]) -> dict[str, str]:
+    return {
+        EVENTS[s["event"]]["object"]["id"]: s["answer"] for s in steps if s["answer"] is not None
+    }
+
+
+TEST1 = json.loads((FX / "expected_test1.json").read_text())
+TEST2 = json.loads((FX / "expected_test2.json").read_text())
+TEST3 = json.loads((FX / "expected_test3.json").read_text())
+CASSANDRA = json.loads((FX / "cassandra_expected.json").read_text())
 
 
 @pytest.fixture
 def api() -> Iterator[UserReadServer]:
-    server = UserReadServer(dict(TEST1_ANSWERS))
+    server = UserReadServer(_answers_by_user(TEST1["events_in_order"]))
     yield server
     server.close()
 
@@ -104,7 +114,7 @@ def _hashes(settings: Settings) -> dict[str, dict[str, str]]:
 
 
 def _events(*names: str) -> list[bytes]:
-    return [(FX / n).read_bytes().strip() for n in names]
+    return [json.dumps(EVENTS[n], ensure_ascii=False).encode() for n in names]
 
 
 def _topics(settings: Settings) -> tuple[str, str]:
@@ -112,93 +122,96 @@ def _topics(settings: Settings) -> tuple[str, str]:
     return t.full(t.telemetry_audit), t.full(t.telemetry_audit_failed)
 
 
-def _check(actual: dict[str, str], expected: dict[str, Any], where: str) -> None:
-    for field, value in expected.items():
-        if field.endswith("__contains"):
-            assert value in actual.get(field.removesuffix("__contains"), ""), (where, field)
-        elif value is None:
-            assert field not in actual, (where, field, actual.get(field))
-        else:
-            assert actual.get(field) == value, (where, field, actual.get(field), value)
+def _committed(settings: Settings, topic: str) -> int:
+    """The flow's committed position summed over the topic's partitions (0 when none)."""
+    consumer = kafka_consumer(settings.kafka, group_id=consumer_group(settings, FLOW))
+    try:
+        parts = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        got = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=30)
+        return sum(max(tp.offset, 0) for tp in got)
+    finally:
+        consumer.close()
 
 
-def test_upstream_test1_writes_the_expected_hashes_through_the_user_read_api(
+def _skips() -> dict[str, float]:
+    """This process's skip counters of the flow, by kind."""
+    kinds = ("not-a-user", "no-state", "unsupported-state", "no-data")
+    return {
+        k: REGISTRY.get_sample_value(
+            "lernflow_events_skipped_total", {"flow": FLOW, "reason_kind": k}
+        )
+        or 0.0
+        for k in kinds
+    }
+
+
+def _skipped_since(before: dict[str, float]) -> dict[str, float]:
+    return {k: v - before[k] for k, v in _skips().items() if v != before[k]}
+
+
+def _expected_keys(keys: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {k: v for k, v in sorted(keys.items()) if v is not None}
+
+
+def test_t1_writes_the_expected_hashes_through_the_user_read_api_and_a_replay_keeps_them(
     settings: Settings, api: UserReadServer
 ) -> None:
     settings = _http(settings, api)
     create_topics(settings)
     inp, failed = _topics(settings)
-    produce(settings, inp, _events(*TEST1_EVENTS), key=b"audit")
+    names = [s["event"] for s in TEST1["events_in_order"]]
+    produce(settings, inp, _events(*names), key=b"audit")
+    skips = _skips()
     run_to_end(FLOW, settings)
 
-    expected = json.loads((FX / "v2_expected_redis_test1_InputSource.json").read_text())
-    hashes = _hashes(settings)
-    for key, exp in expected["keys"].items():
-        if exp.get("asserted") is None and exp.get("derived_full_hash") is None:
-            assert key not in hashes, key  # user-7: wrong state, nothing written
-            continue
-        _check(hashes.get(key, {}), exp.get("asserted") or {}, key)
-        if exp.get("derived_full_hash"):
-            assert hashes[key] == exp["derived_full_hash"], key
-    assert set(hashes) == {
-        k for k, v in expected["keys"].items() if v.get("asserted") or v.get("derived_full_hash")
-    }
-    # 7 registered events, 7 API calls with Sunbird's query string; the 2 skipped events are not errors
+    expected = _expected_keys(TEST1["keys"])
+    assert _hashes(settings) == expected  # lf-learner-07 (unsupported state) has no key
+    # 7 registered events, 7 API calls; the 2 skipped events are counted, not errors
     assert len(api.requests) == 7
+    assert _skipped_since(skips) == {"not-a-user": 1, "unsupported-state": 1}
+    assert _committed(settings, inp) == len(names)
     assert read_json(settings, failed) == []
 
-    # replay: the same input again leaves Redis exactly as it is
-    before = _hashes(settings)
+    # replay: the same input again leaves Redis at the same explicit expected state
     run_to_end(FLOW, settings, from_beginning=True)
-    assert _hashes(settings) == before
+    assert _hashes(settings) == expected
 
 
-def test_upstream_test2_an_app_event_merges_only_the_login_type(
+def test_t2_another_producers_event_merges_only_the_login_type(
     settings: Settings, api: UserReadServer
 ) -> None:
     settings = _http(settings, api)
     create_topics(settings)
     inp, _failed = _topics(settings)
-    expected = json.loads((FX / "v2_expected_test2_producer_ids.json").read_text())
-    produce(settings, inp, _events(expected["step1"]["event"]), key=b"u1")
+    step1, step2 = TEST2["step1"], TEST2["step2"]
+    produce(settings, inp, _events(step1["event"]), key=b"u1")
     run_to_end(FLOW, settings)
-    step1 = _hashes(settings)["user:user-1"]
-    _check(step1, expected["step1"]["asserted"], "step1")
+    assert _hashes(settings) == {"user:lf-learner-01": step1["hash"]}
 
-    produce(settings, inp, _events(expected["step2"]["event"]), key=b"u1")
+    produce(settings, inp, _events(step2["event"]), key=b"u1")
     run_to_end(FLOW, settings)
-    step2 = _hashes(settings)["user:user-1"]
-    _check(step2, expected["step2"]["asserted"], "step2")
-    assert step2 == {**step1, "userlogintype": "teacher"}
-    assert len(api.requests) == 1  # the app's event makes no API call
+    assert _hashes(settings) == {"user:lf-learner-01": step2["hash"]}
+    assert len(api.requests) == 1  # the other producer's event makes no API call
 
 
-def test_upstream_test3_blocked_user_is_skipped_and_an_unknown_user_is_parked_not_fatal(
+def test_t3_blocked_user_is_skipped_and_an_unknown_user_is_parked_not_fatal(
     settings: Settings, api: UserReadServer
 ) -> None:
-    api.answers.update(
-        {"user-8": "v2_userread_errors_clientError.json", "user-2": "v2_userread_user2.json"}
-    )
+    api.answers.update(_answers_by_user(TEST3["sequence"]))
     settings = _http(settings, api)
     create_topics(settings)
     inp, failed = _topics(settings)
-    names = [
-        "v2_event_01_user-1_update_learner_google.json",
-        "v2_event_02_user-8_mergeUser_update_learner.json",
-        "v2_event_03_user-2_update_learner_google.json",
-        "v2_event_04_user-3_update_learner_google.json",  # after the fault: Sunbird stops here
-    ]
+    names = [s["event"] for s in TEST3["sequence"]]  # the last one comes after the fault
     produce(settings, inp, _events(*names), key=b"audit")
+    skips = _skips()
     run_to_end(FLOW, settings)
-    hashes = _hashes(settings)
-    assert "user:user-8" not in hashes  # blocked, no cdata: nothing to write
-    assert hashes["user:user-3"]["firstname"] == "Isha"  # the flow went on
-    assert hashes["user:user-2"] == {"usersignintype": "Self-Signed-In"}  # sign-in field kept
+    assert _hashes(settings) == _expected_keys(TEST3["keys"])  # blocked: no key; the flow went on
+    assert _skipped_since(skips) == {"no-data": 1}  # the blocked user without cdata
     parked = read_json(settings, failed)
     assert len(parked) == 1
-    assert "User Read API does not have details for user: user-2" in parked[0]["reason"]
+    assert parked[0]["reason"].startswith(TEST3["parked_reason_starts"])
     assert parked[0]["source"]["offset"] == 2
-    assert json.loads(parked[0]["payload"]) == json.loads(_events(names[2])[0])
+    assert json.loads(parked[0]["payload"]) == EVENTS[names[2]]
 
 
 def test_an_unavailable_user_read_api_is_retried_and_nothing_is_lost(
@@ -208,9 +221,10 @@ def test_an_unavailable_user_read_api_is_retried_and_nothing_is_lost(
     create_topics(settings)
     inp, failed = _topics(settings)
     api.fail_next = 3
-    produce(settings, inp, _events("v2_event_01_user-1_update_learner_google.json"), key=b"u")
+    produce(settings, inp, _events("t1_1_learner01_update_google"), key=b"u")
     run_to_end(FLOW, settings)
-    assert _hashes(settings)["user:user-1"]["firstname"] == "Utkarsha"
+    assert _hashes(settings) == {"user:lf-learner-01": TEST1["keys"]["user:lf-learner-01"]}
+    assert _committed(settings, inp) == 1
     assert read_json(settings, failed) == []
     assert len(api.requests) >= 4
 
@@ -221,18 +235,18 @@ def test_malformed_events_are_parked_with_reasons_and_good_ones_around_them_appl
     settings = _http(settings, api)
     create_topics(settings)
     inp, failed = _topics(settings)
-    good = _events("v2_event_01_user-1_update_learner_google.json")[0]
+    good = _events("t1_1_learner01_update_google")[0]
     bad = [
         b"{not json",
         b"[]",
         b'{"object": {"id": "u", "type": "User"}, "edata": {"state": "Update"},'
         b' "context": {"cdata": [{"id": "x"}]}}',
-        b'{"object": "user-1", "edata": {"state": "Update"}}',
+        b'{"object": "lf-learner-01", "edata": {"state": "Update"}}',
         b"\xff\xfe",
     ]
     produce(settings, inp, [bad[0], good, *bad[1:]], key=b"k")
     run_to_end(FLOW, settings)
-    assert _hashes(settings)["user:user-1"]["firstname"] == "Utkarsha"
+    assert _hashes(settings) == {"user:lf-learner-01": TEST1["keys"]["user:lf-learner-01"]}
     parked = read_json(settings, failed)
     assert len(parked) == len(bad)
     assert all(p["reason"] for p in parked)
@@ -243,16 +257,18 @@ def test_malformed_events_are_parked_with_reasons_and_good_ones_around_them_appl
 
 
 @pytest.fixture
-def sunbird_users(settings: Settings) -> Iterator[Settings]:
-    """The legacy upstream test's user tables, loaded into this session's sunbird keyspace."""
+def user_tables(settings: Settings) -> Iterator[Settings]:
+    """Our user tables (cassandra_tables.json), loaded into this session's sunbird keyspace."""
     ks = settings.cassandra.sunbird_keyspace
+    tables = json.loads((FX / "cassandra_tables.json").read_text())
     cluster, session = cassandra_session(settings.cassandra)
     try:
         for table in SUNBIRD_TABLES:
             session.execute(f"TRUNCATE {ks}.{table}", timeout=60)
-        text = (FX / "legacy_cassandra_data.cql").read_text()
-        for stmt in re.findall(r"INSERT INTO .*?\);", text, flags=re.DOTALL):
-            session.execute(stmt.replace("sunbird.", f"{ks}.").rstrip(";"))
+        for table, rows in tables.items():
+            insert = session.prepare(f"INSERT INTO {ks}.{table} JSON ?")
+            for row in rows:
+                session.execute(insert, (json.dumps(row),))
         yield settings
         for table in SUNBIRD_TABLES:
             session.execute(f"TRUNCATE {ks}.{table}", timeout=60)
@@ -260,44 +276,36 @@ def sunbird_users(settings: Settings) -> Iterator[Settings]:
         cluster.shutdown()
 
 
-def _preseed(settings: Settings, name: str) -> None:
+def _preseed(settings: Settings) -> dict[str, dict[str, str]]:
+    seed: dict[str, dict[str, str]] = json.loads((FX / "cassandra_preseed.json").read_text())
     client = redis_client(settings.redis, settings.redis.user_cache_db)
-    for key, fields in json.loads((FX / name).read_text()).items():
+    for key, fields in seed.items():
         client.hset(key, mapping=fields)
     client.close()
+    return seed
 
 
-# Fields of the legacy assertions our API-compatible mapping does not write (raw user-table
-# columns Sunbird's Cassandra-era job copied wholesale; the API-based job never wrote them).
-LEGACY_ONLY = {"location", "maskedphone", "iscustodianuser", "externalid", "userchannel",
-               "channel", "userinfo"}  # fmt: skip
-
-
-def test_legacy_cassandra_cases_give_the_expected_fields_from_the_user_tables(
-    sunbird_users: Settings,
+def test_l01_l15_cassandra_source_gives_the_expected_hashes_from_the_user_tables(
+    user_tables: Settings,
 ) -> None:
-    settings = sunbird_users
+    settings = user_tables
     create_topics(settings)
-    _preseed(settings, "legacy_cassandra_redis_preseed_db1.json")
+    seed = _preseed(settings)
+    assert _hashes(settings) == dict(sorted(seed.items()))
     inp, failed = _topics(settings)
-    names = sorted(p.name for p in FX.glob("legacy_cassandra_event_*.json"))
+    names = CASSANDRA["events_in_order"]
     produce(settings, inp, _events(*names), key=b"audit")
+    skips = _skips()
     run_to_end(FLOW, settings)
 
-    expected = json.loads((FX / "legacy_cassandra_expected_redis.json").read_text())["keys"]
-    hashes = _hashes(settings)
-    for key, fields in expected.items():
-        kept = {f: v for f, v in fields.items() if f not in LEGACY_ONLY and not f.startswith("_")}
-        _check(hashes.get(key, {}), kept, key)
-    # user-4: the pre-seeded Telangana/Hyderabad replaced, stale removable fields handled
-    assert hashes["user:user-4"]["state"] == "KARNATAKA"
-    assert hashes["user:user-15"]["orgname"] == ""  # its root org is not in the table
-    assert hashes["user:user-3"]["framework"] == "mp_k-12"
-    # user-13 is not in the user table: parked with the reason, to requeue once it exists
+    expected = _expected_keys(CASSANDRA["keys"])
+    assert _hashes(settings) == expected  # lf-cas-13 is not in the user table: no key
+    assert _skipped_since(skips) == {"not-a-user": 1, "unsupported-state": 1, "no-state": 1}
+    # lf-cas-13: parked with the reason, to requeue once the user exists
     parked = read_json(settings, failed)
-    assert [p["reason"] for p in parked] == ["user user-13 not found in the Cassandra user table"]
-    assert "user:user-13" not in hashes
+    assert [p["reason"] for p in parked] == list(CASSANDRA["parked"].values())
+    assert [json.loads(p["payload"]) for p in parked] == [EVENTS[n] for n in CASSANDRA["parked"]]
+    assert _committed(settings, inp) == len(names)
 
-    before = _hashes(settings)
     run_to_end(FLOW, settings, from_beginning=True)
-    assert _hashes(settings) == before
+    assert _hashes(settings) == expected
