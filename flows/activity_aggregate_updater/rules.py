@@ -1,4 +1,4 @@
-"""Pure rules of activity-aggregate-updater (spec ``activity-assessment.md`` section 2).
+"""Pure rules of activity-aggregate-updater (``docs/flows/activity-aggregate-updater.md``).
 
 A ``BE_JOB_REQUEST`` (``edata.action = batch-enrolment-update``) reports content statuses of one
 enrolment (user, course, batch). Only completed contents (status 2) count. This module decides
@@ -101,7 +101,9 @@ def _id(edata: Mapping[str, Any], name: str) -> str:
 
 
 def parse_request(value: bytes | str) -> EnrolmentRequest | Skipped:
-    """Validate one input message (spec 2.3, 2.7.1).
+    """Validate one input message.
+
+    See docs/flows/activity-aggregate-updater.md#1-inputs and #3-filter-and-dedup.
 
     Returns :class:`Skipped` for another action or no completed content; raises
     :class:`InvalidEvent` for anything malformed.
@@ -166,7 +168,10 @@ def certificate_mid(key: tuple[str, str, str], completed_on_ms: int) -> str:
 
 
 def checksum(course_id: str, batch_id: str, user_id: str, content_id: str) -> str:
-    """Sunbird's dedup key: uppercase hex MD5 of ``course|batch|user|content|2`` (spec 2.6)."""
+    """Sunbird's dedup key: uppercase hex MD5 of ``course|batch|user|content|2``.
+
+    See docs/flows/activity-aggregate-updater.md#23-redis.
+    """
     raw = f"{course_id}|{batch_id}|{user_id}|{content_id}|{COMPLETED}"
     return hashlib.md5(raw.encode("utf-8"), usedforsecurity=False).hexdigest().upper()
 
@@ -209,7 +214,10 @@ class StoredContent:
 
 @dataclass(frozen=True)
 class MergedContent:
-    """One content after merging input and stored state (spec 2.7.3 d)."""
+    """One content after merging input and stored state.
+
+    See docs/flows/activity-aggregate-updater.md#4-merge-with-the-stored-consumption.
+    """
 
     content_id: str
     status: int
@@ -267,7 +275,9 @@ def merge_contents(
     replayed: Sequence[str],
     stored: Mapping[str, StoredContent],
 ) -> dict[str, MergedContent]:
-    """Merge the input completions with the stored rows (spec 2.7.3 b, d).
+    """Merge the input completions with the stored rows.
+
+    See docs/flows/activity-aggregate-updater.md#4-merge-with-the-stored-consumption.
 
     ``new_completions`` maps each content to the number of not-yet-counted completion records;
     ``replayed`` lists completed contents whose records were already counted. Status never
@@ -319,7 +329,11 @@ def plan_enrolment(
     filter_processed: bool = True,
     new_id: Any = None,
 ) -> EnrolmentPlan:
-    """Compute the writes and events for one enrolment (spec 2.7.3 f-j, 2.7.4, 2.7.5, 2.7.6).
+    """Compute the writes and events for one enrolment.
+
+    See docs/flows/activity-aggregate-updater.md#5-course-progress-and-completion,
+    #6-unit-aggregates, #7-enrolment-update-and-first-completion and
+    #8-missing-leaf-nodes-and-retired-courses.
 
     ``relation`` must hold the course keys, the ancestors of every merged content and the unit
     keys of every ancestor unit (missing keys read as empty sets). ``collection_status`` is
@@ -406,7 +420,7 @@ def plan_enrolment(
     )
 
 
-# -- output payloads (spec 2.8) ---------------------------------------------------------------
+# -- output payloads: docs/flows/activity-aggregate-updater.md#9-output-payloads --------------
 def _audit(
     actor: str,
     props: list[str],
@@ -445,7 +459,10 @@ def _audit(
 def content_audit(
     user: str, course: str, batch: str, content: str, action: str, now_ms: int, make_id: Any
 ) -> str:
-    """The content ``start``/``complete`` AUDIT event (spec 2.8.1)."""
+    """The content ``start``/``complete`` AUDIT event.
+
+    See docs/flows/activity-aggregate-updater.md#91-content-audit-event.
+    """
     props = ["viewcount"] if action == "start" else ["viewcount", "completedcount"]
     obj = {"id": content, "type": "Content", "rollup": {"l1": course}}
     cdata = [{"type": "CourseBatch", "id": batch}]
@@ -453,14 +470,19 @@ def content_audit(
 
 
 def enrol_complete_audit(user: str, course: str, batch: str, now_ms: int, make_id: Any) -> str:
-    """The ``enrol-complete`` AUDIT event (spec 2.8.2)."""
+    """The ``enrol-complete`` AUDIT event.
+
+    See docs/flows/activity-aggregate-updater.md#92-enrol-complete-audit.
+    """
     obj = {"id": user, "type": "User", "rollup": {"l1": course}}
     cdata = [{"type": "CourseBatch", "id": batch}, {"type": "Course", "id": course}]
     return _audit(user, ["status", "completedon"], "enrol-complete", cdata, obj, now_ms, make_id)
 
 
 def certificate_event(user: str, course: str, batch: str, now_ms: int, request_id: str) -> str:
-    """The certificate-issue ``BE_JOB_REQUEST``, byte for byte as Sunbird builds it (spec 2.8.3).
+    """The certificate-issue ``BE_JOB_REQUEST``, byte for byte as Sunbird builds it.
+
+    See docs/flows/activity-aggregate-updater.md#93-certificate-issue-request.
 
     Ids are JSON-escaped (identical bytes for ordinary ids).
     """

@@ -1,4 +1,4 @@
-"""Pure rules of collection-certificate-generator (spec ``certificates.md`` sections 5.4 and 6).
+"""Pure rules of collection-certificate-generator (``docs/flows/certificate-generator.md``).
 
 A "generate certificate" event (built by the pre-processor) describes one certificate. This
 module parses it, validates it with Sunbird's checks and messages, decides whether it is a
@@ -36,7 +36,7 @@ Fixes over Sunbird
 * **Stable certificate ids.** :func:`certificate_id` is a UUIDv5 of (user, course, batch,
   lower-cased name), so a retry or replay after a crash re-creates the same certificate instead
   of an orphan with a new random id.
-* **Access code without busy-waiting (Q13).** :func:`access_code` is derived from the
+* **Access code without busy-waiting.** :func:`access_code` is derived from the
   certificate id by a hash (same alphabet and letter-digit pattern), instead of waiting for a
   wall-clock millisecond whose code fits the pattern (~128 ms per certificate).
 * **Configurable zone.** ``lastIssuedOn`` and ``heldDate`` use a configurable zone (Sunbird: the
@@ -85,7 +85,7 @@ class GenConfig:
 
 @dataclass(frozen=True)
 class GenerateRequest:
-    """A parsed generate-certificate event (spec 6.1 accessors, with their defaults)."""
+    """A parsed generate-certificate event, with the defaults of docs/flows/certificate-generator.md#1-inputs."""
 
     user_id: str
     old_id: str
@@ -246,7 +246,10 @@ def _scala_list(values: list[Any]) -> str:
 
 
 def validate(req: GenerateRequest, cfg: GenConfig) -> str | None:
-    """Sunbird's CertValidator (spec 5.4), in order: the first failure's message, or None."""
+    """Sunbird's CertValidator, in order: the first failure's message, or None.
+
+    See docs/flows/certificate-generator.md#3-validation.
+    """
     edata = req.raw.get("edata")
     if not edata:
         return _missing("edata")
@@ -306,9 +309,9 @@ def _name_of(entry: Mapping[str, Any]) -> str:
 def is_not_issued(
     req: GenerateRequest, issued_certificates: Sequence[Mapping[str, str]] | None
 ) -> bool:
-    """Spec 6.3: whether to issue. ``None`` = no enrolment row → False (never issued).
+    """Whether to issue (docs/flows/certificate-generator.md#4-dedup).
 
-    True for a re-issue (``oldId`` set) or when no issued certificate has the same name
+    ``None`` = no enrolment row → False (never issued). True for a re-issue (``oldId`` set) or when no issued certificate has the same name
     (case-insensitive). An enrolment row whose column is null is ``[]``.
     """
     if issued_certificates is None:
@@ -347,7 +350,9 @@ def issued_entry(
     cert_type: str,
     zone: str,
 ) -> dict[str, str]:
-    """The new ``issued_certificates`` entry (spec 6.7).
+    """The new ``issued_certificates`` entry.
+
+    See docs/flows/certificate-generator.md#10-enrolment-write-back.
 
     ``templateUrl`` and ``type`` are present only when non-empty (Sunbird's legacy path writes
     neither; its RC path writes both).
@@ -386,7 +391,10 @@ def audit_event(
     sid: str,
     did: str,
 ) -> dict[str, Any]:
-    """The AUDIT telemetry of an issued certificate (spec 6.8)."""
+    """The AUDIT telemetry of an issued certificate.
+
+    See docs/flows/certificate-generator.md#9-registry-audit-and-notification.
+    """
     return {
         "eid": "AUDIT",
         "ets": now_ms,
@@ -427,7 +435,9 @@ def notification_request(
     notify_template: Mapping[str, Any] | None = None,
     first_name: Any = "",
 ) -> dict[str, Any]:
-    """The email request body of ``POST {learner}/v2/notification`` (spec 6.9 step 5).
+    """The email request body of ``POST {learner}/v2/notification``.
+
+    See docs/flows/certificate-generator.md#9-registry-audit-and-notification (step 3).
 
     ``{"request": {<notify_template keys>, firstName, TrainingName, heldDate,
     recipientUserIds, body: "email body"}}``.
@@ -455,10 +465,12 @@ def notification_request(
 def sms_request(
     email_request: Mapping[str, Any], *, instance_name: str = "Sunbird"
 ) -> dict[str, Any]:
-    """The SMS variant (spec 6.9 step 6), sent when the profile has a ``maskedPhone``.
+    """The SMS variant, sent when the profile has a ``maskedPhone``.
+
+    See docs/flows/certificate-generator.md#9-registry-audit-and-notification (step 3).
 
     The inner ``body`` is the SMS text and a top-level ``"body": "sms"`` sits beside
-    ``request`` (Sunbird's shape, Q14).
+    ``request`` (Sunbird's shape, kept although odd).
     """
     inner = dict(email_request.get("request") or {})
     inner["body"] = SMS_BODY.format(instance=instance_name)
@@ -469,7 +481,7 @@ def access_code(cert_id: str) -> str:
     """Six characters letter-digit-letter-digit-letter-digit from Sunbird's alphabet.
 
     Derived from a SHA-256 of the certificate id: the same id always gets the same code, and
-    nothing waits for the clock (Sunbird's Q13 busy-wait).
+    nothing waits for the clock (Sunbird busy-waits ~128 ms per certificate).
     """
     digest = hashlib.sha256(("lernflow:access-code:" + cert_id).encode("utf-8")).digest()
     chars = []

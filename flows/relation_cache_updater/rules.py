@@ -1,4 +1,4 @@
-"""Pure rules of relation-cache-updater (spec ``relation-cache.md``).
+"""Pure rules of relation-cache-updater (``docs/flows/relation-cache-updater.md``).
 
 From a published collection's hierarchy JSON, compute the Redis writes Sunbird makes:
 DB 10 SETs ``<root>:<collection>:leafnodes``, ``<root>:<collection>:optionalnodes``,
@@ -62,7 +62,10 @@ def _field(edata: Mapping[str, Any], name: str) -> str:
 
 
 def parse_event(value: bytes | str) -> PublishEvent | Skipped:
-    """Filter of spec section 5; malformed input raises :class:`InvalidEvent`."""
+    """The filter of docs/flows/relation-cache-updater.md#3-filter.
+
+    Malformed input raises :class:`InvalidEvent`.
+    """
     try:
         doc = json.loads(value)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -175,7 +178,10 @@ def _own_leaves(n: Mapping[str, Any]) -> list[str]:
 
 
 def leafnodes(ident: str, n: Mapping[str, Any]) -> dict[str, list[str]]:
-    """``collectionId → leaf ids`` (spec 7.2): stored ``leafNodes`` wins, else composition."""
+    """``collectionId → leaf ids``: stored ``leafNodes`` wins, else composition.
+
+    See docs/flows/relation-cache-updater.md#6-leaf-nodes.
+    """
     if not _is_collection(n):
         return {}
     out: dict[str, list[str]] = {}
@@ -198,7 +204,7 @@ def _optional_below(n: Mapping[str, Any]) -> list[str]:
 
 
 def optionalnodes(ident: str, n: Mapping[str, Any]) -> dict[str, list[str]]:
-    """``collectionId → optional ids`` (spec 7.3)."""
+    """``collectionId → optional ids`` (docs/flows/relation-cache-updater.md#7-optional-nodes)."""
     if not _is_collection(n):
         return {}
     out: dict[str, list[str]] = {}
@@ -214,7 +220,10 @@ def optionalnodes(ident: str, n: Mapping[str, Any]) -> dict[str, list[str]]:
 def ancestors(
     ident: str, n: Mapping[str, Any], parents: tuple[str, ...] = ()
 ) -> dict[str, list[str]]:
-    """``contentId → collections above it`` (spec 7.4), nearest first, root last, merged."""
+    """``contentId → collections above it``, nearest first, root last, merged.
+
+    See docs/flows/relation-cache-updater.md#8-ancestors.
+    """
     if not _is_collection(n):
         return {ident: list(parents)} if parents else {}
     chain = (ident, *parents)
@@ -257,7 +266,10 @@ def _java_json(node: Any) -> str:
 
 
 def units(n: Mapping[str, Any]) -> dict[str, str]:
-    """``unitId → compact JSON`` of each Parent-visibility unit with children (spec 7.5)."""
+    """``unitId → compact JSON`` of each Parent-visibility unit with children.
+
+    See docs/flows/relation-cache-updater.md#9-unit-cache-db-5.
+    """
     if not _is_collection(n) or not _kids(n):
         return {}
     out: dict[str, str] = {}

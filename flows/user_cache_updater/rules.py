@@ -1,22 +1,23 @@
-"""Pure rules of user-cache-updater (spec ``usercache-reports.md`` A2-A6, A10).
+"""Pure rules of user-cache-updater (``docs/flows/user-cache-updater.md``).
 
 An AUDIT event about a user (``object.type`` = ``User``, ``edata.state`` Create/Created/
 Update/Updated) becomes one Redis hash write on ``user:<object.id>``:
 
 * *general info* (every accepted event, any producer) comes from ``context.cdata``:
   ``SignupType`` → ``usersignintype`` (``Self-Signed-In`` / ``Validated``), ``UserRole`` →
-  ``userlogintype`` (A4);
+  ``userlogintype`` (docs/flows/user-cache-updater.md#4-general-info);
 * *registered info* (only when ``context.pdata.pid`` is the user service, ``learner-service``)
   comes from the user-read API response: names, root org, encrypted contacts, framework,
-  locations/school and profile user types (A5.3). A blocked account (``CLIENT_ERROR`` +
-  ``UOS_USRRED0006``) contributes nothing but is not an error (A5.2);
+  locations/school and profile user types (docs/flows/user-cache-updater.md#52-field-mapping).
+  A blocked account (``CLIENT_ERROR`` + ``UOS_USRRED0006``) contributes nothing but is not an
+  error (docs/flows/user-cache-updater.md#51-answers);
 * both are merged (general info wins on a clash) and every value is turned into a Redis string:
   strings get ``[``/``]`` escaped as ``\\[``/``\\]``, nulls become ``""``, lists and maps become
-  compact HTML-safe Gson JSON (A5.4);
+  compact HTML-safe Gson JSON (docs/flows/user-cache-updater.md#6-value-encoding);
 * for registered events the location/school fields (``state``, ``district``, ``block``,
   ``cluster``, ``schooludisecode``, ``schoolname``) that the new data no longer has are HDEL'd
   when their current value is non-empty, then the map is HSET-merged: every other existing
-  field stays (A6.2, A6.3).
+  field stays (docs/flows/user-cache-updater.md#7-write).
 
 The module only decides; :func:`apply` is a pure model of the Redis result used by the tests.
 No I/O.
@@ -75,7 +76,10 @@ _GSON_ESCAPES = (
 
 @dataclass(frozen=True)
 class RulesConfig:
-    """The job settings the rules depend on (Sunbird config keys in spec A8)."""
+    """The job settings the rules depend on (Sunbird's config keys).
+
+    See docs/flows/user-cache-updater.md#1-inputs.
+    """
 
     regd_pid: str = "learner-service"
     self_signin_types: tuple[str, ...] = ("google", "self")
