@@ -311,8 +311,9 @@ def is_not_issued(
 ) -> bool:
     """Whether to issue (docs/flows/certificate-generator.md#4-dedup).
 
-    ``None`` = no enrolment row → False (never issued). True for a re-issue (``oldId`` set) or when no issued certificate has the same name
-    (case-insensitive). An enrolment row whose column is null is ``[]``.
+    ``None`` = no enrolment row → False (never issued). True for a re-issue (``oldId`` set)
+    or when no issued certificate has the same name (case-insensitive). An enrolment row whose
+    column is null is ``[]``.
     """
     if issued_certificates is None:
         return False
