@@ -1,8 +1,8 @@
-"""progress-exhaust rows: Sunbird's B10.1 cases and the B5 rules (progress, scores, dates)."""
+"""progress-exhaust rows: the B10.1 cases on our own data and the B5 rules (progress, scores,
+dates). Rules: docs/flows/progress-exhaust.md."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -23,30 +23,41 @@ from reports.progress import (
     progress_rows,
     total_score,
 )
-from tests.conftest import FIXTURES
 from tests.unit.test_reports_fixture_rows import (
     ATTEMPTS,
     CHANNEL,
     COURSE,
     ENROLMENTS,
+    HEADER_ONLY_COURSE,
+    NO_HIERARCHY_COURSE,
     batch,
-    expected_csv,
     hierarchies,
     user_cache,
 )
 
 CTX = ReportContext()
-CASES = json.loads((FIXTURES / "reports" / "test_cases_progress_exhaust.json").read_text())
+FILE_SIZE_LIMIT_PER_CHANNEL = 100  # bytes, the limit the upstream limit cases run with
 
-
-def _case(name: str) -> dict[str, Any]:
-    case: dict[str, Any] = next(c for c in CASES["cases"] if c["name"] == name)
-    return case
+# B10.1 "generate the report with all the correct data", derived from the rules for bt-101:
+# the course hierarchy has no leafNodesCount, so Progress is 100 for everyone; it has no
+# assessment nodes, so Total Score is ""; missing cache fields are "" (written quoted); the
+# Enrolment Date is enrolled_date's IST date when set, else the enrolleddate text's date.
+PREFIX = "lf-course-7001,Pond Life Basics,BatchId_bt-101,Dawn Cohort"
+EXPECTED_CSV = [
+    "Collection Id,Collection Name,Batch Id,Batch Name,User UUID,State,District,Org Name,"
+    "School Id,School Name,Block Name,Cluster Name,User Type,User Sub Type,Declared Board,"
+    "Enrolment Date,Completion Date,Certificate Status,Progress,Total Score",
+    f'{PREFIX},lrn-201,Assam,Jorhat,Far Meadow Trust,5521907,"Lakeside, East Wing",BLK-7,'
+    'CL-NORTH,teacher,hm,Heron-Board,04/03/2021,"","",100,""',
+    f'{PREFIX},lrn-202,Goa,Panaji,"","","","","","","","",06/03/2021,"","",100,""',
+    f'{PREFIX},lrn-203,Assam,Jorhat,"","","","",CL-SOUTH,teacher,hm,"",03/03/2021,"","",100,""',
+    f'{PREFIX},lrn-204,Kerala,Kochi,"","","","","","","","",03/03/2021,"","",100,""',
+]
 
 
 def _batch_001() -> tuple[list[str], list[dict[str, Any]], list[str]]:
     return progress_rows(
-        batch("batch-001"),
+        batch("bt-101"),
         ENROLMENTS,
         user_cache("progress"),
         hierarchies()[COURSE],
@@ -70,72 +81,74 @@ def test_all_correct_data_derived_csv() -> None:
     """B10.1 "generate the report with all the correct data": the derived CSV, byte for byte
     (rows in any order)."""
     header, rows, dropped = _batch_001()
-    expected = expected_csv("generate the report with all the correct data", "progress")
-    assert _lines(to_csv(header, rows)) == (expected[0], sorted(expected[1:]))
+    assert _lines(to_csv(header, rows)) == (EXPECTED_CSV[0], sorted(EXPECTED_CSV[1:]))
     assert dropped == []
 
 
 def test_all_correct_data_asserted_rows() -> None:
-    """B10.1 case 1, the values Sunbird's test asserts."""
-    asserted = _case("generate the report with all the correct data")["asserted_rows"]
+    """B10.1 case 1, the values the upstream test asserts, for our bt-101."""
     header, rows, _ = _batch_001()
     assert header == list(COLUMNS_ORDER)
-    assert len(rows) == asserted["count"]
-    for column in ("User UUID", "State", "District"):
-        assert Counter(r[column] for r in rows) == Counter(asserted[column])
-    for key, value in asserted.items():
-        if not key.endswith(" contains"):
-            continue
-        column = key.removesuffix(" contains")
-        values = [r[column] for r in rows]
-        if value is None:  # "Completion Date contains null": never set
-            assert set(values) == {""}
-        else:
-            assert value in [str(v) for v in values]
+    assert len(rows) == 4
+    assert Counter(r["User UUID"] for r in rows) == Counter(
+        ["lrn-201", "lrn-202", "lrn-203", "lrn-204"]
+    )
+    assert Counter(r["State"] for r in rows) == Counter(["Assam", "Goa", "Assam", "Kerala"])
+    assert Counter(r["District"] for r in rows) == Counter(["Jorhat", "Panaji", "Jorhat", "Kochi"])
+    contains = {
+        "Collection Name": "Pond Life Basics",
+        "Batch Id": "BatchId_bt-101",
+        "Batch Name": "Dawn Cohort",
+        "Enrolment Date": "03/03/2021",
+        "Progress": "100",
+        "Cluster Name": "CL-NORTH",
+        "User Type": "teacher",
+        "User Sub Type": "hm",
+    }
+    for column, value in contains.items():
+        assert value in [str(r[column]) for r in rows], column
+    assert {r["Completion Date"] for r in rows} == {""}  # never set
 
 
 def test_latest_value_from_date_columns() -> None:
     """B10.1 "latest value from date columns": enrolled_date (timestamp) wins over enrolleddate."""
-    asserted = _case("generate the report with the latest value from date columns")["asserted"]
     _, rows, _ = _batch_001()
     by_user = {r["User UUID"]: r for r in rows}
-    assert len(rows) == asserted["count"]
-    for user in ("user-001", "user-002", "user-003"):
-        assert by_user[user]["Enrolment Date"] == asserted[f"{user} Enrolment Date"]
+    assert len(rows) == 4
+    assert by_user["lrn-201"]["Enrolment Date"] == "04/03/2021"  # not the text's 02/03/2021
+    assert by_user["lrn-202"]["Enrolment Date"] == "06/03/2021"  # IST date of 05/03 20:15 UTC
+    assert by_user["lrn-203"]["Enrolment Date"] == "03/03/2021"  # text only
 
 
 def test_missing_hierarchy_fails_the_batch() -> None:
-    """B10.1 "duplicate requests": batch-003's course has no content_hierarchy row, so the batch
+    """B10.1 "duplicate requests": bt-103's course has no content_hierarchy row, so the batch
     (and the request) fails with Sunbird's message."""
-    assert "do_1131975645014835201326" not in hierarchies()
+    assert NO_HIERARCHY_COURSE not in hierarchies()
     with pytest.raises(BatchFailed) as failure:
         progress_rows(
-            batch("batch-003"), ENROLMENTS, user_cache("progress"), None, set(), ATTEMPTS, CTX
+            batch("bt-103"), ENROLMENTS, user_cache("progress"), None, set(), ATTEMPTS, CTX
         )
     assert str(failure.value) == "next on empty iterator"
+    assert len(_batch_001()[1]) == 4  # the same call with a hierarchy gives rows
 
 
 def test_batch_004_is_header_only_and_over_the_size_limit() -> None:
-    """B10.1 limit cases: batch-004's only learner (user-014) has no cache entry, so its file is
-    the header alone; every file exceeds the test's 100-byte channel limit."""
-    limit = CASES["_common"]["limits_from_test_application_conf"][
-        "exhaust.file.size.limit.per.channel"
-    ]
-    course = "do_112835334818643968148"
+    """B10.1 limit cases: bt-104's only learner (lrn-214) has no cache entry, so its file is
+    the header alone; every file exceeds the 100-byte channel limit."""
     header, rows, dropped = progress_rows(
-        batch("batch-004"),
+        batch("bt-104"),
         ENROLMENTS,
         user_cache("progress"),
-        hierarchies()[course],
+        hierarchies()[HEADER_ONLY_COURSE],
         set(),
         ATTEMPTS,
         CTX,
     )
     assert rows == []
-    assert dropped == ["user-014"]
+    assert dropped == ["lrn-214"]
     assert to_csv(header, rows) == (",".join(COLUMNS_ORDER) + "\n").encode()
-    assert len(to_csv(header, rows)) > limit
-    assert len(to_csv(*_batch_001()[:2])) > limit
+    assert len(to_csv(header, rows)) > FILE_SIZE_LIMIT_PER_CHANNEL
+    assert len(to_csv(*_batch_001()[:2])) > FILE_SIZE_LIMIT_PER_CHANNEL
 
 
 # --- learners (B4.4 steps 1-3) --------------------------------------------------------------
@@ -153,7 +166,7 @@ def _batch(**changes: Any) -> Any:
         "requested_org_id": "org",
         "collection_org_id": "org",
     }
-    return replace(batch("batch-001"), **(fields | changes))
+    return replace(batch("bt-101"), **(fields | changes))
 
 
 def _rows(enrolments: list[Enrolment], users: dict[str, dict[str, str]], **kw: Any) -> Any:
@@ -448,5 +461,5 @@ def test_certificate_status() -> None:
 
 
 def test_requested_channel_is_the_collection_channel_in_b10() -> None:
-    resolved = batch("batch-001")
+    resolved = batch("bt-101")
     assert resolved.requested_org_id == resolved.collection_org_id == CHANNEL
