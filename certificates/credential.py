@@ -1,7 +1,8 @@
 """The certificate as a W3C Verifiable Credential (data model v1), ready to be signed as a JWT.
 
-Sunbird's legacy path builds an Open Badges 2.0 assertion that is never signed (spec §6.6.2,
-§6.6.7); its RC path lets Sunbird-RC sign a W3C VC (§6.5.5). We build the W3C VC ourselves and
+Sunbird's legacy path builds an Open Badges 2.0 assertion that is never signed; its RC path lets
+Sunbird-RC sign a W3C VC outside the job
+(docs/flows/certificate-generator.md#6-credential-and-signature). We build the W3C VC ourselves and
 sign it as a VC-JWT (:mod:`certificates.signing`). The shape borrows Sunbird's names where they
 exist (``badge``, ``batchId``, ``signatory``, issuer ``publicKey`` holding the key id).
 

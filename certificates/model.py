@@ -53,7 +53,9 @@ def _add_relative(start: date, expiry: str) -> date:
 
 
 def normalize_issued_date(value: str) -> str:
-    """Sunbird's issued-date valuator (spec §6.6.1), reduced to the ``YYYY-MM-DD`` we keep.
+    """Sunbird's issued-date valuator, reduced to the ``YYYY-MM-DD`` we keep.
+
+    See docs/flows/certificate-generator.md#5-certificate-data (step 3).
 
     Accepts ``yyyy-MM-dd'T'HH:mm:ss'Z'`` and a ``yyyy-M-d`` prefix (so
     ``2021-05-27T10:11:11.123+0530`` → ``2021-05-27`` and ``2021-5-7`` → ``2021-05-07``).
@@ -150,9 +152,10 @@ class CertificateData:
         """The expiry as an aware UTC datetime, or None when there is none.
 
         ``expiry`` is either absolute (an ISO date or datetime, e.g. ``2023-05-27`` or
-        ``2023-05-27T00:00:00Z``; a bare date means midnight UTC) or, as in Sunbird (spec
-        §6.6.1), space-separated ``<n>d|m|y`` tokens added to ``issued_date`` (``"2m"``,
-        ``"2D 2y"``; months clamp to the month's last day).
+        ``2023-05-27T00:00:00Z``; a bare date means midnight UTC) or, as in Sunbird
+        (docs/flows/certificate-generator.md#5-certificate-data, step 4), space-separated
+        ``<n>d|m|y`` tokens added to ``issued_date`` (``"2m"``, ``"2D 2y"``; months clamp to the
+        month's last day).
 
         Raises:
             ValueError: ``expiry`` is neither of these.

@@ -1,8 +1,8 @@
 """Signing keys and VC-JWT signing/verification (ES256 by default, EdDSA/Ed25519 optional).
 
-Sunbird's legacy path never signs a certificate (spec §6.6.7); this module is the
-"beyond parity" JWS of spec §12: the credential of :mod:`certificates.credential` is signed as
-a compact JWT whose ``vc`` claim holds it.
+Sunbird's legacy path never signs a certificate; this module goes beyond it
+(docs/flows/certificate-generator.md#6-credential-and-signature): the credential of
+:mod:`certificates.credential` is signed as a compact JWT whose ``vc`` claim holds it.
 
 Key files live in one directory: ``<kid>.private.pem`` (PKCS#8, mode 0600) and
 ``<kid>.public.pem`` (SubjectPublicKeyInfo). The default kid is the RFC 7638 JWK thumbprint of

@@ -1,11 +1,11 @@
 """Certificate SVG templates: fetching, sanitising, and filling Sunbird's ``${name}`` placeholders.
 
-Sunbird's legacy generator (spec §6.6.6) fills ``${name}`` placeholders in an SVG template with
-Apache ``StringSubstitutor`` and URL-encodes every value into a ``data:`` URI. We keep the
-placeholder names and the substitution rules (``$${x}`` is a literal ``${x}``, unknown names
-stay verbatim) but produce a plain SVG document, so every value is **XML-escaped** instead of
-URL-encoded, and values are never re-scanned for placeholders (Sunbird substitutes
-recursively; a learner called ``${recipientId}`` is printed as typed here).
+Sunbird's legacy generator (docs/flows/certificate-generator.md#7-svg-template) fills ``${name}``
+placeholders in an SVG template with Apache ``StringSubstitutor`` and URL-encodes every value into a
+``data:`` URI. We keep the placeholder names and the substitution rules (``$${x}`` is a literal
+``${x}``, unknown names stay verbatim) but produce a plain SVG document, so every value is
+**XML-escaped** instead of URL-encoded, and values are never re-scanned for placeholders (Sunbird
+substitutes recursively; a learner called ``${recipientId}`` is printed as typed here).
 
 Templates are untrusted input (their URL arrives in a Kafka event). :class:`TemplateCache`
 fetches them only from ``file://`` URLs, local paths and ``http(s)`` URLs on allowed hosts, and
@@ -59,7 +59,10 @@ SUNBIRD_PLACEHOLDERS: tuple[str, ...] = (
     "issuerName",
     "qrCodeImage",
 )
-"""The placeholders Sunbird's legacy SVG filler knows (spec §6.6.6)."""
+"""The placeholders Sunbird's legacy SVG filler knows.
+
+See docs/flows/certificate-generator.md#7-svg-template.
+"""
 
 EXTRA_PLACEHOLDERS: tuple[str, ...] = (
     "certificateId",
@@ -521,10 +524,10 @@ class _NoForeignRedirects(urllib.request.HTTPRedirectHandler):
 class TemplateCache:
     """Fetch, sanitise and cache certificate templates by URL (LRU, thread-safe).
 
-    Accepted locations: ``file://`` URLs and local paths (optionally only under
-    ``local_roots``), and ``http(s)`` URLs whose host is in ``allowed_hosts``. Everything else
-    raises :class:`TemplateError`. Like Sunbird (spec §6.6.6) entries are never invalidated,
-    only evicted (default 15 entries); :meth:`clear` drops them all.
+    Accepted locations: ``file://`` URLs and local paths (optionally only under ``local_roots``),
+    and ``http(s)`` URLs whose host is in ``allowed_hosts``. Everything else raises
+    :class:`TemplateError`. Like Sunbird (docs/flows/certificate-generator.md#7-svg-template)
+    entries are never invalidated, only evicted (default 15 entries); :meth:`clear` drops them all.
 
     Args:
         allowed_hosts: hosts templates (and the images they reference) may come from.

@@ -1,4 +1,4 @@
-"""Pure rules of collection-cert-pre-processor (spec ``certificates.md`` sections 3, 4, 5 and 11).
+"""Pure rules of collection-cert-pre-processor (``docs/flows/certificate-pre-processor.md``).
 
 An "issue certificate request" (``edata.action = issue-certificate``) names a batch, a course and
 the users to consider. For every certificate template of the batch and every user this module
@@ -42,15 +42,15 @@ Fixes over Sunbird
   :class:`Rejected` with ``fatal=True`` and a reason, for that user and template only: an
   invalid template (no url, empty criteria, none of the criteria keys, criteria/issuer/
   signatoryList/additionalProps JSON of the wrong shape, including lms-service's
-  signatory-list-in-``issuer`` bug Q17), a malformed score threshold (decimal, string, bare
+  signatory-list-in-``issuer`` bug, case Q17), a malformed score threshold (decimal, string, bare
   number, empty object, unknown operator), missing content metadata with
   ``suppress_missing_metadata=False``, an ``additionalProps.enrollment`` name that is not a
-  column, a null completion date (Q6) and a course name with a bad escape (Q21). An unknown
+  column, a null completion date and a course name with a bad escape. An unknown
   operator, an empty threshold and a non-numeric ``enrollment.status`` (e.g. ``"2"``) are
   "never eligible" in Sunbird; they are fatal here so the misconfiguration is visible.
   Template shape is checked once per template (before any user), not only when an eligible
   user reaches event construction.
-* **Q5 (``user`` vs ``users``).** Validation accepts ``enrollment``, ``assessment``, ``users``
+* **``user`` vs ``users``.** Validation accepts ``enrollment``, ``assessment``, ``users``
   (as Sunbird) and also ``user``, the key :func:`check_user` evaluates (Sunbird rejects a
   template whose only criteria is ``user``). ``users`` stays accepted but is never evaluated,
   exactly as in Sunbird. A template without ``enrollment`` criteria (e.g. only ``user`` or
@@ -260,7 +260,9 @@ def _user_ids(edata: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def parse_request(raw: bytes) -> IssueRequest | Skipped:
-    """Validate one issue-certificate request (spec 3.2).
+    """Validate one issue-certificate request.
+
+    See docs/flows/certificate-pre-processor.md#3-request-validation.
 
     Returns :class:`Skipped` for another action; raises :class:`InvalidEvent` for bad JSON,
     wrong types, a missing batch/course id or no users.
@@ -394,7 +396,7 @@ def _template(key: str, inner: Any, batch_id: str) -> Template | Rejected:
 def templates(
     cert_templates: Mapping[str, Mapping[str, str]] | None, *, batch_id: str = ""
 ) -> list[Template | Rejected]:
-    """Parse ``course_batch.cert_templates`` (spec 4.1 step 3, 4.2, 5.1).
+    """Parse ``course_batch.cert_templates`` (docs/flows/certificate-pre-processor.md#4-templates).
 
     One entry per map key, in sorted key order (zip with ``sorted(cert_templates)`` to know
     which key an entry belongs to). Urls without ``.svg`` give a non-fatal :class:`Rejected`;
@@ -420,7 +422,10 @@ def needs_assessment(template: Template) -> bool:
 def check_enrolment(
     template: Template, row: Mapping[str, Any] | None, re_issue: bool
 ) -> EnrolmentOutcome | Rejected:
-    """Enrolment criteria (spec 4.3). ``row`` = the ``user_enrolments`` columns, or None."""
+    """Enrolment criteria (docs/flows/certificate-pre-processor.md#5-enrolment-criteria).
+
+    ``row`` = the ``user_enrolments`` columns, or None.
+    """
     criteria = template.criteria.get(ENROLLMENT)
     if not criteria:
         return EnrolmentOutcome("", None, {})
@@ -538,7 +543,9 @@ def check_assessment(
     content_types: Mapping[str, str | None],
     cfg: PreConfig,
 ) -> dict[str, float] | Rejected:
-    """Assessment criteria (spec 4.4): the score map when eligible.
+    """Assessment criteria: the score map when eligible.
+
+    See docs/flows/certificate-pre-processor.md#6-assessment-criteria.
 
     ``aggregates`` = merged ``agg`` + ``aggregates``; ``content_types`` = content id → type
     (None or absent = no metadata). No assessment criteria → ``{}``.
@@ -578,7 +585,10 @@ def _equal(left: Any, right: Any) -> bool:
 
 
 def check_user(template: Template, profile: Mapping[str, Any] | None) -> Rejected | None:
-    """User criteria (spec 4.5): every ``criteria.user`` entry equals the profile's value."""
+    """User criteria: every ``criteria.user`` entry equals the profile's value.
+
+    See docs/flows/certificate-pre-processor.md#7-user-criteria.
+    """
     if not profile:
         return Rejected("user", "user profile not found (unknown, deleted or blocked user)")
     criteria = template.criteria.get(USER) or {}
@@ -590,7 +600,10 @@ def check_user(template: Template, profile: Mapping[str, Any] | None) -> Rejecte
 
 
 def recipient_name(profile: Mapping[str, Any]) -> str:
-    """``trim(firstName + " " + lastName)``; missing, null or "null" parts are empty (4.7)."""
+    """``trim(firstName + " " + lastName)``; missing, null or "null" parts are empty.
+
+    See docs/flows/certificate-pre-processor.md#9-recipient-name.
+    """
 
     def part(key: str) -> str:
         value = profile.get(key)
@@ -617,7 +630,7 @@ _OCTAL = "01234567"
 
 
 def course_name(raw_name: str) -> str:
-    """The course name as Sunbird prints it (spec 4.6).
+    """The course name as Sunbird prints it (docs/flows/certificate-pre-processor.md#8-course-name).
 
     Backslash escapes ``\\b \\t \\n \\f \\r \\" \\' \\\\`` and octal ``\\NNN`` are interpreted (as
     Scala's ``processEscapes``), then every character below U+0020 is removed. Any other
@@ -742,8 +755,9 @@ def generate_event(
     now_ms: int,
     mid: str,
 ) -> dict[str, Any]:
-    """The "generate certificate" event (spec 4.8); ``mid`` is used as given.
+    """The "generate certificate" event; ``mid`` is used as given.
 
+    See docs/flows/certificate-pre-processor.md#10-the-generate-event.
     ``course`` is the already processed :func:`course_name`. Raises :class:`InvalidEvent` when
     the completion date is null (see :func:`build_decision`).
     """
