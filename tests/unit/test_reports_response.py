@@ -1,9 +1,9 @@
-"""response-exhaust (V1) rows: Sunbird's B10.3 expectations and the B6 rules."""
+"""response-exhaust (V1) rows: the B10.3 expectations on our own data and the B6 rules
+(docs/flows/response-exhaust.md)."""
 
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -20,13 +20,14 @@ from reports.response import (
     sanitised_json,
     scala_map_order,
 )
-from tests.conftest import FIXTURES
 from tests.unit.test_reports_fixture_rows import (
-    A_PI,
+    A_OMEGA,
     ATTEMPTS,
     COURSE,
     ENROLMENTS,
     QUESTIONS,
+    QUIZ,
+    QUIZ_2,
     batch,
     hierarchies,
     search_names,
@@ -34,13 +35,14 @@ from tests.unit.test_reports_fixture_rows import (
 )
 
 CTX = ReportContext()
-V1 = json.loads((FIXTURES / "reports" / "test_cases_response_exhaust.json").read_text())["v1"]
-CONTENT = "do_1128870328040161281204"
+CONTENT = QUIZ
+OPTIONS_0 = "[{'1':'{'text':'omega t'}'},{'2':'{'text':'yes'}'},{'answer':'{'correct':['1']}'}]"
+RESPONSE_0 = "[{'1':'{'text':'omega t'}'}]"
 
 
 def _rows(**kw: Any) -> tuple[list[str], list[dict[str, Any]], list[str]]:
     return response_rows(
-        kw.pop("batch", batch("batch-001")),
+        kw.pop("batch", batch("bt-101")),
         kw.pop("enrolments", ENROLMENTS),
         kw.pop("users", user_cache("response")),
         kw.pop("attempts", ATTEMPTS),
@@ -51,26 +53,27 @@ def _rows(**kw: Any) -> tuple[list[str], list[dict[str, Any]], list[str]]:
 
 
 def test_v1_user_001_expectations() -> None:
-    """B10.3 V1: the (commented-out upstream) expectations for user-001, with one search result
-    per content id."""
-    expected = V1["commented_out_expectations_user-001"]
-    header, rows, dropped = _rows(content_names={CONTENT: ["Test"]})
+    """B10.3 V1: the expectations for the learner with a full attempt (upstream user-001; the
+    upstream assertions are commented out), with one search result per content id. Durations
+    round half up (4.5 -> 5); scores are doubles; options/responses lose JSON escapes."""
+    header, rows, dropped = _rows(content_names={CONTENT: ["Frog Quiz"]})
     assert header == list(COLUMNS_ORDER)
     assert dropped == []
-    mine = [r for r in rows if r["User UUID"] == "user-001"]
-    assert len(mine) == expected["rows"]
-    assert {r["Attempt Id"] for r in mine} == {expected["Attempt Id"]}
-    for column in ("Question Id", "Question Type"):
-        assert [r[column] for r in mine] == expected[column]
+    mine = [r for r in rows if r["User UUID"] == "lrn-201"]
+    assert len(mine) == 4
+    assert {r["Attempt Id"] for r in mine} == {"att-x1"}
+    assert [r["Question Id"] for r in mine] == ["lf-q-9101", "lf-q-9102", "lf-q-9103", "lf-q-9104"]
+    assert [r["Question Type"] for r in mine] == ["mcq", "mcq", "mtf", "mcq"]
     data = to_csv(header, mine).decode().splitlines()[1:]
     by_column = {
         name: [line_values[index] for line_values in _split(data)]
         for index, name in enumerate(header)
     }
-    for column in ("Question Duration", "Question Score", "Question Max Score"):
-        assert by_column[column] == expected[column]
-    assert mine[0]["Question Options"] == expected["Question Options (first row)"]
-    assert mine[0]["Question Response"] == expected["Question Response (first row)"]
+    assert by_column["Question Duration"] == ["3", "2", "5", "14"]
+    assert by_column["Question Score"] == ["1.0", "1.0", "0.25", "10.0"]
+    assert by_column["Question Max Score"] == ["1.0", "1.0", "1.0", "10.0"]
+    assert mine[0]["Question Options"] == OPTIONS_0
+    assert mine[0]["Question Response"] == RESPONSE_0
 
 
 def _split(lines: list[str]) -> list[list[str]]:
@@ -78,40 +81,43 @@ def _split(lines: list[str]) -> list[list[str]]:
 
 
 def test_v1_first_row_csv() -> None:
-    """[derived] The first row of user-001 as written: Attempted On in the session zone,
-    duration rounded, doubles in Java form, options/responses quoted because of their commas."""
-    header, rows, _ = _rows(content_names={CONTENT: ["Test"]})
+    """[derived] The first row of lrn-201 as written: Attempted On in the session zone (18:45
+    UTC is 00:15 the next day in IST), duration rounded, doubles in Java form, options quoted
+    because of their commas."""
+    header, rows, _ = _rows(content_names={CONTENT: ["Frog Quiz"]})
     line = to_csv(header, rows[:1]).decode().splitlines()[1]
     assert line == (
-        "do_1130928636168192001667,24 aug course,BatchId_batch-001,Basic Java,user-001,"
-        "do_1128870328040161281204,Test,attempat-001,2021-07-15T11:00:00.000+05:30,"
-        "do_213019475454476288155,mcq,testQuestiontextandformula,SelfAssess for course,1,1.0,1.0,"
-        "\"[{'1':'{'text':'A=pi r^2'}'},{'2':'{'text':'no'}'},{'answer':'{'correct':['1']}'}]\","
-        "[{'1':'{'text':'A=pi r^2'}'}]"
+        "lf-course-7001,Pond Life Basics,BatchId_bt-101,Dawn Cohort,lrn-201,"
+        "lf-quiz-8001,Frog Quiz,att-x1,2022-02-09T00:15:00.000+05:30,"
+        "lf-q-9101,mcq,Wave phase,Pond quiz,3,1.0,1.0,"
+        f'"{OPTIONS_0}",{RESPONSE_0}'
     )
 
 
 def test_v1_with_the_mocked_search_duplicates_rows() -> None:
-    """[derived] Upstream's mock returns content_search_response.json for every search, where
-    do_1128870328040161281204 appears twice ("Test", "24 aug course"): the left join doubles
-    user-001's and user-002's rows (B6.2 #7)."""
+    """[derived] The search answer (the same for every search) lists lf-quiz-8001 twice
+    ("Frog Quiz", "Pond Life Basics"): the left join doubles lrn-201's and lrn-202's rows
+    (B6.2 #7)."""
     names = search_names()
-    assert names[CONTENT] == ["Test", "24 aug course"]
+    assert names[CONTENT] == ["Frog Quiz", "Pond Life Basics"]
     _, rows, _ = _rows(content_names=names)
-    per_user = {u: [r for r in rows if r["User UUID"] == u] for u in ("user-001", "user-002")}
-    assert len(per_user["user-001"]) == 8
-    assert [r["QuestionSet Title"] for r in per_user["user-001"][:2]] == ["Test", "24 aug course"]
-    assert len(per_user["user-002"]) == 2
-    assert len(rows) == 11  # + user-003's single row
+    per_user = {u: [r for r in rows if r["User UUID"] == u] for u in ("lrn-201", "lrn-202")}
+    assert len(per_user["lrn-201"]) == 8
+    assert [r["QuestionSet Title"] for r in per_user["lrn-201"][:2]] == [
+        "Frog Quiz",
+        "Pond Life Basics",
+    ]
+    assert len(per_user["lrn-202"]) == 2
+    assert len(rows) == 11  # + lrn-203's single row
 
 
 def test_attempt_without_questions_gives_one_row() -> None:
     """[derived] explode_outer keeps an attempt with no questions: question columns are empty
     (strings "") or null (numbers, time), and toJSON of the missing value reads ``null``."""
     header, rows, _ = _rows(content_names=search_names())
-    row = next(r for r in rows if r["User UUID"] == "user-003")
-    assert row["QuestionSet Id"] == "do_112876961957437440179"
-    assert row["QuestionSet Title"] == "Test"
+    row = next(r for r in rows if r["User UUID"] == "lrn-203")
+    assert row["QuestionSet Id"] == QUIZ_2
+    assert row["QuestionSet Title"] == "Lily Quiz"
     assert row["Attempted On"] is None
     assert [row[c] for c in ("Question Id", "Question Type", "Question Title")] == ["", "", ""]
     assert [row[c] for c in ("Question Duration", "Question Score", "Question Max Score")] == [
@@ -121,7 +127,7 @@ def test_attempt_without_questions_gives_one_row() -> None:
     ]
     assert row["Question Options"] == row["Question Response"] == "null"
     line = to_csv(header, [row]).decode().splitlines()[1]
-    assert line.endswith(',attempt-001,,"","","","",,,,null,null')
+    assert line.endswith(',att-1,,"","","","",,,,null,null')
 
 
 def test_unknown_content_and_hierarchy_titles() -> None:
@@ -133,45 +139,44 @@ def test_unknown_content_and_hierarchy_titles() -> None:
 
 
 def test_uncached_learner_loses_all_responses() -> None:
-    users = {k: v for k, v in user_cache("response").items() if k != "user-001"}
+    users = {k: v for k, v in user_cache("response").items() if k != "lrn-201"}
     _, rows, dropped = _rows(users=users, content_names={})
-    assert "user-001" not in {r["User UUID"] for r in rows}
-    assert dropped == ["user-001"]
+    assert "lrn-201" not in {r["User UUID"] for r in rows}
+    assert dropped == ["lrn-201"]
 
 
 def test_attempts_of_other_batches_of_the_course_appear() -> None:
     """B9.13: V1 joins on user and course only; the row carries this batch's id."""
-    stray = replace(ATTEMPTS[2], batch_id="batch-006", attempt_id="from-006")
+    stray = replace(ATTEMPTS[2], batch_id="bt-106", attempt_id="from-106")
     other_course = replace(ATTEMPTS[2], course_id="elsewhere", attempt_id="other-course")
     _, rows, _ = _rows(attempts=[stray, other_course], content_names={})
-    assert [(r["Attempt Id"], r["Batch Id"]) for r in rows] == [("from-006", "BatchId_batch-001")]
+    assert [(r["Attempt Id"], r["Batch Id"]) for r in rows] == [("from-106", "BatchId_bt-101")]
 
 
 def test_foreign_org_sees_only_its_users() -> None:
-    foreign = replace(batch("batch-001"), requested_org_id="01285019302823526477")
+    foreign = replace(batch("bt-101"), requested_org_id="lf-org-gull")
     _, rows, dropped = _rows(batch=foreign, content_names={})
-    assert {r["User UUID"] for r in rows} == {"user-002"}
+    assert {r["User UUID"] for r in rows} == {"lrn-202"}
     assert dropped == []
 
 
 def test_attempted_on_follows_the_session_zone() -> None:
     _, rows, _ = _rows(ctx=ReportContext(zone="UTC"), content_names={})
-    assert rows[0]["Attempted On"] == "2021-07-15T05:30:00.000Z"
+    assert rows[0]["Attempted On"] == "2022-02-08T18:45:00.000Z"
 
 
 # --- values -----------------------------------------------------------------------------------
 
 
 def test_sanitised_json_of_the_fixture_question() -> None:
-    """B6.2's worked example, and the other questions of user-001."""
-    assert sanitised_json(QUESTIONS[0]["params"]) == (
-        "[{'1':'{'text':'A=pi r^2'}'},{'2':'{'text':'no'}'},{'answer':'{'correct':['1']}'}]"
-    )
-    assert sanitised_json([{"1": A_PI}]) == "[{'1':'{'text':'A=pi r^2'}'}]"
+    """B6.2's worked example on our questions: JSON escapes and backslashes go, quotes become
+    single quotes, a backslash+n pair disappears."""
+    assert sanitised_json(QUESTIONS[0]["params"]) == OPTIONS_0
+    assert sanitised_json([{"1": A_OMEGA}]) == RESPONSE_0
     assert sanitised_json(QUESTIONS[2]["resvalues"]) == (
-        "[{'lhs':'[{'1':'{'text':'A=pi r^2'}'},{'2':'{'text':'frac{4}{3}pi r^3'}'},"
-        "{'3':'{'text':'a^ntimes a^m=a^{n+m}'}'}]'},{'rhs':'[{'1':'{'text':'Volume of sphere'}'},"
-        "{'2':'{'text':'Area of Circle'}'},{'3':'{'text':'Product Rule'}'}]'}]"
+        "[{'lhs':'[{'1':'{'text':'sum x_i'}'},{'2':'{'text':'omega t'}'},"
+        "{'3':'{'text':'e^{ipi}'}'}]'},{'rhs':'[{'1':'{'text':'Ripple'}'},"
+        "{'2':'{'text':'Phase'}'},{'3':'{'text':'Sum rule'}'}]'}]"
     )
     assert sanitised_json([]) == "[]"
     assert sanitised_json(None) == "null"
@@ -215,8 +220,8 @@ def test_question_scores_are_doubles() -> None:
     question = {"id": "q", "score": 1, "max_score": None, "duration": None}
     attempt = Attempt(
         COURSE,
-        "batch-001",
-        "user-001",
+        "bt-101",
+        "lrn-201",
         CONTENT,
         "x",
         "1/1",
