@@ -51,24 +51,26 @@ from reports.packaging import (
     zip_secured,
     zipcrypto_zip,
 )
-from tests.conftest import FIXTURES
+from tests.paths import DATA
+from tests.unit.test_reports_progress import EXPECTED_CSV
 
-SALT = "SunBird"
+SALT = "Kestrel"
 NOW = datetime(2024, 1, 1, 4, 0, tzinfo=UTC)
-CSV_NAME = "batch-001_progress_20240101.csv"
-CSV_URL = f"progress-exhaust/37564CF8F134EE7532F125651B51D17F/{CSV_NAME}"
+REQUEST_ID = "9F2C61D0A7B34E58B1C4D2E6F8A01B37"
+KEY = "pond-key-7"  # a request encryption key that is no ciphertext: its own password
+CSV_NAME = "bt-101_progress_20240101.csv"
+CSV_URL = f"progress-exhaust/{REQUEST_ID}/{CSV_NAME}"
 
 
 @cache
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / "reports" / name).read_text())
+    return json.loads((DATA / "reports" / name).read_text())
 
 
 @cache
 def derived_csv() -> bytes:
     """The derived CSV of the progress "all correct data" case, as written (``\\n``, UTF-8)."""
-    case = fixture("test_cases_progress_exhaust.json")["cases"][0]
-    return ("\n".join(case["derived_csv_rows_any_order"]) + "\n").encode("utf-8")
+    return ("\n".join(EXPECTED_CSV) + "\n").encode("utf-8")
 
 
 @cache
@@ -117,15 +119,12 @@ def test_report_date_is_ist():
 
 
 def test_exhaust_file_path():
-    rid = "37564CF8F134EE7532F125651B51D17F"
+    rid = REQUEST_ID
     for job_id, (path, key) in REPORTS.items():
-        assert exhaust_file_path(path, "batch-001", key, rid, NOW) == (
-            f"{job_id}/{rid}/batch-001_{key}_20240101"
+        assert exhaust_file_path(path, "bt-101", key, rid, NOW) == (
+            f"{job_id}/{rid}/bt-101_{key}_20240101"
         )
-        assert (
-            exhaust_file_path(path, "batch-001", key, "", NOW)
-            == f"{job_id}/batch-001_{key}_20240101"
-        )
+        assert exhaust_file_path(path, "bt-101", key, "", NOW) == f"{job_id}/bt-101_{key}_20240101"
     assert exhaust_file_path("progress-exhaust/", "b", "progress", None, NOW).count("/") == 1
 
 
@@ -147,9 +146,7 @@ def test_creates_zip():
 
 
 def test_plain_dataset_is_a_plain_deflated_zip():
-    data, name = secure(
-        derived_csv(), CSV_URL, PLAIN_DATASET, password="test12", public_key_pem=None
-    )
+    data, name = secure(derived_csv(), CSV_URL, PLAIN_DATASET, password=KEY, public_key_pem=None)
     assert name == download_url(CSV_URL)
     info = only_entry(data)
     assert info.filename == CSV_NAME
@@ -159,21 +156,21 @@ def test_plain_dataset_is_a_plain_deflated_zip():
 
 
 def test_password_protected_dataset_uses_zipcrypto_with_the_request_key():
-    """B10.2 "all users for a batch": ZipCrypto, password decryptData('test12') = 'test12'."""
+    """B10.2 "all users for a batch": ZipCrypto, password decryptData(key) = key."""
     data, name = secure(
         derived_csv(),
         CSV_NAME,
         PASSWORD_PROTECTED_DATASET,
-        password="test12",
+        password=KEY,
         public_key_pem=None,
         salt=SALT,
     )
-    assert name == "batch-001_progress_20240101.zip"
+    assert name == "bt-101_progress_20240101.zip"
     info = only_entry(data)
     assert info.flag_bits & 0x1  # encrypted
     assert info.compress_type == zipfile.ZIP_DEFLATED
     archive = zipfile.ZipFile(io.BytesIO(data))
-    assert archive.read(CSV_NAME, pwd=b"test12") == derived_csv()
+    assert archive.read(CSV_NAME, pwd=KEY.encode()) == derived_csv()
     with pytest.raises(RuntimeError, match="password required"):
         archive.read(CSV_NAME)
     with pytest.raises((RuntimeError, zipfile.BadZipFile, zlib.error)):
@@ -211,7 +208,7 @@ def test_text_key_dataset_zips_the_encrypted_file():
         derived_csv(),
         CSV_URL,
         TEXT_KEY_ENCRYPTED_DATASET,
-        password="test12",
+        password=KEY,
         public_key_pem=None,
         salt=SALT,
     )
@@ -221,27 +218,27 @@ def test_text_key_dataset_zips_the_encrypted_file():
     assert not info.flag_bits & 0x1  # the zip itself is plain
     inner = zipfile.ZipFile(io.BytesIO(data)).read(CSV_NAME)
     assert inner.startswith(b"TEXT_KEY_ENCRYPTED_DATASET\n")
-    assert decrypt_secured_file(inner, text_key="test12") == (
+    assert decrypt_secured_file(inner, text_key=KEY) == (
         TEXT_KEY_ENCRYPTED_DATASET,
         derived_csv(),
     )
 
 
 def test_text_key_file_format_is_exact():
-    """Rebuild the file independently from spec B8.3 with the same randomness."""
+    """Rebuild the file independently from the B8.3 rules (docs/flows/progress-exhaust.md) with the same randomness."""
     csv = derived_csv()
     out = encrypt_csv(
         csv,
         TEXT_KEY_ENCRYPTED_DATASET,
-        password="test12",
+        password=KEY,
         public_key_pem=None,
         salt=SALT,
         random_bytes=fixed_random,
         new_uuid=lambda: FIXED_UUID,
     )
     file_key = hashlib.pbkdf2_hmac("sha256", str(FIXED_UUID).encode(), bytes(range(128)), 1000, 32)
-    user_key = hashlib.md5(b"test12").hexdigest().upper().encode()
-    assert text_key_cipher_key("test12") == user_key
+    user_key = hashlib.md5(KEY.encode()).hexdigest().upper().encode()
+    assert text_key_cipher_key(KEY) == user_key
     assert len(user_key) == 32
 
     def cbc(key: bytes, data: bytes) -> bytes:
@@ -299,12 +296,12 @@ def test_public_key_dataset_errors():
 
 @pytest.mark.parametrize("level", ["", "UNKNOWN_LEVEL"])
 def test_empty_or_unknown_level_writes_nothing_but_url_still_says_zip(level):
-    assert secure(b"a,b\n", CSV_URL, level, password="test12", public_key_pem=None) == (
+    assert secure(b"a,b\n", CSV_URL, level, password=KEY, public_key_pem=None) == (
         b"a,b\n",
         CSV_URL,
     )
-    assert zip_secured(b"a,b\n", CSV_URL, level, password="test12") is None
-    assert encrypt_csv(b"a,b\n", level, password="test12", public_key_pem=None) == b"a,b\n"
+    assert zip_secured(b"a,b\n", CSV_URL, level, password=KEY) is None
+    assert encrypt_csv(b"a,b\n", level, password=KEY, public_key_pem=None) == b"a,b\n"
     assert download_url(CSV_URL).endswith(".zip")
 
 
@@ -317,10 +314,9 @@ def test_plain_levels_do_not_touch_the_csv_before_zipping():
 
 
 def test_org_public_key_url_from_org_search():
-    response = fixture("org_search_private_with_exhaustEncryptionKey.json")
+    response = fixture("org_search_with_exhaust_key.json")
     assert exhaust_encryption_key_url(response) == (
-        "https://sunbirddevbbpublic.blob.core.windows.net/sunbird-content-dev/organisation/"
-        "01269878797503692810/namratha_public.pem"
+        "https://keys.heron.example/organisation/lf-org-heron/heron_exhaust_public.pem"
     )
     assert exhaust_encryption_key_url(None) == ""
     assert exhaust_encryption_key_url({"result": {"response": {"content": []}}}) == ""
@@ -366,7 +362,7 @@ def test_zipcrypto_refuses_empty_passwords():
 
 
 def test_zip4j_password_bytes():
-    assert zip4j_password_bytes("test12") == b"test12"
+    assert zip4j_password_bytes(KEY) == KEY.encode()
     assert zip4j_password_bytes("caf\u00e9") == b"caf\xe9"
     assert zip4j_password_bytes("\u20ac") == b"\xac"  # low byte of the UTF-16 unit
 
@@ -381,12 +377,12 @@ def test_non_latin1_password_opens_with_zip4j_bytes():
 def test_unzip_reads_our_zipcrypto_zip(tmp_path: Path):
     assert shutil.which("unzip"), "unzip is missing: make setup installs it"
     data, name = secure(
-        derived_csv(), CSV_NAME, PASSWORD_PROTECTED_DATASET, password="test12", public_key_pem=None
+        derived_csv(), CSV_NAME, PASSWORD_PROTECTED_DATASET, password=KEY, public_key_pem=None
     )
     target = tmp_path / name
     target.write_bytes(data)
     ok = subprocess.run(
-        ["unzip", "-P", "test12", "-p", str(target), CSV_NAME], capture_output=True, check=False
+        ["unzip", "-P", KEY, "-p", str(target), CSV_NAME], capture_output=True, check=False
     )
     assert ok.returncode == 0
     assert ok.stdout == derived_csv()
