@@ -1,4 +1,4 @@
-"""Pure rules of the assessment-aggregator job (spec ``activity-assessment.md`` section 3).
+"""Pure rules of the assessment-aggregator job (``docs/flows/assessment-aggregator.md``).
 
 The job reads batch-assess messages from ``<env>.telemetry.assess``. Each one holds one attempt
 at one assessment content of a course batch. The job stores the attempt's score in
@@ -49,8 +49,9 @@ step 4 reads what step 3 wrote, as Sunbird's chained single-parallelism operator
 
 Fixes over Sunbird
 ------------------
-Where the spec marks a quirk or a crash, this module behaves as follows. Everything else follows
-the spec.
+Where Sunbird has a quirk or crashes, this module behaves as follows (see also
+docs/flows/assessment-aggregator.md#14-what-we-fix-over-sunbird). Everything else is Sunbird's
+behaviour.
 
 * **Replays heal instead of being lost.** Sunbird skips an event whose ``assessmentTs`` equals
   the stored one, so if it crashed between the attempt INSERT and the ``user_activity_agg``
@@ -82,7 +83,7 @@ the spec.
 * **Valid certificate JSON.** The ids in the certificate request are JSON-escaped. This gives
   the same bytes for ordinary ids and valid JSON when an id contains ``"`` or ``\\``.
 
-Choices where the spec is open
+Choices Sunbird leaves open
 ------------------------------
 * Types are strict. Ids and texts must be JSON strings, scores JSON numbers (missing or null
   reads as 0.0), and ``assessmentTs``/``ets`` JSON integers. Sunbird's Gson would also coerce
@@ -163,7 +164,10 @@ _INT_MAX: Final = 2**31 - 1
 
 
 class Metric(StrEnum):
-    """Sunbird's counter names (spec 3.9), listed in the ``counters`` of each result."""
+    """Sunbird's counter names, listed in the ``counters`` of each result.
+
+    See docs/flows/assessment-aggregator.md#12-metrics.
+    """
 
     CACHE_HIT = "cache-hit-count"
     CACHE_MISS = "cache-hit-miss-count"
@@ -182,7 +186,9 @@ class Metric(StrEnum):
 
 
 class ContentMetaUnavailable(InvalidEvent):
-    """The content read API did not give a usable answer (spec 3.6).
+    """The content read API did not give a usable answer.
+
+    See docs/flows/assessment-aggregator.md#6-question-count-check.
 
     Sunbird parks the event with ``Failed to fetch the content meta for the content ID: <id>``.
     ``counters`` lists the counters of the lookup, including ``api-hit-failed-count`` when
@@ -195,7 +201,7 @@ class ContentMetaUnavailable(InvalidEvent):
 
 
 # --------------------------------------------------------------------------------------------
-# Input model and parsing (spec 3.3)
+# Input model and parsing (docs/flows/assessment-aggregator.md#1-inputs, #3-parsing-and-validation)
 # --------------------------------------------------------------------------------------------
 
 
@@ -204,9 +210,9 @@ class AssessAnswer:
     """One ASSESS telemetry event in ``events``, reduced to the fields Sunbird reads.
 
     ``params`` and ``resvalues`` are already converted to ``map<text,text>`` values by Sunbird's
-    rule (spec 3.7.1 step 5): a string stays, and anything else becomes its Gson JSON text. A
-    JSON ``null`` stays ``None``. Cassandra rejects it, so scoring such an answer raises.
-    ``position`` is the index in ``events`` and is used in reasons only.
+    rule (docs/flows/assessment-aggregator.md#7-score, step 3): a string stays, and anything else
+    becomes its Gson JSON text. A JSON ``null`` stays ``None``. Cassandra rejects it, so scoring
+    such an answer raises. ``position`` is the index in ``events`` and is used in reasons only.
     """
 
     ets: int
@@ -255,7 +261,9 @@ class BatchAssessEvent:
 
 @dataclass(frozen=True)
 class RecomputeRequest:
-    """A batch-assess message whose ``events`` is missing, null or empty (spec 3.7.5).
+    """A batch-assess message whose ``events`` is missing, null or empty.
+
+    See docs/flows/assessment-aggregator.md#9-recompute-requests.
 
     It asks only for the user's aggregates to be recomputed and a certificate request to be
     sent. ``attempt_id`` and ``assessment_ts`` are optional and unused.
@@ -363,7 +371,10 @@ def _object(obj: Mapping[str, Any], key: str, path: str) -> dict[str, Any]:
 
 
 def _text_maps(obj: Mapping[str, Any], key: str, path: str) -> tuple[dict[str, str | None], ...]:
-    """``params``/``resvalues``: a list of objects, each value converted to ``text`` (3.7.1)."""
+    """``params``/``resvalues``: a list of objects, each value converted to ``text``.
+
+    See docs/flows/assessment-aggregator.md#7-score.
+    """
     if key not in obj or obj[key] is None:
         _fail(f"{path} is missing")
     value = obj[key]
@@ -409,16 +420,18 @@ def _parse_answer(raw: object, position: int) -> AssessAnswer:
 
 
 def parse_assess_message(value: bytes | str) -> BatchAssessEvent | RecomputeRequest:
-    """Parse one ``<env>.telemetry.assess`` message value (spec 3.3).
+    """Parse one ``<env>.telemetry.assess`` message value.
+
+    See docs/flows/assessment-aggregator.md#1-inputs.
 
     Returns :class:`BatchAssessEvent` when ``events`` is a non-empty array, and
-    :class:`RecomputeRequest` when it is missing, null or empty (spec 3.7.5). Raises
-    :class:`InvalidEvent` with a precise reason in these cases: bytes that are not UTF-8 JSON,
-    ``NaN``/``Infinity`` or out-of-range numbers, a top level that is not an object, a
-    missing/empty/non-string id, a non-integer ``assessmentTs``/``ets``, a missing ``edata``,
-    ``edata.item``, ``item.params`` or ``edata.resvalues``, or a non-number score. These are
-    the cases where Sunbird's job throws and parks the event. Sunbird's unparseable-message
-    case (D-B3) raises here as well.
+    :class:`RecomputeRequest` when it is missing, null or empty
+    (docs/flows/assessment-aggregator.md#9-recompute-requests). Raises :class:`InvalidEvent` with a
+    precise reason in these cases: bytes that are not UTF-8 JSON, ``NaN``/``Infinity`` or
+    out-of-range numbers, a top level that is not an object, a missing/empty/non-string id, a
+    non-integer ``assessmentTs``/``ets``, a missing ``edata``, ``edata.item``, ``item.params`` or
+    ``edata.resvalues``, or a non-number score. These are the cases where Sunbird's job throws and
+    parks the event. Sunbird's unparseable-message case (D-B3) raises here as well.
     """
     if isinstance(value, bytes | bytearray):
         try:
@@ -560,7 +573,9 @@ def gson_json(value: object) -> str:
 
 
 def format_grand_total(total_score: float, total_max_score: float) -> str:
-    """``grand_total`` = ``fmt(total_score) + "/" + fmt(total_max_score)`` (spec 3.7.1 step 5).
+    """``grand_total`` = ``fmt(total_score) + "/" + fmt(total_max_score)``.
+
+    See docs/flows/assessment-aggregator.md#7-score.
 
     ``fmt`` is Java's ``DecimalFormat("0.0#")``: 1 or 2 decimals, HALF_EVEN on the exact binary
     value, no grouping (``1.33/2.0``, ``0.125`` → ``0.12``, ``2.675`` → ``2.67``).
@@ -602,8 +617,9 @@ def format_agg_date(epoch_millis: int, tz: tzinfo = UTC) -> str:
     """Gson's default ``Date`` text on Java 11 (``MMM d, y, h:mm:ss a``, en_US), no milliseconds.
 
     Example: ``1587988642000`` → ``Apr 27, 2020, 11:57:22 AM`` in UTC. This is used for
-    ``agg_details.last_attempted_on`` (spec 3.7.3 step 3). Dates outside Python's datetime range
-    are formatted in UTC on the proleptic Gregorian calendar.
+    ``agg_details.last_attempted_on`` (step 3 of
+    docs/flows/assessment-aggregator.md#10-best-score-aggregation). Dates outside Python's
+    datetime range are formatted in UTC on the proleptic Gregorian calendar.
     """
     try:
         dt = (_EPOCH + timedelta(milliseconds=epoch_millis)).astimezone(tz)
@@ -628,7 +644,8 @@ def epoch_ms(value: datetime | int | None) -> int | None:
 
 
 # --------------------------------------------------------------------------------------------
-# Stage 1: content validation, question dedup, question count, scoring (spec 3.7.1)
+# Stage 1: content validation, question dedup, question count, scoring, upsert decision
+# (docs/flows/assessment-aggregator.md#4-content-validation to #8-upsert-decision)
 # --------------------------------------------------------------------------------------------
 
 
@@ -639,7 +656,7 @@ def leafnodes_key(course_id: str) -> str:
 
 @dataclass(frozen=True)
 class ContentCheck:
-    """Result of the leaf-node check (spec 3.7.1 step 1)."""
+    """Result of the leaf-node check (docs/flows/assessment-aggregator.md#4-content-validation)."""
 
     valid: bool
     cache_hit: bool
@@ -651,7 +668,7 @@ class ContentCheck:
 
 
 def check_content(content_id: str, leaf_nodes: Collection[str]) -> ContentCheck:
-    """Sunbird's content validation (spec 3.7.1 step 1, pitfall 8).
+    """Sunbird's content validation (docs/flows/assessment-aggregator.md#4-content-validation).
 
     A content is valid when the course's leaf-node set is empty or missing (a cache miss), or
     when the set contains it. It is invalid only if the set exists and lacks the content.
@@ -662,7 +679,9 @@ def check_content(content_id: str, leaf_nodes: Collection[str]) -> ContentCheck:
 
 
 def latest_answers(answers: Iterable[AssessAnswer]) -> tuple[AssessAnswer, ...]:
-    """Question dedup (spec 3.7.1 step 3): the answer with the latest ``ets`` per question id.
+    """Question dedup: the answer with the latest ``ets`` per question id.
+
+    See docs/flows/assessment-aggregator.md#5-question-dedup.
 
     If two answers to one question have equal ``ets``, the earlier one in ``events`` wins, as
     in Sunbird's stable sort. Sunbird leaves the order of the result unspecified (hash order);
@@ -677,7 +696,9 @@ def latest_answers(answers: Iterable[AssessAnswer]) -> tuple[AssessAnswer, ...]:
 
 
 def question_count_ok(unique_questions: int, total_questions: int | None) -> bool:
-    """The ``assessment.skip.missingRecords`` check (spec 3.7.1 step 4).
+    """The ``assessment.skip.missingRecords`` check.
+
+    See docs/flows/assessment-aggregator.md#6-question-count-check.
 
     An unknown count (``None``, only from the API) passes. Otherwise the attempt passes when
     ``unique_questions <= total_questions``.
@@ -687,14 +708,19 @@ def question_count_ok(unique_questions: int, total_questions: int | None) -> boo
 
 @dataclass(frozen=True)
 class TotalQuestions:
-    """A content's question count and the counters its lookup adds (spec 3.6)."""
+    """A content's question count and the counters its lookup adds.
+
+    See docs/flows/assessment-aggregator.md#6-question-count-check.
+    """
 
     value: int | None
     counters: tuple[Metric, ...]
 
 
 def total_questions_from_cache(cache_value: str | bytes | None) -> int:
-    """``totalquestions`` of a content-cache value (DB 5), where 0 means unknown (spec 3.6).
+    """``totalquestions`` of a content-cache value (DB 5), where 0 means unknown.
+
+    See docs/flows/assessment-aggregator.md#6-question-count-check.
 
     The keys are compared after lower-casing them and removing ``_``, and ``""`` values are
     ignored, as Sunbird's ``DataCache`` does. A number or numeric string is truncated to an int.
@@ -734,7 +760,9 @@ def _meta_unavailable(reason: str, counters: tuple[Metric, ...]) -> NoReturn:
 
 
 def total_questions_from_content_read(body: str | bytes, content_id: str) -> int | None:
-    """``result.content.totalQuestions`` of a content read API answer (spec 3.6).
+    """``result.content.totalQuestions`` of a content read API answer.
+
+    See docs/flows/assessment-aggregator.md#6-question-count-check.
 
     Raises :class:`ContentMetaUnavailable` when ``responseCode`` is not ``OK``
     (case-insensitive), is missing, or the body is not a JSON object. It also raises when
@@ -778,7 +806,9 @@ def resolve_total_questions(
     cache_value: str | bytes | None,
     fetch_content_read: Callable[[str], str | bytes],
 ) -> TotalQuestions:
-    """Question count of a content: the content cache first, then the API (spec 3.6, 3.9).
+    """Question count of a content: the content cache first, then the API.
+
+    See docs/flows/assessment-aggregator.md#6-question-count-check, #12-metrics.
 
     ``fetch_content_read(content_id)`` is called only when the cache gives 0. Every lookup
     counts ``cache-hit-count``. A cache count of 0 also counts ``cache-hit-miss-count`` and
@@ -794,7 +824,9 @@ def resolve_total_questions(
 
 @dataclass(frozen=True)
 class QuestionUdt:
-    """A value of the ``sunbird_courses.question`` UDT (spec 3.5), field names as in the UDT.
+    """A value of the ``sunbird_courses.question`` UDT, field names as in the UDT.
+
+    See docs/flows/assessment-aggregator.md#22-cassandra-keyspace-sunbird_courses.
 
     ``assess_ts`` is in epoch ms. ``duration`` is ``BigDecimal.valueOf(double)``, so ``14``
     becomes ``Decimal('14.0')``.
@@ -814,7 +846,10 @@ class QuestionUdt:
 
 @dataclass(frozen=True)
 class AttemptScore:
-    """Spec 3.7.1 step 5: the distinct questions of one attempt and their totals."""
+    """Score: the distinct questions of one attempt and their totals.
+
+    See docs/flows/assessment-aggregator.md#7-score.
+    """
 
     questions: tuple[QuestionUdt, ...]
     total_score: float
@@ -859,7 +894,9 @@ def _sum(values: Iterable[float], what: str) -> float:
 
 
 def score_answers(answers: Iterable[AssessAnswer]) -> AttemptScore:
-    """Score one attempt (spec 3.7.1 steps 3 and 5): dedup, totals, ``grand_total``, UDTs.
+    """Score one attempt: dedup, totals, ``grand_total``, UDTs.
+
+    See docs/flows/assessment-aggregator.md#5-question-dedup, #7-score.
 
     ``total_score`` is the sum of ``edata.score`` and ``total_max_score`` the sum of
     ``item.maxscore``, over the latest answer of each distinct question. Raises
@@ -888,7 +925,9 @@ class StoredAttempt:
 
 @dataclass(frozen=True)
 class AssessmentAggregatorRow:
-    """The ``INSERT INTO assessment_aggregator`` (an upsert of the whole row), spec 3.5.
+    """The ``INSERT INTO assessment_aggregator`` (an upsert of the whole row).
+
+    See docs/flows/assessment-aggregator.md#22-cassandra-keyspace-sunbird_courses.
 
     Field names are the column names. Timestamps are epoch milliseconds.
     """
@@ -930,11 +969,17 @@ class Verdict(StrEnum):
     WRITE = "write"
     """New attempt, or newer than the stored one: write ``row``, aggregate, send a certificate."""
     RECOMPUTE = "recompute"
-    """No ``events``: aggregate and send a certificate, nothing else (3.7.5)."""
+    """No ``events``: aggregate and send a certificate, nothing else.
+
+    See docs/flows/assessment-aggregator.md#9-recompute-requests.
+    """
     REPLAYED = "replayed"
     """Same ``assessmentTs`` as the stored row: not written; aggregates are healed if stale."""
     OLDER = "older"
-    """Older than the stored row: skipped, nothing written or sent (3.7.4)."""
+    """Older than the stored row: skipped, nothing written or sent.
+
+    See docs/flows/assessment-aggregator.md#8-upsert-decision.
+    """
     CONTENT_NOT_IN_COURSE = "content-not-in-course"
     """The course's leaf-node set lacks the content: failed topic, ``failed-event-count``."""
     TOO_MANY_QUESTIONS = "too-many-questions"
@@ -943,7 +988,9 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True)
 class AssessDecision:
-    """Stage 1's result for one parsed message (spec 3.7.1).
+    """Stage 1's result for one parsed message.
+
+    See docs/flows/assessment-aggregator.md#4-content-validation to #8-upsert-decision.
 
     ``reason`` explains every verdict except ``WRITE`` and ``RECOMPUTE`` (empty for those).
     ``row`` is set only for ``WRITE``. ``counters`` lists the Sunbird counters to increment.
@@ -974,7 +1021,7 @@ def decide_attempt(
     now_ms: int,
     counters: Sequence[Metric] = (),
 ) -> AssessDecision:
-    """The upsert decision (spec 3.7.1 step 6, 3.7.4).
+    """The upsert decision (docs/flows/assessment-aggregator.md#8-upsert-decision).
 
     With no stored row, the attempt is written with ``created_on = now_ms``. A stored row is
     overwritten only if ``assessmentTs`` is strictly newer, and its ``created_on`` is kept.
@@ -1022,7 +1069,9 @@ def evaluate_assess_event(
     stored_attempt: Callable[[AttemptKey], StoredAttempt | None],
     total_questions: Callable[[str], TotalQuestions] | None = None,
 ) -> AssessDecision:
-    """All of stage 1 in Sunbird's order (spec 3.7.1): validate, dedup, count, score, decide.
+    """All of stage 1 in Sunbird's order: validate, dedup, count, score, decide.
+
+    See docs/flows/assessment-aggregator.md#4-content-validation to #8.
 
     ``leaf_nodes`` is the course's relation-cache set. ``stored_attempt`` reads the attempt row
     by its key, and is called only for an attempt that passed every check.
@@ -1059,13 +1108,16 @@ def evaluate_assess_event(
 
 
 # --------------------------------------------------------------------------------------------
-# Score step: best score per content, agg_details, certificate attempt (spec 3.7.3)
+# Score step: best score per content, agg_details, certificate attempt
+# (docs/flows/assessment-aggregator.md#10-best-score-aggregation)
 # --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class StoredScore:
-    """One row of the score step's read of ``assessment_aggregator`` (spec 3.5).
+    """One row of the score step's read of ``assessment_aggregator``.
+
+    See docs/flows/assessment-aggregator.md#10-best-score-aggregation.
 
     The timestamp is in epoch ms. Nulls are allowed, as in rows written by other writers: a
     null score reads as 0.0 (the driver's ``getDouble``).
@@ -1095,7 +1147,9 @@ class CurrentActivityAgg:
 
 @dataclass(frozen=True)
 class UserActivityAggUpdate:
-    """The ``UPDATE user_activity_agg`` of the score step (spec 3.5, 4.1).
+    """The ``UPDATE user_activity_agg`` of the score step.
+
+    See docs/flows/assessment-aggregator.md#22-cassandra-keyspace-sunbird_courses.
 
     ``aggregates`` and ``agg_last_updated`` are merged into the stored maps
     (``col = col + ?``), and ``agg_details`` replaces the stored list. Field names are the
@@ -1162,7 +1216,9 @@ def aggregate_scores(
     tz: tzinfo = UTC,
     current: CurrentActivityAgg | None = None,
 ) -> ScoreAggregation:
-    """Recompute the user's best scores for the course batch (spec 3.7.3).
+    """Recompute the user's best scores for the course batch.
+
+    See docs/flows/assessment-aggregator.md#10-best-score-aggregation.
 
     ``rows`` are all attempts of ``(course, batch, user)``. They are put in clustering order
     (content id, then attempt id), and a repeated key keeps its last occurrence, so the flow
@@ -1215,7 +1271,9 @@ def aggregate_scores(
 
 
 def should_emit_certificate(decision: AssessDecision, aggregation: ScoreAggregation) -> bool:
-    """Send a certificate request for every written or recomputed event (spec 3.7.3 step 6).
+    """Send a certificate request for every written or recomputed event.
+
+    See docs/flows/assessment-aggregator.md#11-certificate-request.
 
     A ``REPLAYED`` event sends one only when it had to heal the aggregates, that is, when the
     earlier run of this event stopped before the score step finished.
@@ -1232,7 +1290,9 @@ def certificate_request(
     now_ms: int,
     request_id: str,
 ) -> str:
-    """The ``BE_JOB_REQUEST`` for ``<env>.issue.certificate.request``, byte for byte (3.8.2).
+    """The ``BE_JOB_REQUEST`` for ``<env>.issue.certificate.request``, byte for byte.
+
+    See docs/flows/assessment-aggregator.md#11-certificate-request.
 
     ``ets`` is ``now_ms`` and ``mid`` is ``LP.<ets>.<request_id>``, where ``request_id`` is a
     random UUID from the caller. The ids are JSON-escaped (see "Fixes over Sunbird").
