@@ -119,7 +119,10 @@ class Blocked:
 
 @dataclass(frozen=True)
 class Profile:
-    """Registered-user info (A5.3), values not yet stringified."""
+    """Registered-user info, values not yet stringified.
+
+    See docs/flows/user-cache-updater.md#52-field-mapping.
+    """
 
     fields: dict[str, object]
 
@@ -165,7 +168,10 @@ def _accepted_states(cfg: RulesConfig) -> tuple[str, ...]:
 
 
 def parse_event(raw: bytes, cfg: RulesConfig = RulesConfig()) -> AuditUser | Skipped:
-    """Select the AUDIT events this job handles (A3 steps 2-5); bad input raises InvalidEvent."""
+    """Select the AUDIT events this job handles; bad input raises InvalidEvent.
+
+    See docs/flows/user-cache-updater.md#3-event-selection.
+    """
     try:
         doc = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -208,7 +214,10 @@ def parse_event(raw: bytes, cfg: RulesConfig = RulesConfig()) -> AuditUser | Ski
 
 
 def general_info(cdata: object, cfg: RulesConfig = RulesConfig()) -> dict[str, str]:
-    """A4: ``usersignintype`` / ``userlogintype`` from ``context.cdata`` (last element wins)."""
+    """``usersignintype`` / ``userlogintype`` from ``context.cdata`` (last element wins).
+
+    See docs/flows/user-cache-updater.md#4-general-info.
+    """
     if cdata is None:
         return {}
     if not isinstance(cdata, list):
@@ -254,7 +263,10 @@ def general_info(cdata: object, cfg: RulesConfig = RulesConfig()) -> dict[str, s
 def parse_user_read(
     body: bytes, user_id: str, cfg: RulesConfig = RulesConfig()
 ) -> Profile | Blocked:
-    """A5.2: the user-read API answer → profile, blocked account, or InvalidEvent."""
+    """The user-read API answer → profile, blocked account, or InvalidEvent.
+
+    See docs/flows/user-cache-updater.md#51-answers.
+    """
     prefix = _READ_FAILED + user_id
     if not body.strip():
         msg = f"{prefix} (empty response body)"
@@ -305,7 +317,10 @@ def _list_or_none(parent: Mapping[str, Any], name: str, path: str) -> list[Any] 
 
 
 def profile_fields(response: Mapping[str, Any]) -> dict[str, object]:
-    """A5.3: the Redis fields (unstringified) of ``result.response``."""
+    """The Redis fields (unstringified) of ``result.response``.
+
+    See docs/flows/user-cache-updater.md#52-field-mapping.
+    """
     fields: dict[str, object] = {
         "firstname": response.get("firstName"),
         "lastname": response.get("lastName"),
@@ -433,7 +448,10 @@ def _gson_json_general(value: object) -> str:
 
 
 def stringify(fields: Mapping[str, object]) -> dict[str, str]:
-    """A5.4: Redis string values (strings bracket-escaped, null → "", others Gson JSON)."""
+    """Redis string values (strings bracket-escaped, null → "", others Gson JSON).
+
+    See docs/flows/user-cache-updater.md#6-value-encoding.
+    """
     out: dict[str, str] = {}
     for name, value in fields.items():
         if isinstance(value, str):
@@ -451,7 +469,10 @@ def stringify(fields: Mapping[str, object]) -> dict[str, str]:
 def plan(
     event: AuditUser, info: Profile | Blocked | None, cfg: RulesConfig = RulesConfig()
 ) -> Write | Skipped:
-    """A3 steps 5-7: the Redis write of one accepted event (``info`` only for registered ones)."""
+    """The Redis write of one accepted event (``info`` only for registered ones).
+
+    See docs/flows/user-cache-updater.md#3-event-selection and #7-write.
+    """
     regd: dict[str, object] = {}
     if event.registered:
         if info is None:
@@ -468,7 +489,10 @@ def plan(
 
 
 def stale_fields(existing: Mapping[str, str], write: Write) -> list[str]:
-    """A6.2: the fields of ``write.delete_if_stale`` to HDEL given the current hash."""
+    """The fields of ``write.delete_if_stale`` to HDEL given the current hash.
+
+    See docs/flows/user-cache-updater.md#7-write.
+    """
     return [f for f in write.delete_if_stale if existing.get(f, "") != ""]
 
 
