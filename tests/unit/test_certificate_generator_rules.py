@@ -101,7 +101,7 @@ def test_a_missing_edata_parses_so_validation_can_report_it():
         (b'{"edata": {"name": 5}}', "edata.name must be a string"),
         (b'{"edata": {"data": {"recipientName": "x"}}}', "edata.data must be a list"),
         (b'{"edata": {"data": ["x"]}}', r"edata.data\[0\] must be an object"),
-        (b'{"edata": {"issuer": "gcert"}}', "edata.issuer must be an object"),
+        (b'{"edata": {"issuer": "lernflow"}}', "edata.issuer must be an object"),
         (b'{"edata": {"signatoryList": {}}}', "edata.signatoryList must be a list"),
         (b'{"edata": {"related": {"batchId": 1}}}', "edata.related.batchId must be a string"),
         (b'{"edata": {"keys": "1"}}', "edata.keys must be an object"),
