@@ -1,12 +1,11 @@
-"""response-exhaust V2 rows (ResponseExhaustJobV2, spec B6.3, B10.3): Cassandra attempts of the
-batch plus the archived attempts, de-duplicated, joined on user, course and batch."""
+"""response-exhaust V2 rows (ResponseExhaustJobV2, B6.3, B10.3; docs/flows/response-exhaust.md):
+Cassandra attempts of the batch plus the archived attempts, de-duplicated, joined on user, course and batch."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
-import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -30,43 +29,41 @@ from reports.response import (
     sanitised_json,
     timestamp_string,
 )
-from tests.conftest import FIXTURES
 from tests.unit.test_reports_fixture_rows import (
     ATTEMPTED_ON,
     ATTEMPTS,
     CHANNEL,
     COURSE,
     ENROLMENTS,
+    FX,
     QUESTIONS,
+    QUIZ,
+    QUIZ_2,
     batch,
     user_cache,
 )
 
-FX = FIXTURES / "reports"
-CASES = json.loads((FX / "test_cases_response_exhaust.json").read_text())
-V2 = CASES["v2"]
 CTX = ReportContext()
-CONTENT = "do_1128870328040161281204"
-# the upstream test's assessmentFetcherConfig.filePath, re-rooted (the fixture files are flat)
-FILE_PATH = "data-archival/"
+CONTENT = QUIZ
+FILE_PATH = "archival/"  # the archive store's root, relative to tests/data/reports
 HEADER = ",".join(ARCHIVE_COLUMNS)
+OPTIONS_0 = "[{'1':'{'text':'omega t'}'},{'2':'{'text':'yes'}'},{'answer':'{'correct':['1']}'}]"
+RESPONSE_0 = "[{'1':'{'text':'omega t'}'}]"
 
 
-# --- fixture inputs ---------------------------------------------------------------------------
+# --- test inputs ------------------------------------------------------------------------------
 
 
 def _fixture_archive_paths() -> dict[str, str]:
-    """Blob path -> fixture file name: ``archival__<folder>__<file>.csv`` was
-    ``<filePath><folder>/<file>.csv``, ``archival__<file>.csv`` was ``<filePath><file>.csv``."""
-    paths: dict[str, str] = {}
-    for path in sorted(FX.glob("archival__*.csv")):
-        parts = path.name.removeprefix("archival__").split("__")
-        paths[FILE_PATH + "/".join(parts)] = path.name
-    return paths
+    """Blob path (relative to tests/data/reports) -> file, for every archived file we hold."""
+    return {
+        path.relative_to(FX).as_posix(): path.relative_to(FX).as_posix()
+        for path in sorted((FX / "archival").rglob("*.csv"))
+    }
 
 
 def _archive_texts(batch_id: str, collection_id: str) -> list[str]:
-    """The fixture files the V2 glob matches, in listing order."""
+    """The archived files the V2 glob matches, in listing order."""
     pattern = archive_glob(batch_id, collection_id, FILE_PATH)
     return [
         (FX / name).read_text()
@@ -76,8 +73,8 @@ def _archive_texts(batch_id: str, collection_id: str) -> list[str]:
 
 
 def _v2_search() -> list[dict[str, Any]]:
-    """The V2 test's search mock (returned for every search call)."""
-    document = json.loads((FX / "content_search_response_responseV2_test.json").read_text())
+    """The V2 tests' content search answer (the same for every search call)."""
+    document = json.loads((FX / "content_search_v2.json").read_text())
     return [
         item
         for key, items in document["result"].items()
@@ -87,12 +84,12 @@ def _v2_search() -> list[dict[str, Any]]:
 
 
 def _v2_batch() -> Batch:
-    """batch-001 as B4.3 resolves it with the V2 search mock ("SelfAssess for course")."""
+    """bt-101 as B4.3 resolves it with the V2 search answer ("Pond Quiz Course")."""
     collection = next(item for item in _v2_search() if item["identifier"] == COURSE)
     return Batch(
-        batch_id="batch-001",
+        batch_id="bt-101",
         collection_id=COURSE,
-        batch_name="Basic Java",
+        batch_name="Dawn Cohort",
         collection_name=collection["name"],
         requested_org_id=CHANNEL,
         collection_org_id=collection["channel"],
@@ -108,16 +105,13 @@ def _v2_names() -> dict[str, list[str | None]]:
 
 
 def _batch001_attempts() -> list[Attempt]:
-    """``assessment_aggregator WHERE batch_id = 'batch-001'`` (report_data.cql, which the
-    upstream V2 test loads)."""
-    return [a for a in ATTEMPTS if a.batch_id == "batch-001"]
+    """``assessment_aggregator WHERE batch_id = 'bt-101'``."""
+    return [a for a in ATTEMPTS if a.batch_id == "bt-101"]
 
 
 def _v2(**kw: Any) -> tuple[list[str], list[dict[str, Any]], list[str]]:
     archived = (
-        kw.pop("archived")
-        if "archived" in kw
-        else read_archive(_archive_texts("batch-001", COURSE))
+        kw.pop("archived") if "archived" in kw else read_archive(_archive_texts("bt-101", COURSE))
     )
     return response_rows_v2(
         kw.pop("batch", _v2_batch()),
@@ -145,7 +139,7 @@ def _archived(user: str, attempt: str, questions: str, **fields: str) -> str:
         "attempt_id": attempt,
         "user_id": user,
         "course_id": COURSE,
-        "batch_id": "batch-001",
+        "batch_id": "bt-101",
         "created_on": "null",
         "last_attempted_on": "null",
         "total_max_score": "1",
@@ -188,7 +182,7 @@ def _csv_quoted(document: Any) -> str:
 
 
 def test_archive_glob() -> None:
-    assert archive_glob("batch-001", COURSE) == f"archival-data/batch-001_{COURSE}/*-*-*.csv"
+    assert archive_glob("bt-101", COURSE) == f"archival-data/bt-101_{COURSE}/*-*-*.csv"
     assert (
         archive_glob("b", "c", "src/test/resources/exhaust/data-archival/", "csv.gz")
         == "src/test/resources/exhaust/data-archival/b_c/*-*-*.csv.gz"
@@ -196,46 +190,48 @@ def test_archive_glob() -> None:
 
 
 def test_the_glob_picks_the_batch_folder_only() -> None:
-    """The flat ``batch-001-*.csv``/``batch-004-*.csv`` files are not in the V2 layout."""
-    pattern = archive_glob("batch-001", COURSE, FILE_PATH)
+    """The flat ``bt-101-*.csv``/``bt-104-*.csv`` files are not in the V2 layout."""
+    pattern = archive_glob("bt-101", COURSE, FILE_PATH)
     matched = [
         name
         for blob, name in _fixture_archive_paths().items()
         if PurePosixPath(blob).match(pattern)
     ]
     assert matched == [
-        f"archival__batch-001_{COURSE}__2021-22-1626351011290.csv",
-        f"archival__batch-001_{COURSE}__2021-28-1626351011290.csv",
+        f"archival/bt-101_{COURSE}/2022-06-1644400000000.csv",
+        f"archival/bt-101_{COURSE}/2022-07-1645000000000.csv",
     ]
-    assert _archive_texts("batch-004", "do_112835334818643968148") == []
+    assert len(_fixture_archive_paths()) == 4
+    assert _archive_texts("bt-104", "lf-course-7004") == []
 
 
 # --- parsing an archived file -----------------------------------------------------------------
 
 
 def test_parse_the_fixture_archive() -> None:
-    first, second = _archive_texts("batch-001", COURSE)
+    first, second = _archive_texts("bt-101", COURSE)
     rows = parse_archived_attempts(first)
     assert [(a.user_id, a.attempt_id, a.content_id, len(a.question)) for a in rows] == [
-        ("user-001", "attempat-001", CONTENT, 4),
-        ("user-002", "attempt-001", CONTENT, 10),
-        ("user-003", "attempt-001", "do_112876961957437440179", 0),
+        ("lrn-201", "att-x1", CONTENT, 4),
+        ("lrn-202", "att-1", CONTENT, 3),
+        ("lrn-203", "att-1", QUIZ_2, 0),
     ]
     user1 = rows[0]
-    assert (user1.course_id, user1.batch_id, user1.grand_total) == (COURSE, "batch-001", "20")
-    assert (user1.total_score, user1.total_max_score) == (20.0, 20.0)
+    assert (user1.course_id, user1.batch_id, user1.grand_total) == (COURSE, "bt-101", "19")
+    assert (user1.total_score, user1.total_max_score) == (19.0, 19.0)
     assert user1.last_attempted_on is None  # the archiver's "null"
     assert [q["id"] for q in user1.question] == [q["id"] for q in QUESTIONS]
-    assert [q["duration"] for q in user1.question] == [1.0, 1.0, 2.0, 12.0]
+    assert [q["duration"] for q in user1.question] == [3.0, 2.0, 4.5, 14.0]
     assert all(isinstance(q["duration"], float) for q in user1.question)
-    assert [q["score"] for q in user1.question] == [1.0, 1.0, 0.33, 10.0]
-    # CSV escapes undone, then JSON: the map value is the text the archiver serialised
-    assert user1.question[0]["params"][1] == {"2": '{"text":"no\n"}'}
+    assert [q["score"] for q in user1.question] == [1.0, 1.0, 0.25, 10.0]
+    # CSV escapes undone, then JSON: the map value is the text the archiver serialised (here
+    # with a real line break)
+    assert user1.question[0]["params"][1] == {"2": '{"text":"yes\n"}'}
     user2 = rows[1].question[0]
-    assert user2["id"] == "do_31300323721809100819622"
-    assert user2["params"][0] == {"1": r'{"text":"A. Oliguria\n"}'}
-    assert user2["duration"] == 17.0  # 17.000000000000000000
-    assert user2["assess_ts"] == "2021-02-16T18:51:54.104Z"
+    assert user2["id"] == "lf-q-9201"
+    assert user2["params"][0] == {"1": r'{"text":"A. Tadpole\n"}'}
+    assert user2["duration"] == 9.0  # 9.000000000000000000
+    assert user2["assess_ts"] == "2022-02-07T10:20:30.400Z"
     assert list(user2) == [
         "id",
         "assess_ts",
@@ -251,10 +247,10 @@ def test_parse_the_fixture_archive() -> None:
 
     later = parse_archived_attempts(second)
     assert [(a.user_id, a.course_id) for a in later] == [
-        ("user-008", "do_11306040245271756813015"),
-        ("user-010", "do_11306040245271756813015"),
+        ("lrn-208", "lf-course-7006"),
+        ("lrn-210", "lf-course-7006"),
     ]
-    assert {a.last_attempted_on for a in later} == {ATTEMPTED_ON}  # 1626327000000 ms
+    assert {a.last_attempted_on for a in later} == {ATTEMPTED_ON}  # 1644345900000 ms
 
 
 def test_archive_csv_dialect() -> None:
@@ -264,17 +260,17 @@ def test_archive_csv_dialect() -> None:
     columns = list(reversed(ARCHIVE_COLUMNS))  # question, grand_total, ..., content_id
     header = ",".join(name.upper() for name in columns)
     values = {
-        "user_id": "user-001",
+        "user_id": "lrn-201",
         "course_id": COURSE,
-        "batch_id": "batch-001",
+        "batch_id": "bt-101",
         "attempt_id": '"a\\"b\\\\c\\d"',
         "content_id": '""',
         "grand_total": '"x"y',
         "question": "[]",
     }
     full = ",".join(values.get(name, "") for name in columns)
-    short = ",".join(["[]", *[""] * 6, "batch-001", COURSE, "user-002"])  # no attempt/content
-    no_user = ",".join(["[]", *[""] * 6, "batch-001", COURSE])
+    short = ",".join(["[]", *[""] * 6, "bt-101", COURSE, "lrn-202"])  # no attempt/content
+    no_user = ",".join(["[]", *[""] * 6, "bt-101", COURSE])
     long = full + ",surplus,values"
     text = f"{header}\r\n\r\n{full}\r{short}\n{no_user}\n\n{long}"
     first, second, third = parse_archived_attempts(text)
@@ -283,7 +279,7 @@ def test_archive_csv_dialect() -> None:
     assert first.grand_total == "xy"  # text after the closing quote stays
     assert first.total_score is None
     assert first.question == []
-    assert (second.user_id, second.attempt_id, second.content_id) == ("user-002", "", "")
+    assert (second.user_id, second.attempt_id, second.content_id) == ("lrn-202", "", "")
     assert third == first  # the row without user_id (it cannot join anyone) is left out
 
 
@@ -308,16 +304,10 @@ def test_archive_with_other_columns_cannot_be_read(text: str) -> None:
 def test_read_archive() -> None:
     assert read_archive([]) is None  # no file matches the glob: Path does not exist
     assert read_archive([HEADER]) == []  # files without rows still union
-    texts = _archive_texts("batch-001", COURSE)
+    texts = _archive_texts("bt-101", COURSE)
     archive = read_archive(texts)
     assert archive is not None
-    assert [a.user_id for a in archive] == [
-        "user-001",
-        "user-002",
-        "user-003",
-        "user-008",
-        "user-010",
-    ]
+    assert [a.user_id for a in archive] == ["lrn-201", "lrn-202", "lrn-203", "lrn-208", "lrn-210"]
 
 
 def test_last_attempted_on_is_from_unixtime_of_ms() -> None:
@@ -328,7 +318,7 @@ def test_last_attempted_on_is_from_unixtime_of_ms() -> None:
         return row.last_attempted_on
 
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    assert attempted("1626327000999") == datetime(2021, 7, 15, 5, 30, tzinfo=UTC)  # truncated
+    assert attempted("1644345900999") == datetime(2022, 2, 8, 18, 45, tzinfo=UTC)  # truncated
     assert attempted("-1500") == epoch - timedelta(seconds=1)  # toward zero
     assert attempted(" 1.5e3 ") == epoch + timedelta(seconds=1)  # Spark's string -> double
     assert attempted("NaN") == epoch  # (long) NaN = 0
@@ -389,133 +379,103 @@ def test_undeserialisable_question_fails_the_batch(cell: str) -> None:
 
 
 def test_v2_upstream_case_sixteen_rows() -> None:
-    """16 rows for batch-001: user-001's 4 questions (Cassandra ``attempat-001``, the archived
-    copy de-duplicated), user-002's Cassandra attempt without questions plus the 10 archived
-    questions, user-003's attempt without questions (in both, one row). user-004 has no
-    attempt; the archived user-008/user-010 rows are of another course."""
-    asserted = V2["asserted"]
+    """B10.3 V2 "generate final output as csv and zip files" (16 rows upstream), for bt-101:
+    lrn-201's 4 questions (Cassandra ``att-x1``, the archived copy de-duplicated), lrn-202's
+    Cassandra attempt without questions plus the 3 archived questions, lrn-203's attempt
+    without questions (in both, one row): 9 rows. lrn-204 has no attempt; the archived
+    lrn-208/lrn-210 rows are of another course."""
     header, rows, dropped = _v2()
     assert header == list(COLUMNS_ORDER)
     assert dropped == []
-    assert len(rows) == asserted["rows"] == 16
+    assert len(rows) == 9
     per_user = {
-        u: sum(r["User UUID"] == u for r in rows) for u in ("user-001", "user-002", "user-003")
+        u: sum(r["User UUID"] == u for r in rows) for u in ("lrn-201", "lrn-202", "lrn-203")
     }
-    assert per_user == {"user-001": 4, "user-002": 11, "user-003": 1}
+    assert per_user == {"lrn-201": 4, "lrn-202": 4, "lrn-203": 1}
     assert {r["Collection Id"] for r in rows} == {COURSE}
-    assert {r["Collection Name"] for r in rows} == {"SelfAssess for course"}
-    assert {r["Batch Id"] for r in rows} == {"BatchId_batch-001"}
-    assert {r["Batch Name"] for r in rows} == {"Basic Java"}
-    # the mock search only knows the course: no question set has a title
+    assert {r["Collection Name"] for r in rows} == {"Pond Quiz Course"}
+    assert {r["Batch Id"] for r in rows} == {"BatchId_bt-101"}
+    assert {r["Batch Name"] for r in rows} == {"Dawn Cohort"}
+    # the search answer only knows the course: no question set has a title
     assert {r["QuestionSet Title"] for r in rows} == {""}
 
-    expected = asserted["user-001"]
-    cells = [c for c in _csv_cells(header, rows) if c["User UUID"] == "user-001"]
-    assert {c["Collection Id"] for c in cells} == {expected["Collection Id"]}
-    assert {c["Batch Id"] for c in cells} == {expected["Batch Id"]}
-    assert {c["Attempt Id"] for c in cells} == {expected["Attempt Id"]}
-    assert {c["QuestionSet Id"] for c in cells} <= set(expected["QuestionSet Id contains one of"])
-    for column in (
-        "Question Id",
-        "Question Type",
-        "Question Duration",
-        "Question Score",
-        "Question Max Score",
-    ):
-        assert [c[column] for c in cells] == expected[column], column
-    assert cells[0]["Question Options"] == expected["Question Options (first row)"]
-    assert cells[0]["Question Response"] == expected["Question Response (first row)"]
-    # upstream also checks these "contain at least one of"
-    assert "testQuestiontextandformula" in {c["Question Description"] for c in cells}
-    assert {c["Question Title"] for c in cells} & {
-        "testQuestiontextandformula",
-        "test with formula",
+    cells = [c for c in _csv_cells(header, rows) if c["User UUID"] == "lrn-201"]
+    assert {c["Collection Id"] for c in cells} == {COURSE}
+    assert {c["Batch Id"] for c in cells} == {"BatchId_bt-101"}
+    assert {c["Attempt Id"] for c in cells} == {"att-x1"}
+    assert {c["QuestionSet Id"] for c in cells} <= {QUIZ, QUIZ_2}
+    expected = {
+        "Question Id": ["lf-q-9101", "lf-q-9102", "lf-q-9103", "lf-q-9104"],
+        "Question Type": ["mcq", "mcq", "mtf", "mcq"],
+        "Question Duration": ["3.0", "2.0", "5.0", "14.0"],  # doubles, 4.5 rounds half up
+        "Question Score": ["1.0", "1.0", "0.25", "10.0"],
+        "Question Max Score": ["1.0", "1.0", "1.0", "10.0"],
     }
+    for column, values in expected.items():
+        assert [c[column] for c in cells] == values, column
+    assert cells[0]["Question Options"] == OPTIONS_0
+    assert cells[0]["Question Response"] == RESPONSE_0
+    assert "Pond quiz" in {c["Question Description"] for c in cells}
+    assert {c["Question Title"] for c in cells} & {"Wave phase", "Root of two"}
 
 
 def test_v2_upstream_case_rows_in_detail() -> None:
-    """[derived] Attempted On is the string cast (IST session zone here); user-002's rows are
-    its Cassandra attempt (no question) then the archived questions in archive order."""
+    """[derived] Attempted On is the string cast (IST session zone here: 18:45 UTC is 00:15 the
+    next day); lrn-202's rows are its Cassandra attempt (no question) then the archived
+    questions in archive order."""
     header, rows, _ = _v2()
-    user1 = [r for r in rows if r["User UUID"] == "user-001"]
-    assert {r["Attempted On"] for r in user1} == {"2021-07-15 11:00:00"}
-    user2 = [r for r in rows if r["User UUID"] == "user-002"]
-    archived = parse_archived_attempts(_archive_texts("batch-001", COURSE)[0])[1]
+    user1 = [r for r in rows if r["User UUID"] == "lrn-201"]
+    assert {r["Attempted On"] for r in user1} == {"2022-02-09 00:15:00"}
+    user2 = [r for r in rows if r["User UUID"] == "lrn-202"]
+    archived = parse_archived_attempts(_archive_texts("bt-101", COURSE)[0])[1]
     assert [r["Question Id"] for r in user2] == ["", *(q["id"] for q in archived.question)]
+    assert [r["Question Id"] for r in user2] == ["", "lf-q-9201", "lf-q-9202", "lf-q-9203"]
     assert user2[0]["Question Options"] == user2[0]["Question Response"] == "null"
     assert user2[0]["Question Duration"] is None
-    assert [r["Question Duration"] for r in user2[1:]] == [
-        17.0,
-        11.0,
-        12.0,
-        10.0,
-        17.0,
-        16.0,
-        48.0,
-        5.0,
-        13.0,
-        6.0,
-    ]
+    assert [r["Question Duration"] for r in user2[1:]] == [9.0, 5.0, 7.0]  # 6.5 half up
     assert user2[1]["Question Options"] == (
-        "[{'1':'{'text':'A. Oliguria'}'},{'2':'{'text':'B.\u00a0Mild pneumonia'}'},"
-        "{'3':'{'text':'C. Severe Pneumonia'}'},{'4':'{'text':'D. Panic Attack'}'},"
+        "[{'1':'{'text':'A. Tadpole'}'},{'2':'{'text':'B.\u00a0Frog'}'},"
         "{'answer':'{'correct':['1']}'}]"
     )
     assert {r["Attempted On"] for r in user2} == {None}
     lines = to_csv(header, rows).decode().splitlines()
     assert lines[1] == (
-        "do_1130928636168192001667,SelfAssess for course,BatchId_batch-001,Basic Java,user-001,"
-        'do_1128870328040161281204,"",attempat-001,2021-07-15 11:00:00,'
-        "do_213019475454476288155,mcq,testQuestiontextandformula,SelfAssess for course,1.0,1.0,"
-        "1.0,\"[{'1':'{'text':'A=pi r^2'}'},{'2':'{'text':'no'}'},{'answer':'{'correct':['1']}'}]\","
-        "[{'1':'{'text':'A=pi r^2'}'}]"
+        "lf-course-7001,Pond Quiz Course,BatchId_bt-101,Dawn Cohort,lrn-201,"
+        'lf-quiz-8001,"",att-x1,2022-02-09 00:15:00,'
+        "lf-q-9101,mcq,Wave phase,Pond quiz,3.0,1.0,1.0,"
+        f'"{OPTIONS_0}",{RESPONSE_0}'
     )
     assert lines[-1] == (
-        "do_1130928636168192001667,SelfAssess for course,BatchId_batch-001,Basic Java,user-003,"
-        'do_112876961957437440179,"",attempt-001,,"","","","",,,,null,null'
+        "lf-course-7001,Pond Quiz Course,BatchId_bt-101,Dawn Cohort,lrn-203,"
+        'lf-quiz-8002,"",att-1,,"","","","",,,,null,null'
     )
 
 
 def test_the_archival_cql_would_give_twenty_rows() -> None:
-    """archival__archival_report_data.cql stores user-001's attempt as ``attempt-001``: with it
-    in Cassandra the archived ``attempat-001`` questions would not be duplicates (20 rows).
-    The upstream V2 test loads report_data.cql (``attempat-001``), which gives its 16."""
-    cql = (FX / "archival__archival_report_data.cql").read_text()
-    keys = re.findall(
-        r"INSERT INTO sunbird_courses\.assessment_aggregator .*? VALUES \('([^']*)', '([^']*)', "
-        r"'([^']*)', '([^']*)', '([^']*)'",
-        cql,
-    )
-    assert keys[0] == (COURSE, "batch-001", "user-001", CONTENT, "attempt-001")
-    report_data = (FX / "report_data.cql").read_text()
-    assert f"'{COURSE}', 'batch-001', 'user-001', '{CONTENT}', 'attempat-001'" in report_data
-    # the archival CQL's batch-001 rows: the same as report_data.cql's but for user-001's
-    # attempt id (and no last_attempted_on)
-    archival_rows = [
-        replace(ATTEMPTS[0], attempt_id="attempt-001", last_attempted_on=None),
+    """Upstream's second CQL file stores the first learner's attempt under another attempt id
+    than the archive (20 rows instead of 16): attempts that differ in attempt id are not
+    duplicates. Here: Cassandra holds lrn-201's attempt as ``att-x2``, the archive as
+    ``att-x1``, so both sets of 4 questions are reported (13 rows instead of 9)."""
+    renamed = [
+        replace(ATTEMPTS[0], attempt_id="att-x2", last_attempted_on=None),
         *_batch001_attempts()[1:3],
     ]
-    assert [
-        (a.course_id, a.batch_id, a.user_id, a.content_id, a.attempt_id) for a in archival_rows
-    ] == [k for k in keys if k[1] == "batch-001"]
-    _, rows, _ = _v2(attempts=archival_rows)
-    assert len(rows) == 20
-    assert {r["Attempt Id"] for r in rows if r["User UUID"] == "user-001"} == {
-        "attempt-001",
-        "attempat-001",
-    }
+    _, rows, _ = _v2(attempts=renamed)
+    assert len(rows) == 13
+    assert {r["Attempt Id"] for r in rows if r["User UUID"] == "lrn-201"} == {"att-x1", "att-x2"}
+    assert len(_v2()[1]) == 9  # with the same attempt id, the archived copy is a duplicate
 
 
 # --- union and de-duplication -----------------------------------------------------------------
 
 
 def test_cassandra_rows_win_duplicates_in_the_fixture() -> None:
-    """user-001's Cassandra and archived questions share their keys: the Cassandra values
+    """lrn-201's Cassandra and archived questions share their keys: the Cassandra values
     (descriptions, Attempted On) are the ones reported."""
     _, rows, _ = _v2()
-    user1 = [r for r in rows if r["User UUID"] == "user-001"]
+    user1 = [r for r in rows if r["User UUID"] == "lrn-201"]
     assert [r["Question Description"] for r in user1] == [q["description"] for q in QUESTIONS]
-    archived = parse_archived_attempts(_archive_texts("batch-001", COURSE)[0])[0]
+    archived = parse_archived_attempts(_archive_texts("bt-101", COURSE)[0])[0]
     assert [q["description"] for q in archived.question] != [q["description"] for q in QUESTIONS]
 
 
@@ -523,7 +483,7 @@ def test_drop_duplicates_key() -> None:
     """``dropDuplicates(course_id, batch_id, user_id, attempt_id, questionid)``: no content id in
     the key, null question ids equal each other, the first row (Cassandra's) wins; it also
     applies among the Cassandra rows and among the archived ones."""
-    base = _batch001_attempts()[0]  # user-001, attempat-001, 4 questions
+    base = _batch001_attempts()[0]  # lrn-201, att-x1, 4 questions
     q1, q2 = QUESTIONS[0], QUESTIONS[1]
     cassandra = [
         replace(base, question=[q1]),
@@ -535,23 +495,23 @@ def test_drop_duplicates_key() -> None:
         [
             HEADER,
             _archived(
-                "user-001",
-                "attempat-001",
+                "lrn-201",
+                "att-x1",
                 _csv_quoted([_question_json(q1["id"], title="archived"), _question_json("q-new")]),
             ),
-            _archived("user-001", "second", "[]"),  # same key as the Cassandra null question
-            _archived("user-001", "third", _csv_quoted([_question_json("q3")])),
-            _archived("user-001", "third", _csv_quoted([_question_json("q3", title="later")])),
+            _archived("lrn-201", "second", "[]"),  # same key as the Cassandra null question
+            _archived("lrn-201", "third", _csv_quoted([_question_json("q3")])),
+            _archived("lrn-201", "third", _csv_quoted([_question_json("q3", title="later")])),
         ]
     )
     _, rows, _ = _v2(attempts=cassandra, archived=parse_archived_attempts(archive_text))
     assert [
         (r["QuestionSet Id"], r["Attempt Id"], r["Question Id"], r["Question Title"]) for r in rows
     ] == [
-        (CONTENT, "attempat-001", q1["id"], q1["title"]),
-        ("other-content", "attempat-001", q2["id"], q2["title"]),
+        (CONTENT, "att-x1", q1["id"], q1["title"]),
+        ("other-content", "att-x1", q2["id"], q2["title"]),
         (CONTENT, "second", "", ""),
-        (CONTENT, "attempat-001", "q-new", "title q-new"),
+        (CONTENT, "att-x1", "q-new", "title q-new"),
         (CONTENT, "third", "q3", "title q3"),
     ]
 
@@ -559,24 +519,24 @@ def test_drop_duplicates_key() -> None:
 def test_v2_joins_on_batch_too() -> None:
     """V1 reports attempts of another batch of the course (B9.13); V2 does not: the Cassandra
     read is ``WHERE batch_id`` and the join matches the batch."""
-    stray = replace(_batch001_attempts()[2], batch_id="batch-006", attempt_id="from-006")
+    stray = replace(_batch001_attempts()[2], batch_id="bt-106", attempt_id="from-106")
     archived_stray = parse_archived_attempts(
-        HEADER + "\n" + _archived("user-003", "archived-006", "[]", batch_id="batch-006")
+        HEADER + "\n" + _archived("lrn-203", "archived-106", "[]", batch_id="bt-106")
     )
     _, rows, _ = _v2(attempts=[stray], archived=archived_stray, content_names={})
     assert rows == []
     _, v1_rows, _ = response_rows(
-        batch("batch-001"), ENROLMENTS, user_cache("response"), [stray], None, CTX, content_names={}
+        batch("bt-101"), ENROLMENTS, user_cache("response"), [stray], None, CTX, content_names={}
     )
-    assert [r["Attempt Id"] for r in v1_rows] == ["from-006"]
+    assert [r["Attempt Id"] for r in v1_rows] == ["from-106"]
 
 
 def test_archived_rows_of_unknown_or_uncached_learners() -> None:
-    users = {k: v for k, v in user_cache("response").items() if k != "user-002"}
+    users = {k: v for k, v in user_cache("response").items() if k != "lrn-202"}
     _, rows, dropped = _v2(users=users)
-    assert dropped == ["user-002"]
-    assert "user-002" not in {r["User UUID"] for r in rows}
-    assert len(rows) == 5
+    assert dropped == ["lrn-202"]
+    assert "lrn-202" not in {r["User UUID"] for r in rows}
+    assert len(rows) == 5  # lrn-201's 4 and lrn-203's 1
 
 
 # --- archive read failure ---------------------------------------------------------------------
@@ -588,11 +548,11 @@ def test_archive_read_failure_reports_cassandra_rows_only() -> None:
     duration stays a rounded decimal (``1``, not ``1.0``)."""
     duplicated = [*_batch001_attempts(), _batch001_attempts()[2]]
     header, rows, _ = _v2(attempts=duplicated, archived=None)
-    assert [r["User UUID"] for r in rows] == ["user-001"] * 4 + ["user-002", "user-003", "user-003"]
+    assert [r["User UUID"] for r in rows] == ["lrn-201"] * 4 + ["lrn-202", "lrn-203", "lrn-203"]
     cells = _csv_cells(header, rows)
-    assert [c["Question Duration"] for c in cells[:4]] == ["1", "1", "2", "12"]
-    assert {c["Attempted On"] for c in cells[:4]} == {"2021-07-15 11:00:00"}
-    assert read_archive(_archive_texts("batch-004", "do_112835334818643968148")) is None
+    assert [c["Question Duration"] for c in cells[:4]] == ["3", "2", "5", "14"]
+    assert {c["Attempted On"] for c in cells[:4]} == {"2022-02-09 00:15:00"}
+    assert read_archive(_archive_texts("bt-104", "lf-course-7004")) is None
 
 
 def test_archive_without_rows_still_unions() -> None:
@@ -600,12 +560,12 @@ def test_archive_without_rows_still_unions() -> None:
     the de-duplication."""
     duplicated = [*_batch001_attempts(), _batch001_attempts()[2]]
     header, rows, _ = _v2(attempts=duplicated, archived=read_archive([HEADER]))
-    assert [r["User UUID"] for r in rows] == ["user-001"] * 4 + ["user-002", "user-003"]
+    assert [r["User UUID"] for r in rows] == ["lrn-201"] * 4 + ["lrn-202", "lrn-203"]
     assert [c["Question Duration"] for c in _csv_cells(header, rows)[:4]] == [
-        "1.0",
-        "1.0",
+        "3.0",
         "2.0",
-        "12.0",
+        "5.0",
+        "14.0",
     ]
 
 
@@ -621,7 +581,7 @@ def test_archived_question_values() -> None:
         None,
     ]
     archived = parse_archived_attempts(
-        HEADER + "\n" + _archived("user-004", "a", _csv_quoted(document))
+        HEADER + "\n" + _archived("lrn-204", "a", _csv_quoted(document))
     )
     _, rows, _ = _v2(attempts=[], archived=archived, content_names={CONTENT: ["Quiz"]})
     assert [r["Question Id"] for r in rows] == ["q1", "q2", ""]
@@ -693,19 +653,18 @@ def test_v1_unaffected() -> None:
     """``response_rows`` keeps V1's behaviour: any batch's attempts of the course, Spark CSV
     timestamps, decimal durations, Cassandra map order."""
     header, rows, _ = response_rows(
-        batch("batch-001"),
+        batch("bt-101"),
         ENROLMENTS,
         user_cache("response"),
         ATTEMPTS,
         None,
         CTX,
-        content_names={CONTENT: ["Test"]},
+        content_names={CONTENT: ["Frog Quiz"]},
     )
     assert len(rows) == 6
     first = rows[0]
-    assert first["Attempted On"] == "2021-07-15T11:00:00.000+05:30"
-    assert [r["Question Duration"] for r in rows[:4]] == [1, 1, 2, 12]
+    assert first["Attempted On"] == "2022-02-09T00:15:00.000+05:30"
+    assert [r["Question Duration"] for r in rows[:4]] == [3, 2, 5, 14]
     assert all(type(r["Question Duration"]) is int for r in rows[:4])
-    v1 = CASES["v1"]["commented_out_expectations_user-001"]
-    assert [c["Question Duration"] for c in _csv_cells(header, rows[:4])] == v1["Question Duration"]
+    assert [c["Question Duration"] for c in _csv_cells(header, rows[:4])] == ["3", "2", "5", "14"]
     assert sanitised_json([{"b": "2", "a": "1"}]) == "[{'a':'1','b':'2'}]"
