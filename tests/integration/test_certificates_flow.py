@@ -1,7 +1,7 @@
-"""Certificates on the real stack: the pre-processor cases (PP-1, PP-D1..PP-D4) on our own
-data, the full path from a completion event to a verified PDF, replay, template rejections and
-``cert why``. The flows are described in docs/flows/certificate-pre-processor.md and
-docs/flows/certificate-generator.md."""
+"""Certificates on the real stack: the pre-processor (PP-1, PP-D1..PP-D4) and generator
+(GT-1, CG-1) cases on our own data, the full path from a completion event to a verified PDF,
+replay, template rejections and ``cert why``. The flows are described in
+docs/flows/certificate-pre-processor.md and docs/flows/certificate-generator.md."""
 
 from __future__ import annotations
 
@@ -288,6 +288,58 @@ def test_pre_processor_cases_pp_1_and_pp_d1_to_d4(cert_settings: Settings) -> No
     assert _skipped(PRE, "not-eligible-enrollment") - before["not-eligible-enrollment"] == 2
     assert _skipped(PRE, "not-eligible-template-none") - before["not-eligible-template-none"] == 1
     assert read_json(s, t["pre_failed"]) == []
+
+
+# ---- the generator cases on our own data (GT-1, CG-1) ----------------------------------------
+
+
+def test_generator_cases_gt_1_and_cg_1(cert_settings: Settings) -> None:
+    """A re-issue is made; a first issue of a held name and one with blank signatories
+    (signatory errors suppressed) are skipped as already issued; an empty svgTemplate is parked."""
+    c = cert_settings.certificates.model_copy(update={"suppress_signatory_errors": True})
+    s = cert_settings.with_overrides(certificates=c)
+    t = _topics(s)
+    course, batch, user = "do_lf_geometry_110", "lfbatch0930", "lf_user_07"
+    held = {"identifier": "lf-cert-prev-0042", "lastIssuedOn": "2024-02-11",
+            "name": "Geometry Completion Award", "token": "R4T8W2"}  # fmt: skip
+    _enrolment_row(s, user, course, batch, active=True, status=2, issued_certificates=[held])
+
+    def request(name: str) -> bytes:
+        doc = json.loads((FX / name).read_text())
+        if doc["edata"]["svgTemplate"]:  # a template the generator may read
+            doc["edata"]["svgTemplate"] = str(bundled_template_path())
+        for signatory in doc["edata"]["signatoryList"]:
+            if signatory["image"]:
+                signatory["image"] = SAMPLE_SIGNATURE
+        return json.dumps(doc).encode()
+
+    produce(s, t["generate"], [
+        request("gen.request.reissue.json"),          # made: replaces the held certificate
+        request("gen.request.first.json"),            # skipped: the name is already issued
+        request("gen.request.empty_svg.json"),        # parked: no svgTemplate
+        request("gen.request.blank_signatory.json"),  # CG-1: passes validation, then skipped
+    ], key=b"k")  # fmt: skip
+    skipped = _skipped(GEN, "already-issued")
+    run_to_end(GEN, s)
+    assert _committed(s, GEN, t["generate"]) == 4
+    assert _skipped(GEN, "already-issued") - skipped == 2
+    parked = read_json(s, t["gen_failed"])
+    assert [p["reason"] for p in parked] == ["Mandatory parameter edata.svgTemplate is missing."]
+    cluster, session = cassandra_session(s.cassandra, s.cassandra.courses_keyspace)
+    try:
+        row = session.execute(
+            "SELECT issued_certificates FROM user_enrolments WHERE userid=%s AND courseid=%s "
+            "AND batchid=%s", (user, course, batch),
+        ).one()  # fmt: skip
+    finally:
+        cluster.shutdown()
+    issued = [dict(m) for m in row.issued_certificates]
+    assert [e["name"] for e in issued] == ["Geometry Completion Award"]  # replaced, not added
+    assert issued[0]["identifier"] != "lf-cert-prev-0042"
+    assert [r.id for r in _registry(s)] == [issued[0]["identifier"]]
+    audits = [a for a in read_json(s, t["audit"]) if a.get("eid") == "AUDIT"]
+    assert [a["object"]["id"] for a in audits] == [issued[0]["identifier"]]
+    assert len(read_json(s, t["notify"])) == 1
 
 
 # ---- the full path ---------------------------------------------------------------------------
