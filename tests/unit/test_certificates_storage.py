@@ -19,8 +19,8 @@ def test_local_storage_satisfies_the_storage_protocol(tmp_path):
 
 def test_put_then_get_round_trips_under_batch_and_cert_id(tmp_path):
     storage = LocalStorage(tmp_path)
-    key = object_key("0131000245281587206", CERT_ID)
-    assert key == f"0131000245281587206/{CERT_ID}.pdf"
+    key = object_key("lfbatch0930", CERT_ID)
+    assert key == f"lfbatch0930/{CERT_ID}.pdf"
     assert not storage.exists(key)
     location = storage.put(key, b"%PDF-1.7 ...", "application/pdf")
     assert location == str(tmp_path.resolve() / key)

@@ -46,7 +46,7 @@ NASTY_NAMES = [
 
 @pytest.fixture(scope="module")
 def data() -> CertificateData:
-    return data_from_event("generator.EVENT_1.json")
+    return data_from_event("gen.request.first.json")
 
 
 @pytest.fixture(scope="module")
@@ -70,27 +70,27 @@ def test_placeholder_values_cover_sunbird_names_and_our_extras(data):
     values = placeholder_values(data, "data:image/svg+xml,x")
     assert set(PLACEHOLDERS) <= set(values)
     assert set(SUNBIRD_PLACEHOLDERS) <= set(values)
-    assert values["certificateName"] == "new course may23"  # course name wins, as in Sunbird
-    assert values["courseName"] == "new course may23"
-    assert values["certificateTitle"] == "100PercentCompletionCertificate"
-    assert values["issuedDate"] == "27 May 2021"
-    assert values["recipientId"] == "user001"
-    assert values["recipientName"] == "Creation "
-    assert values["issuerName"] == "Gujarat Council of Educational Research and Training"
-    assert values["signatory0Name"] == "CEO Gujarat"
-    assert values["signatory0Designation"] == "CEO"
-    assert values["signatory0Image"].startswith("https://cdn.pixabay.com/")
+    assert values["certificateName"] == "Geometry Essentials"  # course name wins, as in Sunbird
+    assert values["courseName"] == "Geometry Essentials"
+    assert values["certificateTitle"] == "Geometry Completion Award"
+    assert values["issuedDate"] == "30 September 2024"
+    assert values["recipientId"] == "lf_user_07"
+    assert values["recipientName"] == "Priya Natarajan"
+    assert values["issuerName"] == "Lernflow Open School"
+    assert values["signatory0Name"] == "Noor Haddad"
+    assert values["signatory0Designation"] == "Registrar"
+    assert values["signatory0Image"] == "https://assets.lernflow.example/sign/registrar.png"
     assert values["signatory1Name"] == values["signatory1Image"] == ""
     assert values["expiryDate"] == ""
     assert values["qrCodeImage"] == "data:image/svg+xml,x"
     assert values["certificateId"] == data.cert_id
-    assert values["batchId"] == "0131000245281587206"
+    assert values["batchId"] == "lfbatch0930"
     assert values["verifyUrl"] == f"http://127.0.0.1:8080/certs/{data.cert_id}"
 
 
 def test_certificate_name_falls_back_to_edata_name_without_a_course_name(data):
     no_course = CertificateData(**{**data.__dict__, "course_name": ""})
-    assert placeholder_values(no_course, "")["certificateName"] == "100PercentCompletionCertificate"
+    assert placeholder_values(no_course, "")["certificateName"] == "Geometry Completion Award"
 
 
 def test_dates_render_like_sunbird_with_a_zero_padded_day(data):
