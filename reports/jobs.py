@@ -1,5 +1,6 @@
 """``lernflow run-job <report>``: every pending ``job_request`` of one report, as Sunbird's
-``run-job.sh`` does (OnDemand mode, spec B4), with PostgreSQL as the request store.
+``run-job.sh`` does (OnDemand mode; docs/flows/progress-exhaust.md), with PostgreSQL as the
+request store.
 
 The order of steps, the duplicate handling, the per-channel limits, the status transitions and
 the error texts are the pure functions of :mod:`reports.requests`; this module reads and writes
@@ -17,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from config import Settings
 from reports import packaging
@@ -102,6 +103,27 @@ def _update(settings: Settings, values: dict[str, Any]) -> None:
         conn.execute(stmt, values)
 
 
+class RequestTable(Protocol):
+    """Where the ``job_request`` rows live: read all of them, write one row's changed values."""
+
+    def load(self) -> list[rq.JobRequest]: ...
+
+    def update(self, values: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class PostgresRequests:
+    """The ``job_request`` table in PostgreSQL (the production :class:`RequestTable`)."""
+
+    settings: Settings
+
+    def load(self) -> list[rq.JobRequest]:
+        return load(self.settings)
+
+    def update(self, values: dict[str, Any]) -> None:
+        _update(self.settings, values)
+
+
 def _preferences(store: ReportStore, org: str, key: str) -> dict[str, Any] | None:
     """The preferences API answer for (org, key), from ``tenant_preference_v2``."""
     text = store.preference(org, key)
@@ -114,8 +136,20 @@ def _preferences(store: ReportStore, org: str, key: str) -> dict[str, Any] | Non
     return {"result": {"response": {"data": data}}}
 
 
-def run_job(settings: Settings, job_id: str, out_root: Path, now: datetime | None = None) -> JobRun:
-    """Process every pending request of ``job_id`` (B4); write the rows back; return the run."""
+def run_job(
+    settings: Settings,
+    job_id: str,
+    out_root: Path,
+    now: datetime | None = None,
+    *,
+    requests: RequestTable | None = None,
+    store: ReportStore | None = None,
+) -> JobRun:
+    """Process every pending request of ``job_id`` (B4); write the rows back; return the run.
+
+    ``requests`` and ``store`` default to PostgreSQL and the Cassandra/Redis store; a caller
+    passing its own store keeps ownership of it (it is not closed here).
+    """
     if job_id not in JOBS:
         msg = f"unknown report {job_id!r}; known: {', '.join(JOBS)}"
         raise ValueError(msg)
@@ -124,9 +158,11 @@ def run_job(settings: Settings, job_id: str, out_root: Path, now: datetime | Non
     t_start = time.perf_counter()
     now = now or datetime.now(UTC).replace(tzinfo=None)
     run = JobRun()
-    pending = rq.select_pending(load(settings), job_id)
+    table = requests if requests is not None else PostgresRequests(settings)
+    pending = rq.select_pending(table.load(), job_id)
     counters = rq.ChannelCounters()
-    store = ReportStore(settings, "reports")
+    own_store = store is None
+    store = store if store is not None else ReportStore(settings, "reports")
     try:
         for first, duplicates in rq.group_duplicates(pending):
             r = first
@@ -150,7 +186,7 @@ def run_job(settings: Settings, job_id: str, out_root: Path, now: datetime | Non
                         r = rq.mark_failed(r, invalid, now)
                     else:
                         r = _process(
-                            settings, store, r, job_id, level, counters, out_root, now, salt
+                            settings, table, store, r, job_id, level, counters, out_root, now, salt
                         )
                         counters = rq.record_processed(counters, r.processed_batches)
             except Exception as exc:
@@ -160,14 +196,15 @@ def run_job(settings: Settings, job_id: str, out_root: Path, now: datetime | Non
                 dup = rq.mark_duplicate(d, r)
                 dup = rq.apply_packaging(dup, [(u, True) for u in dup.download_urls], 0, now,
                                          ignore_zip_errors=rq.zip_errors_ignorable(job_id))  # fmt: skip
-                _update(settings, rq.save_values(dup))
+                table.update(rq.save_values(dup))
                 run.requests.append(dup)
                 run.duplicates += 1
             r = _package(r, job_id, level, out_root, now, salt)
-            _update(settings, rq.save_values(r))
+            table.update(rq.save_values(r))
             run.requests.append(r)
     finally:
-        store.close()
+        if own_store:
+            store.close()
     run.seconds = time.perf_counter() - t_start
     firsts = [
         q
@@ -180,6 +217,7 @@ def run_job(settings: Settings, job_id: str, out_root: Path, now: datetime | Non
 
 def _process(
     settings: Settings,
+    table: RequestTable,
     store: ReportStore,
     r: rq.JobRequest,
     job_id: str,
@@ -194,7 +232,7 @@ def _process(
     if err is not None:
         return rq.mark_failed(r, err, now)
     r = rq.mark_processing(r)
-    _update(settings, rq.status_update_values(r))
+    table.update(rq.status_update_values(r))
     data = r.request_data
     ids = (
         [data["batchId"]]

@@ -1,37 +1,38 @@
 """job_request handling: ids, submission, selection, duplicates, checks, limits, transitions.
 
-The ``TestUpstreamCases`` classes replay the request-handling B10 cases of
-``test_cases_{progress,userinfo,response}_exhaust.json`` through a small driver written
-from spec B4 with these helpers (batches are simulated; what a batch produces is not this
-module's business) and compare with the expected ``job_request`` values there.
+The ``TestUpstream*Cases`` classes replay the request-handling B10 cases (progress, userinfo,
+response) through the production orchestration, :func:`reports.jobs.run_job`, with the
+``job_request`` rows in memory and an in-memory report store built from our test world
+(``tests/unit/test_reports_fixture_rows.py``); the reports themselves are computed by the
+production report code. Expected values follow from the rules in docs/flows/progress-exhaust.md
+and docs/flows/userinfo-exhaust.md.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
+from config import Settings, load_settings
+from reports import jobs
 from reports import requests as rq
-from reports.packaging import (
-    PackagingError,
-    encrypt_csv,
-    exhaust_file_path,
-    report_date,
-    zip_secured,
-)
+from reports.model import Attempt, Consent, Enrolment
+from reports.packaging import exhaust_file_path, report_date
 from reports.requests import (
     FAILED,
     MSG_INVALID_REQUEST,
     MSG_NO_DATA,
-    MSG_RETIRED_COLLECTION,
     MSG_SECURITY_LEVEL,
     MSG_ZIP_FAILED,
     PROCESSING,
@@ -44,51 +45,51 @@ from reports.requests import (
     JobRequest,
     ProcessedBatch,
 )
-from tests.conftest import FIXTURES
+from reports.sources import BatchRow, Collection, ReportStore
+from tests.paths import DATA
+from tests.unit import test_reports_fixture_rows as world
 
 NOW = datetime(2024, 1, 1, 4, 0, tzinfo=UTC)
-TODAY = report_date(NOW)
-RID = "37564CF8F134EE7532F125651B51D17F"
-SALT = "SunBird"  # sunbird_encryption_key of the upstream test configuration
+# the report files of a run are named with the IST date of the moment they are written
+TODAY = report_date(datetime.now(UTC))
+RID = "9F2C61D0A7B34E58B1C4D2E6F8A01B37"
+KEY = "pond-key-7"  # a request key that is no ciphertext: it is its own password
+SALT = "Kestrel"  # the PII/request-key salt the report settings carry in these tests
 CONSENT_MSG = (
     "Invalid request. User info exhaust is not applicable for collections which don't "
     "request for user consent to share data"
 )
+# the channel limits the upstream limit cases run with
+BATCHES_PER_CHANNEL, BYTES_PER_CHANNEL, BATCHES_PER_REQUEST = 3, 100, 4
+PREFERENCES = json.loads((DATA / "reports" / "tenant_preferences.json").read_text())
 
 
 @cache
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / "reports" / name).read_text())
-
-
-def limits(case_file: str) -> tuple[int, int, int]:
-    conf = fixture(case_file)["_common"]["limits_from_test_application_conf"]
-    return (
-        conf["exhaust.batches.limit.per.channel"],
-        conf["exhaust.file.size.limit.per.channel"],
-        conf["data_exhaust.batch.limit.per.request"],
-    )
+    """A preference API answer: ``dataSecurityPolicy:<job>`` or ``userPrivateFields:<job>``."""
+    key, job = name.split(":")
+    return {"result": {"response": {"data": PREFERENCES[key][job]}}}
 
 
 def make_row(job_id: str, /, **spec: Any) -> JobRequest:
-    """A row as the upstream tests insert it (their common values, overridden by ``spec``)."""
+    """A row as the request tests insert it (common values, overridden by ``spec``)."""
     processed = spec.get("processed_batches")
     values: dict[str, Any] = {
-        "tag": "do_1130928636168192001667_batch-001:channel-01",
-        "request_id": "37564CF8F134EE7532F125651B51D17F",
+        "tag": "lf-course-7001_bt-101:lf-org-heron",
+        "request_id": RID,
         "job_id": job_id,
         "status": SUBMITTED,
-        "request_data": {"batchId": "batch-001"},
-        "requested_by": "user-002",
-        "requested_channel": "b00bc992ef25f1a9a8d63291e20efc8d",
-        "dt_job_submitted": datetime(2020, 10, 19, 5, 58, 18, 666000),
+        "request_data": {"batchId": "bt-101"},
+        "requested_by": "lrn-202",
+        "requested_channel": world.CHANNEL,
+        "dt_job_submitted": datetime(2023, 3, 9, 7, 12, 44, 120000),
         "download_urls": [],
         "dt_file_created": None,
         "dt_job_completed": None,
         "execution_time": 0,
         "err_message": "",
         "iteration": 0,
-        "encryption_key": "test12",
+        "encryption_key": KEY,
         "processed_batches": None,
     }
     for key, value in spec.items():
@@ -100,7 +101,7 @@ def make_row(job_id: str, /, **spec: Any) -> JobRequest:
 
 
 def pg_array(urls: list[str]) -> str:
-    """How the upstream tests read ``download_urls`` (``getString`` of a text[])."""
+    """``download_urls`` as PostgreSQL prints a text[]."""
     return "{" + ",".join(urls) + "}"
 
 
@@ -108,27 +109,116 @@ def expected_urls(text: str) -> str:
     return text.replace("<yyyyMMdd>", TODAY)
 
 
-# --- a driver of one job run, written from spec B4 with the helpers under test ----------
+# --- the production run, with the rows and the store in memory ---------------------------
 
 
-@dataclass(frozen=True)
-class Batch:
-    """What the simulated batch resolver and batch processing know about a batch id."""
+class MemoryRequests:
+    """``job_request`` rows in memory (a :class:`reports.jobs.RequestTable`), in the order given."""
 
-    size: int = 0
-    error: str | None = None
-    retired: bool = False
+    def __init__(self, rows: list[JobRequest]) -> None:
+        self.rows = {r.request_id: r for r in rows}
+        self.order = [r.request_id for r in rows]
+        self.saved: dict[str, dict[str, Any]] = {}
+        self.updates: list[dict[str, Any]] = []
+
+    def load(self) -> list[JobRequest]:
+        return [self.rows[i] for i in self.order]
+
+    def update(self, values: dict[str, Any]) -> None:
+        self.updates.append(dict(values))
+        self.saved.setdefault(values["request_id"], {}).update(values)
 
 
-CATALOGUE = {
-    "batch-001": Batch(size=650),
-    "batch-002": Batch(size=420),
-    # the course of batch-003 has no content_hierarchy row
-    "batch-003": Batch(error="next on empty iterator"),
-    "batch-004": Batch(size=310),
-    "batch-005": Batch(retired=True),
-    "batch-006": Batch(size=380),
-}
+class MemoryStore(ReportStore):
+    """The report store over our test world: course_batch, the content search, hierarchies,
+    enrolments, attempts, consents, a user cache and the tenant preferences of every org."""
+
+    def __init__(
+        self,
+        cache_of: str,
+        policy: str,
+        pii: str = "userinfo",
+        *,
+        failing_consents: str | None = None,
+    ) -> None:
+        self._users = world.user_cache(cache_of)
+        self._policy = json.dumps(PREFERENCES["dataSecurityPolicy"][policy])
+        self._pii = json.dumps(PREFERENCES["userPrivateFields"][pii])
+        self._failing_consents = failing_consents
+
+    def custodian_org(self) -> str | None:
+        return world.CUSTODIAN
+
+    def batches(self, batch_ids: Iterable[str] | None = None) -> list[BatchRow]:
+        wanted = set(batch_ids) if batch_ids is not None else None
+        return [
+            BatchRow(course, batch_id, name)
+            for batch_id, (course, name) in world.COURSE_BATCHES.items()
+            if wanted is None or batch_id in wanted
+        ]
+
+    def collections(self, course_ids: Sequence[str]) -> dict[str, Collection]:
+        found: dict[str, Collection] = {}
+        for item in world.search_results():
+            if item["identifier"] in course_ids and item["identifier"] not in found:
+                found[item["identifier"]] = Collection(
+                    item["identifier"],
+                    item["name"],
+                    item["channel"],
+                    item.get("status") or "Live",
+                    item.get("userConsent") or "No",
+                )
+        return found
+
+    def hierarchy(self, course_id: str) -> dict[str, Any] | None:
+        return world.hierarchies().get(course_id)
+
+    def enrolments(self, batch_id: str) -> list[Enrolment]:
+        return [e for e in world.ENROLMENTS if e.batchid == batch_id]
+
+    def attempts(self, course_id: str, user_ids: Sequence[str]) -> list[Attempt]:
+        return [a for a in world.ATTEMPTS if a.course_id == course_id and a.user_id in user_ids]
+
+    def consents(self, user_ids: Sequence[str]) -> list[Consent]:
+        if self._failing_consents is not None:
+            raise RuntimeError(self._failing_consents)
+        return [c for c in world.CONSENTS if c.user_id in user_ids]
+
+    def org_search(self, org: str) -> dict[str, Any]:
+        return {}
+
+    def preference(self, org: str, key: str) -> str | None:
+        return self._policy if key == rq.SECURITY_POLICY_KEY else self._pii
+
+    def user_cache(self, fields: Sequence[str] = ()) -> dict[str, dict[str, str]]:
+        return self._users
+
+    def optional_nodes(self, course_id: str, db: int = 5) -> set[str]:
+        return set()
+
+    def close(self) -> None:
+        raise AssertionError("run_job must not close a store it was given")
+
+
+@cache
+def _base_settings() -> Settings:
+    return load_settings()
+
+
+def report_settings(tmp: Path, response_version: str = "v1") -> Settings:
+    base = _base_settings()
+    reports = base.reports.model_copy(
+        update={
+            "batches_per_channel": BATCHES_PER_CHANNEL,
+            "bytes_per_channel": BYTES_PER_CHANNEL,
+            "batches_per_request": BATCHES_PER_REQUEST,
+            "encryption_salt": SecretStr(SALT),
+            "response_version": response_version,
+            "archive_dir": DATA / "reports",
+            "archive_path": "archival/",
+        }
+    )
+    return base.with_overrides(reports=reports)
 
 
 @dataclass
@@ -136,154 +226,34 @@ class Run:
     saved: dict[str, dict[str, Any]]
     final: dict[str, JobRequest]
     metrics: dict[str, Any]
+    out: Path
+    table: MemoryRequests
 
 
 def run_job(
-    rows: list[JobRequest],
-    job_id: str,
-    case_file: str,
-    *,
-    level: str,
-    pii: list[str],
-    csv_columns: list[str],
-    catalogue: dict[str, Batch] = CATALOGUE,
+    rows: list[JobRequest], job_id: str, store: MemoryStore, out: Path, **settings: Any
 ) -> Run:
-    batch_limit, byte_limit, per_request = limits(case_file)
-    report_path, report_key = {
-        "progress-exhaust": ("progress-exhaust/", "progress"),
-        "userinfo-exhaust": ("userinfo-exhaust/", "userinfo"),
-        "response-exhaust": ("response-exhaust/", "response"),
-    }[job_id]
-    pending = rq.select_pending(rows, job_id)
-    groups = rq.group_duplicates(pending)
-    counters = ChannelCounters()
-    saved: dict[str, dict[str, Any]] = {}
-    final: dict[str, JobRequest] = {}
-    processed: list[JobRequest] = []
-
-    def process(r: JobRequest) -> JobRequest:
-        err = rq.batch_count_error(r, per_request)
-        if err is not None:
-            return rq.mark_failed(r, err, NOW)
-        r = rq.mark_processing(r)
-        assert rq.status_update_values(r)["status"] == PROCESSING
-        data = r.request_data
-        if data.get("batchId") is not None:
-            ids = [data["batchId"]]
-        else:
-            ids = list(dict.fromkeys(data.get("batchFilter") or []))
-        known = sorted(b for b in ids if b in catalogue)  # the resolver's (table) order
-        if not known:
-            return rq.mark_failed(r, MSG_NO_DATA, NOW)
-        live = [b for b in known if not catalogue[b].retired]
-        if not live:
-            return rq.mark_failed(r, MSG_RETIRED_COLLECTION, NOW)
-        done = set(rq.completed_batch_ids(r))
-        budget = rq.batch_budget(counters, r.requested_channel)
-        results: list[BatchResult] = []
-        for batch_id in (b for b in live if b not in done):
-            if not budget.allows(batch_limit, byte_limit):
-                results.append(BatchResult(batch_id, PROCESSING))
-                continue
-            batch = catalogue[batch_id]
-            try:
-                if batch.error is not None:
-                    raise RuntimeError(batch.error)
-                encrypt_csv(
-                    b"header\n", level, password=r.encryption_key, public_key_pem=None, salt=SALT
-                )
-            except PackagingError as exc:
-                results.append(BatchResult(batch_id, FAILED, message=exc.batch_message))
-                budget = budget.after_batch(None)
-                continue
-            except RuntimeError as exc:
-                results.append(BatchResult(batch_id, FAILED, message=str(exc)))
-                budget = budget.after_batch(None)
-                continue
-            path = exhaust_file_path(report_path, batch_id, report_key, r.request_id, NOW)
-            results.append(BatchResult(batch_id, SUCCESS, f"{path}.csv", "", batch.size))
-            budget = budget.after_batch(batch.size)
-        return rq.apply_batch_results(r, results, 7, NOW)
-
-    def package(r: JobRequest, request_level: str) -> JobRequest:
-        outcomes = []
-        for url in r.download_urls:
-            try:
-                zip_secured(b"x", url, request_level, password=r.encryption_key, salt=SALT)
-                outcomes.append((url, True))
-            except PackagingError:
-                outcomes.append((url, False))
-        ignore = rq.zip_errors_ignorable(job_id)
-        return rq.apply_packaging(r, outcomes, 3, NOW, ignore_zip_errors=ignore)
-
-    for first, duplicates in groups:
-        r = first
-        try:
-            if rq.channel_limited(counters, r.requested_channel, batch_limit, byte_limit):
-                r = rq.defer_channel_limited(r)
-            else:
-                security = rq.security_level_error(job_id, level, pii, csv_columns)
-                if security is not None:
-                    r = rq.mark_failed(r, security, NOW)
-                invalid = rq.validate_request(r, job_id)
-                if invalid is not None:
-                    r = rq.mark_failed(r, invalid, NOW)
-                else:
-                    r = process(r)
-                    counters = rq.record_processed(counters, r.processed_batches)
-        except Exception as exc:
-            r = rq.mark_internal_error(r, str(exc), NOW)
-        for dup in duplicates:
-            copied = package(rq.mark_duplicate(dup, r), "")  # no level known for duplicates
-            saved[dup.request_id] = rq.save_values(copied)
-            final[dup.request_id] = copied
-        r = package(r, level)
-        saved[r.request_id] = rq.save_values(r)
-        final[r.request_id] = r
-        processed.append(r)
-    duplicate_count = sum(len(d) for _, d in groups)
-    metrics = {
-        m["id"]: m["value"] for m in rq.job_metrics(len(pending), processed, duplicate_count, 0)
-    }
-    return Run(saved, final, metrics)
-
-
-def progress_run(rows: list[JobRequest]) -> Run:
-    prefs = fixture("tenant_pref_dataSecurityPolicy_progress_test.json")
-    return run_job(
-        rows,
-        "progress-exhaust",
-        "test_cases_progress_exhaust.json",
-        level=rq.security_level(prefs, "progress-exhaust"),
-        pii=rq.pii_fields(fixture("tenant_pref_userPrivateFields_progress_test.json")),
-        csv_columns=fixture("test_cases_progress_exhaust.json")["model_config"]["modelParams"][
-            "csvColumns"
-        ],
+    """One production run (``reports.jobs.run_job``) over ``rows``."""
+    table = MemoryRequests(rows)
+    done = jobs.run_job(
+        report_settings(out, **settings),
+        job_id,
+        out,
+        NOW.replace(tzinfo=None),  # run_job takes naive UTC
+        requests=table,
+        store=store,
     )
+    final = {r.request_id: r for r in done.requests}
+    metrics = {m["id"]: m["value"] for m in done.metrics}
+    return Run(table.saved, final, metrics, out, table)
 
 
-def userinfo_run(
-    rows: list[JobRequest],
-    *,
-    csv_columns: list[str] | None = None,
-    catalogue: dict[str, Batch] = CATALOGUE,
-) -> Run:
-    cases = fixture("test_cases_userinfo_exhaust.json")
-    prefs = fixture("tenant_pref_dataSecurityPolicy_userinfo_test.json")
-    return run_job(
-        rows,
-        "userinfo-exhaust",
-        "test_cases_userinfo_exhaust.json",
-        level=rq.security_level(prefs, "userinfo-exhaust"),
-        pii=rq.pii_fields(fixture("tenant_pref_userPrivateFields_userinfo_test.json")),
-        csv_columns=cases["model_config_csvColumns"] if csv_columns is None else csv_columns,
-        catalogue=catalogue,
-    )
+def progress_run(rows: list[JobRequest], out: Path) -> Run:
+    return run_job(rows, "progress-exhaust", MemoryStore("progress", "progress", "progress"), out)
 
 
-def case(case_file: str, name_start: str) -> dict[str, Any]:
-    cases = fixture(case_file)["cases"]
-    return next(c for c in cases if c["name"].startswith(name_start))
+def userinfo_run(rows: list[JobRequest], out: Path, **store: Any) -> Run:
+    return run_job(rows, "userinfo-exhaust", MemoryStore("userinfo", "userinfo", **store), out)
 
 
 def assert_saved(saved: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -292,8 +262,6 @@ def assert_saved(saved: dict[str, Any], expected: dict[str, Any]) -> None:
             assert pg_array(saved[key]) == expected_urls(value)
         elif key == "iteration":
             assert str(saved[key]) == value
-        elif key == "request_data":
-            continue
         else:
             assert saved[key] == value, key
 
@@ -302,184 +270,290 @@ def assert_saved(saved: dict[str, Any], expected: dict[str, Any]) -> None:
 
 
 class TestUpstreamProgressCases:
-    FILE = "test_cases_progress_exhaust.json"
-
-    def test_all_correct_data(self):
-        c = case(self.FILE, "generate the report with all the correct data")
-        run = progress_run([make_row("progress-exhaust", **c["job_request"])])
-        assert_saved(run.saved[c["job_request"]["request_id"]], c["expected_job_request"])
-        expected_metrics = c["expected_metrics"]
-        assert run.metrics["total-requests"] == expected_metrics["totalRequests"]
-        assert run.metrics["success-requests"] == expected_metrics["successRequests"]
-        assert run.metrics["failed-requests"] == expected_metrics["failedRequests"]
-        assert run.metrics["duplicate-requests"] == expected_metrics["duplicateRequests"]
-
-    def test_file_size_limit_stops_request_in_between(self):
-        c = case(self.FILE, "test the exhaust report file size limits and stop request")
-        run = progress_run([make_row("progress-exhaust", **c["job_request"])])
-        saved = run.saved["37564CF8F134EE7532F125651B51D17F"]
-        assert saved["status"] == c["expected_job_request"]["status"] == SUBMITTED
-        assert pg_array(saved["download_urls"]) == c["expected_job_request"]["download_urls"]
-        batches = rq.parse_processed_batches(saved["processed_batches"])
-        assert [b.batch_id for b in batches] == ["batch-001"]  # the batch that completed
-        assert batches[0].file_path == (
-            f"progress-exhaust/37564CF8F134EE7532F125651B51D17F/batch-001_progress_{TODAY}.csv"
+    def test_all_correct_data(self, tmp_path):
+        """B10.1 "generate the report with all the correct data"."""
+        run = progress_run([make_row("progress-exhaust")], tmp_path)
+        assert_saved(
+            run.saved[RID],
+            {
+                "status": SUCCESS,
+                "err_message": "",
+                "download_urls": f"{{progress-exhaust/{RID}/bt-101_progress_<yyyyMMdd>.zip}}",
+                "iteration": "0",
+            },
         )
+        assert run.metrics["total-requests"] == 1
+        assert run.metrics["success-requests"] == 1
+        assert run.metrics["failed-requests"] == 0
+        assert run.metrics["duplicate-requests"] == 0
+        # the production packaging wrote the zip the URL names
+        assert (tmp_path / f"progress-exhaust/{RID}/bt-101_progress_{TODAY}.zip").is_file()
 
-    def test_previously_completed_request(self):
-        c = case(self.FILE, "test the exhaust report on limits with previously completed")
-        run = progress_run([make_row("progress-exhaust", **c["job_request"])])
-        saved = run.saved["37564CF8F134EE7532F125651B51D17F"]
-        assert saved["status"] == c["expected_job_request"]["status"]
+    def test_file_size_limit_stops_request_in_between(self, tmp_path):
+        """B10.1 "file size limits and stop request in between": bt-101's file is over the
+        100-byte channel limit, so bt-104 waits (PROCESSING) and the request stays SUBMITTED."""
+        row = make_row("progress-exhaust", request_data={"batchFilter": ["bt-101", "bt-104"]})
+        run = progress_run([row], tmp_path)
+        saved = run.saved[RID]
+        assert saved["status"] == SUBMITTED
+        assert pg_array(saved["download_urls"]) == "{}"
+        batches = rq.parse_processed_batches(saved["processed_batches"])
+        assert [b.batch_id for b in batches] == ["bt-101"]  # the batch that completed
+        assert batches[0].file_path == f"progress-exhaust/{RID}/bt-101_progress_{TODAY}.csv"
+
+    def test_previously_completed_request(self, tmp_path):
+        """B10.1 "limits with previously completed request": the completed bt-101 is skipped,
+        its file carried into download_urls first."""
+        previous = f"progress-exhaust/{RID}/bt-101_progress_20210509.zip"
+        row = make_row(
+            "progress-exhaust",
+            request_data={"batchFilter": ["bt-101", "bt-104"]},
+            processed_batches=[{"batchId": "bt-101", "filePath": previous, "fileSize": 0}],
+        )
+        run = progress_run([row], tmp_path)
+        saved = run.saved[RID]
+        assert saved["status"] == SUCCESS
         assert pg_array(saved["download_urls"]) == expected_urls(
-            c["expected_job_request"]["download_urls"]
+            f"{{{previous},progress-exhaust/{RID}/bt-104_progress_<yyyyMMdd>.zip}}"
         )
         assert saved["processed_batches"] is not None
+        assert not (tmp_path / f"progress-exhaust/{RID}/bt-101_progress_{TODAY}.csv").exists()
 
-    def test_batches_limit_by_channel(self):
-        c = case(self.FILE, "test the exhaust report with batches limit by channel")
-        rows = [make_row("progress-exhaust", **spec) for spec in c["job_requests_in_insert_order"]]
-        run = progress_run(rows)
-        for suffix, expected in c["expected"].items():
-            saved = run.saved[f"37564CF8F134EE7532F125651B51D17F{suffix}"]
-            assert saved["status"] == expected["status"]
-            assert pg_array(saved["download_urls"]) == expected_urls(expected["download_urls"])
+    def test_batches_limit_by_channel(self, tmp_path):
+        """B10.1 "batches limit by channel": bt-105's course is Retired (dropped); after -3 the
+        channel has produced over 100 bytes, so its later requests stay SUBMITTED."""
+        specs = [("-3", ["bt-104", "bt-105"]), ("-4", ["bt-102", "bt-103"])]
+        specs += [("-1", ["bt-104", "bt-102"]), ("-2", ["bt-103", "bt-104"])]
+        rows = [
+            make_row("progress-exhaust", request_id=RID + s, request_data={"batchFilter": b})
+            for s, b in specs
+        ]
+        run = progress_run(rows, tmp_path)
+        done = run.saved[f"{RID}-3"]
+        assert done["status"] == SUCCESS
+        assert pg_array(done["download_urls"]) == expected_urls(
+            f"{{progress-exhaust/{RID}-3/bt-104_progress_<yyyyMMdd>.zip}}"
+        )
         # the later requests of the channel were deferred with their progress reset
         for suffix in ("-4", "-1", "-2"):
-            saved = run.saved[f"37564CF8F134EE7532F125651B51D17F{suffix}"]
+            saved = run.saved[f"{RID}{suffix}"]
             assert (saved["status"], saved["processed_batches"]) == (SUBMITTED, "[]")
+            assert pg_array(saved["download_urls"]) == "{}"
 
-    def test_file_size_limit_by_channel(self):
-        c = case(self.FILE, "test the exhaust report file size limit by channel")
+    def test_file_size_limit_by_channel(self, tmp_path):
+        """B10.1 "file size limit by channel": -2 (bt-101) fills the channel; -3 waits."""
+        specs = [("-2", ["bt-101"]), ("-3", ["bt-102"]), ("-1", ["bt-104"])]
         rows = [
-            make_row(
-                "progress-exhaust", **{**spec, "request_id": spec["request_id"].replace("...", RID)}
-            )
-            for spec in c["job_requests_in_insert_order"]
+            make_row("progress-exhaust", request_id=RID + s, request_data={"batchFilter": b})
+            for s, b in specs
         ]
-        run = progress_run(rows)
-        for suffix, expected in c["expected"].items():
-            saved = run.saved[f"37564CF8F134EE7532F125651B51D17F{suffix}"]
-            assert saved["status"] == expected["status"]
-            assert pg_array(saved["download_urls"]) == expected_urls(expected["download_urls"])
+        run = progress_run(rows, tmp_path)
+        done = run.saved[f"{RID}-2"]
+        assert done["status"] == SUCCESS
+        assert pg_array(done["download_urls"]) == expected_urls(
+            f"{{progress-exhaust/{RID}-2/bt-101_progress_<yyyyMMdd>.zip}}"
+        )
+        waiting = run.saved[f"{RID}-3"]
+        assert (waiting["status"], pg_array(waiting["download_urls"])) == (SUBMITTED, "{}")
 
-    def test_duplicate_requests(self):
-        c = case(self.FILE, "test the exhaust reports with duplicate requests")
-        rows = [make_row("progress-exhaust", **spec) for spec in c["job_requests"]]
+    def test_duplicate_requests(self, tmp_path):
+        """B10.1 "duplicate requests": -2 has the same request_data, key and requester as -1
+        (the tag differs and is not part of the key), so it copies -1's outcome; -1 fails
+        because bt-103's course has no content_hierarchy row."""
+        data = {"batchFilter": ["bt-104", "bt-103"]}
+        rows = [
+            make_row("progress-exhaust", request_id=f"{RID}-1", request_data=data),
+            make_row(
+                "progress-exhaust",
+                request_id=f"{RID}-2",
+                request_data=data,
+                tag="lf-course-7001_bt-101:lf-org-kite",
+            ),
+        ]
         groups = rq.group_duplicates(rows)
         assert [(f.request_id, [d.request_id for d in ds]) for f, ds in groups] == [
-            ("37564CF8F134EE7532F125651B51D17F-1", ["37564CF8F134EE7532F125651B51D17F-2"])
+            (f"{RID}-1", [f"{RID}-2"])
         ]
-        run = progress_run(rows)
-        for suffix, expected in c["expected"].items():
-            saved = run.saved[f"37564CF8F134EE7532F125651B51D17F{suffix}"]
-            assert saved["status"] == expected["status"] == FAILED
-            assert pg_array(saved["download_urls"]) == expected["download_urls"]
+        run = progress_run(rows, tmp_path)
+        for suffix in ("-1", "-2"):
+            saved = run.saved[f"{RID}{suffix}"]
+            assert saved["status"] == FAILED
+            assert pg_array(saved["download_urls"]) == "{}"
             assert saved["err_message"] == "next on empty iterator"
             assert saved["processed_batches"] is not None
-        first = run.saved["37564CF8F134EE7532F125651B51D17F-1"]
-        dup = run.saved["37564CF8F134EE7532F125651B51D17F-2"]
+        first = run.saved[f"{RID}-1"]
+        dup = run.saved[f"{RID}-2"]
         for key in ("status", "iteration", "err_message", "processed_batches", "dt_job_completed"):
             assert dup[key] == first[key]
         assert run.metrics["duplicate-requests"] == 1
         assert run.metrics["total-requests"] == 2
         assert run.metrics["failed-requests"] == 1
 
-    def test_duplicate_batches_are_filtered(self):
-        c = case(self.FILE, "generate report validating and filtering duplicate batches")
-        run = progress_run([make_row("progress-exhaust", **c["job_request"])])
-        assert_saved(run.saved["37564CF8F134EE7532F125651B51D17F"], c["expected_job_request"])
+    def test_duplicate_batches_are_filtered(self, tmp_path):
+        """B10.1 "validating and filtering duplicate batches": an unknown id is ignored, a
+        repeated one runs once."""
+        row = make_row(
+            "progress-exhaust", request_data={"batchFilter": ["bt-01", "bt-101", "bt-101"]}
+        )
+        run = progress_run([row], tmp_path)
+        assert_saved(
+            run.saved[RID],
+            {
+                "status": SUCCESS,
+                "err_message": "",
+                "download_urls": f"{{progress-exhaust/{RID}/bt-101_progress_<yyyyMMdd>.zip}}",
+                "iteration": "0",
+            },
+        )
 
-    def test_all_batches_invalid(self):
-        c = case(self.FILE, "mark request as failed if all batches are invalid")
-        row = make_row("progress-exhaust", **c["job_request"])
-        run = progress_run([row])
-        expected = c["expected_job_request"]
-        assert_saved(run.saved[row.request_id], expected)
-        final = run.final[row.request_id]
-        assert final.request_data == json.loads(expected["request_data"])  # unchanged
+    def test_all_batches_invalid(self, tmp_path):
+        """B10.1 "mark request as failed if all batches are invalid"."""
+        data = {"batchFilter": ["bt-01", "bt-02"]}
+        row = make_row("progress-exhaust", request_data=data)
+        run = progress_run([row], tmp_path)
+        assert_saved(
+            run.saved[row.request_id],
+            {
+                "status": FAILED,
+                "err_message": "No data found",
+                "download_urls": "{}",
+                "dt_file_created": None,
+                "iteration": "1",
+            },
+        )
+        assert run.final[row.request_id].request_data == data  # unchanged
 
     def test_report_path(self):
-        c = case(self.FILE, "validate the report path")
-        rid = "37564CF8F134EE7532F125651B51D17F"
-        on_demand = exhaust_file_path("progress-exhaust/", "batch-001", "progress", rid, NOW)
-        standalone = exhaust_file_path("progress-exhaust/", "batch-001", "progress", None, NOW)
-        assert on_demand == expected_urls(c["expected"]["on_demand"])
-        assert standalone == expected_urls(c["expected"]["standalone"])
+        """B10.1 "validate the report path"."""
+        on_demand = exhaust_file_path("progress-exhaust/", "bt-101", "progress", RID, NOW)
+        standalone = exhaust_file_path("progress-exhaust/", "bt-101", "progress", None, NOW)
+        assert on_demand == f"progress-exhaust/{RID}/bt-101_progress_20240101"
+        assert standalone == "progress-exhaust/bt-101_progress_20240101"
+
+
+INVALID = "Request should have either of batchId, batchFilter, searchFilter or encrption key"
 
 
 class TestUpstreamUserinfoCases:
-    FILE = "test_cases_userinfo_exhaust.json"
-
-    def test_all_users_for_a_batch(self):
-        c = case(self.FILE, "generate the user info report with all the users")
-        row = make_row("userinfo-exhaust", **c["job_request"])
-        run = userinfo_run([row])
-        assert_saved(run.saved[row.request_id], c["expected_job_request"])
+    def test_all_users_for_a_batch(self, tmp_path):
+        """B10.2 "generate the user info report with all the users for a batch"."""
+        row = make_row("userinfo-exhaust")
+        run = userinfo_run([row], tmp_path)
+        assert_saved(
+            run.saved[row.request_id],
+            {
+                "status": SUCCESS,
+                "err_message": "",
+                "download_urls": f"{{userinfo-exhaust/{RID}/bt-101_userinfo_<yyyyMMdd>.zip}}",
+                "dt_file_created": None,
+                "iteration": "0",
+            },
+        )
         assert (
             rq.zip_errors_ignorable("userinfo-exhaust") is False
         )  # "zip exceptions not ignorable"
 
     @pytest.mark.parametrize(
-        "name",
+        ("spec", "message"),
         [
-            "insert status as FAILED as encryption key not provided",
-            "insert status as FAILED as request_data not present",
-            "insert status as FAILED as batchLimit exceeded",
-            "insert status as FAILED as request_data is empty",
-            "fail as batchId is not present in onDemand mode",
+            # "insert status as FAILED as encryption key not provided"
+            ({"encryption_key": None}, INVALID),
+            # "insert status as FAILED as request_data not present"
+            (
+                {
+                    "request_data": {"batchId": "", "searchFilter": {}},
+                    "requested_channel": "lf-org-kite",
+                    "encryption_key": "pond-key-77",
+                },
+                "No data found",
+            ),
+            # "insert status as FAILED as batchLimit exceeded": 5 entries (repeats count) > 4
+            (
+                {
+                    "request_data": {
+                        "batchFilter": ["bt-101", "bt-102", "bt-103", "bt-102", "bt-106"]
+                    },
+                    "requested_channel": "lf-org-kite",
+                    "encryption_key": "pond-key-77",
+                },
+                "Number of batches in request exceeded. It should be within 4",
+            ),
+            # "insert status as FAILED as request_data is empty"
+            ({"request_data": {}, "encryption_key": "pond-key-77"}, INVALID),
+            # "fail as batchId is not present in onDemand mode"
+            ({"request_data": {}}, INVALID),
         ],
     )
-    def test_failed_requests(self, name):
-        c = case(self.FILE, name)
-        row = make_row("userinfo-exhaust", **c["job_request"])
-        run = userinfo_run([row])
+    def test_failed_requests(self, tmp_path, spec, message):
+        row = make_row("userinfo-exhaust", **spec)
+        run = userinfo_run([row], tmp_path)
         saved = run.saved[row.request_id]
-        assert_saved(saved, c["expected_job_request"])
+        assert_saved(saved, {"status": FAILED, "err_message": message, "download_urls": "{}"})
         assert saved["iteration"] == 1
 
-    def test_collection_without_user_consent(self):
-        c = case(self.FILE, "fail as userConsent is not present")
-        row = make_row("userinfo-exhaust", **c["job_request"])
-        catalogue = {**CATALOGUE, "batch-002": Batch(error=CONSENT_MSG)}
-        run = userinfo_run([row], catalogue=catalogue)
-        assert_saved(run.saved[row.request_id], c["expected_job_request"])
-
-    def test_progress_row_is_not_picked_by_the_userinfo_job(self):
+    def test_collection_without_user_consent(self, tmp_path):
+        """B10.2 "fail as userConsent is not present": bt-102's course asks no consent."""
         row = make_row(
-            "progress-exhaust",
-            tag="do_1131350140968632321230_batch-001:channel-01",
-            requested_channel="channel-01",
+            "userinfo-exhaust", request_data={"batchId": "bt-102"}, requested_channel="lf-org-kite"
         )
-        run = userinfo_run([row])
-        assert run.saved == {}
-        assert run.metrics["total-requests"] == 0
+        run = userinfo_run([row], tmp_path)
+        assert_saved(
+            run.saved[row.request_id],
+            {"status": FAILED, "err_message": CONSENT_MSG, "download_urls": "{}", "iteration": "1"},
+        )
+
+    def test_progress_row_is_not_picked_by_the_userinfo_job(self, tmp_path):
+        """B10.2 "onDemand mode as modelParams is not present": a progress-exhaust row is left
+        alone by the userinfo job, which still processes its own row."""
+        other = make_row(
+            "progress-exhaust",
+            request_id="F00D0000000000000000000000000001",
+            tag="lf-course-7001_bt-101:lf-org-kite",
+            requested_channel="lf-org-kite",
+        )
+        mine = make_row("userinfo-exhaust")
+        run = userinfo_run([other, mine], tmp_path)
+        assert set(run.saved) == {mine.request_id}
+        assert run.saved[mine.request_id]["status"] == SUCCESS
+        assert run.metrics["total-requests"] == 1
 
     def test_standalone_report_path(self):
-        path = exhaust_file_path("userinfo-exhaust/", "batch-001", "userinfo", "", NOW)
-        assert f"{path}.csv" == f"userinfo-exhaust/batch-001_userinfo_{TODAY}.csv"
+        """B10.2 "should run the job in standAlone mode": no request id folder."""
+        path = exhaust_file_path("userinfo-exhaust/", "bt-101", "userinfo", "", NOW)
+        assert f"{path}.csv" == "userinfo-exhaust/bt-101_userinfo_20240101.csv"
 
-    def test_without_model_params(self):
-        c = case(self.FILE, "generate the report without modelParams present")
+    def test_without_model_params(self, tmp_path, monkeypatch):
+        """B10.2 "generate the report without modelParams present": no csvColumns, so the
+        security check fails (the request goes on), then the batch fails (upstream's error text
+        is "None.get"); [derived] iteration +1 for each."""
+        monkeypatch.setitem(jobs.CSV_COLUMNS, "userinfo-exhaust", [])
         row = make_row("userinfo-exhaust")
-        # no modelParams: csvColumns is empty (security check fails, processing continues)
-        # and processBatch throws None.get
-        catalogue = {**CATALOGUE, "batch-001": Batch(error="None.get")}
-        run = userinfo_run([row], csv_columns=[], catalogue=catalogue)
+        run = userinfo_run([row], tmp_path, failing_consents="None.get")
         saved = run.saved[row.request_id]
-        assert_saved(saved, c["expected_job_request"])
-        assert saved["iteration"] == 2  # [derived] +1 for the security check, +1 for the failure
+        assert_saved(saved, {"status": FAILED, "err_message": "None.get", "download_urls": "{}"})
+        assert saved["iteration"] == 2
 
-    def test_consent_revoked_batch(self):
-        c = case(self.FILE, "not generate the user info report excluding")
-        row = make_row("userinfo-exhaust", **c["job_request"])
-        run = userinfo_run([row])
-        assert_saved(run.saved[row.request_id], c["expected_job_request"])
+    def test_consent_revoked_batch(self, tmp_path):
+        """B10.2 "excluding the user who have not provided consent" (bt-106)."""
+        row = make_row("userinfo-exhaust", request_data={"batchId": "bt-106"})
+        run = userinfo_run([row], tmp_path)
+        assert_saved(
+            run.saved[row.request_id],
+            {
+                "status": SUCCESS,
+                "err_message": "",
+                "download_urls": f"{{userinfo-exhaust/{RID}/bt-106_userinfo_<yyyyMMdd>.zip}}",
+                "iteration": "0",
+            },
+        )
 
-    def test_security_check_failure_keeps_error_and_iteration_on_success(self):
+    def test_security_check_failure_keeps_error_and_iteration_on_success(
+        self, tmp_path, monkeypatch
+    ):
         # B9.16: the "Security Level" text and iteration+1 survive a successful run
+        monkeypatch.setitem(jobs.CSV_COLUMNS, "userinfo-exhaust", ["courseid", "userid"])
         row = make_row("userinfo-exhaust")
-        run = userinfo_run([row], csv_columns=["courseid", "userid"])
+        run = userinfo_run([row], tmp_path)
         saved = run.saved[row.request_id]
         assert saved["status"] == SUCCESS
         assert saved["err_message"] == MSG_SECURITY_LEVEL
@@ -487,42 +561,28 @@ class TestUpstreamUserinfoCases:
 
 
 class TestUpstreamResponseCases:
-    def test_v2_final_output_as_csv_and_zip(self):
-        cases = fixture("test_cases_response_exhaust.json")["v2"]
-        row = make_row(
-            "response-exhaust",
-            tag="do_1131350140968632321230_batch-001:01250894314817126443",
-            **cases["job_request"],
-        )
-        prefs = fixture("tenant_pref_dataSecurityPolicy_response_test.json")
-        level = rq.security_level(prefs, "response-exhaust")
+    def test_v2_final_output_as_csv_and_zip(self, tmp_path):
+        """B10.3 V2 "generate final output as csv and zip files" (TEXT_KEY level)."""
+        row = make_row("response-exhaust", tag="lf-course-7001_bt-101:lf-org-far")
+        level = rq.security_level(fixture("dataSecurityPolicy:response"), "response-exhaust")
         assert level == "TEXT_KEY_ENCRYPTED_DATASET"
-        run = run_job(
-            [row],
-            "response-exhaust",
-            "test_cases_response_exhaust.json",
-            level=level,
-            pii=[],
-            csv_columns=[],
+        store = MemoryStore("response", "response")
+        run = run_job([row], "response-exhaust", store, tmp_path, response_version="v2")
+        assert_saved(
+            run.saved[row.request_id],
+            {
+                "err_message": "",
+                "download_urls": f"{{response-exhaust/{RID}/bt-101_response_<yyyyMMdd>.zip}}",
+                "iteration": "0",
+            },
         )
-        expected = {
-            k: v.replace("<rid>", row.request_id)
-            for k, v in cases["asserted"]["job_request"].items()
-        }
-        assert_saved(run.saved[row.request_id], expected)
 
-    def test_text_key_level_without_key_fails_the_batch_with_null(self):
+    def test_text_key_level_without_key_fails_the_batch_with_null(self, tmp_path):
         # [derived] V2 "generate report even if blob does not has any data" has no key:
         # the TEXT_KEY encryption hits a null pointer, so the batch and request fail with "null"
         row = make_row("response-exhaust", encryption_key=None)
-        run = run_job(
-            [row],
-            "response-exhaust",
-            "test_cases_response_exhaust.json",
-            level="TEXT_KEY_ENCRYPTED_DATASET",
-            pii=[],
-            csv_columns=[],
-        )
+        store = MemoryStore("response", "response")
+        run = run_job([row], "response-exhaust", store, tmp_path, response_version="v2")
         saved = run.saved[row.request_id]
         assert (saved["status"], saved["err_message"]) == (FAILED, "null")
 
@@ -536,50 +596,39 @@ def test_statuses():
 
 def test_request_id_is_upper_md5_with_dataset_first():
     rid = rq.request_id(
-        "progress-exhaust",
-        "do_1130928636168192001667_batch-001",
-        "user-002",
-        "b00bc992ef25f1a9a8d63291e20efc8d",
-        date(2020, 10, 19),
+        "progress-exhaust", "lf-course-7001_bt-101", "lrn-202", "lf-org-heron", date(2023, 3, 9)
     )
-    key = (
-        "progress-exhaust|do_1130928636168192001667_batch-001|user-002|"
-        "b00bc992ef25f1a9a8d63291e20efc8d|2020-10-19"
-    )
+    key = "progress-exhaust|lf-course-7001_bt-101|lrn-202|lf-org-heron|2023-03-09"
     assert rid == hashlib.md5(key.encode()).hexdigest().upper()
-    assert rid == "A3D0CB48B2317AD6E1EB0A82B8731D40"
+    assert rid == "BACE45C748AAB20C1501D9CAADE6A774"
     typed = rq.request_id("d", "t", "u", "c", date(2021, 1, 2), "sub")
     assert typed == hashlib.md5(b"d|t|u|c|2021-01-02|sub").hexdigest().upper()
 
 
 def test_submit_creates_the_documented_row():
-    examples = fixture("job_request_submission_examples.json")
-    req = examples["example_request_progress"]["request"]
-    channel = "b00bc992ef25f1a9a8d63291e20efc8d"
-    now = datetime(2020, 10, 19, 5, 58, 18)
+    """B1 submission: the tag gets ":<channel>", the request id is the MD5 above, the row
+    starts SUBMITTED at iteration 0 with request_data as compact JSON."""
+    channel = "lf-org-heron"
+    now = datetime(2023, 3, 9, 7, 12, 44)
     row = rq.submit(
-        req["dataset"],
-        req["tag"],
-        req["requestedBy"],
+        "progress-exhaust",
+        "lf-course-7001_bt-101",
+        "lrn-202",
         channel,
-        req["datasetConfig"],
-        req["encryptionKey"],
+        {"batchId": "bt-101"},
+        KEY,
         now,
         None,
     )
-    expected = examples["resulting_row"]
-    assert row.tag == expected["tag"]
+    assert row.tag == "lf-course-7001_bt-101:lf-org-heron"
     assert row.request_id == rq.request_id(
-        "progress-exhaust", req["tag"], "user-002", channel, now.date()
+        "progress-exhaust", "lf-course-7001_bt-101", "lrn-202", channel, now.date()
     )
-    assert row.job_id == expected["job_id"]
-    assert row.status == expected["status"]
-    assert rq.request_data_json(row.request_data) == expected["request_data"]
-    assert (row.requested_by, row.requested_channel) == (
-        expected["requested_by"],
-        expected["requested_channel"],
-    )
-    assert (row.encryption_key, row.iteration, row.dt_job_submitted) == ("test12", 0, now)
+    assert row.job_id == "progress-exhaust"
+    assert row.status == SUBMITTED
+    assert rq.request_data_json(row.request_data) == '{"batchId":"bt-101"}'
+    assert (row.requested_by, row.requested_channel) == ("lrn-202", channel)
+    assert (row.encryption_key, row.iteration, row.dt_job_submitted) == (KEY, 0, now)
     assert (row.download_urls, row.processed_batches, row.err_message) == ([], None, None)
 
 
@@ -637,13 +686,13 @@ def test_select_pending_filters_job_iteration_status_and_batch_number():
 
 
 def test_dedup_key_ignores_tag_and_channel_but_not_data_key_or_user():
-    base = make_row("progress-exhaust", request_data={"batchFilter": ["batch-004", "batch-003"]})
+    base = make_row("progress-exhaust", request_data={"batchFilter": ["bt-104", "bt-103"]})
     other_channel = replace(base, tag="x:channel-02", requested_channel="zzz", request_id="2")
     assert rq.dedup_key(base) == rq.dedup_key(other_channel)
-    expected = hashlib.md5(b'{"batchFilter":["batch-004","batch-003"]}|test12|user-002')
+    expected = hashlib.md5(b'{"batchFilter":["bt-104","bt-103"]}|pond-key-7|lrn-202')
     assert rq.dedup_key(base) == expected.hexdigest().upper()
     assert rq.dedup_key(base) != rq.dedup_key(replace(base, encryption_key=None))
-    assert rq.dedup_key(base) != rq.dedup_key(replace(base, requested_by="user-003"))
+    assert rq.dedup_key(base) != rq.dedup_key(replace(base, requested_by="lrn-203"))
     no_key = replace(base, encryption_key=None)
     assert rq.dedup_key(no_key) == rq.dedup_key(replace(no_key, encryption_key=""))
 
@@ -688,8 +737,8 @@ def test_mark_duplicate_copies_the_outcome_fields():
 
 
 def test_security_level_and_pii_fields_from_tenant_preferences():
-    progress = fixture("tenant_pref_dataSecurityPolicy_progress_test.json")
-    userinfo = fixture("tenant_pref_dataSecurityPolicy_userinfo_test.json")
+    progress = fixture("dataSecurityPolicy:progress")
+    userinfo = fixture("dataSecurityPolicy:userinfo")
     assert rq.security_level(progress, "progress-exhaust") == "TEXT_KEY_ENCRYPTED_DATASET"
     assert rq.security_level(progress, "response-exhaust") == "PUBLIC_KEY_ENCRYPTED_DATASET"
     assert rq.security_level(userinfo, "userinfo-exhaust") == "PASSWORD_PROTECTED_DATASET"
@@ -701,7 +750,7 @@ def test_security_level_and_pii_fields_from_tenant_preferences():
         "result": {"response": {"data": {"level": "PLAIN_DATASET", "job": {"j": {"level": ""}}}}}
     }
     assert rq.security_level(empty_job, "j") == "PLAIN_DATASET"
-    pii = rq.pii_fields(fixture("tenant_pref_userPrivateFields_userinfo_test.json"))
+    pii = rq.pii_fields(fixture("userPrivateFields:userinfo"))
     assert {"email", "phone", "username"} <= set(pii)
     assert rq.pii_fields(None) == []
     assert rq.tenant_preference_request("org", rq.SECURITY_POLICY_KEY) == {
@@ -710,9 +759,9 @@ def test_security_level_and_pii_fields_from_tenant_preferences():
 
 
 def test_security_level_error_only_for_userinfo():
-    pii = rq.pii_fields(fixture("tenant_pref_userPrivateFields_userinfo_test.json"))
-    progress_pii = rq.pii_fields(fixture("tenant_pref_userPrivateFields_progress_test.json"))
-    columns = fixture("test_cases_userinfo_exhaust.json")["model_config_csvColumns"]
+    pii = rq.pii_fields(fixture("userPrivateFields:userinfo"))
+    progress_pii = rq.pii_fields(fixture("userPrivateFields:progress"))
+    columns = jobs.CSV_COLUMNS["userinfo-exhaust"]
     ok_levels = [
         "PASSWORD_PROTECTED_DATASET",
         "TEXT_KEY_ENCRYPTED_DATASET",
@@ -743,16 +792,16 @@ def test_security_level_error_only_for_userinfo():
 @pytest.mark.parametrize(
     ("data", "key", "job", "expected"),
     [
-        ({"batchId": "batch-001"}, "k", "progress-exhaust", None),
+        ({"batchId": "bt-101"}, "k", "progress-exhaust", None),
         ({"batchId": ""}, None, "progress-exhaust", None),
         ({"batchFilter": []}, None, "progress-exhaust", None),
         ({"searchFilter": {}}, None, "progress-exhaust", None),
-        ({"batchId": "", "searchFilter": {}}, "test123", "userinfo-exhaust", None),
-        ({"batchId": "batch-001"}, "", "userinfo-exhaust", None),
+        ({"batchId": "", "searchFilter": {}}, "pond-key-77", "userinfo-exhaust", None),
+        ({"batchId": "bt-101"}, "", "userinfo-exhaust", None),
         ({}, "k", "progress-exhaust", MSG_INVALID_REQUEST),
         ({"batchId": None}, "k", "progress-exhaust", MSG_INVALID_REQUEST),
         ({"other": 1}, "k", "userinfo-exhaust", MSG_INVALID_REQUEST),
-        ({"batchId": "batch-001"}, None, "userinfo-exhaust", MSG_INVALID_REQUEST),
+        ({"batchId": "bt-101"}, None, "userinfo-exhaust", MSG_INVALID_REQUEST),
     ],
 )
 def test_validate_request(data, key, job, expected):
@@ -767,7 +816,7 @@ def test_invalid_request_message_keeps_upstream_typo():
 
 
 def test_batch_count_error_counts_raw_batch_filter():
-    five = {"batchFilter": ["batch-001", "batch-002", "batch-003", "batch-002", "batch-006"]}
+    five = {"batchFilter": ["bt-101", "bt-102", "bt-103", "bt-102", "bt-106"]}
     assert rq.batch_count_error(make_row("x", request_data=five), 4) == (
         "Number of batches in request exceeded. It should be within 4"
     )
@@ -820,16 +869,14 @@ def test_batch_budget_counts_failed_batches_with_the_last_size():
 
 def test_processed_batches_json_shape_and_round_trip():
     batches = [
-        ProcessedBatch(
-            "ch", "batch-001", "progress-exhaust/r/batch-001_progress_20240101.csv", 651
-        ),
-        ProcessedBatch(None, "batch-000", "x.zip", 0),
+        ProcessedBatch("ch", "bt-101", "progress-exhaust/r/bt-101_progress_20240101.csv", 651),
+        ProcessedBatch(None, "bt-100", "x.zip", 0),
     ]
     text = rq.processed_batches_json(batches)
     assert text == (
-        '[{"channel":"ch","batchId":"batch-001","filePath":'
-        '"progress-exhaust/r/batch-001_progress_20240101.csv","fileSize":651},'
-        '{"batchId":"batch-000","filePath":"x.zip","fileSize":0}]'
+        '[{"channel":"ch","batchId":"bt-101","filePath":'
+        '"progress-exhaust/r/bt-101_progress_20240101.csv","fileSize":651},'
+        '{"batchId":"bt-100","filePath":"x.zip","fileSize":0}]'
     )
     assert rq.parse_processed_batches(text) == batches
     assert rq.parse_processed_batches(None) == rq.parse_processed_batches("[]") == []
@@ -839,13 +886,13 @@ def test_processed_batches_json_shape_and_round_trip():
     with pytest.raises(ValueError):
         rq.parse_processed_batches("not json")
     row = make_row("x", processed_batches=text)
-    assert rq.completed_batch_ids(row) == ["batch-001", "batch-000"]
+    assert rq.completed_batch_ids(row) == ["bt-101", "bt-100"]
 
 
 def test_apply_batch_results_branches():
-    prev = '[{"batchId":"batch-000","filePath":"old.zip","fileSize":0}]'
+    prev = '[{"batchId":"bt-100","filePath":"old.zip","fileSize":0}]'
     row = rq.mark_processing(make_row("progress-exhaust", processed_batches=prev, execution_time=5))
-    ok = BatchResult("batch-001", SUCCESS, "new.csv", "", 12)
+    ok = BatchResult("bt-101", SUCCESS, "new.csv", "", 12)
 
     no_data = rq.apply_batch_results(row, [], 1, NOW)
     assert (no_data.status, no_data.err_message, no_data.iteration) == (FAILED, MSG_NO_DATA, 1)
@@ -859,15 +906,15 @@ def test_apply_batch_results_branches():
     )
     assert (failed.status, failed.err_message, failed.dt_job_completed) == (FAILED, "x,null", NOW)
     assert [b.batch_id for b in rq.parse_processed_batches(failed.processed_batches)] == [
-        "batch-000",
-        "batch-001",
+        "bt-100",
+        "bt-101",
     ]
     assert failed.download_urls == []
 
     deferred = rq.apply_batch_results(row, [ok, BatchResult("", PROCESSING)], 1, NOW)
     assert (deferred.status, deferred.iteration, deferred.dt_job_completed) == (SUBMITTED, 0, None)
     assert rq.parse_processed_batches(deferred.processed_batches)[1] == ProcessedBatch(
-        "b00bc992ef25f1a9a8d63291e20efc8d", "batch-001", "new.csv", 12
+        "lf-org-heron", "bt-101", "new.csv", 12
     )
 
     success = rq.apply_batch_results(row, [ok], 44, NOW)
