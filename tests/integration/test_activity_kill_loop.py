@@ -4,6 +4,7 @@ certificate request per completed enrolment)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -16,8 +17,8 @@ from bench.workloads import activity_events, seed_activity
 from config import Settings
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 from tests.flowkit import create_topics, read_json, run_to_end
-from tests.integration.test_activity_flow import state
-from tests.integration.test_activity_recovery import _reset
+from tests.integration.test_activity_flow import committed_position, state
+from tests.integration.test_activity_recovery import _reset, applied_events
 
 FLOW = "activity-aggregate-updater"
 LEARNERS = 27_800  # 3.6 events per learner: 100,080 events
@@ -58,6 +59,8 @@ def test_repeated_kill_9_while_100k_events_stream_through_gives_the_clean_state(
     _reset(settings)
     run = settings.with_overrides(
         topics=settings.topics.model_copy(update={"env": settings.topics.env + "-loop"}),
+        # smaller reads: the state advances in finer steps, so kills land at finer points
+        kafka=settings.kafka.model_copy(update={"consumer_batch_size": 250}),
         run=settings.run.model_copy(update={"recovery_dir": tmp_path / "recovery", "snapshot_interval_s": 2.0}),
     )  # fmt: skip
     create_topics(run)
@@ -70,20 +73,38 @@ def test_repeated_kill_9_while_100k_events_stream_through_gives_the_clean_state(
     env = {**os.environ, **run.to_env()}
     cmd = [sys.executable, "-m", "lernflow.cli", "run", FLOW]
     rng = random.Random(7)
+    total = len(events)
     kills = 0
-    for _ in range(8):
+    for k in range(8):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)  # fmt: skip
-        time.sleep(rng.uniform(6, 16))
-        if proc.poll() is not None:
-            break
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        # Progress-based kill points (wall-clock ones are outrun by a fast machine): kill k once
+        # the committed position passes a random point of the k-th 14th of the input, plus a
+        # random part of a snapshot interval, so kills hit any phase of a round. The committed
+        # position trails the applied state by up to a snapshot, hence the margin to the end.
+        target = int((k + rng.uniform(0.2, 1.0)) / 14 * total)
+        deadline = time.monotonic() + 300
+        try:
+            while committed_position(run) < target and proc.poll() is None:
+                assert time.monotonic() < deadline, f"no progress to {target} of {total} in 300 s"
+                time.sleep(0.2)
+            time.sleep(rng.uniform(0, run.run.snapshot_interval_s))
+            alive = proc.poll() is None
+            applied = applied_events(run)  # from the stored views, while the process still runs
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # it may have exited
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        assert alive, f"the flow exited (code {proc.returncode}) before kill {kills + 1}"
+        assert 0 < applied < total, f"kill {kills + 1}: {applied} of {total} events applied"
+        after_kill = applied_events(run)
+        assert after_kill < total, f"kill {kills + 1}: everything was applied before it landed"
         kills += 1
     subprocess.run(
         [*cmd, "--until-caught-up"], env=env, check=True, capture_output=True, timeout=600
     )
-    assert kills >= 5
+    assert kills == 8
+    assert applied_events(run) == total
 
     got, want = state(run), _expected(template, LEARNERS)
     if got != want:  # diagnostics for the failure message
