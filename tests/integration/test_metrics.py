@@ -18,7 +18,7 @@ def test_metric_names_are_the_closed_list() -> None:
 def test_a_run_reports_events_and_zero_lag_once_caught_up(settings: Settings) -> None:
     create_topics(settings)
     topic = settings.topics.full(settings.topics.telemetry_audit)
-    skip = b'{"eid":"AUDIT","object":{"id":"do_1","type":"Content"},"edata":{"state":"Update"}}'
+    skip = b'{"eid":"AUDIT","object":{"id":"lf-content-1","type":"Content"},"edata":{"state":"Update"}}'
     produce(settings, topic, [skip] * 5, key=b"k")
     before = (
         REGISTRY.get_sample_value("lernflow_events_in_total", {"flow": "user-cache-updater"}) or 0
