@@ -1,4 +1,5 @@
-"""Report CSV bytes and object keys exactly as Sunbird writes them (spec B4.4 step 4, B8.1, B8.2).
+"""Report CSV bytes and object keys exactly as Sunbird writes them (B4.4 step 4, B8.1, B8.2 in
+docs/flows/progress-exhaust.md).
 
 ``to_csv`` reproduces Spark 3.2's ``DataFrameWriter.csv(header=true)`` (univocity 2.9.1 writer
 with Spark's options) for one single-partition file:

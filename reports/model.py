@@ -1,4 +1,4 @@
-"""Plain inputs of the course exhaust reports (spec ``usercache-reports.md`` B3, B4.3).
+"""Plain inputs of the course exhaust reports (B3, B4.3; docs/flows/progress-exhaust.md).
 
 Each dataclass mirrors one Cassandra row, Redis hash or resolved batch as Sunbird's Spark job
 sees it, so the report functions stay pure (no drivers imported here):
@@ -106,7 +106,7 @@ class ReportContext:
     """Job settings the row logic depends on.
 
     ``zone`` is the Spark session time zone used for Enrolment/Completion/Consent dates and the
-    response report's Attempted On (B9.15; the spec does not name the production value, the
+    response report's Attempted On (B9.15; our docs do not name the production value, the
     file-name date is always IST). IANA names and ``±HH:MM`` offsets are accepted.
     The three tuples are ``assessment.metrics.supported.contenttype``,
     ``...primaryCategories`` and ``...objecttype`` split on ``,`` (B5.3 step 1);

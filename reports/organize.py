@@ -1,4 +1,4 @@
-"""What the three course reports share (spec ``usercache-reports.md`` B4.4, B4.5, B9).
+"""What the three course reports share (B4.4, B4.5, B9; docs/flows/progress-exhaust.md).
 
 * ``select_learners`` — B4.4 steps 1-3 for one batch: the enrolment filters, the **inner** join
   with the Redis user cache (learners without a ``user:<id>`` hash are dropped; their ids are

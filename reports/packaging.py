@@ -1,4 +1,4 @@
-"""Report files: naming, security levels, zips and encryption (spec B8.1, B8.3).
+"""Report files: naming, security levels, zips and encryption (B8.1, B8.3; docs/flows/progress-exhaust.md).
 
 Each batch's CSV is written to ``<prefix><reportPath><requestId>/<batchId>_<key>_<yyyyMMdd>.csv``
 (date in IST; :func:`exhaust_file_path`) and stays in storage. Then, per the tenant's

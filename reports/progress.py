@@ -1,4 +1,4 @@
-"""progress-exhaust rows (spec ``usercache-reports.md`` B5, ProgressExhaustJob V1 of RPT-5.4).
+"""progress-exhaust rows (B5 in docs/flows/progress-exhaust.md; ProgressExhaustJob V1 of RPT-5.4).
 
 ``progress_rows`` turns one resolved batch into the report's header and rows:
 

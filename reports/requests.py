@@ -1,4 +1,5 @@
-"""``job_request`` rows and their life cycle, as Sunbird's exhaust jobs drive them (spec B1, B4).
+"""``job_request`` rows and their life cycle, as Sunbird's exhaust jobs drive them (B1, B4;
+docs/flows/progress-exhaust.md).
 
 Pure: no database, no clock, no randomness — callers pass ``now`` and persist what these
 functions return. Every transition returns a *new* :class:`JobRequest`; inputs are never
@@ -483,7 +484,7 @@ def security_level(preferences: Mapping[str, Any] | None, job_id: str) -> str:
     """``data.job.<jobId>.level`` if non-empty, else ``data.level``, else ``""`` (B4.2 step 1).
 
     ``preferences`` is the parsed ``dataSecurityPolicy`` response; pass ``None`` for an HTTP
-    error (spec: level ``""``).
+    error (documented: level ``""``).
     """
     data = _preference_data(preferences)
     jobs = data.get("job")

@@ -1,4 +1,4 @@
-"""response-exhaust rows (spec ``usercache-reports.md`` B6, ResponseExhaustJob V1 of RPT-5.4).
+"""response-exhaust rows (B6 in docs/flows/response-exhaust.md; ResponseExhaustJob V1 of RPT-5.4).
 
 ``response_rows`` gives one row per question of every attempt of the batch's learners:
 

@@ -1,4 +1,4 @@
-"""userinfo-exhaust rows (spec ``usercache-reports.md`` B7, UserInfoExhaustJob of RPT-5.4).
+"""userinfo-exhaust rows (B7 in docs/flows/userinfo-exhaust.md; UserInfoExhaustJob of RPT-5.4).
 
 ``userinfo_rows`` gives one row per consenting learner of a batch:
 
@@ -20,7 +20,7 @@ When the requesting org is the custodian org (B7.1 step 3) every row is flagged
 
 Fix over Sunbird: RPT-5.4 marks the rows but joins no consent rows, so its ``select`` of the
 configured ``consentprovideddate`` column cannot be resolved and the batch fails with Spark's
-``AnalysisException``. We write the header-only report the rule intends (spec B7.1, B10.2).
+``AnalysisException``. We write the header-only report the rule intends (B7.1, B10.2).
 Everything else is Sunbird's behaviour.
 """
 
