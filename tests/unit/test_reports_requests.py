@@ -340,6 +340,24 @@ class TestUpstreamProgressCases:
             assert (saved["status"], saved["processed_batches"]) == (SUBMITTED, "[]")
             assert pg_array(saved["download_urls"]) == "{}"
 
+    def test_deferred_request_loses_its_earlier_progress(self, tmp_path):
+        """B9.9: a request deferred by the channel limit is saved SUBMITTED with
+        processed_batches "[]", even when an earlier run had completed one of its batches."""
+        earlier = [{"batchId": "bt-102", "filePath": "progress-exhaust/x.zip", "fileSize": 5}]
+        rows = [
+            make_row("progress-exhaust", request_id=f"{RID}-3", request_data={"batchId": "bt-104"}),
+            make_row(
+                "progress-exhaust",
+                request_id=f"{RID}-1",
+                request_data={"batchFilter": ["bt-104", "bt-102"]},
+                processed_batches=earlier,
+            ),
+        ]
+        run = progress_run(rows, tmp_path)
+        assert run.saved[f"{RID}-3"]["status"] == SUCCESS  # this one filled the channel
+        deferred = run.saved[f"{RID}-1"]
+        assert (deferred["status"], deferred["processed_batches"]) == (SUBMITTED, "[]")
+
     def test_file_size_limit_by_channel(self, tmp_path):
         """B10.1 "file size limit by channel": -2 (bt-101) fills the channel; -3 waits."""
         specs = [("-2", ["bt-101"]), ("-3", ["bt-102"]), ("-1", ["bt-104"])]
