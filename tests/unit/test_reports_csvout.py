@@ -164,7 +164,6 @@ def test_report_path_uses_the_ist_date_and_a_verbatim_prefix() -> None:
 
 def test_report_file_name() -> None:
     assert (
-        report_file_name("batch-001", "progress", date(2021, 5, 9))
-        == "batch-001_progress_20210509.csv"
+        report_file_name("bt-101", "progress", date(2021, 5, 9)) == "bt-101_progress_20210509.csv"
     )
     assert report_file_name("b", "k", date(999, 1, 2)) == "b_k_09990102.csv"

@@ -1,4 +1,5 @@
-"""Shared report helpers: organizeDF (B4.5), learner selection (B4.4), Spark value semantics."""
+"""Shared report helpers: organizeDF (B4.5), learner selection (B4.4), Spark value semantics
+(docs/flows/progress-exhaust.md)."""
 
 from __future__ import annotations
 
@@ -104,7 +105,7 @@ def test_select_learners_for_another_tenant() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("2019-11-13 05:41:50:382+0000", (2019, 11, 13)),
+        ("2021-03-03 07:00:00:000+0000", (2021, 3, 3)),
         ("2019-11-13T05:41:50Z", (2019, 11, 13)),
         ("2019-11-13", (2019, 11, 13)),
         ("  2019-11-13\t", (2019, 11, 13)),

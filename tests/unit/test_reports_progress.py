@@ -434,7 +434,7 @@ def test_declared_board(board: str | None, expected: str | None) -> None:
 @pytest.mark.parametrize(
     ("text", "stamp", "zone", "expected"),
     [
-        ("2019-11-13 05:41:50:382+0000", None, "Asia/Kolkata", "13/11/2019"),
+        ("2021-03-03 07:00:00:000+0000", None, "Asia/Kolkata", "03/03/2021"),
         ("2019-1-5", None, "UTC", "05/01/2019"),
         ("2019-11", None, "UTC", "01/11/2019"),
         ("13/11/2019", None, "UTC", None),

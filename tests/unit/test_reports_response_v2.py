@@ -1,5 +1,6 @@
 """response-exhaust V2 rows (ResponseExhaustJobV2, B6.3, B10.3; docs/flows/response-exhaust.md):
-Cassandra attempts of the batch plus the archived attempts, de-duplicated, joined on user, course and batch."""
+Cassandra attempts of the batch plus the archived attempts, de-duplicated, joined on user,
+course and batch."""
 
 from __future__ import annotations
 
