@@ -1,7 +1,7 @@
 """job_request handling: ids, submission, selection, duplicates, checks, limits, transitions.
 
-The ``TestUpstream*Cases`` classes replay the B10 cases of the request handling (B4) (progress, userinfo,
-response) through the production orchestration, :func:`reports.jobs.run_job`, with the
+The ``TestUpstream*Cases`` classes replay the B10 cases of the request handling (B4; progress,
+userinfo, response) through the production orchestration, :func:`reports.jobs.run_job`, with the
 ``job_request`` rows in memory and an in-memory report store built from our test world
 (``tests/unit/test_reports_fixture_rows.py``); the reports themselves are computed by the
 production report code. Expected values follow from the rules in docs/flows/progress-exhaust.md
