@@ -1,4 +1,5 @@
-"""PII decryption exactly as the exhaust reports do it (B7.3 in docs/flows/userinfo-exhaust.md, ``DecryptUtil``).
+"""PII decryption exactly as the exhaust reports do it (``DecryptUtil``; B7.3 in
+docs/flows/userinfo-exhaust.md).
 
 Learner e-mail addresses, phone numbers and names arrive in the Redis user cache either
 in plain text or encrypted by the user service. The reports decrypt them with a fixed
@@ -162,7 +163,8 @@ def _aes_ecb_encrypt(data: bytes) -> bytes:
 
 
 def decrypt_pii(value: str, salt: str) -> str:
-    """Decrypt one PII value bit-exactly as ``DecryptUtil.decryptData`` (B7.3, docs/flows/userinfo-exhaust.md).
+    """Decrypt one PII value bit-exactly as ``DecryptUtil.decryptData`` (B7.3,
+    docs/flows/userinfo-exhaust.md).
 
     ``salt`` is the ``sunbird_encryption_key`` setting (raw or already normalised). Returns
     ``value`` itself when it is blank or cannot be decrypted.

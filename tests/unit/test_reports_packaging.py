@@ -225,7 +225,8 @@ def test_text_key_dataset_zips_the_encrypted_file():
 
 
 def test_text_key_file_format_is_exact():
-    """Rebuild the file independently from the B8.3 rules (docs/flows/progress-exhaust.md) with the same randomness."""
+    """Rebuild the file independently from the B8.3 rules (docs/flows/progress-exhaust.md) with
+    the same randomness."""
     csv = derived_csv()
     out = encrypt_csv(
         csv,
