@@ -5,6 +5,10 @@ each round's Redis and Cassandra calls are batched while one learner's messages 
 other's writes, as Sunbird's chained operators do. Order inside a round, per message:
 attempt row → certificate request (produced and acknowledged) → ``user_activity_agg`` update.
 A crash between two of these is healed on replay (see ``logic`` "Replays heal").
+
+The servers sit behind :class:`~flows.assessment_aggregator.store.AssessmentStore` and
+:class:`~flows.assessment_aggregator.store.Outbox`; the clock, the request ids and the content
+read API are parameters too, so tests run this round logic with in-memory stand-ins.
 """
 
 from __future__ import annotations
@@ -15,16 +19,17 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from config import Settings
 from flows._runtime import Item, failed_message, rounds
 from flows.assessment_aggregator import logic
+from flows.assessment_aggregator.store import AssessmentStore, Outbox, ServerStore
 from lernflow import metrics
 from lernflow.errors import InvalidEvent, TransientError
-from sinks.cassandra import CassandraExecutor
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
-from sinks.redis_batch import RedisBatch
 
 logger = logging.getLogger(__name__)
 
@@ -38,45 +43,57 @@ def entity(event: Event) -> str:
     return f"{event.user_id}|{event.course_id}"
 
 
-class AssessmentProcessor:
-    """Per-worker processor: owns its Cassandra session, Redis clients and producer."""
+@dataclass
+class Outcome:
+    """What happened to one input item, with the Sunbird counters it adds.
 
-    def __init__(self, settings: Settings) -> None:
+    ``decision`` is None when the item was parked before a decision (unparseable, or an
+    :class:`~lernflow.errors.InvalidEvent` from the rules); ``parked`` is then the reason.
+    ``certificate`` is the certificate request sent for it, if any.
+    See docs/flows/assessment-aggregator.md#12-metrics for the counters.
+    """
+
+    item: Item[Any]
+    decision: logic.AssessDecision | None = None
+    parked: str | None = None
+    certificate: str | None = None
+    counters: list[logic.Metric] = field(default_factory=list)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _request_id() -> str:
+    return str(uuid.uuid4())
+
+
+class AssessmentProcessor:
+    """Per-worker processor: owns its store (Cassandra session, Redis clients) and producer."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: AssessmentStore | None = None,
+        outbox: Outbox | None = None,
+        content_read: Callable[[str], str] | None = None,
+        clock: Callable[[], int] = _now_ms,
+        request_id: Callable[[], str] = _request_id,
+    ) -> None:
         self._s = settings
-        self._cas = CassandraExecutor(settings.cassandra, settings.run, FLOW)
-        self._relation = RedisBatch(
-            settings.redis, settings.redis.relation_cache_db, settings.run, FLOW
+        self._store: AssessmentStore = store if store is not None else ServerStore(settings, FLOW)
+        self._producer: Outbox = (
+            outbox
+            if outbox is not None
+            else DeliveryTrackingProducer(settings.kafka, client_id=FLOW)
         )
-        self._content = RedisBatch(
-            settings.redis, settings.redis.content_cache_db, settings.run, FLOW
-        )
-        self._producer = DeliveryTrackingProducer(settings.kafka, client_id=FLOW)
+        self._content_read_api = content_read if content_read is not None else self._content_read
+        self._clock = clock
+        self._request_id = request_id
         topics = settings.topics
         self._failed_topic = topics.full(topics.telemetry_assess_failed)
         self._cert_topic = topics.full(topics.issue_certificate_request)
-        ks = settings.cassandra.courses_keyspace
-        self._q_attempt = (
-            f"SELECT last_attempted_on, created_on FROM {ks}.assessment_aggregator "
-            "WHERE user_id=? AND course_id=? AND batch_id=? AND content_id=? AND attempt_id=?"
-        )
-        self._q_insert = (
-            f"INSERT INTO {ks}.assessment_aggregator (user_id, course_id, batch_id, content_id, "
-            "attempt_id, created_on, updated_on, last_attempted_on, total_score, total_max_score, "
-            "grand_total, question) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
-        self._q_scores = (
-            f"SELECT content_id, attempt_id, last_attempted_on, total_max_score, total_score "
-            f"FROM {ks}.assessment_aggregator WHERE user_id=? AND course_id=? AND batch_id=?"
-        )
-        self._q_current = (
-            f"SELECT aggregates, agg_details FROM {ks}.user_activity_agg "
-            "WHERE activity_type=? AND activity_id=? AND user_id=? AND context_id=?"
-        )
-        self._q_update = (
-            f"UPDATE {ks}.user_activity_agg SET aggregates = aggregates + ?, agg_details = ?, "
-            "agg_last_updated = agg_last_updated + ? "
-            "WHERE activity_type=? AND activity_id=? AND user_id=? AND context_id=?"
-        )
 
     # -- lookups -------------------------------------------------------------------------
     def _content_read(self, content_id: str) -> str:
@@ -99,61 +116,48 @@ class AssessmentProcessor:
 
     # -- processing ----------------------------------------------------------------------
     def process(self, items: list[Item[Any]]) -> None:
-        out: list[OutMessage] = [
-            failed_message(FLOW, self._failed_topic, i, i.error or "", i.error_type)
+        self.handle(items)
+
+    def handle(self, items: list[Item[Any]]) -> list[Outcome]:
+        """Process ``items`` (see the module docstring); one :class:`Outcome` per item.
+
+        Outcomes of unparseable items come first, then those of each round in turn.
+        """
+        outcomes = [
+            Outcome(i, parked=i.error or "", counters=[logic.Metric.FAILED])
             for i in items
             if i.error is not None
+        ]
+        out: list[OutMessage] = [
+            failed_message(FLOW, self._failed_topic, o.item, o.parked or "", o.item.error_type)
+            for o in outcomes
         ]
         good = [i for i in items if i.error is None]
         if out:
             self._producer.produce_all(out)
         for round_items in rounds(good, entity):
-            self._round(round_items)
+            outcomes.extend(self._round(round_items))
+        return outcomes
 
-    def _round(self, items: list[Item[Event]]) -> None:
-        now_ms = int(time.time() * 1000)
+    def _round(self, items: list[Item[Event]]) -> list[Outcome]:
+        now_ms = self._clock()
+        store = self._store
         events = [i.value for i in items if i.value is not None]
         courses = sorted({e.course_id for e in events})
-        leaf_sets = dict(
-            zip(
-                courses,
-                self._relation.pipeline(
-                    lambda p: [p.smembers(logic.leafnodes_key(c)) for c in courses], "leaf nodes"
-                ),
-                strict=True,
-            )
-        )
+        leaf_sets = dict(zip(courses, store.leaf_nodes(courses), strict=True))
         attempts = [e for e in events if isinstance(e, logic.BatchAssessEvent)]
         keys = [e.key for e in attempts]
-        stored_rows = self._cas.execute_many(
-            self._q_attempt,
-            [(k.user_id, k.course_id, k.batch_id, k.content_id, k.attempt_id) for k in keys],
-            "read attempts",
-        )
-        stored: dict[logic.AttemptKey, logic.StoredAttempt | None] = {}
-        for k, rows in zip(keys, stored_rows, strict=True):
-            stored[k] = (
-                logic.StoredAttempt(
-                    logic.epoch_ms(rows[0].last_attempted_on), logic.epoch_ms(rows[0].created_on)
-                )
-                if rows
-                else None
-            )
+        stored = dict(zip(keys, store.stored_attempts(keys), strict=True))
         cache_values: dict[str, Any] = {}
         if self._s.assessment.skip_missing_records and attempts:
             cids = sorted({e.content_id for e in attempts})
-            cache_values = dict(
-                zip(
-                    cids,
-                    self._content.pipeline(lambda p: [p.get(c) for c in cids], "content cache"),
-                    strict=True,
-                )
-            )
+            cache_values = dict(zip(cids, store.content_cache(cids), strict=True))
 
         def total_questions(cid: str) -> logic.TotalQuestions:
-            return logic.resolve_total_questions(cid, cache_values.get(cid), self._content_read)
+            return logic.resolve_total_questions(cid, cache_values.get(cid), self._content_read_api)
 
-        decisions: list[tuple[Item[Event], logic.AssessDecision]] = []
+        outcomes: list[Outcome] = []
+        decisions: list[tuple[Outcome, logic.AssessDecision]] = []
         failed: list[OutMessage] = []
         for item in items:
             event = item.value
@@ -169,11 +173,15 @@ class AssessmentProcessor:
                     else None,
                 )
             except InvalidEvent as exc:
+                counters = [*getattr(exc, "counters", ()), logic.Metric.FAILED]
+                outcomes.append(Outcome(item, parked=exc.reason, counters=counters))
                 failed.append(
                     failed_message(FLOW, self._failed_topic, item, exc.reason, type(exc).__name__)
                 )
                 continue
+            outcome = Outcome(item, decision, counters=list(decision.counters))
             if decision.to_failed_topic:
+                outcome.parked = decision.reason
                 failed.append(
                     failed_message(
                         FLOW, self._failed_topic, item, decision.reason, decision.verdict.value
@@ -181,70 +189,37 @@ class AssessmentProcessor:
                 )
             elif not decision.aggregate:
                 metrics.EVENTS_SKIPPED.labels(FLOW, decision.verdict.value).inc()
-            decisions.append((item, decision))
+            outcomes.append(outcome)
+            decisions.append((outcome, decision))
         if failed:
             self._producer.produce_all(failed)
 
         # 1. attempt rows
-        rows = [d.row for _i, d in decisions if d.row is not None]
-        self._cas.execute_many(
-            self._q_insert,
-            [
-                (r.user_id, r.course_id, r.batch_id, r.content_id, r.attempt_id, r.created_on,
-                 r.updated_on, r.last_attempted_on, r.total_score, r.total_max_score,
-                 r.grand_total, list(r.question))
-                for r in rows
-            ],
-            "insert attempts",
-        )  # fmt: skip
+        store.write_attempts([d.row for _o, d in decisions if d.row is not None])
 
         # 2. score step reads
-        to_agg = [(i, d) for i, d in decisions if d.aggregate]
+        to_agg = [(o, d) for o, d in decisions if d.aggregate]
         if not to_agg:
-            return
-        score_rows = self._cas.execute_many(
-            self._q_scores,
-            [(d.event.user_id, d.event.course_id, d.event.batch_id) for _i, d in to_agg],
-            "read scores",
+            return outcomes
+        score_rows = store.scores(
+            [(d.event.user_id, d.event.course_id, d.event.batch_id) for _o, d in to_agg]
         )
-        replayed = [(i, d) for i, d in to_agg if d.verdict is logic.Verdict.REPLAYED]
-        current_rows = self._cas.execute_many(
-            self._q_current,
-            [
-                (logic.ACTIVITY_TYPE, d.event.course_id, d.event.user_id, f"cb:{d.event.batch_id}")
-                for _i, d in replayed
-            ],
-            "read activity agg",
+        replayed = [(o, d) for o, d in to_agg if d.verdict is logic.Verdict.REPLAYED]
+        current_rows = store.current_aggs(
+            [(d.event.user_id, d.event.course_id, d.event.batch_id) for _o, d in replayed]
         )
-        current: dict[int, logic.CurrentActivityAgg | None] = {}
-        for (item, _d), crow in zip(replayed, current_rows, strict=True):
-            current[id(item)] = (
-                logic.CurrentActivityAgg(
-                    dict(crow[0].aggregates or {}), list(crow[0].agg_details or [])
-                )
-                if crow
-                else None
-            )
+        current = {id(o): c for (o, _d), c in zip(replayed, current_rows, strict=True)}
 
         certs: list[OutMessage] = []
         updates: list[logic.UserActivityAggUpdate] = []
-        for (item, decision), srows in zip(to_agg, score_rows, strict=True):
-            scores = [
-                logic.StoredScore(
-                    r.content_id,
-                    r.attempt_id,
-                    logic.epoch_ms(r.last_attempted_on),
-                    r.total_max_score,
-                    r.total_score,
-                )
-                for r in srows
-            ]
+        for (outcome, decision), scores in zip(to_agg, score_rows, strict=True):
             if decision.row is not None:
-                scores.append(logic.stored_score_of(decision.row))
+                scores = [*scores, logic.stored_score_of(decision.row)]
             agg = logic.aggregate_scores(
                 decision.event, scores, now_ms=now_ms, agg_type=self._s.assessment.agg_type,
-                current=current.get(id(item)),
+                current=current.get(id(outcome)),
             )  # fmt: skip
+            outcome.counters.extend(agg.counters)
             if agg.update is not None:
                 updates.append(agg.update)
             if logic.should_emit_certificate(decision, agg):
@@ -252,8 +227,10 @@ class AssessmentProcessor:
                     decision.event,
                     agg.certificate_attempt_id,
                     now_ms=now_ms,
-                    request_id=str(uuid.uuid4()),
+                    request_id=self._request_id(),
                 )
+                outcome.certificate = body
+                outcome.counters.append(logic.Metric.CERT_ISSUED)
                 certs.append(OutMessage(self._cert_topic, body.encode("utf-8")))
 
         # 3. certificate requests acknowledged before the aggregates are stored
@@ -261,18 +238,9 @@ class AssessmentProcessor:
             self._producer.produce_all(certs)
             metrics.EVENTS_OUT.labels(FLOW, self._cert_topic).inc(len(certs))
         # 4. best-score aggregates
-        self._cas.execute_many(
-            self._q_update,
-            [
-                (u.aggregates, list(u.agg_details), u.agg_last_updated, u.activity_type,
-                 u.activity_id, u.user_id, u.context_id)
-                for u in updates
-            ],
-            "update activity agg",
-        )  # fmt: skip
+        store.update_aggs(updates)
+        return outcomes
 
     def close(self) -> None:
         self._producer.flush()
-        self._cas.close()
-        self._relation.close()
-        self._content.close()
+        self._store.close()
