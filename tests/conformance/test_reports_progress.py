@@ -14,14 +14,7 @@ from reports.csvout import to_csv
 from reports.model import Attempt, BatchFailed, Enrolment, ReportContext
 from reports.progress import (
     COLUMNS_ORDER,
-    assessment_content_ids,
-    completion_percentage,
-    declared_board,
-    enrolment_date,
-    grand_total_score,
-    leaf_nodes_count,
     progress_rows,
-    total_score,
 )
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 from tests.conformance.test_reports_fixture_rows import (
@@ -215,33 +208,6 @@ def test_cache_fields_and_null_filling() -> None:
 # --- Progress (B5.2) --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("completed", "leaf", "expected"),
-    [
-        (1, 8, 13),  # 12.5 rounds half up (Python's round would give 12)
-        (5, 8, 63),
-        (1, 200, 1),
-        (199, 200, 100),
-        (1, 3, 33),
-        (2, 3, 67),
-        (0, 3, 0),
-        (3, 3, 100),
-        (4, 3, 100),
-        (0, 0, 100),
-        (0, -1, 100),
-    ],
-)
-def test_completion_percentage(completed: int, leaf: int, expected: int) -> None:
-    status = {f"c{i}": 2 for i in range(completed)} | {"started": 1}
-    assert completion_percentage(status, leaf, set()) == expected
-
-
-def test_optional_nodes_do_not_count() -> None:
-    status = {"a": 2, "b": 2, "opt": 2, "c": 1}
-    assert completion_percentage(status, 4, {"opt"}) == 50
-    assert completion_percentage(status, 4, set()) == 75
-
-
 def test_progress_column() -> None:
     done = datetime(2021, 3, 4, 20, 0, tzinfo=UTC)
     enrolments = [
@@ -259,14 +225,6 @@ def test_progress_column() -> None:
     assert by_user["done"]["Progress"] == 100  # completedon overrides
     assert by_user["done"]["Completion Date"] == "05/03/2021"  # 01:30 IST on the 5th
     assert by_user["half"]["Completion Date"] == ""
-
-
-@pytest.mark.parametrize("bad", ["5", 5.0, True, 2**31, [5]])
-def test_leaf_nodes_count_must_be_an_int(bad: Any) -> None:
-    with pytest.raises(BatchFailed):
-        leaf_nodes_count({"leafNodesCount": bad})
-    assert leaf_nodes_count({"leafNodesCount": None}) == 0
-    assert leaf_nodes_count({}) == 0
 
 
 # --- scores (B5.3) ----------------------------------------------------------------------------
@@ -307,18 +265,6 @@ ASSESSED = {
 }
 
 
-def test_assessment_content_ids() -> None:
-    assert assessment_content_ids(ASSESSED, CTX) == {"q1", "q2"}
-    wider = ReportContext(supported_primary_categories=("Practice Question Set", "Exam"))
-    assert assessment_content_ids(ASSESSED, wider) == {"q1", "q2", "exam"}
-    root = {"identifier": "c1", "contentType": "SelfAssess", "children": None}
-    assert assessment_content_ids(root, CTX) == {"c1"}
-    with pytest.raises(BatchFailed, match=r"None\.get"):
-        assessment_content_ids({"contentType": "SelfAssess"}, CTX)
-    with pytest.raises(BatchFailed):
-        assessment_content_ids({"identifier": "c1", "contentType": ["SelfAssess"]}, CTX)
-
-
 def test_score_columns() -> None:
     """Best attempt per content, Total Score over the assessments, one sorted column each."""
     attempts = [
@@ -356,81 +302,7 @@ def test_latest_attempt_when_best_score_is_off() -> None:
         assert rows[0]["Total Score"] == expected
 
 
-@pytest.mark.parametrize(
-    ("pairs", "expected"),
-    [
-        ([(11.0, 20.0)], "55%"),  # V1 order: ceil((a*100)/b); V2's ceil((a/b)*100) gives 56%
-        ([(7.0, 25.0)], "28%"),
-        ([(2.1, 5.0)], "42%"),
-        ([(1.0, 3.0), (1.0, 3.0)], "34%"),
-        ([(0.0, 0.0)], None),
-        ([(None, 10.0)], None),
-        ([(5.0, None)], None),
-        ([(None, 10.0), (5.0, 10.0)], "25%"),
-    ],
-)
-def test_total_score(pairs: list[tuple[float | None, float | None]], expected: str | None) -> None:
-    attempts = [_attempt("u", f"q{i}", s, m) for i, (s, m) in enumerate(pairs)]
-    assert total_score(attempts) == expected
-
-
-@pytest.mark.parametrize(
-    ("grand_total", "expected"),
-    [
-        ("11/20", "55%"),
-        ("2.1/5", "42%"),
-        (" 7 / 25 ", "28%"),
-        ("1/3", "34%"),
-        ("20", None),  # no "/" (the B10 rows store "20")
-        ("1/0", None),  # Spark's division by zero is null
-        ("a/5", None),
-        ("5/", None),
-        ("1/2/3", "50%"),
-        ("NaN/5", "0%"),
-        ("1e400/5", f"{2**63 - 1}%"),
-        (None, None),
-    ],
-)
-def test_grand_total_score(grand_total: str | None, expected: str | None) -> None:
-    assert grand_total_score(grand_total) == expected
-
-
 # --- other columns ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("board", "expected"),
-    [
-        ('["IGOT-Health"]', "IGOT-Health"),
-        ("IGOT-Health", "IGOT-Health"),
-        ("[]", "[]"),
-        ('["a","b"]', "a"),
-        ("[null]", None),
-        ("[1]", "[1]"),
-        ('"CBSE"', '"CBSE"'),
-        ('  ["x"] trailing', "x"),
-        ("[NaN]", "[NaN]"),
-        ("", ""),
-        (None, None),
-    ],
-)
-def test_declared_board(board: str | None, expected: str | None) -> None:
-    assert declared_board(board) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "stamp", "zone", "expected"),
-    [
-        ("2019-11-13 05:41:50:382+0000", None, "Asia/Kolkata", "13/11/2019"),
-        ("2019-1-5", None, "UTC", "05/01/2019"),
-        ("2019-11", None, "UTC", "01/11/2019"),
-        ("13/11/2019", None, "UTC", None),
-        ("old", datetime(2019, 11, 15, 20, 0), "Asia/Kolkata", "16/11/2019"),
-        ("old", datetime(2019, 11, 15, 20, 0), "UTC", "15/11/2019"),
-    ],
-)
-def test_enrolment_date(text: str, stamp: datetime | None, zone: str, expected: str | None) -> None:
-    assert enrolment_date(_learner("u", enrolleddate=text, enrolled_date=stamp), zone) == expected
 
 
 def test_certificate_status() -> None:

@@ -8,16 +8,13 @@ module's business) and compare with the expected ``job_request`` values there.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from reports import requests as rq
 from reports.packaging import (
@@ -29,20 +26,15 @@ from reports.packaging import (
 )
 from reports.requests import (
     FAILED,
-    MSG_INVALID_REQUEST,
     MSG_NO_DATA,
     MSG_RETIRED_COLLECTION,
     MSG_SECURITY_LEVEL,
-    MSG_ZIP_FAILED,
     PROCESSING,
-    STATUSES,
     SUBMITTED,
     SUCCESS,
-    BatchBudget,
     BatchResult,
     ChannelCounters,
     JobRequest,
-    ProcessedBatch,
 )
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 
@@ -530,28 +522,6 @@ class TestUpstreamResponseCases:
 # --- B1: request ids and submission -----------------------------------------------------
 
 
-def test_statuses():
-    assert STATUSES == ("SUBMITTED", "PROCESSING", "SUCCESS", "FAILED")
-
-
-def test_request_id_is_upper_md5_with_dataset_first():
-    rid = rq.request_id(
-        "progress-exhaust",
-        "do_1130928636168192001667_batch-001",
-        "user-002",
-        "b00bc992ef25f1a9a8d63291e20efc8d",
-        date(2020, 10, 19),
-    )
-    key = (
-        "progress-exhaust|do_1130928636168192001667_batch-001|user-002|"
-        "b00bc992ef25f1a9a8d63291e20efc8d|2020-10-19"
-    )
-    assert rid == hashlib.md5(key.encode()).hexdigest().upper()
-    assert rid == "A3D0CB48B2317AD6E1EB0A82B8731D40"
-    typed = rq.request_id("d", "t", "u", "c", date(2021, 1, 2), "sub")
-    assert typed == hashlib.md5(b"d|t|u|c|2021-01-02|sub").hexdigest().upper()
-
-
 def test_submit_creates_the_documented_row():
     examples = fixture("job_request_submission_examples.json")
     req = examples["example_request_progress"]["request"]
@@ -583,105 +553,7 @@ def test_submit_creates_the_documented_row():
     assert (row.download_urls, row.processed_batches, row.err_message) == ([], None, None)
 
 
-def test_submit_uses_dataset_config_type_in_the_request_id():
-    now = datetime(2021, 3, 4, 10, 0)
-    row = rq.submit("d", "t", "u", "c", {"type": "sub", "batchId": "b"}, None, now, None)
-    assert row.request_id == rq.request_id("d", "t", "u", "c", now.date(), "sub")
-    assert row.encryption_key is None
-
-
-def test_resubmission_resets_failed_rows_and_keeps_others():
-    first_day = datetime(2020, 10, 19, 6, 0)
-    later = datetime(2020, 10, 19, 9, 30)
-    row = rq.submit("progress-exhaust", "t", "u", "ch", {"batchId": "b1"}, "k1", first_day, None)
-    failed = rq.mark_failed(rq.mark_processing(row), MSG_NO_DATA, first_day)
-    failed = replace(failed, download_urls=["old.csv"], processed_batches="[]")
-    again = rq.submit("progress-exhaust", "t", "u", "ch", {"batchId": "b2"}, None, later, failed)
-    assert again.status == SUBMITTED
-    assert again.iteration == failed.iteration == 1
-    assert (again.dt_job_submitted, again.request_data, again.encryption_key) == (
-        later,
-        {"batchId": "b2"},
-        None,
-    )
-    assert (again.err_message, again.download_urls, again.processed_batches) == (
-        MSG_NO_DATA,
-        ["old.csv"],
-        "[]",
-    )
-    done = replace(row, status=SUCCESS)
-    assert (
-        rq.submit("progress-exhaust", "t", "u", "ch", {"batchId": "b2"}, None, later, done) is done
-    )
-    with pytest.raises(ValueError, match="is not"):
-        rq.submit("progress-exhaust", "other", "u", "ch", {}, None, later, done)
-
-
 # --- B4.1 -------------------------------------------------------------------------------
-
-
-def test_select_pending_filters_job_iteration_status_and_batch_number():
-    rows = [
-        make_row("progress-exhaust", request_id="a"),
-        make_row("progress-exhaust", request_id="b", status=FAILED, iteration=2),
-        make_row("progress-exhaust", request_id="c", status=FAILED, iteration=3),
-        make_row("progress-exhaust", request_id="d", status=SUCCESS),
-        make_row("progress-exhaust", request_id="e", status=PROCESSING),
-        make_row("userinfo-exhaust", request_id="f"),
-        make_row("progress-exhaust", request_id="g", status="submitted"),
-    ]
-    assert [r.request_id for r in rq.select_pending(rows, "progress-exhaust")] == ["a", "b"]
-    numbered = [replace(rows[0], batch_number=2), replace(rows[1], batch_number=1)]
-    assert [r.request_id for r in rq.select_pending(numbered, "progress-exhaust", 1)] == ["b"]
-    assert rq.select_pending(rows[:1], "progress-exhaust", 1) == []
-
-
-def test_dedup_key_ignores_tag_and_channel_but_not_data_key_or_user():
-    base = make_row("progress-exhaust", request_data={"batchFilter": ["batch-004", "batch-003"]})
-    other_channel = replace(base, tag="x:channel-02", requested_channel="zzz", request_id="2")
-    assert rq.dedup_key(base) == rq.dedup_key(other_channel)
-    expected = hashlib.md5(b'{"batchFilter":["batch-004","batch-003"]}|test12|user-002')
-    assert rq.dedup_key(base) == expected.hexdigest().upper()
-    assert rq.dedup_key(base) != rq.dedup_key(replace(base, encryption_key=None))
-    assert rq.dedup_key(base) != rq.dedup_key(replace(base, requested_by="user-003"))
-    no_key = replace(base, encryption_key=None)
-    assert rq.dedup_key(no_key) == rq.dedup_key(replace(no_key, encryption_key=""))
-
-
-def test_group_duplicates_keeps_first_appearance_order():
-    a1 = make_row("progress-exhaust", request_id="a1", request_data={"batchId": "a"})
-    b1 = make_row("progress-exhaust", request_id="b1", request_data={"batchId": "b"})
-    a2 = replace(a1, request_id="a2", tag="other")
-    a3 = replace(a1, request_id="a3")
-    groups = rq.group_duplicates([a1, b1, a2, a3])
-    assert [(f.request_id, [d.request_id for d in ds]) for f, ds in groups] == [
-        ("a1", ["a2", "a3"]),
-        ("b1", []),
-    ]
-
-
-def test_request_data_json_matches_jackson():
-    data = {"batchId": 'ü"\\\x01\n', "n": 3, "f": 1.5, "ok": True, "none": None, "l": []}
-    assert (
-        rq.request_data_json(data)
-        == '{"batchId":"ü\\"\\\\\\u0001\\n","n":3,"f":1.5,"ok":true,"none":null,"l":[]}'
-    )
-
-
-def test_mark_duplicate_copies_the_outcome_fields():
-    ref = rq.mark_failed(make_row("progress-exhaust", request_id="r"), "boom", NOW, "[]")
-    ref = replace(ref, download_urls=["a.csv"], execution_time=9)
-    dup = make_row("progress-exhaust", request_id="d", tag="t2", iteration=1, err_message="old")
-    out = rq.mark_duplicate(dup, ref)
-    assert (out.request_id, out.tag) == ("d", "t2")
-    assert (out.status, out.download_urls, out.execution_time, out.dt_job_completed) == (
-        FAILED,
-        ["a.csv"],
-        9,
-        NOW,
-    )
-    assert (out.processed_batches, out.iteration, out.err_message) == ("[]", 1, "boom")
-    assert out.download_urls is not ref.download_urls
 
 
 # --- B4.2 checks ------------------------------------------------------------------------
@@ -740,230 +612,7 @@ def test_security_level_error_only_for_userinfo():
     )
 
 
-@pytest.mark.parametrize(
-    ("data", "key", "job", "expected"),
-    [
-        ({"batchId": "batch-001"}, "k", "progress-exhaust", None),
-        ({"batchId": ""}, None, "progress-exhaust", None),
-        ({"batchFilter": []}, None, "progress-exhaust", None),
-        ({"searchFilter": {}}, None, "progress-exhaust", None),
-        ({"batchId": "", "searchFilter": {}}, "test123", "userinfo-exhaust", None),
-        ({"batchId": "batch-001"}, "", "userinfo-exhaust", None),
-        ({}, "k", "progress-exhaust", MSG_INVALID_REQUEST),
-        ({"batchId": None}, "k", "progress-exhaust", MSG_INVALID_REQUEST),
-        ({"other": 1}, "k", "userinfo-exhaust", MSG_INVALID_REQUEST),
-        ({"batchId": "batch-001"}, None, "userinfo-exhaust", MSG_INVALID_REQUEST),
-    ],
-)
-def test_validate_request(data, key, job, expected):
-    row = make_row(job, request_data=data, encryption_key=key)
-    assert rq.validate_request(row, job) == expected
-
-
-def test_invalid_request_message_keeps_upstream_typo():
-    assert MSG_INVALID_REQUEST == (
-        "Request should have either of batchId, batchFilter, searchFilter or encrption key"
-    )
-
-
-def test_batch_count_error_counts_raw_batch_filter():
-    five = {"batchFilter": ["batch-001", "batch-002", "batch-003", "batch-002", "batch-006"]}
-    assert rq.batch_count_error(make_row("x", request_data=five), 4) == (
-        "Number of batches in request exceeded. It should be within 4"
-    )
-    assert rq.batch_count_error(make_row("x", request_data=five), 5) is None
-    assert rq.batch_count_error(make_row("x", request_data={"batchId": "b", **five}), 4) is None
-    assert rq.batch_count_error(make_row("x", request_data={"searchFilter": {}}), 0) is None
-    assert rq.batch_count_error(
-        make_row("x", request_data={"batchId": ""}), 0
-    ) == rq.batch_limit_message(0)
-
-
 # --- limits -----------------------------------------------------------------------------
 
 
-def test_channel_limited_and_record_processed():
-    counters = ChannelCounters()
-    assert not rq.channel_limited(counters, "ch", 3, 100)
-    counters = rq.record_processed(
-        counters,
-        '[{"channel":"ch","batchId":"b1","filePath":"p.csv","fileSize":60},'
-        '{"batchId":"old","filePath":"p.zip","fileSize":500}]',
-    )
-    assert (counters.batches, counters.bytes) == ({"ch": 1}, {"ch": 60})
-    assert not rq.channel_limited(counters, "ch", 3, 100)
-    counters = rq.record_processed(counters, [ProcessedBatch("ch", "b2", "q.csv", 40)])
-    assert rq.channel_limited(counters, "ch", 3, 100)  # 100 bytes reached
-    assert not rq.channel_limited(counters, "other", 3, 100)
-    counters = rq.record_processed(
-        ChannelCounters(), [ProcessedBatch("c", str(i), "", 0) for i in range(3)]
-    )
-    assert rq.channel_limited(counters, "c", 3, 100)  # 3 batches reached
-    assert rq.record_processed(counters, None) == counters
-
-
-def test_batch_budget_counts_failed_batches_with_the_last_size():
-    budget = rq.batch_budget(ChannelCounters({"ch": 1}, {"ch": 10}), "ch")
-    assert budget == BatchBudget(1, 10, 0)
-    budget = budget.after_batch(None)  # failure before any success adds 0 bytes
-    assert budget == BatchBudget(2, 10, 0)
-    budget = budget.after_batch(30)
-    budget = budget.after_batch(None)  # failure re-adds the last successful size
-    assert budget == BatchBudget(4, 70, 30)
-    assert budget.allows(5, 71)
-    assert not budget.allows(4, 1000)
-    assert not budget.allows(10, 70)
-
-
 # --- processed_batches and transitions --------------------------------------------------
-
-
-def test_processed_batches_json_shape_and_round_trip():
-    batches = [
-        ProcessedBatch(
-            "ch", "batch-001", "progress-exhaust/r/batch-001_progress_20240101.csv", 651
-        ),
-        ProcessedBatch(None, "batch-000", "x.zip", 0),
-    ]
-    text = rq.processed_batches_json(batches)
-    assert text == (
-        '[{"channel":"ch","batchId":"batch-001","filePath":'
-        '"progress-exhaust/r/batch-001_progress_20240101.csv","fileSize":651},'
-        '{"batchId":"batch-000","filePath":"x.zip","fileSize":0}]'
-    )
-    assert rq.parse_processed_batches(text) == batches
-    assert rq.parse_processed_batches(None) == rq.parse_processed_batches("[]") == []
-    assert rq.processed_batches_json([]) == "[]"
-    with pytest.raises(ValueError):
-        rq.parse_processed_batches("{}")
-    with pytest.raises(ValueError):
-        rq.parse_processed_batches("not json")
-    row = make_row("x", processed_batches=text)
-    assert rq.completed_batch_ids(row) == ["batch-001", "batch-000"]
-
-
-def test_apply_batch_results_branches():
-    prev = '[{"batchId":"batch-000","filePath":"old.zip","fileSize":0}]'
-    row = rq.mark_processing(make_row("progress-exhaust", processed_batches=prev, execution_time=5))
-    ok = BatchResult("batch-001", SUCCESS, "new.csv", "", 12)
-
-    no_data = rq.apply_batch_results(row, [], 1, NOW)
-    assert (no_data.status, no_data.err_message, no_data.iteration) == (FAILED, MSG_NO_DATA, 1)
-    assert no_data.processed_batches == prev
-
-    failed = rq.apply_batch_results(
-        row,
-        [ok, BatchResult("b2", FAILED, message="x"), BatchResult("b3", FAILED, message=None)],
-        1,
-        NOW,
-    )
-    assert (failed.status, failed.err_message, failed.dt_job_completed) == (FAILED, "x,null", NOW)
-    assert [b.batch_id for b in rq.parse_processed_batches(failed.processed_batches)] == [
-        "batch-000",
-        "batch-001",
-    ]
-    assert failed.download_urls == []
-
-    deferred = rq.apply_batch_results(row, [ok, BatchResult("", PROCESSING)], 1, NOW)
-    assert (deferred.status, deferred.iteration, deferred.dt_job_completed) == (SUBMITTED, 0, None)
-    assert rq.parse_processed_batches(deferred.processed_batches)[1] == ProcessedBatch(
-        "b00bc992ef25f1a9a8d63291e20efc8d", "batch-001", "new.csv", 12
-    )
-
-    success = rq.apply_batch_results(row, [ok], 44, NOW)
-    assert (success.status, success.download_urls, success.execution_time) == (
-        SUCCESS,
-        ["old.zip", "new.csv"],
-        44,
-    )
-    assert (success.iteration, success.err_message, success.dt_job_completed) == (0, "", NOW)
-
-
-def test_internal_error_and_abbreviation():
-    row = make_row("x")
-    failed = rq.mark_internal_error(row, "e" * 400, NOW)
-    assert failed.err_message == "Internal Server Error: " + "e" * 250
-    assert rq.mark_internal_error(row, "boom", NOW, max_length=2).err_message == (
-        "Internal Server Error: bo"
-    )
-    assert (failed.status, failed.iteration) == (FAILED, 1)
-    assert rq.abbreviate_error("a" * 300) == "a" * 300
-    assert rq.abbreviate_error("a" * 301) == "a" * 297 + "..."
-    assert rq.abbreviate_error(None) == ""
-    assert len(rq.save_values(failed)["err_message"]) == 273
-
-
-def test_defer_channel_limited_resets_progress():
-    row = make_row("x", processed_batches='[{"batchId":"b"}]', status=FAILED, iteration=1)
-    out = rq.defer_channel_limited(row)
-    assert (out.status, out.processed_batches, out.iteration) == (SUBMITTED, "[]", 1)
-
-
-def test_apply_packaging_rewrites_or_fails():
-    row = replace(make_row("x", execution_time=10), download_urls=["a/b.csv", "c/d.csv"])
-    ok = rq.apply_packaging(
-        row, [("a/b.csv", True), ("c/d.csv", False)], 5, NOW, ignore_zip_errors=True
-    )
-    assert (ok.download_urls, ok.execution_time, ok.status) == (
-        ["a/b.zip", "c/d.csv"],
-        15,
-        SUBMITTED,
-    )
-    strict = rq.apply_packaging(
-        replace(row, status=SUCCESS),
-        [("a/b.csv", False), ("c/d.csv", False)],
-        0,
-        NOW,
-        ignore_zip_errors=False,
-    )
-    assert (strict.download_urls, strict.status, strict.err_message) == (
-        ["", ""],
-        FAILED,
-        MSG_ZIP_FAILED,
-    )
-    assert strict.iteration == 2  # once per failed URL
-    assert rq.zip_errors_ignorable("progress-exhaust") and rq.zip_errors_ignorable(
-        "response-exhaust"
-    )
-
-
-def test_save_and_status_update_values():
-    row = replace(make_row("x"), err_message=None, execution_time=None, processed_batches=None)
-    saved = rq.save_values(row)
-    assert saved == {
-        "iteration": 0,
-        "status": SUBMITTED,
-        "download_urls": [],
-        "dt_file_created": None,
-        "dt_job_completed": None,
-        "execution_time": 0,
-        "err_message": "",
-        "processed_batches": "[]",
-        "tag": row.tag,
-        "request_id": row.request_id,
-    }
-    update = rq.status_update_values(rq.mark_processing(row))
-    assert (update["status"], update["execution_time"], update["err_message"]) == (
-        PROCESSING,
-        0,
-        "",
-    )
-
-
-def test_job_metrics():
-    done = [replace(make_row("x"), status=s) for s in (SUCCESS, FAILED, SUBMITTED, "success")]
-    metrics = rq.job_metrics(6, done, 2, 12_345)
-    assert metrics == [
-        {"id": "total-requests", "value": 6},
-        {"id": "success-requests", "value": 2},
-        {"id": "failed-requests", "value": 1},
-        {"id": "duplicate-requests", "value": 2},
-        {"id": "time-taken-secs", "value": 12.0},
-    ]
-
-
-@given(st.text(max_size=400), st.integers(min_value=4, max_value=400))
-def test_abbreviate_error_never_exceeds_width(message, width):
-    out = rq.abbreviate_error(message, width)
-    assert len(out.encode("utf-16-le", "surrogatepass")) // 2 <= width
-    assert out == message or out.endswith("...")

@@ -6,19 +6,14 @@ import csv
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
-
-import pytest
 
 from reports.csvout import to_csv
 from reports.model import Attempt, ReportContext
 from reports.response import (
     COLUMNS_ORDER,
-    question_duration,
     response_rows,
     sanitised_json,
-    scala_map_order,
 )
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 from tests.conformance.test_reports_fixture_rows import (
@@ -177,40 +172,6 @@ def test_sanitised_json_of_the_fixture_question() -> None:
     )
     assert sanitised_json([]) == "[]"
     assert sanitised_json(None) == "null"
-
-
-def test_sanitised_json_escapes_like_jackson() -> None:
-    # JSON escapes lose their backslash, backslash+n disappears, u00XX stays as text
-    assert sanitised_json([{"k": 'a"b\\c\td\ne\x01f'}]) == "[{'k':'a'bctdeu0001f'}]"
-    assert sanitised_json([{"k": "ünï"}]) == "[{'k':'ünï'}]"
-
-
-def test_map_entries_in_cassandra_then_scala_order() -> None:
-    assert sanitised_json([{"b": "2", "a": "1"}]) == "[{'a':'1','b':'2'}]"
-    keys = ["a", "b", "c", "d"]
-    assert scala_map_order(keys) == keys
-    many = ["k1", "k2", "k3", "k4", "k5", "k6"]
-    ordered = scala_map_order(many)
-    assert sorted(ordered) == many
-    assert scala_map_order(list(reversed(many))) == ordered
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (Decimal("1.0"), 1),
-        (Decimal("12.0"), 12),
-        (Decimal("2.5"), 3),
-        (Decimal("-2.5"), -3),
-        (Decimal("-0.4"), 0),
-        (Decimal("1.4999999999999999995"), 2),  # rounded to 18 places first (decimal(38,18))
-        (Decimal("1E+20"), None),  # does not fit decimal(38,18)
-        (1.5, 2),
-        (None, None),
-    ],
-)
-def test_question_duration(value: Any, expected: int | None) -> None:
-    assert question_duration(value) == expected
 
 
 def test_question_scores_are_doubles() -> None:

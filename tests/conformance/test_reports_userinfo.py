@@ -17,7 +17,7 @@ import pytest
 
 from reports.csvout import to_csv
 from reports.model import BatchFailed, Consent, ReportContext
-from reports.userinfo import COLUMNS_ORDER, NO_CONSENT_MESSAGE, user_name, userinfo_rows
+from reports.userinfo import COLUMNS_ORDER, NO_CONSENT_MESSAGE, userinfo_rows
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 from tests.conformance.test_reports_fixture_rows import (
     CHANNEL,
@@ -184,10 +184,3 @@ def test_pii_goes_through_decrypt() -> None:
     assert by_user["user-003"]["User Name"] == "Only"
     assert "" not in seen
     assert dropped == ["user-004"]
-
-
-def test_user_name_is_concat_ws() -> None:
-    assert user_name({"firstname": "A", "lastname": "B"}) == "A B"
-    assert user_name({"lastname": "B"}) == "B"
-    assert user_name({"firstname": "A", "lastname": ""}) == "A "
-    assert user_name({}) == ""

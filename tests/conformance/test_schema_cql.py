@@ -41,9 +41,3 @@ def test_every_fixture_column_is_in_our_schema_with_the_same_type():
                 assert ours[(ks, table)][col] == ctype, f"{ks}.{table}.{col}: {ctype}"
                 checked += 1
     assert checked > 150
-
-
-def test_keyspace_names_and_prefix_are_applied():
-    stmts = cql_statements(CassandraSettings(courses_keyspace="courses2"), keyspace_prefix="t1_")
-    assert any("t1_courses2.user_enrolments" in s for s in stmts)
-    assert not any("sunbird_courses." in s for s in stmts)
