@@ -30,13 +30,7 @@ SEEDS, ROOTS, LEAVES, FLOWERS = (
 GROWTH, PLANTS = "lf-botany-unit-growth", "lf-botany-unit-plants"
 T_A1 = ("t_a1_1_seeds", "t_a1_2_roots", "t_a1_3_leaves")
 
-# The upstream fixture each of our files stands for, so tests written with those names still run.
-UPSTREAM_EVENTS = {
-    "CC_EVENT1": "t_a1_1_seeds", "CC_EVENT2": "t_a1_2_roots", "CC_EVENT3": "t_a1_3_leaves",
-    "EVENT_1": "d_a1_one_completed_no_enrolment", "EVENT_2": "d_a4_three_of_four_completed",
-    "EVENT_3": "d_a2_two_completed_in_one_message", "EVENT_5": "d_a3_other_action",
-}  # fmt: skip
-UPSTREAM_CACHES = {1: "geology", 2: "botany", 3: "optics"}
+COURSES = ("geology", "botany", "optics")
 
 # Dedup keys: MD5 of "course|batch|user|content|2", uppercase (computed with md5sum).
 KEY_SEEDS = "C15ACB0293A153BC696116C8603F2714"
@@ -49,8 +43,7 @@ KEY_MIRRORS = "60071D4611D17D097218F22B9597D513"
 
 
 def _fixture(name: str) -> bytes:
-    """One event of tests/data/activity/events (our name, or the upstream name it stands for)."""
-    name = UPSTREAM_EVENTS.get(name, name)
+    """One event of tests/data/activity/events."""
     return (AX / "events" / f"{name}.json").read_bytes().strip()
 
 
@@ -79,11 +72,10 @@ def seed_cassandra(settings: Settings) -> None:
         cluster.shutdown()
 
 
-def seed_relation_cache(settings: Settings, *cases: int | str) -> None:
+def seed_relation_cache(settings: Settings, *names: str) -> None:
     """SADD the relation-cache sets of the named courses (all three when none is named)."""
     client = redis_client(settings.redis, settings.redis.relation_cache_db)
-    for case in cases or tuple(UPSTREAM_CACHES.values()):
-        name = UPSTREAM_CACHES[case] if isinstance(case, int) else case
+    for name in names or COURSES:
         for key, members in json.loads(
             (AX / "relation_cache" / f"{name}.json").read_text()
         ).items():

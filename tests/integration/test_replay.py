@@ -10,6 +10,7 @@ from lernflow.clients import redis_client
 from lernflow.runner import consumer_group, input_topic
 from tests.flowkit import create_topics, produce, read_json, run_to_end
 from tests.integration.test_activity_flow import (
+    T_A1,
     _fixture,
     seed_cassandra,
     seed_relation_cache,
@@ -23,7 +24,7 @@ FLOW = "activity-aggregate-updater"
 def seeded(settings: Settings) -> Settings:
     create_topics(settings)
     seed_cassandra(settings)
-    seed_relation_cache(settings, 1, 2, 3)
+    seed_relation_cache(settings)
     return settings
 
 
@@ -32,9 +33,7 @@ def test_replay_from_a_time_leaves_the_same_state_and_no_second_certificate(
 ) -> None:
     s = seeded
     inp = input_topic(s, FLOW)
-    produce(
-        s, inp, [_fixture(n) for n in ("CC_EVENT1", "CC_EVENT2", "CC_EVENT3", "EVENT_2")], key=b"k"
-    )
+    produce(s, inp, [_fixture(n) for n in (*T_A1, "d_a4_three_of_four_completed")], key=b"k")
     run_to_end(FLOW, s)
     original = state(s)
     redis_client(s.redis, s.redis.dedup_db).flushdb()  # long after: the dedup window is gone
@@ -52,7 +51,7 @@ def test_replay_from_a_time_leaves_the_same_state_and_no_second_certificate(
 def test_explicit_offsets_select_the_range_and_leave_the_live_group_alone(seeded: Settings) -> None:
     s = seeded
     inp = input_topic(s, FLOW)
-    produce(s, inp, [_fixture("CC_EVENT1"), _fixture("CC_EVENT2")], key=b"k")
+    produce(s, inp, [_fixture(n) for n in T_A1[:2]], key=b"k")
     ends = replay.end_offsets(s, inp)
     (tp, end) = next((k, v) for k, v in ends.items() if v > 0)
     start = replay.parse_point(f"{tp[0]}:{tp[1]}:1", inp, s)
@@ -82,7 +81,7 @@ def test_the_replay_command_shows_progress_and_reports_the_count(seeded: Setting
 
     s = seeded
     inp = input_topic(s, FLOW)
-    produce(s, inp, [_fixture("CC_EVENT1"), _fixture("CC_EVENT2")], key=b"k")
+    produce(s, inp, [_fixture(n) for n in T_A1[:2]], key=b"k")
     start = ",".join(f"{inp}:{p}:0" for p in range(s.kafka.partitions))
     done = subprocess.run(
         [sys.executable, "-m", "lernflow.cli", "replay", FLOW, "--from", start],
