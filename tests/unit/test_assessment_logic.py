@@ -1,21 +1,30 @@
-"""assessment-aggregator rules: Sunbird's T-B1/T-B2/D-B1..D-B3 cases with its own fixtures,
-parse failures, exact output formats, and properties of scoring and aggregation."""
+"""assessment-aggregator rules and the processor's round logic, on the project's own data.
+
+The cases T-B1, T-B2 and D-B1..D-B3 (docs/flows/assessment-aggregator.md) run on
+``tests/data/assessment`` through the production :class:`AssessmentProcessor` with in-memory
+stores behind its ``AssessmentStore``/``Outbox`` seam; the expected values are worked out from
+the rules by hand (see ``tests/data/assessment/README.md``). Then parse failures, exact output
+formats, and properties of scoring and aggregation.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import re
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from pathlib import Path
+from functools import cache
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from config import Settings, load_settings
+from flows._runtime import parse_with
 from flows.assessment_aggregator.logic import (
     AssessAnswer,
     AssessDecision,
@@ -29,6 +38,7 @@ from flows.assessment_aggregator.logic import (
     StoredAttempt,
     StoredScore,
     TotalQuestions,
+    UserActivityAggUpdate,
     Verdict,
     aggregate_scores,
     certificate_request,
@@ -44,148 +54,237 @@ from flows.assessment_aggregator.logic import (
     parse_assess_message,
     resolve_total_questions,
     score_answers,
-    should_emit_certificate,
     stored_score_of,
     total_questions_from_cache,
     total_questions_from_content_read,
 )
-from lernflow.errors import InvalidEvent
+from flows.assessment_aggregator.processor import FLOW, AssessmentProcessor, entity
+from lernflow.errors import InvalidEvent, TransientError
+from sinks.kafka_producer import OutMessage
+from sources.kafka import KafkaRecord
+from tests.paths import DATA
 
-FIXTURES = Path(__file__).parents[2].parent / "shared" / "fixtures" / "assessment"
-
-FF1C = "ff1c4bdf-27e2-49bc-a53f-6e304bb3a87f"
-COURSE_1125 = "do_2128415652377067521125"
-BATCH_4119 = "012846671379595264119"
-CONTENT_173 = "do_212686723743318016173"
-ATTEMPT_8CD = "8cd87e24df268ad09a8b0060c0a40271"
-ATTEMPT_9DD = "9dd87e24df268ad09a8b0060c0a40262"
+OWN = DATA / "assessment"
 START_MS = 1_700_000_000_000
 
-
-def fixture_bytes(name: str) -> bytes:
-    return (FIXTURES / f"{name}.json").read_bytes()
-
-
-def loaded_leaf_nodes() -> dict[str, set[str]]:
-    """Redis DB 10 as the upstream test loads it (``courseLeafNodes_5`` is not loaded)."""
-    doc = json.loads((FIXTURES / "leafNodesList.json").read_text())
-    sets: dict[str, set[str]] = {}
-    for entry in doc["leafNodesList"]:
-        for data in entry.values():
-            for key, member in data.items():
-                sets.setdefault(key, set()).add(member)
-    return sets
+ADA = "lf-user-ada"
+ALGEBRA = "lf-course-algebra"
+BATCH_ALG = "lf-batch-algebra-1"
+FRACTIONS = "lf-quiz-fractions"
+A1 = "lf-attempt-a1"
+A2 = "lf-attempt-a2"
 
 
-def content_cache() -> dict[str, str]:
-    """Redis DB 5: content id → the exact JSON string value."""
-    doc = json.loads((FIXTURES / "contentCacheList.json").read_text())
-    return {
-        k: v
-        for entry in doc["contentCacheList"]
-        for data in entry.values()
-        for k, v in data.items()
-    }
+def event_bytes(name: str) -> bytes:
+    return (OWN / "events" / f"{name}.json").read_bytes().strip()
+
+
+def own_leaf_nodes() -> dict[str, set[str]]:
+    """The relation cache (Redis DB 10) as our seed file lists it."""
+    doc = json.loads((OWN / "relation_cache.json").read_text())
+    return {key: set(members) for key, members in doc.items()}
+
+
+def own_content_cache() -> dict[str, str]:
+    """The content cache (Redis DB 5): content id → the exact JSON string value."""
+    doc: dict[str, str] = json.loads((OWN / "content_cache.json").read_text())
+    return doc
 
 
 # --------------------------------------------------------------------------------------------
-# A stand-in for the flow: the wiring of logic.py's "How the flow uses this module", with
-# in-memory tables instead of Redis/Cassandra/Kafka.
+# The production processor with in-memory stores behind its seam
 # --------------------------------------------------------------------------------------------
 
+ActivityKey = tuple[str, str, str, str]
 
-@dataclass
-class SimulatedFlow:
-    leaf_nodes: dict[str, set[str]]
-    skip_missing_records: bool = False
-    cache: dict[str, str] = field(default_factory=dict)
-    api: Callable[[str], str] | None = None
-    attempts: dict[AttemptKey, AssessmentAggregatorRow] = field(default_factory=dict)
-    activity: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
-    metrics: Counter[str] = field(default_factory=Counter)
-    failed: list[tuple[bytes, str]] = field(default_factory=list)
-    certs: list[str] = field(default_factory=list)
-    api_calls: list[str] = field(default_factory=list)
-    clock: int = START_MS
+
+class MemoryStore:
+    """``AssessmentStore`` in memory: the tables and caches the processor reads and writes.
+
+    ``fail_on`` names one call that raises a :class:`TransientError` once, as a lost server
+    would (the processor then stops where it is, as a crashed worker does).
+    """
+
+    def __init__(self, leaf_nodes: dict[str, set[str]], cache: dict[str, str]) -> None:
+        self.leaf = leaf_nodes
+        self.cache = cache
+        self.attempts: dict[AttemptKey, AssessmentAggregatorRow] = {}
+        self.activity: dict[ActivityKey, dict[str, Any]] = {}
+        self.fail_on: str | None = None
+
+    def _step(self, name: str) -> None:
+        if self.fail_on == name:
+            self.fail_on = None
+            msg = f"injected fault in {name}"
+            raise TransientError(msg)
+
+    def leaf_nodes(self, course_ids: Sequence[str]) -> list[set[str]]:
+        return [set(self.leaf.get(leafnodes_key(c), set())) for c in course_ids]
+
+    def content_cache(self, content_ids: Sequence[str]) -> list[str | bytes | None]:
+        return [self.cache.get(c) for c in content_ids]
+
+    def stored_attempts(self, keys: Sequence[AttemptKey]) -> list[StoredAttempt | None]:
+        rows = [self.attempts.get(k) for k in keys]
+        return [
+            None if r is None else StoredAttempt(r.last_attempted_on, r.created_on) for r in rows
+        ]
+
+    def write_attempts(self, rows: Sequence[AssessmentAggregatorRow]) -> None:
+        self._step("write_attempts")
+        for r in rows:
+            key = AttemptKey(r.user_id, r.course_id, r.batch_id, r.content_id, r.attempt_id)
+            self.attempts[key] = r
+
+    def scores(self, keys: Sequence[tuple[str, str, str]]) -> list[list[StoredScore]]:
+        self._step("scores")
+        clustering = sorted(
+            self.attempts.items(), key=lambda kv: (kv[0].content_id, kv[0].attempt_id)
+        )
+        return [
+            [
+                stored_score_of(r)
+                for k, r in clustering
+                if (k.user_id, k.course_id, k.batch_id) == key
+            ]
+            for key in keys
+        ]
+
+    def current_aggs(self, keys: Sequence[tuple[str, str, str]]) -> list[CurrentActivityAgg | None]:
+        rows = [
+            self.activity.get(("Course", course, user, f"cb:{batch}"))
+            for user, course, batch in keys
+        ]
+        return [
+            None if r is None else CurrentActivityAgg(dict(r["aggregates"]), list(r["agg_details"]))
+            for r in rows
+        ]
+
+    def update_aggs(self, updates: Sequence[UserActivityAggUpdate]) -> None:
+        for u in updates:
+            row = self.activity.setdefault(
+                (u.activity_type, u.activity_id, u.user_id, u.context_id),
+                {"aggregates": {}, "agg_last_updated": {}, "agg_details": []},
+            )
+            row["aggregates"] = {**row["aggregates"], **u.aggregates}
+            row["agg_last_updated"] = {**row["agg_last_updated"], **u.agg_last_updated}
+            row["agg_details"] = list(u.agg_details)
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryOutbox:
+    """``Outbox`` in memory: every produced message, in order."""
+
+    def __init__(self) -> None:
+        self.messages: list[OutMessage] = []
+
+    def produce_all(self, messages: list[OutMessage]) -> None:
+        self.messages.extend(messages)
+
+    def flush(self) -> None:
+        pass
+
+
+@cache
+def _base_settings() -> Settings:
+    return load_settings()
+
+
+class MemoryFlow:
+    """One message at a time through the production parse step and ``AssessmentProcessor``.
+
+    Each ``process`` call is one round at a clock one second later than the previous one.
+    ``failed`` and ``certs`` are read back from the produced messages; ``metrics`` sums the
+    Sunbird counters of the processor's outcomes.
+    """
+
+    def __init__(
+        self,
+        leaf_nodes: dict[str, set[str]],
+        skip_missing_records: bool = False,
+        cache: dict[str, str] | None = None,
+        api: Callable[[str], str] | None = None,
+    ) -> None:
+        base = _base_settings()
+        s = base.with_overrides(
+            assessment=base.assessment.model_copy(
+                update={"skip_missing_records": skip_missing_records}
+            )
+        )
+        self.store = MemoryStore(leaf_nodes, dict(cache or {}))
+        self.outbox = MemoryOutbox()
+        self.api = api
+        self.api_calls: list[str] = []
+        self.metrics: Counter[str] = Counter()
+        self.clock = START_MS
+        self._requests = 0
+        self._offset = 0
+        self._input = s.topics.full(s.topics.telemetry_assess)
+        self._failed_topic = s.topics.full(s.topics.telemetry_assess_failed)
+        self._cert_topic = s.topics.full(s.topics.issue_certificate_request)
+        self._parse = parse_with(FLOW, parse_assess_message, entity)
+        self.processor = AssessmentProcessor(
+            s,
+            store=self.store,
+            outbox=self.outbox,
+            content_read=self._api,
+            clock=lambda: self.clock,
+            request_id=self._request_id,
+        )
 
     def _api(self, content_id: str) -> str:
         self.api_calls.append(content_id)
         assert self.api is not None
         return self.api(content_id)
 
-    def _total_questions(self, content_id: str) -> TotalQuestions:
-        return resolve_total_questions(content_id, self.cache.get(content_id), self._api)
+    def _request_id(self) -> str:
+        self._requests += 1
+        return f"req-{self._requests}"
 
     def process(
         self, value: bytes, *, crash_before_score_step: bool = False
     ) -> AssessDecision | None:
+        """Run one message; the decision, or None when it was parked before one."""
         self.clock += 1000
-        now = self.clock
-        try:
-            event = parse_assess_message(value)
-            decision = evaluate_assess_event(
-                event,
-                leaf_nodes=self.leaf_nodes.get(leafnodes_key(event.course_id), set()),
-                now_ms=now,
-                stored_attempt=self._stored_attempt,
-                total_questions=self._total_questions if self.skip_missing_records else None,
-            )
-        except InvalidEvent as exc:
-            self.metrics.update(getattr(exc, "counters", ()))
-            self.metrics[Metric.FAILED] += 1
-            self.failed.append((value, exc.reason))
+        record = KafkaRecord(self._input, 0, self._offset, None, value, self.clock)
+        self._offset += 1
+        if crash_before_score_step:
+            self.store.fail_on = "scores"
+            with pytest.raises(TransientError):
+                self.processor.handle([self._parse(record)])
             return None
-        self.metrics.update(decision.counters)
-        if decision.to_failed_topic:
-            self.failed.append((value, decision.reason))
-        if decision.row is not None:
-            key = AttemptKey(
-                decision.row.user_id,
-                decision.row.course_id,
-                decision.row.batch_id,
-                decision.row.content_id,
-                decision.row.attempt_id,
-            )
-            self.attempts[key] = decision.row
-        if crash_before_score_step or not decision.aggregate:
-            return decision
-        rows = [
-            stored_score_of(r)
-            for k, r in reversed(self.attempts.items())  # any order: the rules sort by key
-            if (k.user_id, k.course_id, k.batch_id)
-            == (event.user_id, event.course_id, event.batch_id)
-        ]
-        act_key = ("Course", event.course_id, event.user_id, f"cb:{event.batch_id}")
-        current = None
-        if decision.verdict is Verdict.REPLAYED and act_key in self.activity:
-            stored = self.activity[act_key]
-            current = CurrentActivityAgg(stored["aggregates"], stored["agg_details"])
-        agg = aggregate_scores(event, rows, now_ms=now, current=current)
-        self.metrics.update(agg.counters)
-        if agg.update is not None:
-            u = agg.update
-            assert (u.activity_type, u.activity_id, u.user_id, u.context_id) == act_key
-            row = self.activity.setdefault(
-                act_key, {"aggregates": {}, "agg_last_updated": {}, "agg_details": []}
-            )
-            row["aggregates"] = {**row["aggregates"], **u.aggregates}
-            row["agg_last_updated"] = {**row["agg_last_updated"], **u.agg_last_updated}
-            row["agg_details"] = list(u.agg_details)
-        if should_emit_certificate(decision, agg):
-            self.certs.append(
-                certificate_request(
-                    event,
-                    agg.certificate_attempt_id,
-                    now_ms=now,
-                    request_id=f"req-{len(self.certs)}",
-                )
-            )
-            self.metrics[Metric.CERT_ISSUED] += 1
-        return decision
+        (outcome,) = self.processor.handle([self._parse(record)])
+        self.metrics.update(outcome.counters)
+        return outcome.decision
 
-    def _stored_attempt(self, key: AttemptKey) -> StoredAttempt | None:
-        row = self.attempts.get(key)
-        return None if row is None else StoredAttempt(row.last_attempted_on, row.created_on)
+    @property
+    def attempts(self) -> dict[AttemptKey, AssessmentAggregatorRow]:
+        return self.store.attempts
+
+    @property
+    def activity(self) -> dict[ActivityKey, dict[str, Any]]:
+        return self.store.activity
+
+    @property
+    def failed(self) -> list[tuple[bytes, str]]:
+        """(original message, reason) of every message parked on the failed topic."""
+        out = []
+        for m in self.outbox.messages:
+            if m.topic == self._failed_topic:
+                doc = json.loads(m.value)
+                raw = (
+                    base64.b64decode(doc["payload_base64"])
+                    if "payload_base64" in doc
+                    else doc["payload"].encode()
+                )
+                out.append((raw, doc["reason"]))
+        return out
+
+    @property
+    def certs(self) -> list[str]:
+        return [m.value.decode() for m in self.outbox.messages if m.topic == self._cert_topic]
 
     def activity_row(self, course_id: str, user_id: str, batch_id: str) -> dict[str, Any]:
         return self.activity[("Course", course_id, user_id, f"cb:{batch_id}")]
@@ -196,77 +295,71 @@ def cert_attempt_id(cert: str) -> str:
     return attempt_id
 
 
+def activity_snapshot(flow: MemoryFlow) -> str:
+    return json.dumps({repr(k): v for k, v in flow.activity.items()}, sort_keys=True)
+
+
 # --------------------------------------------------------------------------------------------
-# T-B1 "Update event to db": the 9 fixtures in order, with the per-event trace of spec 3.10
+# T-B1 "Update event to db": our nine events in order, each with the verdict, the attempt
+# totals, the content's aggregates after it and the certificate's attemptId the rules give
 # --------------------------------------------------------------------------------------------
 
 T_B1 = [
-    # fixture, verdict, (total_score, total_max_score, grand_total), aggregates of that content
+    # event, verdict, (total_score, total_max_score, grand_total), aggregates of that content
     # after the event (score, max_score, attempts_count), certificate attemptId
-    ("BATCH_ASSESS_EVENT", Verdict.WRITE, (1.33, 2.0, "1.33/2.0"), (1.33, 2.0, 1.0), ATTEMPT_8CD),
-    ("BATCH_ASSESS__OLDER_EVENT", Verdict.OLDER, None, (1.33, 2.0, 1.0), None),
+    ("t_b1_1_first_attempt", Verdict.WRITE, (1.33, 2.0, "1.33/2.0"), (1.33, 2.0, 1.0), A1),
+    ("t_b1_2_older_attempt", Verdict.OLDER, None, (1.33, 2.0, 1.0), None),
     (
-        "BATCH_ASSESS_FAIL_EVENT",
+        "t_b1_3_named_fail_but_valid",
         Verdict.WRITE,
         (5.0, 10.0, "5.0/10.0"),
         (5.0, 10.0, 1.0),
-        "attempt1",
+        "lf-attempt-b1",
     ),
     (
-        "QUESTION_EVENT_RES_VALUES",
+        "t_b1_4_nested_params",
         Verdict.WRITE,
         (1.0, 1.0, "1.0/1.0"),
         (1.0, 1.0, 1.0),
-        "702ae8b81e37c94448d1fa117678d68c",
+        "lf-attempt-c1",
     ),
+    ("t_b1_5_newer_attempt", Verdict.WRITE, (2.0, 3.0, "2.0/3.0"), (2.0, 3.0, 1.0), A1),
     (
-        "LATEST_BATCH_ASSESS_EVENT",
-        Verdict.WRITE,
-        (2.0, 3.0, "2.0/3.0"),
-        (2.0, 3.0, 1.0),
-        ATTEMPT_8CD,
-    ),
-    (
-        "BATCH_DUPLICATE_QUESTION_EVENT",
+        "t_b1_6_repeated_questions",
         Verdict.WRITE,
         (2.0, 2.0, "2.0/2.0"),
         (2.0, 2.0, 1.0),
-        "90e1a0d12542806389a1a52aaf1fc622",
+        "lf-attempt-d1",
     ),
     (
-        "INVALID_CONTENT_ID_EVENT",
+        "t_b1_7_course_without_leaf_nodes",
         Verdict.WRITE,
         (1.33, 2.0, "1.33/2.0"),
         (1.33, 2.0, 1.0),
-        ATTEMPT_8CD,
+        A1,
     ),
-    ("BATCH_ASSESS_EVENT_WITHOUT_CACHE", Verdict.CONTENT_NOT_IN_COURSE, None, None, None),
-    (
-        "SECOND_ATTEMPT_BATCH_ASSESS_EVENT",
-        Verdict.WRITE,
-        (1.33, 3.0, "1.33/3.0"),
-        (2.0, 3.0, 2.0),
-        ATTEMPT_8CD,
-    ),
+    ("t_b1_8_content_not_in_course", Verdict.CONTENT_NOT_IN_COURSE, None, None, None),
+    # two attempts on one content: best score 2.0 of attempt a1, and a1 is also the latest
+    ("t_b1_9_second_attempt", Verdict.WRITE, (1.33, 3.0, "1.33/3.0"), (2.0, 3.0, 2.0), A1),
 ]
 
 
-def run_t_b1() -> tuple[SimulatedFlow, list[AssessDecision | None]]:
-    flow = SimulatedFlow(leaf_nodes=loaded_leaf_nodes())
-    decisions = [flow.process(fixture_bytes(name)) for name, *_ in T_B1]
+def run_t_b1() -> tuple[MemoryFlow, list[AssessDecision | None]]:
+    flow = MemoryFlow(leaf_nodes=own_leaf_nodes())
+    decisions = [flow.process(event_bytes(name)) for name, *_ in T_B1]
     return flow, decisions
 
 
 @pytest.mark.parametrize("step", range(len(T_B1)), ids=[t[0] for t in T_B1])
-def test_t_b1_each_event_gets_sunbirds_verdict_score_aggregates_and_certificate(step):
+def test_t_b1_each_event_gets_its_verdict_score_aggregates_and_certificate(step):
     name, verdict, score, aggregates, cert = T_B1[step]
-    flow = SimulatedFlow(leaf_nodes=loaded_leaf_nodes())
+    flow = MemoryFlow(leaf_nodes=own_leaf_nodes())
     for earlier, *_ in T_B1[:step]:
-        flow.process(fixture_bytes(earlier))
+        flow.process(event_bytes(earlier))
     certs_before = len(flow.certs)
-    event = parse_assess_message(fixture_bytes(name))
+    event = parse_assess_message(event_bytes(name))
 
-    decision = flow.process(fixture_bytes(name))
+    decision = flow.process(event_bytes(name))
 
     assert decision is not None
     assert decision.verdict is verdict
@@ -291,35 +384,35 @@ def test_t_b1_each_event_gets_sunbirds_verdict_score_aggregates_and_certificate(
     assert [cert_attempt_id(c) for c in new_certs] == ([cert] if cert else [])
 
 
-Q_801 = "801ae93c-8807-4be5-8853-dd49362d8776"
-Q_2BC = "2bc922e7-985e-486a-ae23-4ba9a1c67edc"
-Q_7372 = "do_312468066279276544217372"
 T_B1_QUESTIONS = {
-    # fixture → {question id: (assess_ts of the kept answer, score, max_score)}
-    "BATCH_ASSESS_EVENT": {Q_801: (1568891747395, 1.0, 1.0), Q_2BC: (1568891772964, 0.33, 1.0)},
-    "BATCH_ASSESS__OLDER_EVENT": {Q_7372: (1567687351000, 5.0, 10.0)},
-    "BATCH_ASSESS_FAIL_EVENT": {Q_7372: (1567687351000, 5.0, 10.0)},
-    "QUESTION_EVENT_RES_VALUES": {"QMCQ02115": (1578663044164, 1.0, 1.0)},
-    "LATEST_BATCH_ASSESS_EVENT": {
-        Q_801: (1568891738245, 0.0, 1.0),
-        "801ae93c-8807-4be5-8853-dd49362dr776": (1568891747395, 1.0, 1.0),
-        Q_2BC: (1568891772964, 1.0, 1.0),
+    # event → {question id: (assess_ts of the kept answer, score, max_score)}
+    "t_b1_1_first_attempt": {
+        "lf-q-half": (1599999995000, 1.0, 1.0),
+        "lf-q-third": (1599999998000, 0.33, 1.0),
     },
-    "BATCH_DUPLICATE_QUESTION_EVENT": {
-        "b7886294-95dd-4c83-91e3-7b67e82aaab2": (1569304765515, 1.0, 1.0),
-        "759b8138-4c47-4724-8cd6-cae6a7d1ad18": (1569304769433, 1.0, 1.0),
+    "t_b1_2_older_attempt": {"lf-q-ratio": (1598999990000, 5.0, 10.0)},
+    "t_b1_3_named_fail_but_valid": {"lf-q-angle": (1600099990000, 5.0, 10.0)},
+    "t_b1_4_nested_params": {"lf-q-sum": (1600199990000, 1.0, 1.0)},
+    "t_b1_5_newer_attempt": {
+        "lf-q-half": (1600000480000, 0.0, 1.0),
+        "lf-q-half-b": (1600000485000, 1.0, 1.0),
+        "lf-q-third": (1600000490000, 1.0, 1.0),
     },
-    "SECOND_ATTEMPT_BATCH_ASSESS_EVENT": {
-        Q_801: (1568891747395, 1.0, 1.0),
-        Q_2BC: (1568891772964, 0.33, 1.0),
-        Q_7372: (1567073236195, 0.0, 1.0),
+    "t_b1_6_repeated_questions": {
+        "lf-q-force": (1600299930000, 1.0, 1.0),
+        "lf-q-mass": (1600299940000, 1.0, 1.0),
+    },
+    "t_b1_9_second_attempt": {
+        "lf-q-half": (1600000210000, 1.0, 1.0),
+        "lf-q-third": (1600000220000, 0.33, 1.0),
+        "lf-q-ratio": (1600000230000, 0.0, 1.0),
     },
 }
 
 
 @pytest.mark.parametrize("name", T_B1_QUESTIONS)
 def test_t_b1_dedup_keeps_the_latest_answer_of_each_question(name):
-    event = parse_assess_message(fixture_bytes(name))
+    event = parse_assess_message(event_bytes(name))
     assert isinstance(event, BatchAssessEvent)
 
     questions = score_answers(event.answers).questions
@@ -328,162 +421,148 @@ def test_t_b1_dedup_keeps_the_latest_answer_of_each_question(name):
     assert [q.assess_ts for q in questions] == sorted(q.assess_ts for q in questions)
 
 
-def test_t_b1_metrics_rows_and_outputs_match_the_upstream_assertions():
+def test_t_b1_metrics_rows_and_outputs():
     flow, _ = run_t_b1()
 
     expected = {
-        "skipped-event-count": 1,
-        "db-read-count": 2,
+        "skipped-event-count": 1,  # event 2
+        "db-read-count": 2,  # events 2 and 5 found a stored row
         "db-update-count": 7,
-        "failed-event-count": 1,
+        "failed-event-count": 1,  # event 8
         "batch-success-event-count": 7,
         "cache-hit-count": 8,
-        "cache-hit-miss-count": 1,
+        "cache-hit-miss-count": 1,  # event 7: its course has no leaf-node set
         "db-score-read-count": 7,
         "recompute-agg-event-count": 0,
-        "db-score-update-count": 7,  # derived
-        "cert-issue-events-count": 7,  # derived (upstream's assertion of 6 is commented out)
+        "db-score-update-count": 7,
+        "cert-issue-events-count": 7,
     }
     assert {k: flow.metrics[k] for k in expected} == expected
-    assert [v for v, _ in flow.failed] == [fixture_bytes("BATCH_ASSESS_EVENT_WITHOUT_CACHE")]
-    assert "do_4957349" in flow.failed[0][1]
+    assert [cert_attempt_id(c) for c in flow.certs] == [
+        A1, "lf-attempt-b1", "lf-attempt-c1", A1, "lf-attempt-d1", A1, A1,
+    ]  # fmt: skip
+    assert [v for v, _ in flow.failed] == [event_bytes("t_b1_8_content_not_in_course")]
+    assert "lf-quiz-not-in-course" in flow.failed[0][1]
 
-    d0d8 = [
-        r for k, r in flow.attempts.items() if k.user_id == "d0d8a341-9637-484c-b871-0c27015af238"
-    ]
-    assert [(r.total_score, r.total_max_score, r.grand_total) for r in d0d8] == [
+    dee = [r for k, r in flow.attempts.items() if k.user_id == "lf-user-dee"]
+    assert [(r.total_score, r.total_max_score, r.grand_total) for r in dee] == [
         (2.0, 2.0, "2.0/2.0")
     ]
 
-    ff1c = sorted(
-        (r for k, r in flow.attempts.items() if (k.user_id, k.course_id) == (FF1C, COURSE_1125)),
+    ada = sorted(
+        (r for k, r in flow.attempts.items() if (k.user_id, k.course_id) == (ADA, ALGEBRA)),
         key=lambda r: (r.batch_id, r.content_id, r.attempt_id),
     )
-    assert [(r.attempt_id, r.total_score, r.total_max_score, r.grand_total) for r in ff1c] == [
-        (ATTEMPT_8CD, 2.0, 3.0, "2.0/3.0"),
-        (ATTEMPT_9DD, 1.33, 3.0, "1.33/3.0"),
+    assert [(r.attempt_id, r.total_score, r.total_max_score, r.grand_total) for r in ada] == [
+        (A1, 2.0, 3.0, "2.0/3.0"),
+        (A2, 1.33, 3.0, "1.33/3.0"),
     ]
-    first = ff1c[0]
-    assert first.last_attempted_on == 1587988642000
-    assert first.created_on == START_MS + 1000  # the time of event #1, kept by the overwrite (#5)
+    first = ada[0]
+    assert first.last_attempted_on == 1600000500000
+    assert first.created_on == START_MS + 1000  # the time of event 1, kept by the overwrite (5)
     assert first.updated_on == START_MS + 5000
 
-    act = flow.activity_row(COURSE_1125, FF1C, BATCH_4119)
+    act = flow.activity_row(ALGEBRA, ADA, BATCH_ALG)
     assert act["agg_details"] == [
-        '{"attempt_id":"8cd87e24df268ad09a8b0060c0a40271","last_attempted_on":"Apr 27, 2020, '
-        '11:57:22 AM","score":2.0,"content_id":"do_212686723743318016173","max_score":3.0,'
-        '"type":"attempt_metrics"}',
-        '{"attempt_id":"9dd87e24df268ad09a8b0060c0a40262","last_attempted_on":"Sep 19, 2019, '
-        '11:15:29 AM","score":1.33,"content_id":"do_212686723743318016173","max_score":3.0,'
-        '"type":"attempt_metrics"}',
+        '{"attempt_id":"lf-attempt-a1","last_attempted_on":"Sep 13, 2020, 12:35:00 PM",'
+        '"score":2.0,"content_id":"lf-quiz-fractions","max_score":3.0,"type":"attempt_metrics"}',
+        '{"attempt_id":"lf-attempt-a2","last_attempted_on":"Sep 13, 2020, 12:30:50 PM",'
+        '"score":1.33,"content_id":"lf-quiz-fractions","max_score":3.0,"type":"attempt_metrics"}',
     ]
     assert act["aggregates"] == {
-        f"score:{CONTENT_173}": 2.0,
-        f"max_score:{CONTENT_173}": 3.0,
-        f"attempts_count:{CONTENT_173}": 2.0,
+        f"score:{FRACTIONS}": 2.0,
+        f"max_score:{FRACTIONS}": 3.0,
+        f"attempts_count:{FRACTIONS}": 2.0,
     }
     assert act["agg_last_updated"] == dict.fromkeys(act["aggregates"], START_MS + 9000)
-    assert flow.activity_row(
-        "do_2128410273679114241112", "d0d8a341-9637-484c-b871-0c27015af238", "01284169026368307244"
-    )["aggregates"] == {
-        "score:do_2128373396098744321673": 2.0,
-        "max_score:do_2128373396098744321673": 2.0,
-        "attempts_count:do_2128373396098744321673": 1.0,
+    assert flow.activity_row("lf-course-physics", "lf-user-dee", "lf-batch-physics-1")[
+        "aggregates"
+    ] == {
+        "score:lf-quiz-forces": 2.0,
+        "max_score:lf-quiz-forces": 2.0,
+        "attempts_count:lf-quiz-forces": 1.0,
     }
-    assert flow.activity_row(
-        "do_3129323995959541761169", "50a9e3fc-d047-4fa5-a37b-67501b8933db", "0129324118211215362"
-    )["aggregates"] == {
-        "score:do_3129323935897108481169": 1.0,
-        "max_score:do_3129323935897108481169": 1.0,
-        "attempts_count:do_3129323935897108481169": 1.0,
+    assert flow.activity_row("lf-course-arith", "lf-user-cy", "lf-batch-arith-1")["aggregates"] == {
+        "score:lf-quiz-sums": 1.0,
+        "max_score:lf-quiz-sums": 1.0,
+        "attempts_count:lf-quiz-sums": 1.0,
     }
-    assert flow.activity_row(
-        "do_312712196780204032110117", "b3541347e18ab916c06ed76aeb0ce57f", "01271220181664563270"
-    )["aggregates"] == {
-        "score:505c7c48ac6dc1edc9b08f21db5a571d": 5.0,
-        "max_score:505c7c48ac6dc1edc9b08f21db5a571d": 10.0,
-        "attempts_count:505c7c48ac6dc1edc9b08f21db5a571d": 1.0,
+    assert flow.activity_row("lf-course-geometry", "lf-user-bo", "lf-batch-geometry-1")[
+        "aggregates"
+    ] == {
+        "score:lf-quiz-angles": 5.0,
+        "max_score:lf-quiz-angles": 10.0,
+        "attempts_count:lf-quiz-angles": 1.0,
     }
-    assert flow.activity_row(f"{COURSE_1125}-invalid", FF1C, BATCH_4119)["aggregates"] == {
-        f"score:{CONTENT_173}-invalid": 1.33,
-        f"max_score:{CONTENT_173}-invalid": 2.0,
-        f"attempts_count:{CONTENT_173}-invalid": 1.0,
+    assert flow.activity_row("lf-course-algebra-unlisted", ADA, BATCH_ALG)["aggregates"] == {
+        "score:lf-quiz-fractions-unlisted": 1.33,
+        "max_score:lf-quiz-fractions-unlisted": 2.0,
+        "attempts_count:lf-quiz-fractions-unlisted": 1.0,
     }
 
 
-def test_first_event_keeps_the_latest_answer_of_each_question_as_sunbirds_udt_values():
-    event = parse_assess_message(fixture_bytes("BATCH_ASSESS_EVENT"))
+def test_t_b1_first_event_keeps_the_latest_answer_of_each_question_as_udt_values():
+    event = parse_assess_message(event_bytes("t_b1_1_first_attempt"))
     assert isinstance(event, BatchAssessEvent)
 
     score = score_answers(event.answers)
 
     assert [(q.id, q.assess_ts, q.score) for q in score.questions] == [
-        ("801ae93c-8807-4be5-8853-dd49362d8776", 1568891747395, 1.0),
-        ("2bc922e7-985e-486a-ae23-4ba9a1c67edc", 1568891772964, 0.33),
+        ("lf-q-half", 1599999995000, 1.0),
+        ("lf-q-third", 1599999998000, 0.33),
     ]
     q = score.questions[0]
     assert q.max_score == 1.0
     assert q.type == "mcq"
-    assert q.title == "What is the Full form of WHO..?\n"
+    assert q.title == "What is half of four?\n"
     assert q.description == ""
     assert q.duration == Decimal("14.0")
-    assert str(q.duration) == "14.0"  # BigDecimal.valueOf(14.0) keeps one decimal
-    assert q.resvalues == ({"1": '{"text":"World Health Organizaton\\n"}'},)
-    assert q.params[0] == {"1": '{"text":"World Health Organizaton\\n"}'}
+    assert str(q.duration) == "14.0"  # a whole-number duration keeps one decimal
+    assert q.resvalues == ({"1": '{"text":"Two\\n"}'},)
+    assert q.params[0] == {"1": '{"text":"Two\\n"}'}
     assert q.params[-1] == {"answer": '{"correct":["1"]}'}
     assert (score.total_score, score.total_max_score, score.grand_total) == (1.33, 2.0, "1.33/2.0")
 
 
-def test_older_event_question_without_type_keeps_null_and_latest_answer_scores_five_of_ten():
-    event = parse_assess_message(fixture_bytes("BATCH_ASSESS__OLDER_EVENT"))
+def test_t_b1_older_event_question_without_type_keeps_null_and_the_latest_answer_scores_5_of_10():
+    event = parse_assess_message(event_bytes("t_b1_2_older_attempt"))
     assert isinstance(event, BatchAssessEvent)
 
     (q,) = score_answers(event.answers).questions
 
     assert (q.id, q.assess_ts, q.score, q.max_score, q.type) == (
-        "do_312468066279276544217372",
-        1567687351000,
+        "lf-q-ratio",
+        1598999990000,
         5.0,
         10.0,
         None,
     )
-    assert q.resvalues == ({"∑χ": "true"},)
+    assert q.resvalues == ({"∑x": "true"},)
     assert q.params == ()
     assert q.duration == Decimal("9.0")
 
 
-def test_nested_param_object_is_stored_as_gson_text_with_doubles_and_without_null_members():
-    event = parse_assess_message(fixture_bytes("QUESTION_EVENT_RES_VALUES"))
+def test_t_b1_nested_param_object_is_stored_as_gson_text_with_doubles_and_without_nulls():
+    event = parse_assess_message(event_bytes("t_b1_4_nested_params"))
     assert isinstance(event, BatchAssessEvent)
-    source = json.loads(fixture_bytes("QUESTION_EVENT_RES_VALUES"))["events"][0]["edata"]
 
     (q,) = score_answers(event.answers).questions
 
-    assert q.resvalues == ({"1": "random(30,30)"},)
-    text = q.params[0]["item"]
-    assert text.startswith('{"keywords":["mdd"],"subject":"Mathematics","channel":"in.ekstep",')
-    assert '"editorState"' not in text  # null members are dropped
-    assert '"level":2.0' in text and '"version":1.0' in text  # numbers are doubles
-    assert '"answer":true' in text
-    assert (
-        '"identifier":1.0,"options":[{"text":"OPT_1_0","mmc":["DH277","DH278"],"answer":true}'
-        in text
+    assert q.resvalues == ({"1": "random(20,20)"},)
+    # members keep their order; integers become doubles; null members are dropped; < & = '
+    # are escaped
+    assert q.params == (
+        {
+            "item": '{"keywords":["lf"],"subject":"Arithmetic","channel":"lf-channel",'
+            '"level":2.0,"version":1.0,"answer":true,"options":[{"text":"OPT_A",'
+            '"tags":["T1","T2"],"answer":true},{"text":"OPT_B","tags":[],"answer":false}],'
+            '"identifier":1.0,"ratio":0.5,"note":"a\\u003cb \\u0026 c\\u003d\\u0027d\\u0027"}'
+        },
     )
-
-    def gsonish(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: gsonish(v) for k, v in value.items() if v is not None}
-        if isinstance(value, list):
-            return [gsonish(v) for v in value]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return value
-        return float(value)
-
-    assert json.loads(text) == gsonish(source["item"]["params"][0]["item"])
 
 
 # --------------------------------------------------------------------------------------------
-# T-B2 (historical, forcevalidate.conf): the question-count check with a mocked content API
+# T-B2 (question-count check on): content cache first, then the content read API
 # --------------------------------------------------------------------------------------------
 
 
@@ -497,96 +576,115 @@ def content_api(counts: dict[str, int | None]) -> Callable[[str], str]:
 
 
 def test_t_b2_question_count_check_uses_cache_then_api_and_ignores_excess_questions():
-    flow = SimulatedFlow(
-        leaf_nodes=loaded_leaf_nodes(),
+    flow = MemoryFlow(
+        leaf_nodes=own_leaf_nodes(),
         skip_missing_records=True,
-        cache=content_cache(),
-        api=content_api({"do_11307972307046400011917": 4, "do_1131998128479272961991": 2}),
+        cache=own_content_cache(),
+        api=content_api({"lf-quiz-bonds": 4, "lf-quiz-cells": 2}),
     )
-
-    verdicts = [
-        d.verdict if d else None
-        for d in (
-            flow.process(fixture_bytes(f"DUPLICATE_BATCH_ASSESS_EVENTS_{i}")) for i in range(1, 5)
-        )
+    names = [
+        "t_b2_1_cache_count_fits",
+        "t_b2_2_api_count_fits",
+        "t_b2_3_too_many_questions",
+        "t_b2_4_api_count_fits_listed_course",
     ]
 
+    verdicts = [d.verdict if d else None for d in (flow.process(event_bytes(n)) for n in names)]
+
     assert verdicts == [Verdict.WRITE, Verdict.WRITE, Verdict.TOO_MANY_QUESTIONS, Verdict.WRITE]
-    assert flow.api_calls == ["do_11307972307046400011917", "do_1131998128479272961991"]
+    assert flow.api_calls == ["lf-quiz-bonds", "lf-quiz-cells"]
     expected = {
         "batch-success-event-count": 3,
-        "cache-hit-count": 5,
-        "cache-hit-miss-count": 5,
+        "cache-hit-count": 5,  # 1 leaf-node set (biology) + 4 content-cache lookups
+        "cache-hit-miss-count": 5,  # 3 chemistry leaf-node misses + bonds and cells not cached
         "api-hit-success-count": 2,
         "ignored-event-count": 1,
         "failed-event-count": 0,
         "cert-issue-events-count": 3,
     }
     assert {k: flow.metrics[k] for k in expected} == expected
-    assert [v for v, _ in flow.failed] == [fixture_bytes("DUPLICATE_BATCH_ASSESS_EVENTS_3")]
-    assert flow.failed[0][1] == (
-        "2 distinct questions exceed totalQuestions 1 of content do_313026415363981312122123"
+    assert [v for v, _ in flow.failed] == [event_bytes("t_b2_3_too_many_questions")]
+    assert (
+        flow.failed[0][1] == "2 distinct questions exceed totalQuestions 1 of content lf-quiz-ions"
     )
-    e2 = parse_assess_message(fixture_bytes("DUPLICATE_BATCH_ASSESS_EVENTS_2"))
+    e2 = parse_assess_message(event_bytes("t_b2_2_api_count_fits"))
     assert isinstance(e2, BatchAssessEvent)
     row = flow.attempts[e2.key]
     assert (len(row.question), row.grand_total) == (4, "1.33/4.0")
 
 
 def test_t_b2_api_count_below_the_distinct_questions_ignores_the_event():
-    flow = SimulatedFlow(
-        leaf_nodes=loaded_leaf_nodes(),
+    flow = MemoryFlow(
+        leaf_nodes=own_leaf_nodes(),
         skip_missing_records=True,
-        api=content_api({"do_11307972307046400011917": 3}),
+        api=content_api({"lf-quiz-bonds": 3}),
     )
 
-    decision = flow.process(fixture_bytes("DUPLICATE_BATCH_ASSESS_EVENTS_2"))
+    decision = flow.process(event_bytes("t_b2_2_api_count_fits"))
 
     assert decision is not None and decision.verdict is Verdict.TOO_MANY_QUESTIONS
-    assert flow.metrics["ignored-event-count"] == 1 and not flow.attempts
+    assert flow.metrics["ignored-event-count"] == 1
+    assert [v for v, _ in flow.failed] == [event_bytes("t_b2_2_api_count_fits")]
+    assert not flow.attempts and not flow.certs
 
 
 def test_t_b2_unknown_api_count_lets_the_attempt_through():
-    flow = SimulatedFlow(
-        leaf_nodes=loaded_leaf_nodes(),
+    flow = MemoryFlow(
+        leaf_nodes=own_leaf_nodes(),
         skip_missing_records=True,
-        api=content_api({"do_11307972307046400011917": None}),
+        api=content_api({"lf-quiz-bonds": None}),
     )
 
-    decision = flow.process(fixture_bytes("DUPLICATE_BATCH_ASSESS_EVENTS_2"))
+    decision = flow.process(event_bytes("t_b2_2_api_count_fits"))
 
     assert decision is not None and decision.verdict is Verdict.WRITE
+    assert flow.metrics["api-hit-success-count"] == 1 and len(flow.attempts) == 1
 
 
-def test_t_b2_failed_content_api_parks_the_event_with_sunbirds_message():
-    flow = SimulatedFlow(
-        leaf_nodes=loaded_leaf_nodes(),
+def test_t_b2_failed_content_api_parks_the_event():
+    flow = MemoryFlow(
+        leaf_nodes=own_leaf_nodes(),
         skip_missing_records=True,
         api=lambda _cid: '{"responseCode":"RESOURCE_NOT_FOUND","result":{}}',
     )
 
-    assert flow.process(fixture_bytes("DUPLICATE_BATCH_ASSESS_EVENTS_2")) is None
+    assert flow.process(event_bytes("t_b2_2_api_count_fits")) is None
 
+    assert flow.failed[0][0] == event_bytes("t_b2_2_api_count_fits")
     assert flow.failed[0][1].startswith(
-        "Failed to fetch the content meta for the content ID: do_11307972307046400011917"
+        "Failed to fetch the content meta for the content ID: lf-quiz-bonds"
     )
     assert flow.metrics["api-hit-failed-count"] == 1
     assert flow.metrics["failed-event-count"] == 1
     assert not flow.attempts and not flow.certs
 
 
+def test_t_b2_cached_content_values_give_their_total_questions():
+    cache = own_content_cache()
+
+    assert total_questions_from_cache(cache["lf-quiz-atoms"]) == 2
+    assert total_questions_from_cache(cache["lf-quiz-ions"]) == 1
+
+
 # --------------------------------------------------------------------------------------------
 # Derived cases D-B1..D-B3, and replay safety
 # --------------------------------------------------------------------------------------------
+
+ADA_AGGREGATES_AFTER_T_B1 = {
+    f"score:{FRACTIONS}": 2.0,
+    f"max_score:{FRACTIONS}": 3.0,
+    f"attempts_count:{FRACTIONS}": 2.0,
+}
 
 
 def test_d_b1_recompute_request_rewrites_the_same_aggregates_and_sends_a_certificate():
     flow, _ = run_t_b1()
     attempts_before = dict(flow.attempts)
-    aggregates_before = dict(flow.activity_row(COURSE_1125, FF1C, BATCH_4119)["aggregates"])
+    assert len(attempts_before) == 6
+    assert flow.activity_row(ALGEBRA, ADA, BATCH_ALG)["aggregates"] == ADA_AGGREGATES_AFTER_T_B1
     before = flow.metrics.copy()
 
-    decision = flow.process(fixture_bytes("RECOMPUTE_ASSESS_EVENT"))
+    decision = flow.process(event_bytes("d_b1_recompute"))
 
     assert decision is not None and decision.verdict is Verdict.RECOMPUTE
     assert isinstance(decision.event, RecomputeRequest) and decision.row is None
@@ -601,78 +699,105 @@ def test_d_b1_recompute_request_rewrites_the_same_aggregates_and_sends_a_certifi
         }
     )
     assert flow.attempts == attempts_before
-    assert flow.activity_row(COURSE_1125, FF1C, BATCH_4119)["aggregates"] == aggregates_before
-    assert cert_attempt_id(flow.certs[-1]) == ATTEMPT_8CD
+    act = flow.activity_row(ALGEBRA, ADA, BATCH_ALG)
+    assert act["aggregates"] == ADA_AGGREGATES_AFTER_T_B1
+    assert act["agg_last_updated"] == dict.fromkeys(ADA_AGGREGATES_AFTER_T_B1, START_MS + 10000)
+    assert cert_attempt_id(flow.certs[-1]) == A1
 
 
-def test_d_b2_replayed_latest_event_is_skipped_without_certificate_or_any_change():
+def test_d_b2_replayed_newer_event_is_skipped_without_certificate_or_any_change():
     flow, _ = run_t_b1()
     attempts_before = dict(flow.attempts)
-    snapshot = json.dumps({repr(k): v for k, v in flow.activity.items()}, sort_keys=True)
+    assert (attempts_before[AttemptKey(ADA, ALGEBRA, BATCH_ALG, FRACTIONS, A1)].grand_total) == (
+        "2.0/3.0"
+    )
+    assert flow.activity_row(ALGEBRA, ADA, BATCH_ALG)["aggregates"] == ADA_AGGREGATES_AFTER_T_B1
+    snapshot = activity_snapshot(flow)
     before = flow.metrics.copy()
     certs_before = list(flow.certs)
+    assert len(certs_before) == 7
 
-    decision = flow.process(fixture_bytes("LATEST_BATCH_ASSESS_EVENT"))
+    decision = flow.process(event_bytes("t_b1_5_newer_attempt"))
 
     assert decision is not None and decision.verdict is Verdict.REPLAYED
-    assert "equals the stored last_attempted_on 1587988642000" in decision.reason
+    assert "equals the stored last_attempted_on 1600000500000" in decision.reason
     delta = flow.metrics - before
     assert delta["skipped-event-count"] == 1
     assert delta["db-read-count"] == 1
+    assert delta["db-score-read-count"] == 1  # the aggregates were checked, and found current
     assert delta["db-update-count"] == 0 and delta["db-score-update-count"] == 0
     assert flow.certs == certs_before
     assert flow.attempts == attempts_before
-    assert json.dumps({repr(k): v for k, v in flow.activity.items()}, sort_keys=True) == snapshot
+    assert activity_snapshot(flow) == snapshot
 
 
-def test_d_b3_malformed_json_is_an_invalid_event_and_the_flow_continues():
-    flow = SimulatedFlow(leaf_nodes=loaded_leaf_nodes())
+def test_d_b3_malformed_json_is_parked_and_the_flow_continues():
+    flow = MemoryFlow(leaf_nodes=own_leaf_nodes())
 
     with pytest.raises(InvalidEvent, match="not valid JSON"):
-        parse_assess_message(b'{"courseId": "do_1", ')
+        parse_assess_message(b'{"courseId": "lf-course-x", ')
     assert flow.process(b"{not json") is None
-    decision = flow.process(fixture_bytes("BATCH_ASSESS_EVENT"))
+    decision = flow.process(event_bytes("t_b1_1_first_attempt"))
 
     assert flow.metrics["failed-event-count"] == 1
+    assert [v for v, _ in flow.failed] == [b"{not json"]
+    assert "not valid JSON" in flow.failed[0][1]
     assert decision is not None and decision.verdict is Verdict.WRITE
-    assert len(flow.certs) == 1
+    assert [cert_attempt_id(c) for c in flow.certs] == [A1]
 
 
 def test_replay_after_a_crash_before_the_score_step_heals_aggregates_and_sends_the_certificate():
-    flow = SimulatedFlow(leaf_nodes=loaded_leaf_nodes())
-    flow.process(fixture_bytes("BATCH_ASSESS_EVENT"), crash_before_score_step=True)
+    flow = MemoryFlow(leaf_nodes=own_leaf_nodes())
+    flow.process(event_bytes("t_b1_1_first_attempt"), crash_before_score_step=True)
+    # the attempt row was written before the crash; nothing after it
+    assert [k.attempt_id for k in flow.attempts] == [A1]
     assert not flow.activity and not flow.certs
 
-    healed = flow.process(fixture_bytes("BATCH_ASSESS_EVENT"))
-    again = flow.process(fixture_bytes("BATCH_ASSESS_EVENT"))
+    healed = flow.process(event_bytes("t_b1_1_first_attempt"))
+    again = flow.process(event_bytes("t_b1_1_first_attempt"))
 
     assert healed is not None and healed.verdict is Verdict.REPLAYED
-    assert (
-        flow.activity_row(COURSE_1125, FF1C, BATCH_4119)["aggregates"][f"score:{CONTENT_173}"]
-        == 1.33
-    )
-    assert [cert_attempt_id(c) for c in flow.certs] == [ATTEMPT_8CD]
+    assert flow.activity_row(ALGEBRA, ADA, BATCH_ALG)["aggregates"][f"score:{FRACTIONS}"] == 1.33
+    assert [cert_attempt_id(c) for c in flow.certs] == [A1]
     assert again is not None and again.verdict is Verdict.REPLAYED
+    assert flow.metrics["skipped-event-count"] == 2
     assert len(flow.certs) == 1
 
 
 def test_event_processed_twice_gives_identical_rows_and_one_certificate():
-    flow = SimulatedFlow(leaf_nodes=loaded_leaf_nodes())
-    flow.process(fixture_bytes("SECOND_ATTEMPT_BATCH_ASSESS_EVENT"))
+    flow = MemoryFlow(leaf_nodes=own_leaf_nodes())
+    flow.process(event_bytes("t_b1_9_second_attempt"))
     attempts = dict(flow.attempts)
-    activity = json.dumps({repr(k): v for k, v in flow.activity.items()}, sort_keys=True)
+    activity = activity_snapshot(flow)
+    assert flow.activity_row(ALGEBRA, ADA, BATCH_ALG)["aggregates"] == {
+        f"score:{FRACTIONS}": 1.33,
+        f"max_score:{FRACTIONS}": 3.0,
+        f"attempts_count:{FRACTIONS}": 1.0,
+    }
 
-    flow.process(fixture_bytes("SECOND_ATTEMPT_BATCH_ASSESS_EVENT"))
+    second = flow.process(event_bytes("t_b1_9_second_attempt"))
 
+    assert second is not None and second.verdict is Verdict.REPLAYED
     assert flow.attempts == attempts
-    assert json.dumps({repr(k): v for k, v in flow.activity.items()}, sort_keys=True) == activity
+    assert activity_snapshot(flow) == activity
     assert len(flow.certs) == 1
-    assert (
-        flow.activity_row(COURSE_1125, FF1C, BATCH_4119)["aggregates"][
-            f"attempts_count:{CONTENT_173}"
-        ]
-        == 1.0
-    )
+
+
+def test_processor_batches_a_learners_messages_in_rounds_that_see_each_others_writes():
+    """Two messages of one learner in one call: the second sees the first one's row."""
+    flow = MemoryFlow(leaf_nodes=own_leaf_nodes())
+    parse = parse_with(FLOW, parse_assess_message, entity)
+    items = [
+        parse(KafkaRecord("in", 0, n, None, event_bytes(name), 0))
+        for n, name in enumerate(["t_b1_1_first_attempt", "t_b1_5_newer_attempt"])
+    ]
+
+    outcomes = flow.processor.handle(items)
+
+    assert [o.decision.verdict for o in outcomes if o.decision] == [Verdict.WRITE, Verdict.WRITE]
+    row = flow.attempts[AttemptKey(ADA, ALGEBRA, BATCH_ALG, FRACTIONS, A1)]
+    assert (row.grand_total, row.last_attempted_on) == ("2.0/3.0", 1600000500000)
+    assert [cert_attempt_id(c) for c in flow.certs] == [A1, A1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -682,13 +807,13 @@ def test_event_processed_twice_gives_identical_rows_and_one_certificate():
 
 def assess_message(**overrides: Any) -> dict[str, Any]:
     msg: dict[str, Any] = {
-        "courseId": "do_course",
+        "courseId": "lf-course",
         "batchId": "batch1",
         "userId": "user1",
-        "contentId": "do_content",
+        "contentId": "lf-content",
         "attemptId": "attempt1",
-        "assessmentTs": 1568891729576,
-        "events": [answer_event("q1", 1568891729000, score=1, maxscore=1)],
+        "assessmentTs": 1600000000000,
+        "events": [answer_event("q1", 1599999990000, score=1, maxscore=1)],
     }
     msg.update(overrides)
     return {k: v for k, v in msg.items() if v is not ...}
@@ -704,7 +829,7 @@ def answer_event(
 
 
 def with_edata(**changes: Any) -> dict[str, Any]:
-    ev = answer_event("q1", 1568891729000)
+    ev = answer_event("q1", 1599999990000)
     for path, value in changes.items():
         target = ev["edata"]
         parts = path.split("__")
@@ -736,7 +861,7 @@ PARSE_FAILURES = [
     ("assessmentTs missing", assess_message(assessmentTs=...), "assessmentTs is missing"),
     (
         "assessmentTs string",
-        assess_message(assessmentTs="1568891729576"),
+        assess_message(assessmentTs="1600000000000"),
         "assessmentTs must be an integer",
     ),
     ("assessmentTs decimal", assess_message(assessmentTs=1.5), "assessmentTs must be an integer"),
@@ -794,7 +919,7 @@ def test_message_without_events_is_a_recompute_request(events):
     parsed = parse_assess_message(json.dumps(msg))
 
     assert parsed == RecomputeRequest(
-        "do_course", "batch1", "user1", "do_content", None, 1568891729576
+        "lf-course", "batch1", "user1", "lf-content", None, 1600000000000
     )
 
 
@@ -858,11 +983,11 @@ def test_param_values_keep_strings_and_gson_encode_everything_else():
 
 
 def test_content_is_valid_when_leaf_nodes_are_missing_and_invalid_only_when_absent_from_the_set():
-    assert check_content("do_x", set()) == check_content("do_y", frozenset())
-    assert check_content("do_x", set()).valid and not check_content("do_x", set()).cache_hit
-    assert check_content("do_x", {"do_x"}).valid and check_content("do_x", {"do_x"}).cache_hit
-    assert not check_content("do_x", {"do_y"}).valid
-    assert leafnodes_key("do_c") == "do_c:do_c:leafnodes"
+    assert check_content("lf-x", set()) == check_content("lf-y", frozenset())
+    assert check_content("lf-x", set()).valid and not check_content("lf-x", set()).cache_hit
+    assert check_content("lf-x", {"lf-x"}).valid and check_content("lf-x", {"lf-x"}).cache_hit
+    assert not check_content("lf-x", {"lf-y"}).valid
+    assert leafnodes_key("lf-c") == "lf-c:lf-c:leafnodes"
 
 
 def test_equal_ets_for_one_question_keeps_the_answer_that_came_first():
@@ -894,13 +1019,6 @@ def test_equal_ets_for_one_question_keeps_the_answer_that_came_first():
 )
 def test_content_cache_total_questions_follows_datacache_key_normalisation(value, count):
     assert total_questions_from_cache(value) == count
-
-
-def test_content_cache_fixture_values_give_their_total_questions():
-    cache = content_cache()
-
-    assert total_questions_from_cache(cache["do_313026415363981312122"]) == 2
-    assert total_questions_from_cache(cache["do_313026415363981312122123"]) == 1
 
 
 def test_content_read_answer_gives_total_questions_or_none_and_refuses_bad_answers():
@@ -976,13 +1094,13 @@ def test_newer_attempt_overwrites_and_keeps_created_on_older_one_is_skipped():
 
     newer = evaluate_assess_event(
         event,
-        leaf_nodes={"do_content"},
+        leaf_nodes={"lf-content"},
         now_ms=50,
         stored_attempt=lambda _k: StoredAttempt(1999, 7),
     )
     older = evaluate_assess_event(
         event,
-        leaf_nodes={"do_content"},
+        leaf_nodes={"lf-content"},
         now_ms=50,
         stored_attempt=lambda _k: StoredAttempt(2001, 7),
     )
@@ -1003,7 +1121,7 @@ def test_stored_attempt_is_not_read_for_rejected_content():
         raise AssertionError
 
     decision = evaluate_assess_event(
-        one_question_event(), leaf_nodes={"do_other"}, now_ms=1, stored_attempt=unexpected
+        one_question_event(), leaf_nodes={"lf-other"}, now_ms=1, stored_attempt=unexpected
     )
 
     assert decision.verdict is Verdict.CONTENT_NOT_IN_COURSE and decision.to_failed_topic
@@ -1050,8 +1168,8 @@ def test_attempts_on_two_contents_give_an_empty_certificate_attempt_id():
 
 def test_certificate_attempt_is_the_latest_to_the_millisecond_and_nulls_count_as_oldest():
     rows = [
-        score_row("c", "a", 1.0, 1.0, 1587988642001),
-        score_row("c", "b", 1.0, 1.0, 1587988642000),
+        score_row("c", "a", 1.0, 1.0, 1600000500001),
+        score_row("c", "b", 1.0, 1.0, 1600000500000),
         score_row("c", "n", 1.0, 1.0, None),
     ]
 
@@ -1091,24 +1209,6 @@ def test_agg_details_strings_use_gson_escaping():
     assert agg.agg_details[0] == (
         '{"attempt_id":"a\\u0027b","last_attempted_on":"Jan 1, 1970, 12:00:00 AM","score":1.0,'
         '"content_id":"c\\u003c1\\u003e","max_score":2.0,"type":"attempt_metrics"}'
-    )
-
-
-def test_certificate_request_is_byte_identical_to_sunbirds_string():
-    event = parse_assess_message(fixture_bytes("BATCH_ASSESS_EVENT"))
-
-    text = certificate_request(
-        event, ATTEMPT_8CD, now_ms=1700000000000, request_id="3b0d4a57-0f5e-4f5b-a3a6-2d7f0c1e9b44"
-    )
-
-    assert text == (
-        '{"eid": "BE_JOB_REQUEST","ets": 1700000000000,"mid": "LP.1700000000000.3b0d4a57-0f5e-4f5b-'
-        'a3a6-2d7f0c1e9b44","actor": {"id": "Course Certificate Generator","type": "System"},'
-        '"context": {"pdata": {"ver": "1.0","id": "org.sunbird.platform"}},"object": {"id": '
-        '"012846671379595264119_do_2128415652377067521125","type": "CourseCertificateGeneration"},'
-        '"edata": {"userIds": ["ff1c4bdf-27e2-49bc-a53f-6e304bb3a87f"],"action": "issue-certificate",'
-        '"iteration": 1, "trigger": "auto-issue","batchId": "012846671379595264119","reIssue": false,'
-        '"courseId": "do_2128415652377067521125","attemptId":"8cd87e24df268ad09a8b0060c0a40271"}}'
     )
 
 
@@ -1168,8 +1268,8 @@ def test_doubles_print_like_java_double_to_string(value, text):
 @pytest.mark.parametrize(
     ("millis", "text"),
     [
-        (1587988642000, "Apr 27, 2020, 11:57:22 AM"),
-        (1568891729576, "Sep 19, 2019, 11:15:29 AM"),
+        (1600000500000, "Sep 13, 2020, 12:35:00 PM"),
+        (1600000000000, "Sep 13, 2020, 12:26:40 PM"),
         (43200000, "Jan 1, 1970, 12:00:00 PM"),
         (-1, "Dec 31, 1969, 11:59:59 PM"),
         (2**63 - 1, "Aug 17, 292278994, 7:12:55 AM"),
@@ -1272,7 +1372,7 @@ def test_aggregation_does_not_depend_on_the_order_rows_are_read_in(rows, data):
 @given(answers=answers_strategy, ts=st.integers(0, 2 * 10**12))
 def test_same_message_twice_writes_identical_rows_and_counts_one_attempt(answers, ts):
     value = message_bytes(answers, assessmentTs=ts)
-    flow = SimulatedFlow(leaf_nodes={})
+    flow = MemoryFlow(leaf_nodes={})
 
     first = flow.process(value)
     attempts = dict(flow.attempts)
@@ -1284,7 +1384,7 @@ def test_same_message_twice_writes_identical_rows_and_counts_one_attempt(answers
     assert flow.attempts == attempts
     assert json.dumps({repr(k): v for k, v in flow.activity.items()}, sort_keys=True) == activity
     assert (
-        flow.activity_row("do_course", "user1", "batch1")["aggregates"]["attempts_count:do_content"]
+        flow.activity_row("lf-course", "user1", "batch1")["aggregates"]["attempts_count:lf-content"]
         == 1.0
     )
     assert len(flow.certs) == 1
@@ -1298,7 +1398,7 @@ def test_rules_are_deterministic_for_the_same_inputs(answers):
         event = parse_assess_message(value)
         decision = evaluate_assess_event(
             event,
-            leaf_nodes={"do_content"},
+            leaf_nodes={"lf-content"},
             now_ms=10,
             stored_attempt=lambda _k: StoredAttempt(1, 2),
         )
@@ -1326,29 +1426,46 @@ def test_deeply_nested_message_is_an_invalid_event_not_a_crash():
 def test_driver_timestamps_convert_to_epoch_milliseconds():
     from datetime import UTC, datetime, timedelta, timezone
 
-    assert epoch_ms(datetime(2020, 4, 27, 11, 57, 22)) == 1587988642000  # naive = UTC
+    assert epoch_ms(datetime(2020, 9, 13, 12, 35, 0)) == 1600000500000  # naive = UTC
     assert (
         epoch_ms(
-            datetime(2020, 4, 27, 17, 27, 22, 1000, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+            datetime(2020, 9, 13, 18, 5, 0, 1000, tzinfo=timezone(timedelta(hours=5, minutes=30)))
         )
-        == 1587988642001
+        == 1600000500001
     )
     assert epoch_ms(datetime(1969, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)) == -1
     assert epoch_ms(None) is None and epoch_ms(5) == 5
 
 
-def cql_columns(name: str) -> list[str]:
-    """Column (or UDT field) names of a CREATE TABLE/TYPE in the fixture test.cql."""
-    cql = (FIXTURES / "test.cql").read_text()
-    body = cql.split(f"sunbird_courses.{name} (", 1)[1].split("\n)", 1)[0]
-    return [
-        line.strip().split()[0]
-        for line in body.splitlines()
-        if line.strip() and not line.strip().upper().startswith("PRIMARY KEY")
-    ]
+def test_certificate_request_is_the_documented_text_byte_for_byte():
+    event = parse_assess_message(event_bytes("t_b1_1_first_attempt"))
+
+    text = certificate_request(
+        event, A1, now_ms=1700000000000, request_id="5f1c2e3a-7b8d-4c9e-a0f1-2b3c4d5e6f70"
+    )
+
+    assert text == (
+        '{"eid": "BE_JOB_REQUEST","ets": 1700000000000,"mid": "LP.1700000000000.5f1c2e3a-7b8d-'
+        '4c9e-a0f1-2b3c4d5e6f70","actor": {"id": "Course Certificate Generator","type": "System"},'
+        '"context": {"pdata": {"ver": "1.0","id": "org.sunbird.platform"}},"object": {"id": '
+        '"lf-batch-algebra-1_lf-course-algebra","type": "CourseCertificateGeneration"},'
+        '"edata": {"userIds": ["lf-user-ada"],"action": "issue-certificate",'
+        '"iteration": 1, "trigger": "auto-issue","batchId": "lf-batch-algebra-1","reIssue": false,'
+        '"courseId": "lf-course-algebra","attemptId":"lf-attempt-a1"}}'
+    )
 
 
-def test_write_descriptions_use_the_column_and_udt_field_names_of_sunbirds_schema():
+def schema_columns(name: str) -> list[str]:
+    """Column (or UDT field) names of a CREATE TABLE/TYPE in our lernflow/resources/schema.cql."""
+    cql = (DATA.parents[1] / "lernflow" / "resources" / "schema.cql").read_text()
+    body = cql.split(f"$courses.{name} (", 1)[1].split("\n)", 1)[0].split("PRIMARY KEY")[0]
+    while "<" in body:  # drop type arguments such as map<text, int> or list<frozen<...>>
+        body = re.sub(r"<[^<>]*>", "", body)
+    parts = [p.strip() for p in body.replace("\n", " ").split(",")]
+    return [p.split()[0] for p in parts if p]
+
+
+def test_write_descriptions_use_the_column_and_udt_field_names_of_the_schema():
     from dataclasses import fields
 
     decision = evaluate_assess_event(
@@ -1358,7 +1475,7 @@ def test_write_descriptions_use_the_column_and_udt_field_names_of_sunbirds_schem
     agg = aggregate_scores(decision.event, [stored_score_of(decision.row)], now_ms=1)
     assert agg.update is not None
 
-    assert set(decision.row.columns()) == set(cql_columns("assessment_aggregator"))
-    assert [f.name for f in fields(decision.row.question[0])] == cql_columns("question")
-    activity_columns = set(cql_columns("user_activity_agg")) - {"agg"}
+    assert set(decision.row.columns()) == set(schema_columns("assessment_aggregator"))
+    assert [f.name for f in fields(decision.row.question[0])] == schema_columns("question")
+    activity_columns = set(schema_columns("user_activity_agg")) - {"agg"}
     assert {f.name for f in fields(agg.update)} == activity_columns
