@@ -1,40 +1,93 @@
-"""assessment-aggregator on the real stack: Sunbird's T-B1 and derived cases, replay, bad input."""
+"""assessment-aggregator on the real stack, on our own data (tests/data/assessment).
+
+T-B1 (nine events in order), T-B2 (question-count check with a local content read API),
+D-B1 (recompute), D-B2/D-B3 as a full replay and as malformed input. The expected values are
+worked out from the rules in docs/flows/assessment-aggregator.md.
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from confluent_kafka import TopicPartition
+from prometheus_client import REGISTRY
 
 from config import Settings
-from lernflow.clients import cassandra_session, redis_client
-from tests.conftest import FIXTURES
+from lernflow.clients import cassandra_session, kafka_consumer, redis_client
+from lernflow.runner import consumer_group
 from tests.flowkit import create_topics, produce, read_json, run_to_end
+from tests.paths import DATA
 
 FLOW = "assessment-aggregator"
-FX = FIXTURES / "assessment"
+OWN = DATA / "assessment"
 T_B1 = [
-    "BATCH_ASSESS_EVENT", "BATCH_ASSESS__OLDER_EVENT", "BATCH_ASSESS_FAIL_EVENT",
-    "QUESTION_EVENT_RES_VALUES", "LATEST_BATCH_ASSESS_EVENT", "BATCH_DUPLICATE_QUESTION_EVENT",
-    "INVALID_CONTENT_ID_EVENT", "BATCH_ASSESS_EVENT_WITHOUT_CACHE",
-    "SECOND_ATTEMPT_BATCH_ASSESS_EVENT",
+    "t_b1_1_first_attempt", "t_b1_2_older_attempt", "t_b1_3_named_fail_but_valid",
+    "t_b1_4_nested_params", "t_b1_5_newer_attempt", "t_b1_6_repeated_questions",
+    "t_b1_7_course_without_leaf_nodes", "t_b1_8_content_not_in_course", "t_b1_9_second_attempt",
 ]  # fmt: skip
-FF1C = "ff1c4bdf-27e2-49bc-a53f-6e304bb3a87f"
+ADA, ALGEBRA, BATCH_ALG = "lf-user-ada", "lf-course-algebra", "lf-batch-algebra-1"
+
+# What T-B1 leaves in the tables: (user, course, batch, content, attempt, last_attempted_on,
+# total_score, total_max_score, grand_total, number of questions) per attempt row ...
+ATTEMPTS_AFTER_T_B1 = [
+    (ADA, ALGEBRA, BATCH_ALG, "lf-quiz-fractions", "lf-attempt-a1",
+     1600000500000, 2.0, 3.0, "2.0/3.0", 3),  # event 5 overwrote event 1; event 2 was older
+    (ADA, ALGEBRA, BATCH_ALG, "lf-quiz-fractions", "lf-attempt-a2",
+     1600000250000, 1.33, 3.0, "1.33/3.0", 3),
+    (ADA, "lf-course-algebra-unlisted", BATCH_ALG, "lf-quiz-fractions-unlisted", "lf-attempt-a1",
+     1600000000000, 1.33, 2.0, "1.33/2.0", 2),
+    ("lf-user-bo", "lf-course-geometry", "lf-batch-geometry-1", "lf-quiz-angles", "lf-attempt-b1",
+     1600100000000, 5.0, 10.0, "5.0/10.0", 1),
+    ("lf-user-cy", "lf-course-arith", "lf-batch-arith-1", "lf-quiz-sums", "lf-attempt-c1",
+     1600200000000, 1.0, 1.0, "1.0/1.0", 1),
+    ("lf-user-dee", "lf-course-physics", "lf-batch-physics-1", "lf-quiz-forces", "lf-attempt-d1",
+     1600300000000, 2.0, 2.0, "2.0/2.0", 2),
+]  # fmt: skip
 
 
-def _fixture(name: str) -> bytes:
-    return (FX / f"{name}.json").read_bytes().strip()
+def _course_aggregates(content: str, score: float, max_score: float, count: float) -> dict:
+    return {
+        f"score:{content}": score,
+        f"max_score:{content}": max_score,
+        f"attempts_count:{content}": count,
+    }
+
+
+# ... and (course, user, context, aggregates) per user_activity_agg row
+AGGREGATES_AFTER_T_B1 = [
+    (ALGEBRA, ADA, f"cb:{BATCH_ALG}", _course_aggregates("lf-quiz-fractions", 2.0, 3.0, 2.0)),
+    ("lf-course-algebra-unlisted", ADA, f"cb:{BATCH_ALG}",
+     _course_aggregates("lf-quiz-fractions-unlisted", 1.33, 2.0, 1.0)),
+    ("lf-course-arith", "lf-user-cy", "cb:lf-batch-arith-1",
+     _course_aggregates("lf-quiz-sums", 1.0, 1.0, 1.0)),
+    ("lf-course-geometry", "lf-user-bo", "cb:lf-batch-geometry-1",
+     _course_aggregates("lf-quiz-angles", 5.0, 10.0, 1.0)),
+    ("lf-course-physics", "lf-user-dee", "cb:lf-batch-physics-1",
+     _course_aggregates("lf-quiz-forces", 2.0, 2.0, 1.0)),
+]  # fmt: skip
+
+
+def _event(name: str) -> bytes:
+    return (OWN / "events" / f"{name}.json").read_bytes().strip()
 
 
 def _seed_relation_cache(settings: Settings) -> None:
-    """SADD exactly what the upstream test loads (leafNodesList, not courseLeafNodes_5)."""
-    doc = json.loads((FX / "leafNodesList.json").read_text())
+    doc = json.loads((OWN / "relation_cache.json").read_text())
     client = redis_client(settings.redis, settings.redis.relation_cache_db)
-    for entry in doc["leafNodesList"]:
-        for pairs in entry.values():
-            for key, member in pairs.items():
-                client.sadd(key, member)
+    for key, members in doc.items():
+        client.sadd(key, *members)
+    client.close()
+
+
+def _seed_content_cache(settings: Settings) -> None:
+    doc = json.loads((OWN / "content_cache.json").read_text())
+    client = redis_client(settings.redis, settings.redis.content_cache_db)
+    for key, value in doc.items():
+        client.set(key, value)
     client.close()
 
 
@@ -55,26 +108,22 @@ def _rows(settings: Settings, cql: str, *args: object) -> list:
         cluster.shutdown()
 
 
-def _agg(settings: Settings, course: str, user: str, batch: str) -> tuple[dict, list[str]]:
-    rows = _rows(
-        settings,
-        "SELECT aggregates, agg_details FROM user_activity_agg WHERE activity_type='Course' "
-        "AND activity_id=%s AND user_id=%s AND context_id=%s",
-        course, user, f"cb:{batch}",
-    )  # fmt: skip
-    assert len(rows) == 1
-    return dict(rows[0].aggregates), list(rows[0].agg_details or [])
+def _ms(value: datetime) -> int:
+    return int(value.replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def _state(settings: Settings) -> tuple[list, list]:
+    """Every attempt row and every user_activity_agg row, all columns the flow writes."""
     attempts = _rows(
         settings,
-        "SELECT user_id, course_id, batch_id, content_id, attempt_id, created_on, last_attempted_on, "
-        "total_score, total_max_score, grand_total, question FROM assessment_aggregator",
+        "SELECT user_id, course_id, batch_id, content_id, attempt_id, created_on, updated_on, "
+        "last_attempted_on, total_score, total_max_score, grand_total, question "
+        "FROM assessment_aggregator",
     )
     aggs = _rows(
         settings,
-        "SELECT activity_id, user_id, context_id, aggregates, agg_details FROM user_activity_agg",
+        "SELECT activity_id, user_id, context_id, aggregates, agg_details, agg_last_updated "
+        "FROM user_activity_agg",
     )
     return sorted(map(tuple, attempts)), sorted(
         (
@@ -83,9 +132,41 @@ def _state(settings: Settings) -> tuple[list, list]:
             a.context_id,
             tuple(sorted(a.aggregates.items())),
             tuple(a.agg_details),
+            tuple(sorted(a.agg_last_updated.items())),
         )
         for a in aggs
     )
+
+
+def _summary(settings: Settings) -> tuple[list, list]:
+    """The state reduced to the values the rules decide (see ATTEMPTS/AGGREGATES_AFTER_T_B1)."""
+    attempts = _rows(
+        settings,
+        "SELECT user_id, course_id, batch_id, content_id, attempt_id, last_attempted_on, "
+        "total_score, total_max_score, grand_total, question FROM assessment_aggregator",
+    )
+    aggs = _rows(
+        settings, "SELECT activity_id, user_id, context_id, aggregates FROM user_activity_agg"
+    )
+    return (
+        sorted((*r[:5], _ms(r.last_attempted_on), *r[6:9], len(r.question)) for r in attempts),
+        sorted((a.activity_id, a.user_id, a.context_id, dict(a.aggregates)) for a in aggs),
+    )
+
+
+def _committed(settings: Settings) -> int:
+    """The input offsets the flow has committed, summed over the partitions."""
+    inp = _topics(settings)[0]
+    consumer = kafka_consumer(settings.kafka, group_id=consumer_group(settings, FLOW))
+    try:
+        parts = [TopicPartition(inp, p) for p in range(settings.kafka.partitions)]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=30))
+    finally:
+        consumer.close()
+
+
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, {"flow": FLOW, **labels}) or 0.0
 
 
 @pytest.fixture
@@ -93,8 +174,8 @@ def t_b1(settings: Settings) -> Settings:
     create_topics(settings)
     _seed_relation_cache(settings)
     inp, _failed, _cert = _topics(settings)
-    for name in T_B1:  # in order, one partition (same key) so the upstream order holds
-        produce(settings, inp, [_fixture(name)], key=b"t-b1")
+    for name in T_B1:  # in order, one partition (same key) so the order holds
+        produce(settings, inp, [_event(name)], key=b"t-b1")
     run_to_end(FLOW, settings)
     return settings
 
@@ -102,130 +183,108 @@ def t_b1(settings: Settings) -> Settings:
 def test_t_b1_rows_aggregates_certificates_and_failed_event(t_b1: Settings) -> None:
     settings = t_b1
     _inp, failed, cert = _topics(settings)
-    ff1c = _rows(
-        settings,
-        "SELECT attempt_id, total_score, total_max_score, grand_total, last_attempted_on, created_on "
-        "FROM assessment_aggregator WHERE user_id=%s AND course_id=%s",
-        FF1C, "do_2128415652377067521125",
-    )  # fmt: skip
-    assert [(r.attempt_id, r.total_score, r.total_max_score, r.grand_total) for r in ff1c] == [
-        ("8cd87e24df268ad09a8b0060c0a40271", 2.0, 3.0, "2.0/3.0"),
-        ("9dd87e24df268ad09a8b0060c0a40262", 1.33, 3.0, "1.33/3.0"),
-    ]
-    assert int(ff1c[0].last_attempted_on.timestamp() * 1000) == 1587988642000
-    d0d8 = _rows(
-        settings,
-        "SELECT total_score, total_max_score, grand_total FROM assessment_aggregator "
-        "WHERE user_id=%s AND course_id=%s",
-        "d0d8a341-9637-484c-b871-0c27015af238", "do_2128410273679114241112",
-    )  # fmt: skip
-    assert [(r.total_score, r.total_max_score, r.grand_total) for r in d0d8] == [
-        (2.0, 2.0, "2.0/2.0")
-    ]
 
-    aggregates, details = _agg(
-        settings, "do_2128415652377067521125", FF1C, _batch_of("BATCH_ASSESS_EVENT")
-    )
-    assert aggregates["score:do_212686723743318016173"] == 2.0
-    assert aggregates["max_score:do_212686723743318016173"] == 3.0
-    assert aggregates["attempts_count:do_212686723743318016173"] == 2.0
-    parsed = [json.loads(d) for d in details]
-    assert [(p["attempt_id"], p["score"], p["max_score"], p["type"]) for p in parsed] == [
-        ("8cd87e24df268ad09a8b0060c0a40271", 2.0, 3.0, "attempt_metrics"),
-        ("9dd87e24df268ad09a8b0060c0a40262", 1.33, 3.0, "attempt_metrics"),
-    ]
-    aggregates, _ = _agg(
+    assert _summary(settings) == (ATTEMPTS_AFTER_T_B1, AGGREGATES_AFTER_T_B1)
+    a1 = _rows(
         settings,
-        "do_3129323995959541761169",
-        "50a9e3fc-d047-4fa5-a37b-67501b8933db",
-        "0129324118211215362",
-    )
-    assert aggregates == {
-        "score:do_3129323935897108481169": 1.0,
-        "max_score:do_3129323935897108481169": 1.0,
-        "attempts_count:do_3129323935897108481169": 1.0,
-    }
-    aggregates, _ = _agg(
-        settings, "do_2128415652377067521125-invalid", FF1C, _batch_of("BATCH_ASSESS_EVENT")
-    )
-    assert aggregates["score:do_212686723743318016173-invalid"] == 1.33
+        "SELECT created_on, updated_on FROM assessment_aggregator WHERE user_id=%s AND "
+        "course_id=%s AND batch_id=%s AND content_id=%s AND attempt_id=%s",
+        ADA, ALGEBRA, BATCH_ALG, "lf-quiz-fractions", "lf-attempt-a1",
+    )  # fmt: skip
+    assert a1[0].created_on <= a1[0].updated_on  # created by event 1, overwritten by event 5
+    (ada,) = _rows(
+        settings,
+        "SELECT agg_details FROM user_activity_agg WHERE activity_type='Course' "
+        "AND activity_id=%s AND user_id=%s AND context_id=%s",
+        ALGEBRA, ADA, f"cb:{BATCH_ALG}",
+    )  # fmt: skip
+    assert list(ada.agg_details) == [
+        '{"attempt_id":"lf-attempt-a1","last_attempted_on":"Sep 13, 2020, 12:35:00 PM",'
+        '"score":2.0,"content_id":"lf-quiz-fractions","max_score":3.0,"type":"attempt_metrics"}',
+        '{"attempt_id":"lf-attempt-a2","last_attempted_on":"Sep 13, 2020, 12:30:50 PM",'
+        '"score":1.33,"content_id":"lf-quiz-fractions","max_score":3.0,"type":"attempt_metrics"}',
+    ]
 
     certs = read_json(settings, cert)
-    assert len(certs) == 7  # every accepted event (the upstream assertion of 6 is commented out)
-    assert {c["edata"]["attemptId"] for c in certs} >= {
-        "attempt1",
-        "702ae8b81e37c94448d1fa117678d68c",
-    }
+    # one per written event (1, 3, 4, 5, 6, 7, 9); a1 is the latest attempt of lf-quiz-fractions
+    assert Counter(c["edata"]["attemptId"] for c in certs) == {
+        "lf-attempt-a1": 4, "lf-attempt-b1": 1, "lf-attempt-c1": 1, "lf-attempt-d1": 1,
+    }  # fmt: skip
     parked = read_json(settings, failed)
     assert len(parked) == 1
-    assert parked[0]["payload"].strip() == _fixture("BATCH_ASSESS_EVENT_WITHOUT_CACHE").decode()
-    assert "is not a leaf node" in parked[0]["reason"]
-
-
-def _batch_of(name: str) -> str:
-    return str(json.loads(_fixture(name))["batchId"])
+    assert parked[0]["payload"].strip() == _event("t_b1_8_content_not_in_course").decode()
+    assert "lf-quiz-not-in-course is not a leaf node" in parked[0]["reason"]
+    assert _committed(settings) == len(T_B1)
 
 
 def test_replaying_all_input_changes_no_row_and_sends_no_certificate(t_b1: Settings) -> None:
     settings = t_b1
-    _inp, _failed, cert = _topics(settings)
+    _inp, failed, cert = _topics(settings)
+    assert _summary(settings) == (ATTEMPTS_AFTER_T_B1, AGGREGATES_AFTER_T_B1)
     before = _state(settings)
-    certs_before = len(read_json(settings, cert))
+    assert len(read_json(settings, cert)) == 7
+    read_before = _metric("lernflow_events_in_total")
+    older_before = _metric("lernflow_events_skipped_total", reason_kind="older")
+
     run_to_end(FLOW, settings, from_beginning=True)
+
+    # the nine events were read again: events 1 and 2 are now older than the stored attempt
+    # (event 5's time), event 8 is parked again ...
+    assert _metric("lernflow_events_in_total") - read_before == len(T_B1)
+    assert _metric("lernflow_events_skipped_total", reason_kind="older") - older_before == 2
+    assert len(read_json(settings, failed)) == 2
+    # ... and nothing else changed
     assert _state(settings) == before
-    assert len(read_json(settings, cert)) == certs_before
+    assert len(read_json(settings, cert)) == 7
 
 
-def test_recompute_event_rewrites_same_aggregates_and_requests_certificate(t_b1: Settings) -> None:
+def test_d_b1_recompute_event_rewrites_same_aggregates_and_requests_certificate(
+    t_b1: Settings,
+) -> None:
     settings = t_b1
     inp, _failed, cert = _topics(settings)
-    before = _state(settings)
+    assert _summary(settings) == (ATTEMPTS_AFTER_T_B1, AGGREGATES_AFTER_T_B1)
+    attempts_before = _state(settings)[0]
     seen = {m["mid"] for m in read_json(settings, cert)}
-    produce(settings, inp, [_fixture("RECOMPUTE_ASSESS_EVENT")], key=b"t-b1")
+
+    produce(settings, inp, [_event("d_b1_recompute")], key=b"t-b1")
     run_to_end(FLOW, settings)
-    assert _state(settings)[0] == before[0]  # no assessment_aggregator write
+
     # the topic has several partitions, so "the last one read" is not "the newest": diff by mid
     new = [m for m in read_json(settings, cert) if m["mid"] not in seen]
-    assert len(new) == 1
-    assert new[0]["edata"]["attemptId"] == "8cd87e24df268ad09a8b0060c0a40271"
+    assert [(m["edata"]["attemptId"], m["edata"]["userIds"]) for m in new] == [
+        ("lf-attempt-a1", [ADA])
+    ]
+    assert _state(settings)[0] == attempts_before  # no assessment_aggregator write
+    assert _summary(settings)[1] == AGGREGATES_AFTER_T_B1
 
 
-def test_malformed_and_edge_events_are_parked_with_reasons_and_good_ones_applied(
+def test_d_b3_malformed_and_edge_events_are_parked_with_reasons_and_good_ones_applied(
     settings: Settings,
 ) -> None:
     create_topics(settings)
     _seed_relation_cache(settings)
     inp, failed, _cert = _topics(settings)
-    good = _fixture("BATCH_DUPLICATE_QUESTION_EVENT")
+    good = _event("t_b1_6_repeated_questions")
     bad = [b"{not json", b"[]", b'{"edata": 5}', b"\xff\xfe", b'{"assessmentTs": "x"}']
     produce(settings, inp, [bad[0], good, *bad[1:]], key=b"k")
     run_to_end(FLOW, settings)
     parked = read_json(settings, failed)
     assert len(parked) == len(bad)
     assert all(p["reason"] and p["source"]["topic"] == inp for p in parked)
-    rows = _rows(settings, "SELECT total_score FROM assessment_aggregator WHERE user_id=%s AND course_id=%s",
-                 "d0d8a341-9637-484c-b871-0c27015af238", "do_2128410273679114241112")  # fmt: skip
+    rows = _rows(
+        settings,
+        "SELECT total_score FROM assessment_aggregator WHERE user_id=%s AND course_id=%s",
+        "lf-user-dee", "lf-course-physics",
+    )  # fmt: skip
     assert [r.total_score for r in rows] == [2.0]
-
-
-def test_fixture_dir_exists() -> None:
-    assert Path(FX / "leafNodesList.json").exists()
-
-
-def _seed_content_cache(settings: Settings) -> None:
-    doc = json.loads((FX / "contentCacheList.json").read_text())
-    client = redis_client(settings.redis, settings.redis.content_cache_db)
-    for entry in doc["contentCacheList"]:
-        for pairs in entry.values():
-            for key, value in pairs.items():
-                client.set(key, value)
-    client.close()
+    assert _committed(settings) == len(bad) + 1
 
 
 class _ContentRead:
-    """A local stand-in for Sunbird's content read API (GET /content/v3/read/<id>)."""
+    """A local stand-in for the content read API (GET <prefix><content id>)."""
 
-    def __init__(self, totals: dict[str, int]) -> None:
+    def __init__(self, totals: dict[str, Any]) -> None:
         import http.server
         import threading
 
@@ -263,7 +322,7 @@ class _ContentRead:
 
 
 def test_t_b2_question_count_check_uses_cache_then_content_read_api(settings: Settings) -> None:
-    api = _ContentRead({"do_11307972307046400011917": 4, "do_1131998128479272961991": 2})
+    api = _ContentRead({"lf-quiz-bonds": 4, "lf-quiz-cells": 2})
     try:
         s = settings.with_overrides(
             assessment=settings.assessment.model_copy(
@@ -274,26 +333,31 @@ def test_t_b2_question_count_check_uses_cache_then_content_read_api(settings: Se
         _seed_relation_cache(s)
         _seed_content_cache(s)
         inp, failed, cert = _topics(s)
-        for i in range(1, 5):
-            produce(s, inp, [_fixture(f"DUPLICATE_BATCH_ASSESS_EVENTS_{i}")], key=b"t-b2")
+        for name in [
+            "t_b2_1_cache_count_fits",
+            "t_b2_2_api_count_fits",
+            "t_b2_3_too_many_questions",
+            "t_b2_4_api_count_fits_listed_course",
+        ]:
+            produce(s, inp, [_event(name)], key=b"t-b2")
         run_to_end(FLOW, s)
     finally:
         api.close()
     written = _rows(
         s,
-        "SELECT course_id, content_id FROM assessment_aggregator WHERE user_id=%s ALLOW FILTERING",
-        FF1C,
+        "SELECT course_id, content_id, grand_total FROM assessment_aggregator WHERE user_id=%s "
+        "ALLOW FILTERING",
+        "lf-user-eli",
     )
-    assert sorted((r.course_id, r.content_id) for r in written) == sorted(
-        [
-            ("do_87326478236482748244", "do_1131998128479272961991"),
-            ("do_873264782364827482", "do_11307972307046400011917"),
-            ("do_873264782364827482", "do_313026415363981312122"),
-        ]
-    )
-    assert sorted(api.requests) == ["do_11307972307046400011917", "do_1131998128479272961991"]
+    assert sorted(tuple(r) for r in written) == [
+        ("lf-course-bio", "lf-quiz-cells", "1.0/2.0"),
+        ("lf-course-chem", "lf-quiz-atoms", "1.33/2.0"),
+        ("lf-course-chem", "lf-quiz-bonds", "1.33/4.0"),
+    ]
+    # atoms and ions are answered from the content cache; only the uncached two are read
+    assert sorted(api.requests) == ["lf-quiz-bonds", "lf-quiz-cells"]
     parked = read_json(s, failed)
     assert len(parked) == 1
-    assert json.loads(parked[0]["payload"])["contentId"] == "do_313026415363981312122123"
-    assert "exceed totalQuestions 1" in parked[0]["reason"]
+    assert json.loads(parked[0]["payload"])["contentId"] == "lf-quiz-ions"
+    assert "2 distinct questions exceed totalQuestions 1" in parked[0]["reason"]
     assert len(read_json(s, cert)) == 3
