@@ -10,9 +10,9 @@ from bench.common import Row, isolated, run_flow_subprocess
 from bench.workloads import BATCH, COURSE, LESSONS, UNITS, activity_events, seed_activity
 from config import Settings
 from flows.activity_aggregate_updater import rules
-from sinks.cassandra import CassandraExecutor
+from lernflow.kernel.cassandra import CassandraExecutor
+from lernflow.kernel.redis_batch import RedisBatch
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
-from sinks.redis_batch import RedisBatch
 
 LEARNERS = 15_000
 

@@ -13,10 +13,10 @@ from typing import Any
 from bench.common import Row, isolated, run_flow_subprocess
 from config import Settings
 from flows.assessment_aggregator import logic
-from lernflow.clients import redis_client
-from sinks.cassandra import CassandraExecutor
+from lernflow.kernel.cassandra import CassandraExecutor
+from lernflow.kernel.clients import redis_client
+from lernflow.kernel.redis_batch import RedisBatch
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
-from sinks.redis_batch import RedisBatch
 
 COURSE, BATCH, CONTENT = "do_bench_course", "bench_batch", "do_bench_quiz"
 LEARNERS = 5_000

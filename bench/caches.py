@@ -12,10 +12,10 @@ from flows.relation_cache_updater import rules as relation_rules
 from flows.relation_cache_updater.processor import RelationCacheWriter
 from flows.user_cache_updater import rules as user_rules
 from flows.user_cache_updater.processor import UserCacheWriter
-from lernflow.clients import cassandra_session, redis_client
-from lernflow.user_cache_rebuild import UserCacheRebuild
+from flows.user_cache_updater.profiles import CassandraUserSource, rules_config
+from lernflow.kernel.clients import cassandra_session, redis_client
+from lernflow.ops.user_cache_rebuild import UserCacheRebuild
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
-from sources.users import CassandraUserSource, rules_config
 
 REBUILD_USERS = 100_000
 FLOW_EVENTS = 20_000

@@ -18,8 +18,8 @@ from bench.common import Row, isolated, run_flow_subprocess
 from certificates import signing
 from certificates.template import bundled_template_path
 from config import Settings
-from lernflow.clients import cassandra_session
-from lernflow.demo import SAMPLE_SIGNATURE
+from lernflow.devstack.demo import SAMPLE_SIGNATURE
+from lernflow.kernel.clients import cassandra_session
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 
 CERTS = {"cairosvg": 2000, "weasyprint": 200}

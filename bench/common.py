@@ -11,8 +11,8 @@ import uuid
 from dataclasses import dataclass
 
 from config import Settings
-from lernflow import schema
-from lernflow.clients import redis_client
+from lernflow.kernel.clients import redis_client
+from lernflow.ops import schema
 
 BENCH_REDIS_DBS = {
     "relation_cache_db": 25,
@@ -60,7 +60,7 @@ def isolated(settings: Settings, label: str) -> Settings:
         c.flushdb()
         c.close()
     schema.apply_cassandra(settings.cassandra, keyspace_prefix="bench_")
-    from lernflow.clients import cassandra_session
+    from lernflow.kernel.clients import cassandra_session
 
     cluster, session = cassandra_session(cas)
     for table in ("user_content_consumption", "user_activity_agg", "user_enrolments",

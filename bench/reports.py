@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.common import Row, isolated, peak_rss_mb
 from config import Settings
-from lernflow.clients import cassandra_session, redis_client
+from lernflow.kernel.clients import cassandra_session, redis_client
 from reports.runner import run_batches
 
 ENROLMENTS = 100_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench.common import Row
 from config import Settings
-from lernflow import stack
+from lernflow.devstack import stack
 
 
 def run(settings: Settings) -> list[Row]:

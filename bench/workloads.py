@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from config import Settings
-from lernflow.clients import cassandra_session
+from lernflow.kernel.clients import cassandra_session
 
 COURSE = "do_syn_course"
 BATCH = "syn_batch"

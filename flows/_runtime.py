@@ -25,7 +25,7 @@ import logging
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -33,14 +33,12 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from config import Settings
-from lernflow import metrics
-from lernflow.dlq import build_envelope, envelope_headers
-from lernflow.errors import InvalidEvent
+from lernflow.kernel import metrics
+from lernflow.kernel.dlq import build_envelope, envelope_headers
+from lernflow.kernel.errors import InvalidEvent
 from sinks.kafka_producer import OutMessage
 from sources.kafka import KafkaInput, KafkaRecord
-
-if TYPE_CHECKING:
-    from lernflow.runner import RunOptions
+from sources.options import RunOptions
 
 logger = logging.getLogger(__name__)
 
@@ -199,8 +197,6 @@ def kafka_input(
     flow_id: str, settings: Settings, options: RunOptions | None, topic: str
 ) -> KafkaInput:
     """The flow's source on ``<env>.<topic>``: start, end and position reports from ``options``."""
-    from lernflow.runner import RunOptions
-
     options = options or RunOptions()
     return KafkaInput(
         settings.kafka,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from config import Settings
-from reports import csvout
+from reports import csvout, progress, response, userinfo
 from reports.model import Batch, ReportContext
 from reports.sources import BatchRow, Collection, ReportStore
 
@@ -139,7 +139,6 @@ def _one(
     ctx: ReportContext,
     decrypt: Callable[[str], str],
 ) -> _Result:
-    from reports import progress, response, userinfo
 
     t0 = time.perf_counter()
     enrolments = store.enrolments(batch.batch_id)
@@ -181,7 +180,6 @@ def _one(
 def _archive(settings: Settings, batch: Batch) -> list[Any] | None:
     """Archived attempts of the batch (response V2): every file the archive glob matches
     under ``LERNFLOW_REPORTS_ARCHIVE_DIR``; None when there is none (Cassandra rows only)."""
-    from reports import response
 
     pattern = response.archive_glob(
         batch.batch_id, batch.collection_id, settings.reports.archive_path

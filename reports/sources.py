@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import Settings
-from lernflow.clients import redis_client
+from lernflow.kernel.cassandra import CassandraExecutor
+from lernflow.kernel.clients import redis_client
 from reports.model import Attempt, Consent, Enrolment
-from sinks.cassandra import CassandraExecutor
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Wraps ``confluent_kafka.Producer`` with three guarantees the stock Bytewax ``KafkaSink`` lacks:
 
 * a delivery callback on every message; :meth:`DeliveryTrackingProducer.flush` raises
-  :class:`~lernflow.errors.TransientError` naming the failed messages instead of returning
+  :class:`~lernflow.kernel.errors.TransientError` naming the failed messages instead of returning
   normally when librdkafka gave up on them;
 * backpressure on ``BufferError`` (local queue full): poll and retry instead of crashing
   (Bytewax issue #522);
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import KafkaSettings
-from lernflow.errors import TransientError
+from lernflow.kernel.errors import TransientError
 
 logger = logging.getLogger(__name__)
 

@@ -1,49 +1,7 @@
-"""Pipelined Redis access for flows, with retries on transient errors.
+"""Temporary alias of :mod:`lernflow.kernel.redis_batch` while the move lands (removed in this change)."""
 
-Reads and writes of one batch go in one round trip (``pipeline(transaction=False)``); a retry
-re-sends the whole pipeline, so only idempotent commands belong in it (SADD, SET, DEL, HSET,
-SET NX — never INCR).
-"""
+import sys
 
-from __future__ import annotations
+import lernflow.kernel.redis_batch as _moved
 
-from collections.abc import Callable
-from typing import Any
-
-from config import RedisSettings, RunSettings
-from lernflow import metrics
-from lernflow.clients import redis_client
-from lernflow.retry import retry
-
-
-class RedisBatch:
-    """One Redis DB, used a pipeline at a time."""
-
-    def __init__(self, settings: RedisSettings, db: int, run: RunSettings, flow: str) -> None:
-        self._client = redis_client(settings, db)
-        self._run = run
-        self._flow = flow
-
-    @property
-    def client(self) -> Any:
-        """The underlying redis-py client."""
-        return self._client
-
-    def pipeline(self, build: Callable[[Any], object], what: str) -> list[Any]:
-        """Queue commands with ``build(pipe)`` and execute them in one round trip, retried."""
-
-        def attempt() -> list[Any]:
-            pipe = self._client.pipeline(transaction=False)
-            build(pipe)
-            return list(pipe.execute())
-
-        return retry(
-            attempt,
-            self._run,
-            f"Redis {what}",
-            on_retry=lambda _e: metrics.RETRIES.labels(self._flow, "redis").inc(),
-        )
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._client.close()
+sys.modules[__name__] = _moved

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from config import KafkaSettings
-from lernflow import metrics, shutdown
+from lernflow.kernel import metrics, shutdown
 from sources.position_note import PositionHistory
 
 logger = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ def base_settings() -> Settings:
 @pytest.fixture(scope="session")
 def stack(base_settings: Settings) -> Settings:
     """Make sure Kafka, Cassandra and Redis answer (start them if needed)."""
-    from lernflow import stack as stack_mod
+    from lernflow.devstack import stack as stack_mod
 
     stack_mod.up(base_settings, lambda _m: None)
     return base_settings
@@ -45,8 +45,8 @@ def stack(base_settings: Settings) -> Settings:
 @pytest.fixture(scope="session")
 def keyspace_prefix(stack: Settings) -> Iterator[str]:
     """Create the full schema under session-unique keyspace names; drop it afterwards."""
-    from lernflow import schema
-    from lernflow.clients import cassandra_session
+    from lernflow.kernel.clients import cassandra_session
+    from lernflow.ops import schema
 
     prefix = f"t{uuid.uuid4().hex[:8]}_"
     schema.apply_cassandra(stack.cassandra, keyspace_prefix=prefix)
@@ -128,7 +128,7 @@ def settings(
     )
     topics = stack.topics.model_copy(update={"env": f"test-{uuid.uuid4().hex[:10]}"})
     redis_settings = stack.redis.model_copy(update=test_redis_dbs)
-    from lernflow.clients import cassandra_session, redis_client
+    from lernflow.kernel.clients import cassandra_session, redis_client
 
     for db in test_redis_dbs.values():
         client = redis_client(redis_settings, db)
@@ -146,7 +146,7 @@ def settings(
 
 def _delete_topics(settings: Settings, prefix: str) -> None:
     """Remove a test's topics so a long-lived broker does not accumulate thousands of them."""
-    from lernflow.clients import kafka_admin
+    from lernflow.kernel.clients import kafka_admin
 
     admin = kafka_admin(settings.kafka)
     names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]

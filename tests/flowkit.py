@@ -11,9 +11,10 @@ from bytewax.testing import run_main
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from config import Settings
-from lernflow import runner, schema
-from lernflow.clients import kafka_consumer
+from lernflow.kernel.clients import kafka_consumer
+from lernflow.ops import runner, schema
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from sources.options import RunOptions
 
 
 def create_topics(settings: Settings) -> None:
@@ -31,7 +32,7 @@ def produce(
 
 def run_to_end(flow: str, settings: Settings, **options: Any) -> None:
     """Run a flow in this thread until it has processed its input up to the current end."""
-    opts = runner.RunOptions(until_caught_up=True, **options)
+    opts = RunOptions(until_caught_up=True, **options)
     run_main(runner.build(flow, settings, opts))
 
 

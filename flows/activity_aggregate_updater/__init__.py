@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from flows.activity_aggregate_updater.flow import build_flow as _build
+
 
 def build_flow(settings: Any = None, options: Any = None) -> Any:
     """Build the dataflow (see :mod:`flows.activity_aggregate_updater.flow`)."""
-    from flows.activity_aggregate_updater.flow import build_flow as _build
 
     return _build(settings, options)

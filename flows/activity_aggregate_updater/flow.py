@@ -13,7 +13,7 @@ from flows._runtime import kafka_input, parse_with, windowed_flow
 from flows.activity_aggregate_updater import rules
 from flows.activity_aggregate_updater.processor import ActivityProcessor, entity
 from flows.activity_aggregate_updater.store import FLOW
-from lernflow.runner import RunOptions
+from sources.options import RunOptions
 
 
 def build_flow(settings: Settings | None = None, options: RunOptions | None = None) -> Dataflow:

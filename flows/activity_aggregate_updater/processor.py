@@ -29,7 +29,7 @@ from config import Settings
 from flows._runtime import Item, failed_message, rounds
 from flows.activity_aggregate_updater import rules
 from flows.activity_aggregate_updater.store import FLOW, ActivityStore, EnrolmentKey
-from lernflow import metrics
+from lernflow.kernel import metrics
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 
 logger = logging.getLogger(__name__)

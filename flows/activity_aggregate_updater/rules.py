@@ -8,7 +8,7 @@ arguments).
 How the flow uses this module
 -----------------------------
 1. ``parse_request(value)`` → :class:`EnrolmentRequest` or :class:`Skipped`;
-   :class:`~lernflow.errors.InvalidEvent` goes to the failed topic with its reason.
+   :class:`~lernflow.kernel.errors.InvalidEvent` goes to the failed topic with its reason.
 2. Dedup: ``checksum(course, batch, user, content)`` per completed content; contents whose key
    exists in the dedup DB are dropped (Sunbird's 7-day window).
 3. Replay check: a request whose input offset is ``<=`` the enrolment's stored applied offset for
@@ -52,7 +52,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lernflow.errors import InvalidEvent
+from lernflow.kernel.errors import InvalidEvent
 
 ACTION = "batch-enrolment-update"
 ACTIVITY_TYPE = "Course"

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import Settings
-from sinks.cassandra import CassandraExecutor
-from sinks.redis_batch import RedisBatch
+from lernflow.kernel.cassandra import CassandraExecutor
+from lernflow.kernel.clients import kafka_consumer
+from lernflow.kernel.redis_batch import RedisBatch
 
 logger = logging.getLogger(__name__)
 
@@ -195,8 +196,6 @@ class ActivityStore:
         import json as _json
 
         from confluent_kafka import TopicPartition
-
-        from lernflow.clients import kafka_consumer
 
         consumer = kafka_consumer(self._s.kafka, group_id="lernflow-certificate-check")
         mids: set[str] = set()

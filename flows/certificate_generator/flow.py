@@ -8,7 +8,7 @@ from config import Settings, load_settings
 from flows._runtime import kafka_input, parse_with, windowed_flow
 from flows.certificate_generator import rules
 from flows.certificate_generator.processor import FLOW, Generator, entity
-from lernflow.runner import RunOptions
+from sources.options import RunOptions
 
 
 def build_flow(settings: Settings | None = None, options: RunOptions | None = None) -> Dataflow:

@@ -38,10 +38,10 @@ from certificates.storage import LocalStorage, Storage
 from config import Settings
 from flows._runtime import Item, failed_message, rounds
 from flows.certificate_generator import rules
-from lernflow import metrics
-from lernflow.errors import TransientError
-from lernflow.retry import retry
-from sinks.cassandra import CassandraExecutor
+from lernflow.kernel import metrics
+from lernflow.kernel.cassandra import CassandraExecutor
+from lernflow.kernel.errors import TransientError
+from lernflow.kernel.retry import retry
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ enrolment row, the clock and the random ids are arguments.
 
 How the flow uses this module
 -----------------------------
-1. ``parse_request(value)`` → :class:`GenerateRequest`; :class:`~lernflow.errors.InvalidEvent`
+1. ``parse_request(value)`` → :class:`GenerateRequest`; :class:`~lernflow.kernel.errors.InvalidEvent`
    (bad JSON, wrong types) goes to the failed topic with its reason.
 2. ``validate(req, cfg)`` → ``None`` or Sunbird's exact message of the first failed check;
    a message means the event is parked on the failed topic with it.
@@ -30,7 +30,7 @@ Fixes over Sunbird
   (Sunbird's job conf says true, its ansible deployment says false): an empty or incomplete
   ``signatoryList`` is a validation failure unless suppressed.
 * **No crash loops.** Unparseable JSON and wrongly typed fields are an
-  :class:`~lernflow.errors.InvalidEvent` with a reason (Sunbird turns unparseable JSON into an
+  :class:`~lernflow.kernel.errors.InvalidEvent` with a reason (Sunbird turns unparseable JSON into an
   empty event, fails validation and restarts forever); validation failures are returned, not
   raised.
 * **Stable certificate ids.** :func:`certificate_id` is a UUIDv5 of (user, course, batch,
@@ -56,7 +56,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from lernflow.errors import InvalidEvent
+from lernflow.kernel.errors import InvalidEvent
 
 AUDIT_TYPE = "certificate-issued-svg"
 ACCESS_CODE_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZ"

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from flows.certificate_pre_processor.flow import build_flow as _build
+
 
 def build_flow(settings: Any = None, options: Any = None) -> Any:
     """Build the dataflow (see :mod:`flows.certificate_pre_processor.flow`)."""
-    from flows.certificate_pre_processor.flow import build_flow as _build
 
     return _build(settings, options)

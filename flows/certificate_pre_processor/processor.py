@@ -22,11 +22,11 @@ from typing import Any
 from config import Settings
 from flows._runtime import Item, failed_message
 from flows.certificate_pre_processor import rules
-from lernflow import metrics
-from sinks.cassandra import CassandraExecutor
+from flows.user_cache_updater.profiles import CassandraUserSource
+from lernflow.kernel import metrics
+from lernflow.kernel.cassandra import CassandraExecutor
+from lernflow.kernel.redis_batch import RedisBatch
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
-from sinks.redis_batch import RedisBatch
-from sources.users import CassandraUserSource
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ the clock and the ids are all arguments.
 How the flow uses this module
 -----------------------------
 1. ``parse_request(value)`` → :class:`IssueRequest` or :class:`Skipped`;
-   :class:`~lernflow.errors.InvalidEvent` goes to the failed topic with its reason.
+   :class:`~lernflow.kernel.errors.InvalidEvent` goes to the failed topic with its reason.
 2. Read ``course_batch.cert_templates`` and call :func:`templates`: one entry per map key, in
    sorted key order (Cassandra's map order). A :class:`Rejected` entry is recorded for every
    user (``fatal=True``: park it on the failed topic; ``fatal=False``: not an SVG template,
@@ -26,7 +26,7 @@ How the flow uses this module
    d. read the raw course name (collection cache via :func:`course_name_from_cache`, then the
       content-read API via :func:`course_name_from_read`) and call :func:`build_decision`, which
       applies :func:`course_name`, :func:`issued_date` and :func:`generate_event` and turns their
-      :class:`~lernflow.errors.InvalidEvent` into a recorded :class:`Rejected`.
+      :class:`~lernflow.kernel.errors.InvalidEvent` into a recorded :class:`Rejected`.
 
    Use :func:`generate_mid` for the event ``mid`` so that a replay rebuilds the same event.
 
@@ -36,7 +36,7 @@ Fixes over Sunbird
   processed (in order, duplicates once).
 * **A request without users is rejected, not dropped.** Sunbird silently skips a request
   without ``userIds`` (the manual "whole batch" issue does nothing); here it is an
-  :class:`~lernflow.errors.InvalidEvent` with a reason. Unparseable JSON and wrongly typed
+  :class:`~lernflow.kernel.errors.InvalidEvent` with a reason. Unparseable JSON and wrongly typed
   fields are too (Sunbird turns them into an empty event and skips it).
 * **No crash loops.** Where Sunbird throws and restarts the job forever, the outcome here is a
   :class:`Rejected` with ``fatal=True`` and a reason, for that user and template only: an
@@ -77,7 +77,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from lernflow.errors import InvalidEvent
+from lernflow.kernel.errors import InvalidEvent
 
 ACTION = "issue-certificate"
 ENROLLMENT = "enrollment"

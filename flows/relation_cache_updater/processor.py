@@ -12,12 +12,12 @@ from typing import Any
 from config import Settings
 from flows._runtime import Item, failed_message, rounds
 from flows.relation_cache_updater import rules
-from lernflow import metrics
-from lernflow.errors import InvalidEvent
-from lernflow.retry import retry
-from sinks.cassandra import CassandraExecutor
+from lernflow.kernel import metrics
+from lernflow.kernel.cassandra import CassandraExecutor
+from lernflow.kernel.errors import InvalidEvent
+from lernflow.kernel.redis_batch import RedisBatch
+from lernflow.kernel.retry import retry
 from sinks.kafka_producer import DeliveryTrackingProducer
-from sinks.redis_batch import RedisBatch
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lernflow.errors import InvalidEvent
+from lernflow.kernel.errors import InvalidEvent
 
 COLLECTION_MIME = "application/vnd.ekstep.content-collection"
 ACTIONS = ("post-publish-process", "relation-cache-update")

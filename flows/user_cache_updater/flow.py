@@ -8,8 +8,8 @@ from config import Settings, load_settings
 from flows._runtime import kafka_input, parse_with, windowed_flow
 from flows.user_cache_updater import rules
 from flows.user_cache_updater.processor import FLOW, UserCacheProcessor, entity
-from lernflow.runner import RunOptions
-from sources.users import rules_config
+from flows.user_cache_updater.profiles import rules_config
+from sources.options import RunOptions
 
 
 def build_flow(settings: Settings | None = None, options: RunOptions | None = None) -> Dataflow:

@@ -1,7 +1,7 @@
 """I/O of user-cache-updater: profile reads and atomic Redis hash writes around ``rules``.
 
 Per batch, events are processed in rounds (one event per user per round, input order kept):
-the round's registered users are read from the :class:`~sources.users.UserSource` in one go,
+the round's registered users are read from the :class:`~flows.user_cache_updater.profiles.UserSource` in one go,
 then every write of the round goes to Redis in one pipeline. Each write is one Lua call that
 deletes the stale removable fields and merges the new ones atomically, so a report never reads
 a half-updated hash (Sunbird does HGETALL, HDEL and HMSET as three separate commands).
@@ -15,11 +15,11 @@ from typing import Any
 from config import Settings
 from flows._runtime import Item, failed_message, rounds
 from flows.user_cache_updater import rules
-from lernflow import metrics
-from lernflow.errors import InvalidEvent
+from flows.user_cache_updater.profiles import NotFound, UserSource, make_user_source, rules_config
+from lernflow.kernel import metrics
+from lernflow.kernel.errors import InvalidEvent
+from lernflow.kernel.redis_batch import RedisBatch
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
-from sinks.redis_batch import RedisBatch
-from sources.users import NotFound, UserSource, make_user_source, rules_config
 
 logger = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lernflow.errors import InvalidEvent
+from lernflow.kernel.errors import InvalidEvent
 
 REMOVABLE_FIELDS: tuple[str, ...] = (
     "state",

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from flows.activity_aggregate_updater import rules
-from lernflow.errors import InvalidEvent
+from lernflow.kernel.errors import InvalidEvent
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 
 FX = SUNBIRD_FIXTURES / "activity"

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flows.certificate_generator import rules
-from lernflow.errors import InvalidEvent
+from lernflow.kernel.errors import InvalidEvent
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 
 FX = SUNBIRD_FIXTURES / "certificates"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from flows.certificate_pre_processor import rules
-from lernflow.errors import InvalidEvent
+from lernflow.kernel.errors import InvalidEvent
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 
 FX = SUNBIRD_FIXTURES / "certificates"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from config import Settings
-from lernflow.clients import cassandra_session, redis_client
+from lernflow.kernel.clients import cassandra_session, redis_client
 from reports.runner import run_batches
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 
@@ -120,7 +120,7 @@ def job_table(report_data: Settings) -> Iterator[Settings]:
     """A job_request table of this test's own in PostgreSQL, and the orgs' tenant preferences."""
     import uuid
 
-    from lernflow import schema
+    from lernflow.ops import schema
 
     pg = report_data.postgres.model_copy(
         update={"job_request_table": f"job_request_{uuid.uuid4().hex[:8]}"}

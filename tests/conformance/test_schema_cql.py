@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from config import CassandraSettings
-from lernflow.schema import _CREATE_TABLE, _columns, cql_statements
+from lernflow.ops.schema import _CREATE_TABLE, _columns, cql_statements
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 
 _SUNBIRD_TABLE = re.compile(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from flows.user_cache_updater import rules
-from lernflow.errors import InvalidEvent
+from lernflow.kernel.errors import InvalidEvent
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 
 FX = SUNBIRD_FIXTURES / "usercache"

@@ -11,7 +11,7 @@ import time
 
 from bench.workloads import activity_events, seed_activity
 from config import Settings
-from lernflow import stack
+from lernflow.devstack import stack
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 from tests.flowkit import create_topics, read_json
 from tests.integration.test_activity_flow import state
@@ -25,9 +25,7 @@ def test_redis_frozen_mid_run_is_retried_and_the_result_is_complete(settings: Se
     assert redis_pid, "this test freezes the stack's own Redis"
     s = settings.with_overrides(
         redis=settings.redis.model_copy(update={"socket_timeout_s": 1.0}),
-        run=settings.run.model_copy(
-            update={"retry_max_attempts": 30, "retry_max_delay_s": 1.0}
-        ),
+        run=settings.run.model_copy(update={"retry_max_attempts": 30, "retry_max_delay_s": 1.0}),
     )
     create_topics(s)
     seed_activity(s, LEARNERS)

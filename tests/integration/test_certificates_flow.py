@@ -24,10 +24,10 @@ from certificates import render, signing
 from certificates.template import bundled_template_path
 from config import Settings
 from lernflow import cli
-from lernflow.cert_why import explain
-from lernflow.clients import cassandra_session, kafka_consumer, redis_client
-from lernflow.demo import SAMPLE_SIGNATURE
-from lernflow.runner import consumer_group
+from lernflow.devstack.demo import SAMPLE_SIGNATURE
+from lernflow.kernel.clients import cassandra_session, kafka_consumer, redis_client
+from lernflow.ops.cert_why import explain
+from sources.options import consumer_group
 from tests.flowkit import create_topics, produce, read_json, run_to_end
 from tests.paths import DATA
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from config import Settings
-from lernflow import demo
+from lernflow.devstack import demo
 from tests.flowkit import create_topics
 
 

@@ -13,10 +13,10 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import run_main
 
 from config import Settings
-from lernflow import failed, schema
-from lernflow.clients import kafka_consumer
-from lernflow.dlq import build_envelope
-from lernflow.runner import failed_topic, input_topic
+from lernflow.kernel.clients import kafka_consumer
+from lernflow.kernel.dlq import build_envelope
+from lernflow.ops import failed, schema
+from lernflow.ops.runner import failed_topic, input_topic
 from sinks.kafka import KafkaOutput
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 from sources.kafka import KafkaInput, KafkaRecord
@@ -123,7 +123,7 @@ def test_a_full_local_queue_waits_for_room_instead_of_failing(settings: Settings
 def test_an_undeliverable_message_makes_flush_fail_loudly(settings: Settings) -> None:
     import pytest
 
-    from lernflow.errors import TransientError
+    from lernflow.kernel.errors import TransientError
 
     producer = DeliveryTrackingProducer(settings.kafka, client_id="test-lost",
                                         **{"message.timeout.ms": 1_500})  # fmt: skip

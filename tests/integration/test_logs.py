@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from config import Settings
-from lernflow.runner import input_topic
+from lernflow.ops.runner import input_topic
 from tests.flowkit import create_topics, produce
 
 FLOW = "user-cache-updater"

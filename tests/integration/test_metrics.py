@@ -6,8 +6,8 @@ from confluent_kafka import TopicPartition
 from prometheus_client import REGISTRY
 
 from config import Settings
-from lernflow import metrics
-from lernflow.clients import kafka_consumer
+from lernflow.kernel import metrics
+from lernflow.kernel.clients import kafka_consumer
 from tests.flowkit import create_topics, produce, run_to_end
 
 

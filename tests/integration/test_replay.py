@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from config import Settings
-from lernflow import replay
-from lernflow.clients import redis_client
-from lernflow.runner import consumer_group, input_topic
+from lernflow.kernel.clients import redis_client
+from lernflow.ops import replay
+from lernflow.ops.runner import input_topic
+from sources.options import consumer_group
 from tests.flowkit import create_topics, produce, read_json, run_to_end
 from tests.integration.test_activity_flow import (
     T_A1,
@@ -59,7 +60,7 @@ def test_explicit_offsets_select_the_range_and_leave_the_live_group_alone(seeded
     assert replay.replay(FLOW, s, start, {tp: end}) == 1
     from confluent_kafka import TopicPartition
 
-    from lernflow.clients import kafka_consumer
+    from lernflow.kernel.clients import kafka_consumer
 
     c = kafka_consumer(s.kafka, group_id=consumer_group(s, FLOW))
     committed = c.committed([TopicPartition(tp[0], tp[1])], timeout=10)[0].offset

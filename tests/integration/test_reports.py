@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from config import Settings
-from lernflow.clients import cassandra_session, redis_client
+from lernflow.kernel.clients import cassandra_session, redis_client
 from reports.runner import run_batches
 from tests.paths import DATA
 from tests.unit import test_reports_fixture_rows as world
@@ -192,7 +192,7 @@ def job_table(report_data: Settings) -> Iterator[Settings]:
     """A job_request table of this test's own in PostgreSQL, and the orgs' tenant preferences."""
     import uuid
 
-    from lernflow import schema
+    from lernflow.ops import schema
 
     pg = report_data.postgres.model_copy(
         update={"job_request_table": f"job_request_{uuid.uuid4().hex[:8]}"}

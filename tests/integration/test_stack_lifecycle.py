@@ -21,8 +21,9 @@ from config import (
     Settings,
     StackSettings,
 )
-from lernflow import schema, stack
-from lernflow.clients import cassandra_session, kafka_admin, redis_client
+from lernflow.devstack import stack
+from lernflow.kernel.clients import cassandra_session, kafka_admin, redis_client
+from lernflow.ops import schema
 
 
 def _free_port(pairs: bool = False) -> int:

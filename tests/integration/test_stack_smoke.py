@@ -8,8 +8,9 @@ import time
 import redis
 
 from config import Settings
-from lernflow import schema, stack
-from lernflow.clients import cassandra_session, redis_client
+from lernflow.devstack import stack
+from lernflow.kernel.clients import cassandra_session, redis_client
+from lernflow.ops import schema
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 from tests.flowkit import read_topic
 

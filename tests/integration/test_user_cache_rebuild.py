@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from bench.workloads import audit_events, seed_users, user_id
 from config import Settings
 from lernflow import cli
-from lernflow.clients import cassandra_session, redis_client
-from lernflow.user_cache_rebuild import UserCacheRebuild, state_path
+from lernflow.kernel.clients import cassandra_session, redis_client
+from lernflow.ops.user_cache_rebuild import UserCacheRebuild, state_path
 from tests.flowkit import create_topics, produce, run_to_end
 
 USERS = 120

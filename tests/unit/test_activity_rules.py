@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flows.activity_aggregate_updater import rules
-from lernflow.errors import InvalidEvent
+from lernflow.kernel.errors import InvalidEvent
 from tests.paths import DATA
 
 EVENTS = DATA / "activity" / "events"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sinks.cassandra import combine, estimated_size
+from lernflow.kernel.cassandra import combine, estimated_size
 
 _stmt = st.tuples(
     st.sampled_from(["UPDATE a SET x=? WHERE k=?", "UPDATE b SET m=? WHERE k=?"]),

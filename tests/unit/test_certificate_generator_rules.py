@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flows.certificate_generator import rules
-from lernflow.errors import InvalidEvent
+from lernflow.kernel.errors import InvalidEvent
 from tests.paths import DATA
 
 FX = DATA / "certificates"

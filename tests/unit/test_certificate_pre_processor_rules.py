@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from flows.certificate_pre_processor import rules
-from lernflow.errors import InvalidEvent
+from lernflow.kernel.errors import InvalidEvent
 from tests.paths import DATA
 
 FX = DATA / "certificates"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lernflow.dlq import build_envelope, envelope_headers, parse_envelope
+from lernflow.kernel.dlq import build_envelope, envelope_headers, parse_envelope
 
 
 @given(

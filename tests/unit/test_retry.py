@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from config import RunSettings
-from lernflow.errors import InvalidEvent, TransientError
-from lernflow.retry import is_transient, retry
+from lernflow.kernel.errors import InvalidEvent, TransientError
+from lernflow.kernel.retry import is_transient, retry
 
 
 class OperationTimedOut(Exception):  # same name as the cassandra-driver class

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lernflow.clients import row_factory
+from lernflow.kernel.clients import row_factory
 
 
 def test_rows_read_like_the_drivers_named_tuples() -> None:

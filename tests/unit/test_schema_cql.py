@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from config import CassandraSettings
-from lernflow.schema import _CREATE_TABLE, _columns, cql_statements
+from lernflow.ops.schema import _CREATE_TABLE, _columns, cql_statements
 
 # keyspace.table -> column -> CQL type (lower case, no spaces)
 CONTRACT: dict[str, dict[str, str]] = {

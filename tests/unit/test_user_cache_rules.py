@@ -18,8 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flows.user_cache_updater import profile, rules
-from lernflow.errors import InvalidEvent
-from sources.users import USER_COLUMNS
+from flows.user_cache_updater.profiles import USER_COLUMNS
+from lernflow.kernel.errors import InvalidEvent
 from tests.paths import DATA
 
 FX = DATA / "usercache"
@@ -242,7 +242,7 @@ def _table_profile(user_id: str) -> rules.Profile | None:
     """The profile the Cassandra source reads for ``user_id`` from our rows (None: no user row).
 
     Tables are modelled as lists of rows: absent columns read as null, clustering columns sort
-    ascending, deleted memberships are left out (what ``sources.users`` asks Cassandra for).
+    ascending, deleted memberships are left out (what ``flows.user_cache_updater.profiles`` asks Cassandra for).
     """
     row = next((r for r in TABLES["user"] if r["id"] == user_id), None)
     if row is None:

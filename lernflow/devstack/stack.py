@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config import Settings
+from lernflow.kernel.clients import cassandra_session
 
 logger = logging.getLogger(__name__)
 
@@ -664,7 +665,6 @@ batch_size_fail_threshold: 640KiB
         return dict(os.environ, MALLOC_ARENA_MAX="4")
 
     def ready(self) -> bool:
-        from lernflow.clients import cassandra_session
 
         cluster, session = cassandra_session(self.settings.cassandra, keyspace=None)
         try:

@@ -24,7 +24,7 @@ from flows.certificate_generator import rules as gen_rules
 from flows.certificate_generator.processor import gen_config
 from flows.certificate_pre_processor import rules as pre_rules
 from flows.certificate_pre_processor.processor import Candidate, PreProcessorCore, is_error
-from lernflow.clients import redis_client
+from lernflow.kernel.clients import redis_client
 
 STEP_TITLES = {
     "template-none": "certificate templates on the batch",

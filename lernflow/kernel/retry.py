@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from config import RunSettings
-from lernflow.errors import TransientError
+from lernflow.kernel.errors import TransientError
 
 logger = logging.getLogger(__name__)
 

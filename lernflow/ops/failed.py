@@ -9,10 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from config import Settings
-from lernflow.clients import kafka_consumer
-from lernflow.dlq import FailedEvent, parse_envelope
-from lernflow.runner import consumer_group, failed_topic
+from lernflow.kernel.clients import kafka_consumer
+from lernflow.kernel.dlq import FailedEvent, parse_envelope
+from lernflow.ops.runner import failed_topic
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from sources.options import consumer_group
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@
 
 Both answer a whole batch of ids at once and return, per id, a :class:`~rules.Profile`, a
 :class:`~rules.Blocked` account or :class:`NotFound` (with the reason). Server faults raise
-:class:`~lernflow.errors.TransientError` (or a driver error ``lernflow.retry`` treats as
+:class:`~lernflow.kernel.errors.TransientError` (or a driver error ``lernflow.kernel.retry`` treats as
 transient) so the caller retries; nothing is skipped.
 """
 
@@ -27,10 +27,10 @@ from typing import Any, Protocol
 
 from config import Settings
 from flows.user_cache_updater import profile, rules
-from lernflow import metrics
-from lernflow.errors import InvalidEvent, TransientError
-from lernflow.retry import retry
-from sinks.cassandra import CassandraExecutor
+from lernflow.kernel import metrics
+from lernflow.kernel.cassandra import CassandraExecutor
+from lernflow.kernel.errors import InvalidEvent, TransientError
+from lernflow.kernel.retry import retry
 
 logger = logging.getLogger(__name__)
 

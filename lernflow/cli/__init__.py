@@ -15,7 +15,26 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from certificates import render, signing
+from certificates import template as tpl
+from certificates.model import CertificateData, Signatory
 from config import Settings, SettingsError, load_settings
+from config.settings import env_var_for
+from flows.relation_cache_updater import rules
+from flows.relation_cache_updater.processor import RelationCacheWriter
+from lernflow.devstack import demo as demo_mod
+from lernflow.devstack import stack
+from lernflow.kernel import logs
+from lernflow.ops import replay as replay_mod
+from lernflow.ops import runner, schema
+from lernflow.ops.cert_why import explain, title
+from lernflow.ops.failed import read_failed, requeue
+from lernflow.ops.runner import FLOWS, input_topic
+from lernflow.ops.status import all_status
+from lernflow.ops.user_cache_rebuild import UserCacheRebuild
+from reports.jobs import load, run_job
+from reports.runner import run_batches
+from sources.options import RunOptions
 
 console = Console(stderr=True)
 out = Console()
@@ -103,7 +122,6 @@ def _main(
         help="text, or json: one JSON object per line (ts, level, logger, msg, flow, process).",
     ),
 ) -> None:
-    from lernflow import logs
 
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
@@ -123,7 +141,6 @@ def stack_up() -> None:
     Idempotent: a running server is left alone. First start fetches the Kafka and Cassandra
     jars with Maven into the stack dir (LERNFLOW_STACK_DIR, default .stack/).
     """
-    from lernflow import stack
 
     settings = _settings()
     try:
@@ -138,7 +155,6 @@ def stack_down(
     wipe: bool = typer.Option(False, "--wipe", help="Also delete the servers' data."),
 ) -> None:
     """Stop the servers this stack started (by pid file); data is kept unless --wipe."""
-    from lernflow import stack
 
     stack.down(_settings(), _report, wipe=wipe)
 
@@ -148,7 +164,6 @@ def stack_status(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Show each server: up/down, pid, port, RSS, data and log location."""
-    from lernflow import stack
 
     rows = stack.status(_settings())
     if as_json:
@@ -200,7 +215,6 @@ def schema_apply(
 
     Idempotent: existing objects are kept (a missing column on an existing table is added).
     """
-    from lernflow import schema
 
     settings = _settings()
     if partitions:
@@ -226,7 +240,6 @@ def schema_apply(
 
 
 def _flow_name(flow: str) -> str:
-    from lernflow.runner import FLOWS
 
     if flow not in FLOWS:
         console.print(f"[red]unknown flow {flow!r}[/red]; one of: {', '.join(sorted(FLOWS))}")
@@ -287,8 +300,6 @@ def run_flow(
     import os
     import subprocess
 
-    from lernflow import logs, runner
-
     _flow_name(flow)
     settings = _settings()
     logs.set_context(flow=flow, process=process_id)
@@ -307,7 +318,7 @@ def run_flow(
     if metrics_port:
         os.environ["BYTEWAX_DATAFLOW_API_ENABLED"] = "1"
         os.environ["BYTEWAX_DATAFLOW_API_PORT"] = str(metrics_port)
-    options = runner.RunOptions(until_caught_up=until_caught_up, from_beginning=from_beginning)
+    options = RunOptions(until_caught_up=until_caught_up, from_beginning=from_beginning)
     if processes > 1:
         if from_beginning and not no_recovery:
             runner.prepare_recovery(
@@ -349,7 +360,6 @@ def status(
     its position; 0 when the flow has not committed for two minutes (stopped), '-' when the
     position was not committed by lernflow.
     """
-    from lernflow.status import all_status
 
     flows = all_status(_settings())
     if as_json:
@@ -391,9 +401,6 @@ def replay_cmd(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from lernflow import replay as replay_mod
-    from lernflow.runner import input_topic
-
     settings = _settings()
     topic = input_topic(settings, _flow_name(flow))
     try:
@@ -428,8 +435,6 @@ def relation_rebuild(
 ) -> None:
     """Recompute one course's leafnodes/optionalnodes/ancestors (DB 10) and units (DB 5)
     from its published hierarchy in hierarchy_store.content_hierarchy."""
-    from flows.relation_cache_updater import rules
-    from flows.relation_cache_updater.processor import RelationCacheWriter
 
     writer = RelationCacheWriter(_settings())
     try:
@@ -475,8 +480,6 @@ def user_cache_rebuild(
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
-
-    from lernflow.user_cache_rebuild import UserCacheRebuild
 
     settings = _settings()
     job = UserCacheRebuild(settings)
@@ -534,7 +537,6 @@ def cert_keys_init(
     Production keys are made the same way (or by your PKI) and mounted there; the newest key
     signs unless LERNFLOW_CERT_SIGNING_KID names one.
     """
-    from certificates import signing
 
     settings = _settings()
     key = signing.generate_keys(settings.certificates.keys_dir, alg=alg, kid=kid)
@@ -544,7 +546,6 @@ def cert_keys_init(
 @cert_keys_app.command("export")
 def cert_keys_export() -> None:
     """Print the public keys as a JWKS (publish it where verifiers can fetch it)."""
-    from certificates import signing
 
     settings = _settings()
     keys = signing.load_public_keys(settings.certificates.keys_dir)
@@ -568,8 +569,6 @@ def cert_verify(
     the certificate cannot be found.
     """
     from pathlib import Path
-
-    from certificates import render, signing
 
     settings = _settings()
     token: bytes | None
@@ -607,7 +606,6 @@ def cert_why(
     """Walk every rule the pre-processor and generator apply to this enrolment and name the
     one that blocks the certificate (templates, enrolment status, scores, user criteria,
     issuer/signatories, already issued, user cache)."""
-    from lernflow.cert_why import explain, title
 
     result = explain(_settings(), user, course, batch)
     table = Table("template", "check", "result", "detail")
@@ -634,10 +632,6 @@ def cert_preview(
 ) -> None:
     """Render a template with sample values to a PNG (and the PDF beside it), for template authors."""
     from pathlib import Path
-
-    from certificates import render
-    from certificates import template as tpl
-    from certificates.model import CertificateData, Signatory
 
     settings = _settings()
     hosts = tuple(h.strip() for h in settings.certificates.template_hosts.split(",") if h.strip())
@@ -667,8 +661,6 @@ def _report_command(
     from pathlib import Path
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from reports.runner import run_batches
 
     settings = _settings()
     t0 = time.monotonic()
@@ -747,8 +739,6 @@ def run_job_command(
     like Sunbird's run-job.sh: statuses, duplicates, per-channel limits, zips and passwords."""
     from pathlib import Path
 
-    from reports.jobs import run_job
-
     settings = _settings()
     root = Path(out_dir) if out_dir else settings.reports.out_dir
     result = run_job(settings, job, root)
@@ -769,7 +759,6 @@ def report_requests(
     job: str = typer.Option(None, "--job", help="Only this report's requests."),
 ) -> None:
     """List the job_request rows and their status."""
-    from reports.jobs import load
 
     table = Table("request_id", "job", "tag", "status", "iteration", "submitted", "error")
     for r in load(_settings()):
@@ -792,8 +781,6 @@ def failed_show(
 ) -> None:
     """Summarise the failed topic: counts by reason and the latest envelopes."""
     from collections import Counter
-
-    from lernflow.failed import read_failed
 
     settings = _settings()
     read = read_failed(settings, _flow_name(flow), group=None)
@@ -818,7 +805,6 @@ def failed_requeue(
 
     Each envelope is requeued once (progress is kept in the <env>-<flow>-group-requeue group).
     """
-    from lernflow.failed import requeue
 
     requeue(_settings(), _flow_name(flow), _report, only_reason=reason)
 
@@ -829,7 +815,6 @@ def demo() -> None:
 
     Needs the stack and the schema ('make demo' does both first).
     """
-    from lernflow import demo as demo_mod
 
     demo_mod.run(_settings(), lambda m: out.print(m))
 
@@ -839,7 +824,6 @@ def config_show(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Print the effective settings (secrets hidden) and the env var for each."""
-    from config.settings import env_var_for
 
     settings = _settings()
     if as_json:

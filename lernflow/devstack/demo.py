@@ -14,9 +14,17 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from certificates import render, signing
+from certificates.template import bundled_template_path
 from config import Settings
-from lernflow.clients import cassandra_session, kafka_consumer, redis_client
+from flows.relation_cache_updater import rules as relation_rules
+from lernflow.kernel.clients import cassandra_session, kafka_consumer, redis_client
+from lernflow.ops import runner
+from lernflow.ops.cert_why import explain, title
+from lernflow.ops.user_cache_rebuild import UserCacheRebuild
+from reports.runner import run_batches
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from sources.options import RunOptions
 
 Report = Callable[[str], None]
 
@@ -111,7 +119,6 @@ def run(settings: Settings, report: Report) -> dict[str, object]:
 
 def user_cache_demo(settings: Settings, report: Report, run_id: str) -> dict[str, dict[str, str]]:
     """Learners in Sunbird's user tables; AUDIT events; user-cache-updater fills Redis DB 12."""
-    from lernflow import runner
 
     ks = settings.cassandra.sunbird_keyspace
     root, school = f"demo_root_org_{run_id}", f"demo_school_{run_id}"
@@ -172,7 +179,7 @@ def user_cache_demo(settings: Settings, report: Report, run_id: str) -> dict[str
     DeliveryTrackingProducer(settings.kafka, client_id="lernflow-demo").produce_all(msgs)
     report(f"kafka    {topic}: {len(msgs)} AUDIT 'Created' events")
     t0 = time.monotonic()
-    runner.run("user-cache-updater", settings, runner.RunOptions(until_caught_up=True))
+    runner.run("user-cache-updater", settings, RunOptions(until_caught_up=True))
     report(f"flow     user-cache-updater caught up in {time.monotonic() - t0:.1f}s")
     client = redis_client(settings.redis, settings.redis.user_cache_db)
     hashes = {uid: client.hgetall(f"user:{uid}") for uid in learners}
@@ -192,8 +199,6 @@ def progress_demo(settings: Settings, report: Report, run_id: str) -> dict[str, 
     """A course with two units and an optional lesson; three learners finish lessons."""
     from rich.console import Console
     from rich.table import Table
-
-    from lernflow import runner
 
     course, batch = f"do_python_basics_{run_id}", f"batch_{run_id}"
     units = {f"do_unit_syntax_{run_id}": ["lesson-1", "lesson-2"],
@@ -241,7 +246,7 @@ def progress_demo(settings: Settings, report: Report, run_id: str) -> dict[str, 
     DeliveryTrackingProducer(settings.kafka, client_id="lernflow-demo").produce_all(msgs)
     report(f"kafka    {topic}: {len(msgs)} lesson completions from 3 learners")
     t0 = time.monotonic()
-    runner.run("activity-aggregate-updater", settings, runner.RunOptions(until_caught_up=True))
+    runner.run("activity-aggregate-updater", settings, RunOptions(until_caught_up=True))
     report(f"flow     activity-aggregate-updater caught up in {time.monotonic() - t0:.1f}s")
 
     cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)
@@ -293,9 +298,6 @@ def report_demo(
     from rich.console import Console
     from rich.table import Table
 
-    from lernflow.user_cache_rebuild import UserCacheRebuild
-    from reports.runner import run_batches
-
     job = UserCacheRebuild(settings)
     try:
         for user in learners:
@@ -331,7 +333,6 @@ def _certificate_setup(
     settings: Settings, course: str, batch: str, learners: dict[str, list[str]]
 ) -> None:
     """What the LMS holds: the batch's certificate template (our sample) and the learners."""
-    from certificates.template import bundled_template_path
 
     template = {
         "identifier": "lernflow_sample", "name": "Course Completion Certificate",
@@ -367,17 +368,14 @@ def certificate_demo(
 ) -> dict[str, str]:
     """The two certificate flows turn the completion requests into signed PDFs; one is
     verified, and ``cert why`` explains the learner who did not qualify."""
-    from certificates import render, signing
-    from lernflow import runner
-    from lernflow.cert_why import explain, title
 
     keys_dir = settings.certificates.keys_dir
     if not signing.load_public_keys(keys_dir):
         key = signing.generate_keys(keys_dir)
         report(f"cert     development signing key {key.kid} created in {keys_dir}")
     t0 = time.monotonic()
-    runner.run("certificate-pre-processor", settings, runner.RunOptions(until_caught_up=True))
-    runner.run("certificate-generator", settings, runner.RunOptions(until_caught_up=True))
+    runner.run("certificate-pre-processor", settings, RunOptions(until_caught_up=True))
+    runner.run("certificate-generator", settings, RunOptions(until_caught_up=True))
     report(f"flow     certificate-pre-processor + certificate-generator caught up in "
            f"{time.monotonic() - t0:.1f}s")  # fmt: skip
     cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)
@@ -461,7 +459,6 @@ def assessment_demo(
     settings: Settings, report: Report, run_id: str, course: str, batch: str, user: str
 ) -> dict[str, object]:
     """One learner takes the course quiz twice; the flow keeps both attempts and the best score."""
-    from lernflow import runner
 
     quiz = f"do_demo_quiz_{run_id}"  # a leaf of the course published in run()
     now = int(time.time() * 1000)
@@ -476,7 +473,7 @@ def assessment_demo(
     producer.produce_all([OutMessage(topic, a, key=user.encode()) for a in attempts])
     report(f"kafka    {topic}: {user} took quiz {quiz} twice (2/5, then 4/5)")
     t0 = time.monotonic()
-    runner.run("assessment-aggregator", settings, runner.RunOptions(until_caught_up=True))
+    runner.run("assessment-aggregator", settings, RunOptions(until_caught_up=True))
     report(f"flow     assessment-aggregator caught up in {time.monotonic() - t0:.1f}s")
     cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)
     try:
@@ -510,8 +507,6 @@ def publish_course(
 ) -> None:
     """Publish a course hierarchy (what Knowlg writes) and its post-publish event, then run
     relation-cache-updater so the relation cache is built by the flow itself."""
-    from flows.relation_cache_updater import rules as relation_rules
-    from lernflow import runner
 
     collection = "application/vnd.ekstep.content-collection"
     leaves = [c for contents in units.values() for c in contents]
@@ -550,7 +545,7 @@ def publish_course(
         [OutMessage(topic, json.dumps(event).encode(), key=course.encode())]
     )
     t0 = time.monotonic()
-    runner.run("relation-cache-updater", settings, runner.RunOptions(until_caught_up=True))
+    runner.run("relation-cache-updater", settings, RunOptions(until_caught_up=True))
     expected = relation_rules.plan(course, hierarchy)
     rc = redis_client(settings.redis, settings.redis.relation_cache_db)
     built = sum(1 for key in expected.sets if rc.exists(key))

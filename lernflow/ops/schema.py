@@ -15,7 +15,7 @@ from importlib import resources
 from string import Template
 
 from config import CassandraSettings, KafkaSettings, PostgresSettings, TopicSettings
-from lernflow.clients import cassandra_session, kafka_admin
+from lernflow.kernel.clients import cassandra_session, kafka_admin
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from config import Settings
-from lernflow.clients import kafka_consumer
-from lernflow.runner import FLOWS, consumer_group, failed_topic, input_topic, recovery_dir
+from lernflow.kernel.clients import kafka_consumer
+from lernflow.ops.runner import FLOWS, failed_topic, input_topic, recovery_dir
 from sources.kafka import kafka_retry, watermarks
+from sources.options import consumer_group
 from sources.position_note import decode
 
 logger = logging.getLogger(__name__)

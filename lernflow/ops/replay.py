@@ -16,9 +16,11 @@ from datetime import datetime
 from typing import Any
 
 from config import Settings
-from lernflow import metrics, runner
-from lernflow.clients import kafka_consumer
+from lernflow.kernel import metrics
+from lernflow.kernel.clients import kafka_consumer
+from lernflow.ops import runner
 from sources.kafka import kafka_retry, watermarks
+from sources.options import RunOptions
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +104,7 @@ def replay(
             update={"recovery_dir": settings.run.recovery_dir / "replays" / f"{int(time.time())}"}
         )
     )
-    options = runner.RunOptions(
-        start_offsets=dict(start), end_offsets=dict(end), report_position=False
-    )
+    options = RunOptions(start_offsets=dict(start), end_offsets=dict(end), report_position=False)
     done = threading.Event()
     counter: Any = metrics.EVENTS_IN.labels(flow)
     base = counter._value.get()

@@ -33,8 +33,8 @@ from typing import Any
 from config import Settings
 from flows.user_cache_updater import profile, rules
 from flows.user_cache_updater.processor import UserCacheWriter
-from lernflow.retry import is_transient, retry
-from sources.users import USER_COLUMNS, CassandraUserSource, rules_config
+from flows.user_cache_updater.profiles import USER_COLUMNS, CassandraUserSource, rules_config
+from lernflow.kernel.retry import is_transient, retry
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The local development stack (Kafka, Cassandra, Redis, PostgreSQL) and the demo."""
