@@ -12,7 +12,7 @@ from config import Settings, load_settings
 from flows._runtime import kafka_input, parse_with, windowed_flow
 from flows.assessment_aggregator import logic
 from flows.assessment_aggregator.processor import FLOW, AssessmentProcessor, entity
-from lernflow.runner import RunOptions
+from sources.options import RunOptions
 
 
 def build_flow(settings: Settings | None = None, options: RunOptions | None = None) -> Dataflow:

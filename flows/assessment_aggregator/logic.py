@@ -107,7 +107,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from enum import StrEnum
 from typing import Any, Final, NoReturn
 
-from lernflow.errors import InvalidEvent
+from lernflow.kernel.errors import InvalidEvent
 
 __all__ = [
     "ACTIVITY_TYPE",

@@ -27,8 +27,8 @@ from config import Settings
 from flows._runtime import Item, failed_message, rounds
 from flows.assessment_aggregator import logic
 from flows.assessment_aggregator.store import AssessmentStore, Outbox, ServerStore
-from lernflow import metrics
-from lernflow.errors import InvalidEvent, TransientError
+from lernflow.kernel import metrics
+from lernflow.kernel.errors import InvalidEvent, TransientError
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 
 logger = logging.getLogger(__name__)

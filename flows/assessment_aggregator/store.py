@@ -13,9 +13,9 @@ from typing import Protocol
 
 from config import Settings
 from flows.assessment_aggregator import logic
-from sinks.cassandra import CassandraExecutor
+from lernflow.kernel.cassandra import CassandraExecutor
+from lernflow.kernel.redis_batch import RedisBatch
 from sinks.kafka_producer import OutMessage
-from sinks.redis_batch import RedisBatch
 
 UserCourseBatch = tuple[str, str, str]
 """``(user_id, course_id, batch_id)``: whose attempts the score step reads."""

@@ -27,7 +27,7 @@ from flows.assessment_aggregator.logic import (
     stored_score_of,
     total_questions_from_cache,
 )
-from lernflow.errors import InvalidEvent
+from lernflow.kernel.errors import InvalidEvent
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 from tests.unit.test_assessment_logic import START_MS, MemoryFlow, one_question_event
 

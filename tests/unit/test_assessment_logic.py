@@ -59,7 +59,7 @@ from flows.assessment_aggregator.logic import (
     total_questions_from_content_read,
 )
 from flows.assessment_aggregator.processor import FLOW, AssessmentProcessor, entity
-from lernflow.errors import InvalidEvent, TransientError
+from lernflow.kernel.errors import InvalidEvent, TransientError
 from sinks.kafka_producer import OutMessage
 from sources.kafka import KafkaRecord
 from tests.paths import DATA
