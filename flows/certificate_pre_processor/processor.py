@@ -22,11 +22,11 @@ from typing import Any
 from config import Settings
 from flows._runtime import Item, failed_message
 from flows.certificate_pre_processor import rules
-from flows.user_cache_updater.profiles import CassandraUserSource
 from lernflow.kernel import metrics
 from lernflow.kernel.cassandra import CassandraExecutor
 from lernflow.kernel.redis_batch import RedisBatch
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from sources.sunbird_users import SunbirdUserTables
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class CertificateInputs:
     def __init__(self, settings: Settings, flow: str) -> None:
         self._s = settings
         self._cas = CassandraExecutor(settings.cassandra, settings.run, flow)
-        self._users = CassandraUserSource(settings, flow, executor=self._cas)
+        self._users = SunbirdUserTables(settings, flow, executor=self._cas)
         self._content = RedisBatch(
             settings.redis, settings.redis.content_cache_db, settings.run, flow
         )

@@ -31,10 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from config import Settings
-from flows.user_cache_updater import profile, rules
+from flows.user_cache_updater import rules
 from flows.user_cache_updater.processor import UserCacheWriter
-from flows.user_cache_updater.profiles import USER_COLUMNS, CassandraUserSource, rules_config
+from flows.user_cache_updater.profiles import CassandraUserSource, rules_config
 from lernflow.kernel.retry import is_transient, retry
+from sources import user_rows
+from sources.sunbird_users import USER_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +105,8 @@ class UserCacheRebuild:
         self._custodian = self._source.custodian_org()
 
     def _writes(self, users: list[dict[str, Any]], after: int, upto: int) -> list[rules.Write]:
-        bare = [profile.UserRows(u) for u in users]
-        wants = [profile.needs(r, self._custodian) for r in bare]  # as the flow's source reads
+        bare = [user_rows.UserRows(u) for u in users]
+        wants = [user_rows.needs(r, self._custodian) for r in bare]  # as the flow's source reads
         rows = bare
         if any(w != (False, False) for w in wants):
             orgs_rows, decl_rows = self._range_rows(after, upto)
@@ -138,9 +140,9 @@ class UserCacheRebuild:
 
         return retry(scan, self._s.run, "Cassandra user-table range scan")
 
-    def _plan(self, rows: profile.UserRows, lookups: profile.Lookups) -> rules.Write:
+    def _plan(self, rows: user_rows.UserRows, lookups: user_rows.Lookups) -> rules.Write:
         user = rows.user
-        fields = rules.profile_fields(profile.response_from_rows(rows, lookups))
+        fields = rules.profile_fields(user_rows.response_from_rows(rows, lookups))
         root = user.get("rootorgid")
         signin = (
             self._cfg.self_signin_key if root and root == self._custodian else self._cfg.valid_key

@@ -17,9 +17,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.user_cache_updater import profile, rules
-from flows.user_cache_updater.profiles import USER_COLUMNS
+from flows.user_cache_updater import rules
 from lernflow.kernel.errors import InvalidEvent
+from sources import user_rows
+from sources.sunbird_users import USER_COLUMNS
 from tests.paths import DATA
 
 FX = DATA / "usercache"
@@ -251,7 +252,7 @@ def _table_profile(user_id: str) -> rules.Profile | None:
     custodian = next(
         r["value"] for r in TABLES["system_settings"] if r["id"] == "custodianRootOrgId"
     )
-    wants_declarations, wants_orgs = profile.needs(profile.UserRows(user), custodian)
+    wants_declarations, wants_orgs = user_rows.needs(user_rows.UserRows(user), custodian)
     orgs = sorted(
         r["organisationid"]
         for r in TABLES["user_organisation"]
@@ -261,12 +262,12 @@ def _table_profile(user_id: str) -> rules.Profile | None:
         (r for r in TABLES["user_declarations"] if wants_declarations and r["userid"] == user_id),
         key=lambda r: (r["orgid"], r["persona"]),
     )
-    lookups = profile.Lookups(
+    lookups = user_rows.Lookups(
         organisations={r["id"]: r for r in TABLES["organisation"]},
         locations={r["id"]: r for r in TABLES["location"]},
     )
-    rows = profile.UserRows(user, tuple(orgs), tuple(declarations))
-    return rules.Profile(rules.profile_fields(profile.response_from_rows(rows, lookups)))
+    rows = user_rows.UserRows(user, tuple(orgs), tuple(declarations))
+    return rules.Profile(rules.profile_fields(user_rows.response_from_rows(rows, lookups)))
 
 
 def test_l01_l15_user_tables_give_the_expected_hashes():
