@@ -218,6 +218,7 @@ def test_t_b1_rows_aggregates_certificates_and_failed_event(t_b1: Settings) -> N
 
 
 def test_replaying_all_input_changes_no_row_and_sends_no_certificate(t_b1: Settings) -> None:
+    """D-B2 for every event at once: event 5 again (and the other written ones) is a replay."""
     settings = t_b1
     _inp, failed, cert = _topics(settings)
     assert _summary(settings) == (ATTEMPTS_AFTER_T_B1, AGGREGATES_AFTER_T_B1)
