@@ -52,8 +52,8 @@ test-unit: setup ## Run the unit tests only (no servers needed)
 	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: setup ## ruff check + format check
-	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+lint: setup ## ruff check + format check + the import contract (layers, no cycles; pyproject.toml)
+	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
 
 .PHONY: format
 format: setup ## Format the code with ruff

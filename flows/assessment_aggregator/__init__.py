@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from flows.assessment_aggregator.flow import build_flow as _build
+
 
 def build_flow(settings: Any = None, options: Any = None) -> Any:
     """Build the dataflow (see :mod:`flows.assessment_aggregator.flow`)."""
-    from flows.assessment_aggregator.flow import build_flow as _build
 
     return _build(settings, options)

@@ -48,7 +48,7 @@ class Outcome:
     """What happened to one input item, with the Sunbird counters it adds.
 
     ``decision`` is None when the item was parked before a decision (unparseable, or an
-    :class:`~lernflow.errors.InvalidEvent` from the rules); ``parked`` is then the reason.
+    :class:`~lernflow.kernel.errors.InvalidEvent` from the rules); ``parked`` is then the reason.
     ``certificate`` is the certificate request sent for it, if any.
     See docs/flows/assessment-aggregator.md#12-metrics for the counters.
     """
