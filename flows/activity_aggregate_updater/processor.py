@@ -29,6 +29,7 @@ from config import Settings
 from flows._runtime import Item, failed_message, rounds
 from flows.activity_aggregate_updater import rules
 from flows.activity_aggregate_updater.store import FLOW, ActivityStore, EnrolmentKey
+from flows.skipped import Skipped
 from lernflow.kernel import metrics
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 
@@ -41,7 +42,7 @@ _AGGREGATES_IN_BATCH = 16
 #: enrolments' logged batches are joined up to about this size (Cassandra warns from 5 KiB)
 _BATCH_BYTES = 4000
 
-Value = rules.EnrolmentRequest | rules.Skipped
+Value = rules.EnrolmentRequest | Skipped
 
 
 def entity(value: Value) -> str:
@@ -99,7 +100,7 @@ class ActivityProcessor:
             self._producer.produce_all(failed)
         requests: list[Item[rules.EnrolmentRequest]] = []
         for item in items:
-            if isinstance(item.value, rules.Skipped):
+            if isinstance(item.value, Skipped):
                 metrics.EVENTS_SKIPPED.labels(FLOW, item.value.kind).inc()
             elif isinstance(item.value, rules.EnrolmentRequest):
                 requests.append(item)

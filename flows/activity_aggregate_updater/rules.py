@@ -52,6 +52,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 
 ACTION = "batch-enrolment-update"
@@ -75,14 +76,6 @@ class EnrolmentRequest:
     def key(self) -> tuple[str, str, str]:
         """``(user, course, batch)``: the enrolment."""
         return (self.user_id, self.course_id, self.batch_id)
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A valid message this job has nothing to do for (counted, not parked)."""
-
-    reason: str
-    kind: str
 
 
 def _number(value: object) -> bool:
@@ -122,7 +115,7 @@ def parse_request(value: bytes | str) -> EnrolmentRequest | Skipped:
         raise InvalidEvent(msg)
     action = edata.get("action")
     if not isinstance(action, str) or action.lower() != ACTION:
-        return Skipped(f"edata.action is {action!r}, not {ACTION!r}", "other-action")
+        return Skipped("other-action", f"edata.action is {action!r}, not {ACTION!r}")
     contents = edata.get("contents", [])
     if contents is None:
         contents = []
@@ -145,7 +138,7 @@ def parse_request(value: bytes | str) -> EnrolmentRequest | Skipped:
         if status == COMPLETED and content and content.strip():
             completed.append(content)
     if not completed:
-        return Skipped("no content with status 2", "no-completed-content")
+        return Skipped("no-completed-content", "no content with status 2")
     return EnrolmentRequest(user, course, batch, tuple(completed))
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from config import Settings
 from flows._runtime import Item, failed_message
 from flows.certificate_pre_processor import rules
+from flows.skipped import Skipped
 from lernflow.kernel import metrics
 from lernflow.kernel.cassandra import CassandraExecutor
 from lernflow.kernel.redis_batch import RedisBatch
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 FLOW = "certificate-pre-processor"
 
 
-def entity(value: rules.IssueRequest | rules.Skipped) -> str:
+def entity(value: rules.IssueRequest | Skipped) -> str:
     """Shard entity: one batch's requests are decided on one worker, in order."""
     if isinstance(value, rules.IssueRequest):
         return f"{value.course_id}_{value.batch_id}"
@@ -283,7 +284,7 @@ class PreProcessor:
         for item in items:
             if item.error:
                 out.append(failed_message(FLOW, self._failed, item, item.error, item.error_type))
-            elif isinstance(item.value, rules.Skipped):
+            elif isinstance(item.value, Skipped):
                 metrics.EVENTS_SKIPPED.labels(FLOW, item.value.kind).inc()
             elif isinstance(item.value, rules.IssueRequest):
                 cands += [(item, Candidate(item.value, u)) for u in item.value.user_ids]

@@ -77,6 +77,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 
 ACTION = "issue-certificate"
@@ -125,14 +126,6 @@ class IssueRequest:
     user_ids: tuple[str, ...]
     re_issue: bool
     mid: str | None
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A valid message this job has nothing to do for (counted, not parked)."""
-
-    kind: str
-    reason: str
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 from config import Settings
 from flows._runtime import Item, failed_message, rounds
 from flows.relation_cache_updater import rules
+from flows.skipped import Skipped
 from lernflow.kernel import metrics
 from lernflow.kernel.cassandra import CassandraExecutor
 from lernflow.kernel.errors import InvalidEvent
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 FLOW = "relation-cache-updater"
 
 
-def entity(value: rules.PublishEvent | rules.Skipped) -> str:
+def entity(value: rules.PublishEvent | Skipped) -> str:
     """Shard entity: one collection is never processed twice at the same time."""
     return value.identifier if isinstance(value, rules.PublishEvent) else ""
 
@@ -87,7 +88,7 @@ class RelationCacheProcessor:
         ]
         events: list[Item[rules.PublishEvent]] = []
         for item in items:
-            if isinstance(item.value, rules.Skipped):
+            if isinstance(item.value, Skipped):
                 metrics.EVENTS_SKIPPED.labels(FLOW, item.value.kind).inc()
             elif isinstance(item.value, rules.PublishEvent):
                 events.append(item)

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 
 COLLECTION_MIME = "application/vnd.ekstep.content-collection"
@@ -33,14 +34,6 @@ class PublishEvent:
     """A collection publish this job handles."""
 
     identifier: str
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A valid message that is not for this job."""
-
-    reason: str
-    kind: str
 
 
 @dataclass(frozen=True)
@@ -84,11 +77,11 @@ def parse_event(value: bytes | str) -> PublishEvent | Skipped:
         _field(edata, "identifier"),
     )
     if action not in ACTIONS:
-        return Skipped(f"edata.action {action!r} is not one of {ACTIONS}", "other-action")
+        return Skipped("other-action", f"edata.action {action!r} is not one of {ACTIONS}")
     if mime.lower() != COLLECTION_MIME:
-        return Skipped(f"edata.mimeType {mime!r} is not a collection", "not-a-collection")
+        return Skipped("not-a-collection", f"edata.mimeType {mime!r} is not a collection")
     if not ident.strip():
-        return Skipped("edata.identifier is blank", "no-identifier")
+        return Skipped("no-identifier", "edata.identifier is blank")
     return PublishEvent(ident)
 
 

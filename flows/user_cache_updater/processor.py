@@ -14,6 +14,7 @@ from typing import Any
 
 from config import Settings
 from flows._runtime import Item, failed_message, rounds
+from flows.skipped import Skipped
 from flows.user_cache_updater import rules
 from flows.user_cache_updater.profiles import NotFound, UserSource, make_user_source, rules_config
 from lernflow.kernel import metrics
@@ -38,7 +39,7 @@ return 1
 """
 
 
-def entity(value: rules.AuditUser | rules.Skipped) -> str:
+def entity(value: rules.AuditUser | Skipped) -> str:
     """Shard entity: all events of one user go to one worker, in order."""
     return value.user_id if isinstance(value, rules.AuditUser) else ""
 
@@ -89,7 +90,7 @@ class UserCacheProcessor:
         out = [self._fail(i, i.error or "", i.error_type) for i in items if i.error]
         events: list[Item[rules.AuditUser]] = []
         for item in items:
-            if isinstance(item.value, rules.Skipped):
+            if isinstance(item.value, Skipped):
                 metrics.EVENTS_SKIPPED.labels(FLOW, item.value.kind).inc()
             elif isinstance(item.value, rules.AuditUser):
                 events.append(item)
@@ -118,7 +119,7 @@ class UserCacheProcessor:
                 except InvalidEvent as exc:
                     out.append(self._fail(item, exc.reason, type(exc).__name__))
                     continue
-                if isinstance(plan, rules.Skipped):
+                if isinstance(plan, Skipped):
                     metrics.EVENTS_SKIPPED.labels(FLOW, plan.kind).inc()
                     continue
                 writes.append(plan)

@@ -44,6 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 
 REMOVABLE_FIELDS: tuple[str, ...] = (
@@ -100,14 +101,6 @@ class AuditUser:
     registered: bool
     general: dict[str, str]
     mid: str | None
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A valid message that is not for this job (counted, not an error)."""
-
-    kind: str  # "not-a-user", "no-state", "unsupported-state", "no-data"
-    reason: str
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from flows.skipped import Skipped
 from flows.user_cache_updater import rules
 from lernflow.kernel.errors import InvalidEvent
 from tests.conformance.conftest import SUNBIRD_FIXTURES
@@ -27,7 +28,7 @@ USER1_HASH_FIELDS = (
 )
 
 
-def _event(name: str) -> rules.AuditUser | rules.Skipped:
+def _event(name: str) -> rules.AuditUser | Skipped:
     return rules.parse_event((FX / name).read_bytes())
 
 
@@ -49,10 +50,10 @@ def _profile(name: str) -> rules.Profile:
 
 def _process(
     store: dict[str, dict[str, str]], event_name: str, response: str | None
-) -> rules.Write | rules.Skipped:
+) -> rules.Write | Skipped:
     """One event through the rules, as the flow does: parse, read if registered, plan, apply."""
     event = _event(event_name)
-    if isinstance(event, rules.Skipped):
+    if isinstance(event, Skipped):
         return event
     info = _read(response, event.user_id) if event.registered and response else None
     write = rules.plan(event, info)
@@ -123,19 +124,19 @@ def test_test1_counts_seven_writes_and_two_skips_of_the_right_kinds():
         _process(store, s["event"], s["api_response_fixture"]) for s in TEST1["events_in_order"]
     ]
     assert sum(isinstance(o, rules.Write) for o in outcomes) == 7
-    assert isinstance(outcomes[6], rules.Skipped) and outcomes[6].kind == "not-a-user"
-    assert isinstance(outcomes[7], rules.Skipped) and outcomes[7].kind == "unsupported-state"
+    assert isinstance(outcomes[6], Skipped) and outcomes[6].kind == "not-a-user"
+    assert isinstance(outcomes[7], Skipped) and outcomes[7].kind == "unsupported-state"
     assert "wrongState" in outcomes[7].reason
 
 
 def test_content_object_event_is_not_a_user():
     result = _event("v2_event_07_content_object_skip.json")
-    assert isinstance(result, rules.Skipped) and result.kind == "not-a-user"
+    assert isinstance(result, Skipped) and result.kind == "not-a-user"
 
 
 def test_wrong_state_event_is_an_unsupported_state():
     result = _event("v2_event_08_user-7_wrongState.json")
-    assert isinstance(result, rules.Skipped) and result.kind == "unsupported-state"
+    assert isinstance(result, Skipped) and result.kind == "unsupported-state"
 
 
 def test_upstream_events_parse_to_user_id_state_producer_and_signin_type():
@@ -218,7 +219,7 @@ def test_test3_blocked_user_without_cdata_writes_nothing():
     info = _read("v2_userread_errors_clientError.json", event.user_id)
     assert info == rules.Blocked("user-8")
     result = rules.plan(event, info)
-    assert isinstance(result, rules.Skipped) and result.kind == "no-data"
+    assert isinstance(result, Skipped) and result.kind == "no-data"
 
 
 def test_test3_resource_not_found_is_invalid_with_sunbirds_message():

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flows.activity_aggregate_updater import rules
+from flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from tests.paths import DATA
 
@@ -52,11 +53,11 @@ def test_d_a1_event_keeps_only_the_completed_content():
 
 def test_d_a3_other_actions_and_events_without_completions_are_skipped_not_failed():
     skipped = rules.parse_request(_event("d_a3_other_action"))
-    assert isinstance(skipped, rules.Skipped) and skipped.kind == "other-action"
+    assert isinstance(skipped, Skipped) and skipped.kind == "other-action"
     doc = json.loads(_event("t_a1_1_seeds"))
     doc["edata"]["contents"] = [{"contentId": "lf-botany-seeds", "status": 1}]
     none_done = rules.parse_request(json.dumps(doc))
-    assert isinstance(none_done, rules.Skipped) and none_done.kind == "no-completed-content"
+    assert isinstance(none_done, Skipped) and none_done.kind == "no-completed-content"
     doc["edata"]["action"] = "BATCH-ENROLMENT-UPDATE"  # the action is compared case-insensitively
     doc["edata"]["contents"] = [{"contentId": "lf-botany-seeds", "status": 2.0}]
     assert isinstance(rules.parse_request(json.dumps(doc)), rules.EnrolmentRequest)

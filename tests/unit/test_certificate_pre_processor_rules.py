@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from flows.certificate_pre_processor import rules
+from flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from tests.paths import DATA
 
@@ -183,11 +184,11 @@ def test_a_request_without_users_is_rejected_with_a_reason(users):
 
 def test_other_actions_are_skipped_and_the_action_is_case_insensitive():
     skipped = rules.parse_request(event_1(action="batch-enrolment-update"))
-    assert isinstance(skipped, rules.Skipped)
+    assert isinstance(skipped, Skipped)
     assert skipped.kind == "other-action"
     doc = load("pre.issue_request.json")
     del doc["edata"]["action"]
-    assert isinstance(rules.parse_request(json.dumps(doc).encode()), rules.Skipped)
+    assert isinstance(rules.parse_request(json.dumps(doc).encode()), Skipped)
     assert isinstance(rules.parse_request(event_1(action="ISSUE-Certificate")), rules.IssueRequest)
 
 

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flows.relation_cache_updater import rules
+from flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from tests.paths import DATA
 
@@ -118,7 +119,7 @@ def test_rc_t1_events_pass_the_filter():
 )
 def test_non_collection_events_are_skipped(edata, kind):
     result = rules.parse_event(json.dumps({"edata": edata}))
-    assert isinstance(result, rules.Skipped) and result.kind == kind
+    assert isinstance(result, Skipped) and result.kind == kind
 
 
 @pytest.mark.parametrize("raw", [b"{nope", b"[1]", b'{"edata": {"action": 123}}'])

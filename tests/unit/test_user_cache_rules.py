@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from flows.skipped import Skipped
 from flows.user_cache_updater import rules
 from lernflow.kernel.errors import InvalidEvent
 from sources import user_rows
@@ -31,7 +32,7 @@ TEST2 = json.loads((FX / "expected_test2.json").read_text())
 TEST3 = json.loads((FX / "expected_test3.json").read_text())
 
 
-def _event(name: str) -> rules.AuditUser | rules.Skipped:
+def _event(name: str) -> rules.AuditUser | Skipped:
     return rules.parse_event(json.dumps(EVENTS[name]).encode())
 
 
@@ -53,10 +54,10 @@ def _profile(name: str) -> rules.Profile:
 
 def _process(
     store: dict[str, dict[str, str]], event_name: str, answer: str | None
-) -> rules.Write | rules.Skipped:
+) -> rules.Write | Skipped:
     """One event through the rules, as the flow does: parse, read if registered, plan, apply."""
     event = _event(event_name)
-    if isinstance(event, rules.Skipped):
+    if isinstance(event, Skipped):
         return event
     info = _read(answer, event.user_id) if event.registered and answer else None
     write = rules.plan(event, info)
@@ -90,7 +91,7 @@ def _response(**fields: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- case T1
 
 
-def _run_test1() -> tuple[dict[str, dict[str, str]], list[rules.Write | rules.Skipped]]:
+def _run_test1() -> tuple[dict[str, dict[str, str]], list[rules.Write | Skipped]]:
     store: dict[str, dict[str, str]] = {}
     outcomes = [_process(store, s["event"], s["answer"]) for s in TEST1["events_in_order"]]
     return store, outcomes
@@ -112,20 +113,20 @@ def test_t1_counts_seven_writes_and_two_skips_of_the_right_kinds():
         if step["outcome"] == "write":
             assert isinstance(outcome, rules.Write), step
         else:
-            assert isinstance(outcome, rules.Skipped), step
+            assert isinstance(outcome, Skipped), step
             assert step["outcome"] == f"skip:{outcome.kind}"
     assert sum(isinstance(o, rules.Write) for o in outcomes) == 7
-    assert isinstance(outcomes[7], rules.Skipped) and "Archived" in outcomes[7].reason
+    assert isinstance(outcomes[7], Skipped) and "Archived" in outcomes[7].reason
 
 
 def test_t1_content_object_event_is_not_a_user():
     result = _event("t1_7_content_object")
-    assert isinstance(result, rules.Skipped) and result.kind == "not-a-user"
+    assert isinstance(result, Skipped) and result.kind == "not-a-user"
 
 
 def test_t1_unsupported_state_event_is_skipped():
     result = _event("t1_8_learner07_unsupported_state")
-    assert isinstance(result, rules.Skipped) and result.kind == "unsupported-state"
+    assert isinstance(result, Skipped) and result.kind == "unsupported-state"
 
 
 def test_t1_events_parse_to_user_id_state_producer_and_signin_type():
@@ -202,7 +203,7 @@ def test_t3_blocked_user_without_cdata_writes_nothing():
     info = _read(step["answer"], event.user_id)
     assert info == rules.Blocked("lf-learner-merged")
     result = rules.plan(event, info)
-    assert isinstance(result, rules.Skipped) and result.kind == "no-data"
+    assert isinstance(result, Skipped) and result.kind == "no-data"
     assert step["outcome"] == "skip:no-data"
 
 
@@ -276,7 +277,7 @@ def test_l01_l15_user_tables_give_the_expected_hashes():
     parked: list[str] = []
     for name in CASSANDRA["events_in_order"]:
         event = _event(name)
-        if isinstance(event, rules.Skipped):
+        if isinstance(event, Skipped):
             skipped[name] = event.kind
             continue
         info = _table_profile(event.user_id) if event.registered else None
@@ -530,7 +531,7 @@ def test_malformed_events_are_invalid_with_a_reason_naming_the_field(raw, field)
 )
 def test_messages_for_other_jobs_are_skipped_with_a_kind(doc, kind):
     result = rules.parse_event(_raw(doc))
-    assert isinstance(result, rules.Skipped) and result.kind == kind
+    assert isinstance(result, Skipped) and result.kind == kind
     assert result.reason
 
 
@@ -546,18 +547,18 @@ def test_delete_states_are_accepted_only_when_configured():
     cfg = rules.RulesConfig(accept_delete=True)
     event = rules.parse_event(doc, cfg)
     assert isinstance(event, rules.AuditUser) and event.state == "deleted"
-    assert isinstance(rules.parse_event(doc), rules.Skipped)
+    assert isinstance(rules.parse_event(doc), Skipped)
 
 
 def test_unsupported_state_is_skipped_before_cdata_is_looked_at():
     doc = _audit(edata={"state": "Login"}, context={"cdata": ["broken"]})
     result = rules.parse_event(_raw(doc))
-    assert isinstance(result, rules.Skipped) and result.kind == "unsupported-state"
+    assert isinstance(result, Skipped) and result.kind == "unsupported-state"
 
 
 def test_registered_producer_is_case_sensitive_and_configurable():
     doc = _raw(_audit(context={"pdata": {"pid": "userorg-service"}}))
-    assert isinstance(rules.parse_event(doc), rules.Skipped)
+    assert isinstance(rules.parse_event(doc), Skipped)
     event = rules.parse_event(doc, rules.RulesConfig(regd_pid="userorg-service"))
     assert isinstance(event, rules.AuditUser) and event.registered and event.general == {}
 
