@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +80,7 @@ class DeliveryTrackingProducer:
                 self._producer.poll(0.05)
         self._producer.poll(0)
 
-    def produce_all(self, messages: list[OutMessage]) -> None:
+    def produce_all(self, messages: Sequence[OutMessage]) -> None:
         """Queue many messages and wait until every one is acknowledged."""
         for m in messages:
             self.produce(m)

@@ -1,21 +1,32 @@
-"""relation-cache-updater dataflow: wiring only (rules in ``rules``, I/O in ``processor``)."""
+"""relation-cache-updater, declared once for the processor shell.
+
+Run: ``lernflow run relation-cache-updater`` or
+``python -m bytewax.run "flows.relation_cache_updater.flow:build_flow()"``.
+"""
 
 from __future__ import annotations
 
 from bytewax.dataflow import Dataflow
 
 from config import Settings, load_settings
-from flows._runtime import kafka_input, parse_with, windowed_flow
 from flows.relation_cache_updater import rules
-from flows.relation_cache_updater.processor import FLOW, RelationCacheProcessor, entity
+from flows.relation_cache_updater.processor import RelationCacheLogic, entity
+from flows.relation_cache_updater.store import FLOW
+from flows.shell import FlowSpec
 from sources.options import RunOptions
+
+SPEC: FlowSpec[rules.PublishEvent] = FlowSpec(
+    name=FLOW,
+    summary="course leaf nodes and ancestors in Redis, from published collections",
+    input_topic=lambda t: t.content_postpublish_request,
+    failed_topic=lambda t: t.content_postpublish_failed,
+    parse=rules.parse_event,
+    entity=entity,
+    shards=lambda _s: 64,
+    logic=RelationCacheLogic,
+)
 
 
 def build_flow(settings: Settings | None = None, options: RunOptions | None = None) -> Dataflow:
-    """Build the dataflow reading ``<env>.content.postpublish.request``."""
-    settings = settings or load_settings()
-    source = kafka_input(FLOW, settings, options, settings.topics.content_postpublish_request)
-    return windowed_flow(
-        FLOW, settings, source, parse_with(FLOW, rules.parse_event, entity),
-        lambda: RelationCacheProcessor(settings), shards=64,
-    )  # fmt: skip
+    """The dataflow reading ``<env>.content.postpublish.request``."""
+    return SPEC.build(settings or load_settings(), options)

@@ -1,0 +1,327 @@
+"""The processor shell: everything the six flows share between the Kafka input and their stores.
+
+::
+
+    Kafka input ──► parse ──► key by shard ──► route ──► BatchProcessor ──► FlowLogic.run_round
+
+A flow is declared once as a :class:`FlowSpec` (name, topics, parser, shard entity, logic) and
+the shell does the rest (docs/architecture.md#the-processor-shell):
+
+* **parse** turns each :class:`~sources.kafka.KafkaRecord` into an :class:`Item`: the parsed
+  value, a :class:`~flows.skipped.Skipped` event, or the reason it is invalid;
+* **shard** keys items so all events of one entity go to one worker, in order;
+* **route** hands each worker what arrived, holding nothing across epochs (a snapshot never
+  covers an item that is not processed yet);
+* :class:`BatchProcessor` parks invalid items on the failed topic, counts skipped ones, splits
+  the rest into **rounds** (the k-th item of every key) and gives each round to the flow's
+  :class:`FlowLogic`, with a :class:`Round` through which it sends, parks and skips. Every flow
+  counts ``lernflow_events_{in,out,skipped,failed}_total`` the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.operators import StatefulBatchLogic
+
+from config import Settings
+from config.settings import TopicSettings
+from flows.skipped import Skipped
+from lernflow.kernel import metrics
+from lernflow.kernel.dlq import build_envelope, envelope_headers
+from lernflow.kernel.errors import InvalidEvent
+from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from sinks.processor_sink import ProcessorSink
+from sources.kafka import KafkaInput, KafkaRecord
+from sources.options import RunOptions
+
+logger = logging.getLogger(__name__)
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class Item(Generic[V]):
+    """One input message after parsing: ``value`` or ``error`` (the reason it is invalid)."""
+
+    record: KafkaRecord
+    value: V | Skipped | None = None
+    error: str | None = None
+    error_type: str = "InvalidEvent"
+    shard_entity: str = ""
+
+
+class Outbox(Protocol):
+    """Where messages go: our Kafka producer, or an in-memory list in unit tests."""
+
+    def produce_all(self, messages: Sequence[OutMessage]) -> None:
+        """Produce every message and wait until each is acknowledged (raise if one fails)."""
+
+    def flush(self) -> None:
+        """Wait for anything still queued."""
+
+
+class Round(Generic[V]):
+    """One round of a batch (at most one item per key) and the shell's services to it."""
+
+    def __init__(self, flow: str, failed_topic: str, outbox: Outbox, items: list[Item[V]]):
+        self.items = items
+        self._flow = flow
+        self._failed_topic = failed_topic
+        self._outbox = outbox
+        self._parked: list[OutMessage] = []
+
+    def values(self) -> list[tuple[Item[V], V]]:
+        """The round's items with their parsed values (all valid and not skipped)."""
+        return [(i, i.value) for i in self.items if i.value is not None]  # type: ignore[misc]
+
+    def send(self, messages: Sequence[OutMessage]) -> None:
+        """Produce ``messages`` now and wait for every acknowledgement."""
+        send(self._flow, self._outbox, messages)
+
+    def park(self, item: Item[Any], reason: str, error_type: str) -> None:
+        """Put ``item`` on the failed topic (sent when the round ends) with ``reason``."""
+        self._parked.append(
+            failed_message(self._flow, self._failed_topic, item, reason, error_type)
+        )
+
+    def skip(self, kind: str, count: int = 1) -> None:
+        """Count ``count`` events deliberately not acted on, under ``kind``."""
+        metrics.EVENTS_SKIPPED.labels(self._flow, kind).inc(count)
+
+    def finish(self) -> None:
+        """Send what was parked during the round (the shell calls this)."""
+        parked, self._parked = self._parked, []
+        send(self._flow, self._outbox, parked)
+
+
+class FlowLogic(Protocol[V]):
+    """What a flow supplies: the round key and one round's reads, plan and writes."""
+
+    def round_key(self, value: V) -> object:
+        """Items with equal keys run in successive rounds (each sees the previous one's writes)."""
+
+    def run_round(self, round_: Round[V]) -> None:
+        """Read, plan (pure rules) and apply one round. Raise only on transient faults."""
+
+    def close(self) -> None:
+        """Release the store's connections."""
+
+
+class BatchProcessor(Generic[V]):
+    """A worker's processor: one per worker, fed what arrived together, in input order."""
+
+    def __init__(self, flow: str, failed_topic: str, logic: FlowLogic[V], outbox: Outbox):
+        self.flow = flow
+        self.failed_topic = failed_topic
+        self.logic = logic
+        self.outbox = outbox
+
+    def process(self, items: list[Item[V]]) -> None:
+        """Park the invalid, count the skipped, run the rest in rounds."""
+        invalid = [i for i in items if i.error is not None]
+        send(
+            self.flow,
+            self.outbox,
+            [failed_message(self.flow, self.failed_topic, i, i.error or "", i.error_type)
+             for i in invalid],
+        )  # fmt: skip
+        valid: list[Item[V]] = []
+        for item in items:
+            if isinstance(item.value, Skipped):
+                metrics.EVENTS_SKIPPED.labels(self.flow, item.value.kind).inc()
+            elif item.error is None and item.value is not None:
+                valid.append(item)
+        for items_of_round in rounds(valid, self.logic.round_key):
+            round_ = Round(self.flow, self.failed_topic, self.outbox, items_of_round)
+            self.logic.run_round(round_)
+            round_.finish()
+
+    def close(self) -> None:
+        """Wait for queued messages, then release the flow's connections."""
+        self.outbox.flush()
+        self.logic.close()
+
+
+def send(flow: str, outbox: Outbox, messages: Sequence[OutMessage]) -> None:
+    """Produce and wait; count ``lernflow_events_out_total`` per topic."""
+    if not messages:
+        return
+    outbox.produce_all(messages)
+    per_topic: dict[str, int] = {}
+    for m in messages:
+        per_topic[m.topic] = per_topic.get(m.topic, 0) + 1
+    for topic, n in per_topic.items():
+        metrics.EVENTS_OUT.labels(flow, topic).inc(n)
+
+
+def failed_message(
+    flow: str, failed_topic: str, item: Item[Any], reason: str, error_type: str
+) -> OutMessage:
+    """The failed-topic message for one input item (original payload and coordinates kept)."""
+    rec = item.record
+    metrics.EVENTS_FAILED.labels(flow, error_type).inc()
+    logger.info(
+        "parked %s to %s: %s", rec.coordinates, failed_topic, reason,
+        extra={"topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
+               "error_type": error_type},
+    )  # fmt: skip
+    envelope = build_envelope(
+        flow=flow,
+        reason=reason,
+        error_type=error_type,
+        topic=rec.topic,
+        partition=rec.partition,
+        offset=rec.offset,
+        key=rec.key,
+        value=rec.value,
+        timestamp_ms=rec.timestamp_ms,
+    )
+    headers = envelope_headers(rec.topic, rec.partition, rec.offset)
+    return OutMessage(failed_topic, envelope, key=rec.key, headers=headers)
+
+
+def rounds(items: Sequence[Item[V]], key: Callable[[V], object]) -> list[list[Item[V]]]:
+    """Split items into rounds: round k holds the k-th item of every key, input order kept.
+
+    Items of different keys in one round are independent, so a round's reads and writes can be
+    batched; items of the same key run in successive rounds, so each sees the previous one's
+    writes.
+    """
+    out: list[list[Item[V]]] = []
+    seen: dict[object, int] = {}
+    for item in items:
+        k = key(item.value)  # type: ignore[arg-type]
+        n = seen.get(k, 0)
+        seen[k] = n + 1
+        if n == len(out):
+            out.append([])
+        out[n].append(item)
+    return out
+
+
+def parse_with(
+    flow: str, parse: Callable[[bytes], V | Skipped], entity: Callable[[V], str]
+) -> Callable[[KafkaRecord], Item[V]]:
+    """Wrap a pure parser so invalid input becomes an error item instead of an exception."""
+
+    def step(record: KafkaRecord) -> Item[V]:
+        metrics.EVENTS_IN.labels(flow).inc()
+        if record.value is None:
+            return Item(record, error="message has no value (tombstone)")
+        try:
+            value = parse(record.value)
+        except InvalidEvent as exc:
+            return Item(record, error=exc.reason, error_type=type(exc).__name__)
+        except Exception as exc:
+            logger.exception("parser failed on %s", record.coordinates)
+            return Item(record, error=f"unexpected parse error: {exc!r}", error_type="ParseError")
+        if isinstance(value, Skipped):
+            return Item(record, value=value)
+        return Item(record, value=value, shard_entity=entity(value))
+
+    return step
+
+
+def shard_of(shards: int) -> Callable[[Item[Any]], str]:
+    """Key function: the item's entity hashed into ``shards`` buckets (stable across processes)."""
+
+    def key(item: Item[Any]) -> str:
+        entity = item.shard_entity or f"{item.record.topic}:{item.record.partition}"
+        return str(zlib.crc32(entity.encode("utf-8")) % shards)
+
+    return key
+
+
+class _PassThrough(StatefulBatchLogic[Item[Any], list[Item[Any]], None]):
+    """Emit a key's items as soon as they arrive and keep no state between epochs.
+
+    Holding items in a window across epochs would let a snapshot record input offsets past
+    items that are not processed yet, which a crash then loses (seen with ``collect`` and
+    ``kill -9``; docs/fixes-over-sunbird.md).
+    """
+
+    def on_batch(self, values: list[Item[Any]]) -> tuple[list[list[Item[Any]]], bool]:
+        return [values], StatefulBatchLogic.DISCARD
+
+    def snapshot(self) -> None:
+        return None
+
+
+def _pass_through(_resume: None) -> _PassThrough:
+    return _PassThrough()
+
+
+@dataclass(frozen=True)
+class FlowSpec(Generic[V]):
+    """A flow, declared once: what the CLI, status, replay, failed and schema read.
+
+    Attributes:
+        name: the flow's name (``lernflow run NAME``; part of the consumer group name).
+        summary: one line for ``--help`` and ``lernflow status``.
+        input_topic / failed_topic: the topics' short names in the topic settings.
+        parse: the pure parser (bytes → value or :class:`Skipped`; raises ``InvalidEvent``).
+        entity: the shard entity of a value (all events of one entity stay in order).
+        shards: how many shards the settings ask for.
+        logic: builds the flow's :class:`FlowLogic` (its store and planner) for one worker.
+    """
+
+    name: str
+    summary: str
+    input_topic: Callable[[TopicSettings], str]
+    failed_topic: Callable[[TopicSettings], str]
+    parse: Callable[[bytes], V | Skipped]
+    entity: Callable[[V], str]
+    shards: Callable[[Settings], int]
+    logic: Callable[[Settings], FlowLogic[V]]
+    output_topics: Callable[[TopicSettings], tuple[str, ...]] = field(default=lambda _t: ())
+
+    def input_topic_name(self, settings: Settings) -> str:
+        """The input topic's full name (with the environment prefix)."""
+        return settings.topics.full(self.input_topic(settings.topics))
+
+    def failed_topic_name(self, settings: Settings) -> str:
+        """The failed topic's full name (with the environment prefix)."""
+        return settings.topics.full(self.failed_topic(settings.topics))
+
+    def processor(
+        self, settings: Settings, logic: FlowLogic[V] | None = None, outbox: Outbox | None = None
+    ) -> BatchProcessor[V]:
+        """The per-worker processor (tests pass in-memory ``logic`` stores and ``outbox``)."""
+        return BatchProcessor(
+            self.name,
+            self.failed_topic_name(settings),
+            logic if logic is not None else self.logic(settings),
+            outbox
+            if outbox is not None
+            else DeliveryTrackingProducer(settings.kafka, client_id=self.name),
+        )
+
+    def parser(self) -> Callable[[KafkaRecord], Item[V]]:
+        """The parse step of the dataflow (counts ``lernflow_events_in_total``)."""
+        return parse_with(self.name, self.parse, self.entity)
+
+    def build(self, settings: Settings, options: RunOptions | None = None) -> Dataflow:
+        """The dataflow, with stable step ids (they are the recovery keys)."""
+        options = options or RunOptions()
+        source = KafkaInput(
+            settings.kafka,
+            [self.input_topic_name(settings)],
+            start=options.start(),
+            until_caught_up=options.until_caught_up,
+            end_offsets=options.end_offsets,
+            commit_group=options.commit_group(settings, self.name),
+        )
+        flow = Dataflow(self.name)
+        records = op.input("kafka-in", flow, source)
+        items = op.map("parse", records, self.parser())
+        keyed = op.key_on("shard", items, shard_of(self.shards(settings)))
+        batches = op.stateful_batch("route", keyed, _pass_through)
+        op.output("process", batches, ProcessorSink(self.name, lambda: self.processor(settings)))
+        return flow
