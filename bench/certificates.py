@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.common import Row, isolated, run_flow_subprocess
 from certificates import signing
-from certificates.template import bundled_template_path
+from certificates.fetch import bundled_template_path
 from config import Settings
 from lernflow.devstack.demo import SAMPLE_SIGNATURE
 from lernflow.kernel.clients import cassandra_session

@@ -19,7 +19,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from certificates.credential import build_credential
+from certificates.fetch import TemplateCache, bundled_template_path
 from certificates.model import CertificateData, Signatory, normalize_issued_date
+from certificates.qr import qr_data_uri
+from certificates.sanitize import TemplateError, sanitize_svg
 from certificates.signing import (
     SigningKey,
     VerificationError,
@@ -31,16 +34,8 @@ from certificates.signing import (
     verify_credential,
 )
 from certificates.storage import InvalidKeyError, LocalStorage, Storage, object_key
-from certificates.template import (
-    PLACEHOLDERS,
-    TemplateCache,
-    TemplateError,
-    bundled_template_path,
-    fill_svg,
-    placeholder_values,
-    qr_data_uri,
-    sanitize_svg,
-)
+from certificates.template import fill_svg
+from certificates.values import PLACEHOLDERS, placeholder_values
 
 if TYPE_CHECKING:
     from certificates.render import extract_attachment, preview_png, render_pdf

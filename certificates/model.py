@@ -2,7 +2,7 @@
 
 :class:`CertificateData` is the single input of the credential builder
 (:func:`certificates.credential.build_credential`) and of the SVG filler
-(:func:`certificates.template.placeholder_values`). It is immutable and validated on creation,
+(:func:`certificates.values.placeholder_values`). It is immutable and validated on creation,
 so everything downstream can rely on ``cert_id`` being a UUID and ``issued_date`` a real
 calendar date (:func:`normalize_issued_date` turns Sunbird's looser forms into one).
 """

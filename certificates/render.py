@@ -8,7 +8,7 @@ alone is enough to verify the certificate offline (:func:`extract_attachment`).
 Nothing is fetched from the network or the file system while rendering except ``data:`` URIs
 and http(s) URLs on ``allowed_hosts``: both renderers get a URL fetcher that refuses (and
 logs) everything else, and the SVG is passed through
-:func:`certificates.template.sanitize_svg` first. A refused image is simply not drawn.
+:func:`certificates.sanitize.sanitize_svg` first. A refused image is simply not drawn.
 
 Pure functions: bytes in, bytes out; no files are written.
 """
@@ -33,7 +33,8 @@ import pypdf
 import pypdfium2  # type: ignore[import-untyped]
 import weasyprint
 
-from certificates.template import TemplateError, is_allowed_url, sanitize_svg
+from certificates.sanitize import TemplateError, is_allowed_url, sanitize_svg
+from lernflow.kernel.errors import LernflowError
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ _PT_PER_UNIT = {
 A4_LANDSCAPE_PT = (841.89, 595.28)
 
 
-class RefusedURLError(ValueError):
+class RefusedURLError(LernflowError, ValueError):
     """A renderer asked for a URL that the allowed-hosts policy refuses."""
 
 

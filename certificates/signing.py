@@ -40,6 +40,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from lernflow.kernel.errors import LernflowError
+
 logger = logging.getLogger(__name__)
 
 ALGORITHMS: tuple[str, ...] = ("ES256", "EdDSA")
@@ -63,7 +65,7 @@ _KID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _REQUIRED_CLAIMS = ("vc", "jti", "sub", "iss", "iat", "nbf")
 
 
-class VerificationError(Exception):
+class VerificationError(LernflowError):
     """A token was not accepted; ``reason`` says why (see the module docstring)."""
 
     def __init__(self, reason: str, detail: str = "") -> None:

@@ -20,13 +20,15 @@ import tempfile
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from lernflow.kernel.errors import LernflowError
+
 logger = logging.getLogger(__name__)
 
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+=-]*")
 MAX_KEY_LENGTH = 512
 
 
-class InvalidKeyError(ValueError):
+class InvalidKeyError(LernflowError, ValueError):
     """A storage key is empty, absolute, or contains ``..``, ``\\``, or unsafe characters."""
 
 

@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from lernflow.kernel.errors import LernflowError
+
 UserCache = Mapping[str, str]
 """The Redis hash of ``user:<id>`` (DB 12), fields as stored; the user id is the key suffix."""
 
 
-class BatchFailed(Exception):
+class BatchFailed(LernflowError):
     """The batch fails; ``str(exc)`` is the status message Sunbird would record."""
 
     def __init__(self, message: str) -> None:

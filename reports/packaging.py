@@ -61,6 +61,7 @@ from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from lernflow.kernel.errors import LernflowError
 from reports.decrypt import decrypt_pii
 
 __all__ = [
@@ -121,7 +122,7 @@ _ZERO_IV = bytes(16)
 _MAX_ZIP32 = 0xFFFFFFFF
 
 
-class PackagingError(Exception):
+class PackagingError(LernflowError):
     """Securing a report file failed.
 
     ``stage`` is ``"encrypt"`` (while writing the CSV: Sunbird fails that *batch*, with

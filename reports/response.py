@@ -51,6 +51,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from typing import Any
 
+from lernflow.kernel.errors import LernflowError
 from reports.model import Attempt, Batch, BatchFailed, Enrolment, ReportContext, UserCache
 from reports.organize import (
     format_year,
@@ -349,7 +350,7 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class ArchiveReadError(ValueError):
+class ArchiveReadError(LernflowError, ValueError):
     """The archive cannot be read or unioned (Spark's load/``unionByName`` throws inside
     Sunbird's ``try``): the report falls back to the Cassandra rows alone (``archived=None``)."""
 

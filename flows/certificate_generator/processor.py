@@ -31,8 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import certificates as template
 from certificates import credential as cred
-from certificates import render, signing, template
+from certificates import render, signing
 from certificates.model import CertificateData, Signatory
 from certificates.storage import LocalStorage, Storage
 from config import Settings

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from certificates import render, signing
-from certificates.template import bundled_template_path
+from certificates.fetch import bundled_template_path
 from config import Settings
 from flows.relation_cache_updater import rules as relation_rules
 from lernflow.kernel.clients import cassandra_session, kafka_consumer, redis_client

@@ -21,7 +21,7 @@ from pypdf import PdfReader, PdfWriter
 from typer.testing import CliRunner
 
 from certificates import render, signing
-from certificates.template import bundled_template_path
+from certificates.fetch import bundled_template_path
 from config import Settings
 from lernflow import cli
 from lernflow.devstack.demo import SAMPLE_SIGNATURE

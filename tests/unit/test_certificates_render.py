@@ -12,7 +12,9 @@ import pypdf
 import pytest
 
 from certificates.credential import build_credential
+from certificates.fetch import bundled_template_path
 from certificates.model import CertificateData, Signatory
+from certificates.qr import qr_data_uri, qr_matrix
 from certificates.render import (
     GuardedCairoFetcher,
     GuardedWeasyFetcher,
@@ -22,15 +24,10 @@ from certificates.render import (
     preview_png,
     render_pdf,
 )
+from certificates.sanitize import TemplateError
 from certificates.signing import generate_keys, load_public_keys, sign_credential, verify_credential
-from certificates.template import (
-    TemplateError,
-    bundled_template_path,
-    fill_svg,
-    placeholder_values,
-    qr_data_uri,
-    qr_matrix,
-)
+from certificates.template import fill_svg
+from certificates.values import placeholder_values
 from tests.unit.test_certificates_signing import data_from_event
 
 RENDERERS = ["weasyprint", "cairosvg"]

@@ -1,0 +1,40 @@
+"""The certificate's QR code (the verify URL) as a PNG ``data:`` URI for ``${qrCodeImage}``."""
+
+from __future__ import annotations
+
+import base64
+from io import BytesIO
+
+import segno
+
+# A fixed mask pattern: any of the eight is a valid QR code; letting the encoder score all
+# eight (segno's default) costs ~4 ms per code, 80% of the encoding time.
+QR_MASK = 4
+QR_PIXELS_PER_MODULE = 10
+
+
+def qr_matrix(text: str, border: int = 3) -> list[list[bool]]:
+    """The QR modules of ``text`` (error correction H), quiet zone included; True = dark."""
+    qr = segno.make_qr(text, error="h", boost_error=False, mask=QR_MASK)
+    return [[bool(v) for v in row] for row in qr.matrix_iter(border=border)]
+
+
+def qr_data_uri(text: str) -> str:
+    """A QR code of ``text`` (error correction H, quiet zone 3 modules) as a PNG data URI.
+
+    A bitmap with ``QR_PIXELS_PER_MODULE`` pixels per module (sharp edges, ~200 dpi in the
+    sample's 130 pt box): renderers place it as one image, which is ~2x faster to render
+    than the same code drawn as vector paths.
+    """
+    from PIL import Image
+
+    rows = qr_matrix(text)
+    n = len(rows)
+    gray = b"".join(bytes(0 if dark else 255 for dark in row) for row in rows)
+    scale = QR_PIXELS_PER_MODULE
+    img = Image.frombytes("L", (n, n), gray).resize(
+        (n * scale, n * scale), Image.Resampling.NEAREST
+    )
+    buf = BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
