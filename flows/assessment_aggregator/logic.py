@@ -108,6 +108,7 @@ from enum import StrEnum
 from typing import Any, Final, NoReturn
 
 from lernflow.kernel.errors import InvalidEvent
+from lernflow.kernel.java import gson_roundtrip_json, gson_string, java_double_to_string
 
 __all__ = [
     "ACTIVITY_TYPE",
@@ -138,8 +139,6 @@ __all__ = [
     "evaluate_assess_event",
     "format_agg_date",
     "format_grand_total",
-    "gson_json",
-    "java_double_to_string",
     "latest_answers",
     "leafnodes_key",
     "parse_assess_message",
@@ -386,7 +385,7 @@ def _text_maps(obj: Mapping[str, Any], key: str, path: str) -> tuple[dict[str, s
             _fail(f"{path}[{i}] must be an object, got {_kind(element)}")
         converted: dict[str, str | None] = {}
         for k, v in element.items():
-            text = None if v is None else (v if isinstance(v, str) else gson_json(v))
+            text = None if v is None else (v if isinstance(v, str) else _gson_text(v))
             converted[_text(k, f"{path}[{i}] key")] = (
                 None if text is None else _text(text, f"{path}[{i}].{k}")
             )
@@ -490,86 +489,13 @@ def _parse_document(doc: object) -> BatchAssessEvent | RecomputeRequest:
 # Java/Gson formatting (the exact text Sunbird writes)
 # --------------------------------------------------------------------------------------------
 
-_GSON_ESCAPES: Final[dict[str, str]] = {
-    **{chr(c): f"\\u{c:04x}" for c in range(0x20)},
-    '"': '\\"',
-    "\\": "\\\\",
-    "\t": "\\t",
-    "\b": "\\b",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\f": "\\f",
-    "<": "\\u003c",
-    ">": "\\u003e",
-    "&": "\\u0026",
-    "=": "\\u003d",
-    "'": "\\u0027",
-    "\u2028": "\\u2028",
-    "\u2029": "\\u2029",
-}
-_GSON_TABLE: Final = str.maketrans(_GSON_ESCAPES)
 
-
-def _gson_string(value: str) -> str:
-    return '"' + value.translate(_GSON_TABLE) + '"'
-
-
-def java_double_to_string(value: float) -> str:
-    """Java's ``Double.toString``: ``2.0``, ``1.33``, ``1.0E7``, ``1.0E-4`` (Gson's number text).
-
-    The digits are the shortest that round-trip. JDK 11 prints a longer form for a few rare
-    values (JDK-4511638); those are not reproduced.
-    """
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if value == 0.0:
-        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
-    dec = Decimal(repr(value))
-    digits = "".join(str(d) for d in dec.as_tuple().digits).rstrip("0") or "0"
-    exponent = dec.adjusted()
-    sign = "-" if value < 0 else ""
-    if 1e-3 <= abs(value) < 1e7:
-        if exponent >= 0:
-            whole = digits[: exponent + 1].ljust(exponent + 1, "0")
-            fraction = digits[exponent + 1 :] or "0"
-        else:
-            whole = "0"
-            fraction = "0" * (-exponent - 1) + digits
-        return f"{sign}{whole}.{fraction}"
-    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{exponent}"
-
-
-def gson_json(value: object) -> str:
-    """Gson's compact JSON text of a JSON value that went through Sunbird's Gson parse.
-
-    Every number is a double (``1`` → ``1.0``). Object members whose value is null are
-    dropped, but nulls inside arrays stay. Strings use Gson's HTML-safe escaping (``<``, ``>``,
-    ``&``, ``=``, ``'`` → ``\\u003c`` …). Object keys keep their input order.
-    """
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int | float):
-        try:
-            return java_double_to_string(float(value))
-        except OverflowError:
-            _fail(f"number {value} is out of the double range")
-    if isinstance(value, str):
-        return _gson_string(value)
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(gson_json(v) for v in value) + "]"
-    if isinstance(value, dict):
-        members = (
-            f"{_gson_string(str(k))}:{gson_json(v)}" for k, v in value.items() if v is not None
-        )
-        return "{" + ",".join(members) + "}"
-    msg = f"not a JSON value: {type(value).__name__}"
-    raise TypeError(msg)
+def _gson_text(value: object) -> str:
+    """Sunbird's Gson text of a parsed JSON value; a number beyond the double range is invalid."""
+    try:
+        return gson_roundtrip_json(value)
+    except OverflowError as e:
+        _fail(str(e))
 
 
 def format_grand_total(total_score: float, total_max_score: float) -> str:
@@ -1178,15 +1104,15 @@ class ScoreAggregation:
 
 def _agg_detail(row: StoredScore, agg_type: str, tz: tzinfo) -> str:
     """Gson text of Sunbird's ``AggDetails``; null fields are omitted as Gson does."""
-    parts = [f'"attempt_id":{_gson_string(row.attempt_id)}']
+    parts = [f'"attempt_id":{gson_string(row.attempt_id)}']
     if row.last_attempted_on is not None:
         parts.append(
-            f'"last_attempted_on":{_gson_string(format_agg_date(row.last_attempted_on, tz))}'
+            f'"last_attempted_on":{gson_string(format_agg_date(row.last_attempted_on, tz))}'
         )
     parts.append(f'"score":{java_double_to_string(row.total_score or 0.0)}')
-    parts.append(f'"content_id":{_gson_string(row.content_id)}')
+    parts.append(f'"content_id":{gson_string(row.content_id)}')
     parts.append(f'"max_score":{java_double_to_string(row.total_max_score or 0.0)}')
-    parts.append(f'"type":{_gson_string(agg_type)}')
+    parts.append(f'"type":{gson_string(agg_type)}')
     return "{" + ",".join(parts) + "}"
 
 

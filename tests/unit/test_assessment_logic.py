@@ -47,8 +47,6 @@ from flows.assessment_aggregator.logic import (
     evaluate_assess_event,
     format_agg_date,
     format_grand_total,
-    gson_json,
-    java_double_to_string,
     latest_answers,
     leafnodes_key,
     parse_assess_message,
@@ -60,6 +58,7 @@ from flows.assessment_aggregator.logic import (
 )
 from flows.assessment_aggregator.processor import FLOW, AssessmentProcessor, entity
 from lernflow.kernel.errors import InvalidEvent, TransientError
+from lernflow.kernel.java import gson_roundtrip_json, java_double_to_string
 from sinks.kafka_producer import OutMessage
 from sources.kafka import KafkaRecord
 from tests.paths import DATA
@@ -1280,7 +1279,7 @@ def test_agg_dates_use_gsons_java11_default_format_in_utc(millis, text):
 
 
 def test_gson_text_escapes_html_characters_and_control_characters():
-    assert gson_json(["<>&='\"\\\n\x01\u2028", None, {"a": None}, 3]) == (
+    assert gson_roundtrip_json(["<>&='\"\\\n\x01\u2028", None, {"a": None}, 3]) == (
         '["\\u003c\\u003e\\u0026\\u003d\\u0027\\"\\\\\\n\\u0001\\u2028",null,{},3.0]'
     )
 
