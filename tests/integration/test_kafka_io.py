@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,13 +12,29 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import run_main
 
 from config import Settings
-from lernflow.kernel.clients import kafka_consumer
 from lernflow.kernel.dlq import build_envelope
 from lernflow.ops import failed, schema
 from lernflow.ops.runner import failed_topic, input_topic
-from sinks.kafka import KafkaOutput
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from sinks.processor_sink import ProcessorSink
 from sources.kafka import KafkaInput, KafkaRecord
+from tests.flowkit import read_topic
+
+
+class _Copy:
+    """A processor that copies each record to ``dst`` through our producer (the flows' sink)."""
+
+    def __init__(self, settings: Settings, dst: str) -> None:
+        self._producer = DeliveryTrackingProducer(settings.kafka, client_id="test")
+        self._dst = dst
+
+    def process(self, records: list[KafkaRecord]) -> None:
+        self._producer.produce_all(
+            [OutMessage(self._dst, r.value or b"", key=r.key) for r in records]
+        )
+
+    def close(self) -> None:
+        self._producer.flush()
 
 
 def _copy_flow(settings: Settings, src: str, dst: str) -> Dataflow:
@@ -27,27 +42,9 @@ def _copy_flow(settings: Settings, src: str, dst: str) -> Dataflow:
     inp = op.input(
         "in", flow, KafkaInput(settings.kafka, [src], start="earliest", until_caught_up=True)
     )
-
-    def to_out(rec: KafkaRecord) -> OutMessage:
-        return OutMessage(dst, rec.value or b"", key=rec.key)
-
-    op.output("out", op.map("copy", inp, to_out), KafkaOutput(settings.kafka, "test"))
+    batches = op.map("batch", inp, lambda rec: ("0", [rec]))
+    op.output("out", batches, ProcessorSink("copy", lambda: _Copy(settings, dst)))
     return flow
-
-
-def _read_all(settings: Settings, topic: str, expect: int, timeout: float = 30) -> list[bytes]:
-    consumer = kafka_consumer(settings.kafka, group_id=f"read-{time.time_ns()}")
-    consumer.subscribe([topic])
-    got: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(got) < expect:
-        got += [m.value() for m in consumer.consume(500, 0.5) if m.error() is None]
-    # drain a little longer to catch duplicates
-    end = time.monotonic() + 1.0
-    while time.monotonic() < end:
-        got += [m.value() for m in consumer.consume(500, 0.2) if m.error() is None]
-    consumer.close()
-    return got
 
 
 def test_flow_reads_exactly_to_the_end_offsets_and_resumes_after_them(
@@ -66,7 +63,7 @@ def test_flow_reads_exactly_to_the_end_offsets_and_resumes_after_them(
     run_main(
         _copy_flow(settings, src, dst), epoch_interval=timedelta(seconds=1), recovery_config=rc
     )
-    assert sorted(_read_all(settings, dst, 300)) == sorted(first)
+    assert sorted(read_topic(settings, dst)) == sorted(first)
 
     second = [json.dumps({"n": i}).encode() for i in range(300, 350)]
     producer.produce_all([OutMessage(src, v) for v in second])
@@ -74,7 +71,7 @@ def test_flow_reads_exactly_to_the_end_offsets_and_resumes_after_them(
         _copy_flow(settings, src, dst), epoch_interval=timedelta(seconds=1), recovery_config=rc
     )
     # the second run resumed from the snapshot: only the new 50 were copied
-    assert sorted(_read_all(settings, dst, 350)) == sorted(first + second)
+    assert sorted(read_topic(settings, dst)) == sorted(first + second)
 
 
 def test_requeue_puts_parked_events_back_once(settings: Settings):
@@ -104,7 +101,7 @@ def test_requeue_puts_parked_events_back_once(settings: Settings):
     )
     result = failed.requeue(settings, flow)
     assert result.requeued == 6
-    assert sorted(_read_all(settings, src, 6)) == sorted(payloads)
+    assert sorted(read_topic(settings, src)) == sorted(payloads)
     again = failed.requeue(settings, flow)
     assert again.requeued == 0
 
@@ -117,7 +114,7 @@ def test_a_full_local_queue_waits_for_room_instead_of_failing(settings: Settings
     values = [f"m{i}".encode() for i in range(2_000)]
     tiny.produce_all([OutMessage(topic, v, key=b"k") for v in values])  # no BufferError
     assert tiny.delivered == 2_000
-    assert sorted(_read_all(settings, topic, 2_000)) == sorted(values)
+    assert sorted(read_topic(settings, topic)) == sorted(values)
 
 
 def test_an_undeliverable_message_makes_flush_fail_loudly(settings: Settings) -> None:
