@@ -12,13 +12,10 @@ JSON bytes with ``sort_keys``), so a replayed event produces the same credential
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from certificates.model import CertificateData
-
-logger = logging.getLogger(__name__)
 
 W3C_CREDENTIALS_V1 = "https://www.w3.org/2018/credentials/v1"
 CREDENTIAL_TYPE = "TrainingCertificate"
@@ -41,6 +38,45 @@ def credential_id(cert_id: str) -> str:
     return f"urn:uuid:{cert_id}"
 
 
+def _badge(data: CertificateData) -> dict[str, Any]:
+    """``credentialSubject.badge``: the course (Sunbird's names)."""
+    return {
+        "id": data.course_id,
+        "type": "Course",
+        "name": data.course_name or data.certificate_name,
+        "courseName": data.course_name,
+        "batchId": data.batch_id,
+        "certificateName": data.certificate_name,
+        "templateId": data.template_id,
+        "description": data.description,
+    }
+
+
+def _evidence(data: CertificateData) -> dict[str, Any]:
+    """The one ``evidence`` entry: the completion, pointing at the verify URL."""
+    return {
+        "id": data.verify_url,
+        "type": ["Evidence", "TrainingEvidence"],
+        "name": data.course_name or data.certificate_name,
+        "courseId": data.course_id,
+        "batchId": data.batch_id,
+        "completedOn": data.issued_date,
+    }
+
+
+def _signatories(data: CertificateData) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": s.id,
+            "type": "Signatory",
+            "name": s.name,
+            "designation": s.designation,
+            "image": s.image,
+        }
+        for s in data.signatories
+    ]
+
+
 def build_credential(
     data: CertificateData, issuer_id: str, kid: str, issued_at: datetime
 ) -> dict[str, Any]:
@@ -61,16 +97,6 @@ def build_credential(
         ValueError: ``issued_at`` is naive.
     """
     base = data.verify_base_url.rstrip("/")
-    badge: dict[str, Any] = {
-        "id": data.course_id,
-        "type": "Course",
-        "name": data.course_name or data.certificate_name,
-        "courseName": data.course_name,
-        "batchId": data.batch_id,
-        "certificateName": data.certificate_name,
-        "templateId": data.template_id,
-        "description": data.description,
-    }
     credential: dict[str, Any] = {
         "@context": [W3C_CREDENTIALS_V1, f"{base}/v1/context.json"],
         "id": credential_id(data.cert_id),
@@ -87,28 +113,10 @@ def build_credential(
             "id": data.recipient_id,
             "type": "Learner",
             "name": data.recipient_name,
-            "badge": badge,
+            "badge": _badge(data),
         },
-        "evidence": [
-            {
-                "id": data.verify_url,
-                "type": ["Evidence", "TrainingEvidence"],
-                "name": data.course_name or data.certificate_name,
-                "courseId": data.course_id,
-                "batchId": data.batch_id,
-                "completedOn": data.issued_date,
-            }
-        ],
-        "signatory": [
-            {
-                "id": s.id,
-                "type": "Signatory",
-                "name": s.name,
-                "designation": s.designation,
-                "image": s.image,
-            }
-            for s in data.signatories
-        ],
+        "evidence": [_evidence(data)],
+        "signatory": _signatories(data),
     }
     expiry = data.expiry_at()
     if expiry is not None:

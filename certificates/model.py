@@ -10,13 +10,10 @@ calendar date (:func:`normalize_issued_date` turns Sunbird's looser forms into o
 from __future__ import annotations
 
 import calendar
-import logging
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-
-logger = logging.getLogger(__name__)
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATE_PREFIX = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
