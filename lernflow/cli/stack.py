@@ -1,0 +1,166 @@
+"""``lernflow stack``, ``schema``, ``config`` and ``demo``: the local stack and its setup."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import typer
+from rich.table import Table
+
+from config.settings import env_var_for
+from lernflow.cli.common import console, get_settings, out, report
+from lernflow.devstack import demo as demo_mod
+from lernflow.devstack import stack
+from lernflow.ops import schema
+
+stack_app = typer.Typer(
+    help=(
+        "The local development stack: Kafka 4 (KRaft), Cassandra 5.0, Redis and PostgreSQL "
+        "on 127.0.0.1."
+    ),
+    no_args_is_help=True,
+)
+schema_app = typer.Typer(
+    help="Sunbird-compatible Cassandra keyspaces/tables, Kafka topics, PostgreSQL job_request.",
+    no_args_is_help=True,
+)
+config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start Redis, Kafka and Cassandra unless already running, then wait until each answers.
+
+    Idempotent: a running server is left alone. First start fetches the Kafka and Cassandra
+    jars with Maven into the stack dir (LERNFLOW_STACK_DIR, default .stack/).
+    """
+
+    settings = get_settings()
+    try:
+        stack.up(settings, report)
+    except stack.StackError as exc:
+        console.print(f"[red]stack up failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+@stack_app.command("down")
+def stack_down(
+    wipe: bool = typer.Option(False, "--wipe", help="Also delete the servers' data."),
+) -> None:
+    """Stop the servers this stack started (by pid file); data is kept unless --wipe."""
+
+    stack.down(get_settings(), report, wipe=wipe)
+
+
+def _status_json(rows: list[stack.ServerStatus]) -> str:
+    return json.dumps(
+        [
+            {
+                "name": r.name,
+                "up": r.up,
+                "pid": r.pid,
+                "owned": r.owned,
+                "port": r.port,
+                "rss_mb": r.rss_mb,
+                "data_dir": str(r.data_dir),
+                "log": str(r.log_file),
+            }
+            for r in rows
+        ]
+    )
+
+
+def _status_table(rows: list[stack.ServerStatus]) -> Table:
+    table = Table("server", "state", "pid", "port", "RSS MiB", "data dir", "log")
+    for r in rows:
+        state = "[green]up[/green]" if r.up else "[red]down[/red]"
+        if r.up and not r.owned:
+            state += " (external)"
+        rss = f"{r.rss_mb:.0f}" if r.rss_mb else "-"
+        table.add_row(
+            r.name, state, str(r.pid or "-"), str(r.port), rss, str(r.data_dir), str(r.log_file)
+        )
+    return table
+
+
+@stack_app.command("status")
+def stack_status(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Show each server: up/down, pid, port, RSS, data and log location."""
+
+    rows = stack.status(get_settings())
+    if as_json:
+        out.print_json(_status_json(rows))
+        return
+    out.print(_status_table(rows))
+    if not all(r.up for r in rows):
+        raise typer.Exit(1)
+
+
+@schema_app.command("apply")
+def schema_apply(
+    partitions: int = typer.Option(
+        None, "--partitions", help="Partitions for new topics (default LERNFLOW_KAFKA_PARTITIONS)."
+    ),
+    skip_kafka: bool = typer.Option(False, "--skip-kafka", help="Only Cassandra."),
+    skip_cassandra: bool = typer.Option(False, "--skip-cassandra", help="Only Kafka topics."),
+    skip_postgres: bool = typer.Option(
+        False, "--skip-postgres", help="Leave PostgreSQL (the reports' job_request table) alone."
+    ),
+) -> None:
+    """Create the Sunbird keyspaces, types, tables and indexes, the <env>.* topics, and the
+    reports' job_request table in PostgreSQL.
+
+    Idempotent: existing objects are kept (a missing column on an existing table is added).
+    """
+
+    settings = get_settings()
+    if partitions:
+        settings = settings.with_overrides(
+            kafka=settings.kafka.model_copy(update={"partitions": partitions})
+        )
+    if not skip_cassandra:
+        t0 = time.monotonic()
+        n = schema.apply_cassandra(settings.cassandra, report)
+        report(f"cassandra: {n} statements applied in {time.monotonic() - t0:.1f}s")
+    if not skip_kafka:
+        t0 = time.monotonic()
+        created = schema.apply_topics(settings.kafka, settings.topics)
+        report(
+            f"kafka: {len(created)} topics created, "
+            f"{len(settings.topics.all_topics()) - len(created)} already present "
+            f"[{time.monotonic() - t0:.1f}s]"
+        )
+    if not skip_postgres and not (skip_cassandra and skip_kafka):
+        t0 = time.monotonic()
+        done = schema.apply_postgres(settings.postgres)
+        report(f"postgres: {', '.join(done)} [{time.monotonic() - t0:.1f}s]")
+
+
+def demo() -> None:
+    """Run the pipeline end to end on the local stack and print what happened.
+
+    Needs the stack and the schema ('make demo' does both first).
+    """
+
+    demo_mod.run(get_settings(), lambda m: out.print(m))
+
+
+@config_app.command("show")
+def config_show(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Print the effective settings (secrets hidden) and the env var for each."""
+
+    settings = get_settings()
+    if as_json:
+        out.print_json(json.dumps(settings.as_dict()))
+        return
+    table = Table("setting", "value", "env var")
+    for name, group in settings.groups().items():
+        values = settings.as_dict()[name]
+        for field, value in values.items():
+            table.add_row(f"{name}.{field}", str(value), env_var_for(type(group), field))
+    out.print(table)

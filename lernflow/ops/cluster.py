@@ -1,0 +1,51 @@
+"""A local cluster: one flow in several processes on this host (``lernflow run -p N``).
+
+Each process is a ``python -m lernflow.cli run`` child with its own ``-i`` process id; the
+children find each other on 127.0.0.1:2101 and up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+
+from config import Settings
+from lernflow.ops import runner
+
+logger = logging.getLogger(__name__)
+
+#: the first process's cluster port; process k listens on FIRST_PORT + k
+FIRST_PORT = 2101
+
+
+def run_local(
+    settings: Settings,
+    flow: str,
+    *,
+    processes: int,
+    workers: int,
+    until_caught_up: bool,
+    from_beginning: bool,
+    no_recovery: bool,
+) -> int:
+    """Run ``flow`` in ``processes`` local processes; return the highest exit code.
+
+    With ``from_beginning`` (and recovery on) the recovery store is recreated first, sized for
+    every worker of the cluster.
+    """
+    if from_beginning and not no_recovery:
+        runner.prepare_recovery(settings, flow, fresh=True, partitions=max(4, processes * workers))
+    addrs = ";".join(f"127.0.0.1:{FIRST_PORT + k}" for k in range(processes))
+    base = [sys.executable, "-m", "lernflow.cli", "run", flow, "-w", str(workers), "-a", addrs]
+    if until_caught_up:
+        base.append("--until-caught-up")
+    if no_recovery:
+        base.append("--no-recovery")
+    logger.info("%s: starting %d local processes on %s", flow, processes, addrs)
+    procs = [
+        subprocess.Popen([*base, "-i", str(k)], env=dict(os.environ)) for k in range(processes)
+    ]
+    codes = [p.wait() for p in procs]
+    return max(codes)
