@@ -37,15 +37,14 @@ Fixes over Sunbird (``docs/fixes-over-sunbird.md``)
 
 from __future__ import annotations
 
-import functools
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
+from lernflow.kernel.java import gson_json, java_hashmap_order
 
 REMOVABLE_FIELDS: tuple[str, ...] = (
     "state",
@@ -61,18 +60,6 @@ KEY_PREFIX = "user:"
 _STATES = ("CREATE", "CREATED", "UPDATE", "UPDATED")
 _DELETE_STATES = ("DELETE", "DELETED")
 _READ_FAILED = "User Read API does not have details for user: "
-
-# Gson's default writer escapes these even with ``disableHtmlEscaping`` off (HTML-safe mode);
-# U+2028/U+2029 are escaped by Gson's writer in every mode.
-_GSON_ESCAPES = (
-    ("<", "\\u003c"),
-    (">", "\\u003e"),
-    ("&", "\\u0026"),
-    ("=", "\\u003d"),
-    ("'", "\\u0027"),
-    ("\u2028", "\\u2028"),
-    ("\u2029", "\\u2029"),
-)
 
 
 @dataclass(frozen=True)
@@ -375,7 +362,7 @@ def profile_fields(response: Mapping[str, Any]) -> dict[str, object]:
                     raise _invalid(msg)
                 if value not in seen:
                     seen.append(value)
-            elements.append(_java_hashmap_order(element))
+            elements.append(java_hashmap_order(element))
         fields["usertype"] = ",".join(types)
         fields["usersubtype"] = ",".join(sub_types)
         fields["profileusertypes"] = gson_json(elements)
@@ -383,61 +370,6 @@ def profile_fields(response: Mapping[str, Any]) -> dict[str, object]:
 
 
 # --------------------------------------------------------------------------- value codec
-
-
-@functools.lru_cache(maxsize=4096)
-def _java_string_hash(s: str) -> int:
-    """``java.lang.String.hashCode`` (over UTF-16 code units) as an unsigned 32-bit int."""
-    h = 0
-    data = s.encode("utf-16-be", "surrogatepass")
-    for i in range(0, len(data), 2):
-        h = (31 * h + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
-    return h
-
-
-def _java_hashmap_order(mapping: Mapping[str, Any]) -> dict[str, Any]:
-    """The same entries in the order a default ``java.util.HashMap`` iterates them.
-
-    Bucket = ``(h ^ (h >>> 16)) & (capacity - 1)``; capacity starts at 16 and doubles while
-    the size exceeds 3/4 of it; keys sharing a bucket keep insertion order. (Treeified bins -
-    8+ keys in one bucket - are not modelled.)
-    """
-    capacity = 16
-    while len(mapping) > capacity * 3 // 4:
-        capacity *= 2
-
-    def bucket(key: str) -> int:
-        h = _java_string_hash(key)
-        return (h ^ (h >> 16)) & (capacity - 1)
-
-    order = sorted(enumerate(mapping), key=lambda item: (bucket(str(item[1])), item[0]))
-    return {key: mapping[key] for _, key in order}
-
-
-def _drop_map_nulls(value: object) -> object:
-    if isinstance(value, dict):
-        return {k: _drop_map_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [_drop_map_nulls(v) for v in value]
-    return value
-
-
-# a string Gson writes verbatim between quotes (nothing to escape)
-_PLAIN = re.compile(r"""[^"\\\x00-\x1f<>&='\u2028\u2029]*""")
-
-
-def gson_json(value: object) -> str:
-    """Compact JSON as Gson writes it: non-ASCII raw, HTML-safe escapes, no nulls in maps."""
-    if type(value) is list and all(type(v) is str and _PLAIN.fullmatch(v) for v in value):
-        return "[" + ",".join(f'"{v}"' for v in value) + "]"  # the common case, fast
-    return _gson_json_general(value)
-
-
-def _gson_json_general(value: object) -> str:
-    text = json.dumps(_drop_map_nulls(value), separators=(",", ":"), ensure_ascii=False)
-    for char, escape in _GSON_ESCAPES:
-        text = text.replace(char, escape)
-    return text
 
 
 def stringify(fields: Mapping[str, object]) -> dict[str, str]:

@@ -440,28 +440,6 @@ def test_profile_user_types_are_serialised_in_java_hashmap_order():
     )
 
 
-def test_java_string_hash_matches_known_java_values():
-    assert rules._java_string_hash("type") == 3575610
-    assert rules._java_string_hash("id") == 3355
-    assert rules._java_string_hash("name") == 3373707
-    assert rules._java_string_hash("subType") == (-1868521062) & 0xFFFFFFFF
-    assert rules._java_string_hash("") == 0
-    assert rules._java_string_hash("\U0001f600") == 0xD83D * 31 + 0xDE00  # UTF-16 code units
-
-
-def test_java_hashmap_keeps_insertion_order_within_a_bucket():
-    # "Aa" and "BB" have the same String.hashCode (2112)
-    assert list(rules._java_hashmap_order({"BB": 1, "Aa": 2})) == ["BB", "Aa"]
-    assert list(rules._java_hashmap_order({"Aa": 2, "BB": 1})) == ["Aa", "BB"]
-
-
-def test_java_hashmap_table_grows_past_twelve_entries():
-    twelve = {c: 0 for c in "abcdefghijkp"}  # 16 buckets: "p" (112) lands in bucket 0
-    assert list(rules._java_hashmap_order(twelve)) == list("pabcdefghijk")
-    thirteen = {c: 0 for c in "abcdefghijklp"}  # 32 buckets: "p" lands in bucket 16
-    assert list(rules._java_hashmap_order(thirteen)) == list("abcdefghijklp")
-
-
 @pytest.mark.parametrize(
     ("response", "field"),
     [
@@ -729,10 +707,3 @@ def test_stringify_always_returns_strings_for_the_same_fields(fields):
     out = rules.stringify(fields)
     assert list(out) == list(fields)
     assert all(isinstance(v, str) for v in out.values())
-
-
-@given(
-    st.lists(st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from("<>&='\"\\\u2028")))
-)
-def test_gson_json_fast_path_for_string_lists_matches_the_general_encoder(value):
-    assert rules.gson_json(value) == rules._gson_json_general(value)
