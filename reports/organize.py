@@ -24,6 +24,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from lernflow.kernel.java import java_trim
 from reports.model import Batch, BatchFailed, Enrolment, UserCache
 
 BATCH_ID_PREFIX = "BatchId_"
@@ -255,19 +256,10 @@ _JAVA_DOUBLE = re.compile(
 )
 
 
-def _java_trim(text: str) -> str:
-    start, end = 0, len(text)
-    while start < end and text[start] <= " ":
-        start += 1
-    while end > start and text[end - 1] <= " ":
-        end -= 1
-    return text[start:end]
-
-
 def spark_string_to_double(text: str) -> float | None:
     """Spark's (non-ANSI) string -> double cast: Java ``Double.parseDouble``, then the special
     literals ``inf``/``infinity``/``nan`` (any case, optional sign); anything else is null."""
-    trimmed = _java_trim(text)
+    trimmed = java_trim(text)
     match = _JAVA_DOUBLE.fullmatch(trimmed)
     if match:
         negative = trimmed.startswith("-")

@@ -57,6 +57,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from lernflow.kernel.errors import InvalidEvent
+from lernflow.kernel.java import java_equals_ignore_case
 
 AUDIT_TYPE = "certificate-issued-svg"
 ACCESS_CODE_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -291,16 +292,6 @@ def validate(req: GenerateRequest, cfg: GenConfig) -> str | None:
 
 
 # -- dedup and write-back --------------------------------------------------------------------
-def _same_name(left: str, right: str) -> bool:
-    """Java ``equalsIgnoreCase``: same length, each pair equal after upper- or lower-casing."""
-    if len(left) != len(right):
-        return False
-    return all(
-        a == b or a.upper() == b.upper() or a.lower() == b.lower()
-        for a, b in zip(left, right, strict=True)
-    )
-
-
 def _name_of(entry: Mapping[str, Any]) -> str:
     value = entry.get("name")
     return value if isinstance(value, str) else ""
@@ -317,7 +308,7 @@ def is_not_issued(
     """
     if issued_certificates is None:
         return False
-    issued = any(_same_name(_name_of(c), req.name) for c in issued_certificates)
+    issued = any(java_equals_ignore_case(_name_of(c), req.name) for c in issued_certificates)
     return req.old_id != "" or not issued
 
 
@@ -376,7 +367,7 @@ def merge_issued(
 ) -> list[dict[str, str]]:
     """Drop every entry with the same name (case-insensitive), then append ``entry``."""
     name = entry.get("name", "")
-    kept = [dict(c) for c in existing or [] if not _same_name(_name_of(c), name)]
+    kept = [dict(c) for c in existing or [] if not java_equals_ignore_case(_name_of(c), name)]
     return [*kept, dict(entry)]
 
 

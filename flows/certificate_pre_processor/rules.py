@@ -79,6 +79,7 @@ from zoneinfo import ZoneInfo
 
 from flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
+from lernflow.kernel.java import java_equals_ignore_case, java_trim
 
 ACTION = "issue-certificate"
 ENROLLMENT = "enrollment"
@@ -177,16 +178,6 @@ class Decision:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def _same_name(left: str, right: str) -> bool:
-    """Java ``equalsIgnoreCase``: same length, each pair equal after upper- or lower-casing."""
-    if len(left) != len(right):
-        return False
-    return all(
-        a == b or a.upper() == b.upper() or a.lower() == b.lower()
-        for a, b in zip(left, right, strict=True)
-    )
-
-
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -212,11 +203,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [_jsonable(v) for v in value]
     return value
-
-
-def _java_trim(text: str) -> str:
-    """``String.trim``: strip every character up to U+0020 from both ends."""
-    return text.strip("".join(chr(c) for c in range(0x21)))
 
 
 # -- input -----------------------------------------------------------------------------------
@@ -440,7 +426,7 @@ def check_enrolment(
     if status is None:
         status = 0
     issued = [c for c in (row.get("issued_certificates") or []) if isinstance(c, Mapping)]
-    same = [c for c in issued if _same_name(str(c.get("name") or ""), template.name)]
+    same = [c for c in issued if java_equals_ignore_case(str(c.get("name") or ""), template.name)]
     if not active:
         return Rejected("enrollment", "enrolment is not active")
     if status != wanted:
@@ -605,7 +591,7 @@ def recipient_name(profile: Mapping[str, Any]) -> str:
         text = value if isinstance(value, str) else str(value)
         return "" if text.lower() == "null" else text
 
-    return _java_trim(part("firstName") + " " + part("lastName"))
+    return java_trim(part("firstName") + " " + part("lastName"))
 
 
 # -- course name -----------------------------------------------------------------------------
