@@ -29,45 +29,18 @@ Behaviour is Sunbird's; nothing here deviates.
 from __future__ import annotations
 
 import functools
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from lernflow.kernel.java import java_double_to_string
+
 IST = timezone(timedelta(hours=5, minutes=30))
 
 _QUOTE_TRIGGERS = frozenset(',"\n\r')
 _COMMENT = "#"
-
-
-def java_double(value: float) -> str:
-    """Java ``Double.toString`` (shortest round-trip digits)."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if value == 0:
-        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
-    sign = "-" if value < 0 else ""
-    parsed = Decimal(repr(abs(value)))
-    _, digit_tuple, exponent = parsed.as_tuple()
-    assert isinstance(exponent, int)
-    digits = "".join(map(str, digit_tuple)).rstrip("0")
-    exponent += len(digit_tuple) - len(digits)
-    scientific = len(digits) + exponent - 1
-    if -3 <= scientific < 7:
-        point = len(digits) + exponent
-        if exponent >= 0:
-            text = digits + "0" * exponent + ".0"
-        elif point > 0:
-            text = digits[:point] + "." + digits[point:]
-        else:
-            text = "0." + "0" * -point + digits
-    else:
-        text = f"{digits[0]}.{digits[1:] or '0'}E{scientific}"
-    return sign + text
 
 
 def render_value(value: Any) -> str | None:
@@ -81,7 +54,7 @@ def render_value(value: Any) -> str | None:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return java_double(value)
+        return java_double_to_string(value)
     if isinstance(value, Decimal):
         return str(value)
     msg = f"cannot write {type(value).__name__} to a report CSV: {value!r}"

@@ -29,6 +29,8 @@ import unicodedata
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from lernflow.kernel.java import java_length, java_trim
+
 __all__ = [
     "AES_KEY",
     "ITERATIONS",
@@ -58,7 +60,6 @@ _B64_VALUES: dict[str, int] = {
 }
 _JAVA_WHITESPACE_CONTROLS = frozenset("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f")
 _NON_BREAKING_SPACES = frozenset("\u00a0\u2007\u202f")
-_JAVA_TRIM_CHARS = "".join(chr(i) for i in range(0x21))
 
 
 def normalise_salt(salt: str) -> str:
@@ -125,14 +126,10 @@ def sun_misc_b64encode(data: bytes) -> str:
     return "".join(parts)
 
 
-def _utf16_units(value: str) -> int:
-    return len(value) + sum(1 for ch in value if ord(ch) > 0xFFFF)
-
-
 def _java_substring(value: str, start: int) -> str:
     """``String.substring(start)`` counting UTF-16 code units; ``IndexError`` if too short."""
-    if start > _utf16_units(value):
-        msg = f"begin {start}, length {_utf16_units(value)}"
+    if start > java_length(value):
+        msg = f"begin {start}, length {java_length(value)}"
         raise IndexError(msg)
     raw = value.encode("utf-16-le", "surrogatepass")[2 * start :]
     return raw.decode("utf-16-le", "surrogatepass")
@@ -171,8 +168,8 @@ def decrypt_pii(value: str, salt: str) -> str:
     """
     if is_java_blank(value):
         return value
-    salt_units = _utf16_units(normalise_salt(salt))
-    current = value.strip(_JAVA_TRIM_CHARS)
+    salt_units = java_length(normalise_salt(salt))
+    current = java_trim(value)
     try:
         for _ in range(ITERATIONS):
             plain = _aes_ecb_decrypt(lenient_b64decode(current))

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
+from lernflow.kernel.java import jackson_string, java_length
 from reports.packaging import (
     PASSWORD_PROTECTED_DATASET,
     PUBLIC_KEY_ENCRYPTED_DATASET,
@@ -234,32 +235,12 @@ class BatchBudget:
 # --- Java-compatible text helpers -------------------------------------------------------
 
 
-def _utf16_len(text: str) -> int:
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
-
-
 def _utf16_take(text: str, units: int) -> str:
     """First ``units`` UTF-16 code units (Java ``take``/``substring(0, n)``)."""
-    if _utf16_len(text) <= units:
+    if java_length(text) <= units:
         return text
     raw = text.encode("utf-16-le", "surrogatepass")[: 2 * units]
     return raw.decode("utf-16-le", "surrogatepass")
-
-
-def _jackson_string(text: str) -> str:
-    out = ['"']
-    for ch in text:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ord(ch) < 0x20:
-            short = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}.get(ch)
-            out.append(short if short is not None else f"\\u{ord(ch):04X}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
 
 
 def _jackson_json(value: Any) -> str:
@@ -275,7 +256,7 @@ def _jackson_json(value: Any) -> str:
     if value is False:
         return "false"
     if isinstance(value, str):
-        return _jackson_string(value)
+        return jackson_string(value)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
@@ -284,7 +265,7 @@ def _jackson_json(value: Any) -> str:
             raise ValueError(msg)
         return repr(value)
     if isinstance(value, Mapping):
-        items = (f"{_jackson_string(str(k))}:{_jackson_json(v)}" for k, v in value.items())
+        items = (f"{jackson_string(str(k))}:{_jackson_json(v)}" for k, v in value.items())
         return "{" + ",".join(items) + "}"
     if isinstance(value, Iterable):
         return "[" + ",".join(_jackson_json(v) for v in value) + "]"
@@ -780,7 +761,7 @@ def apply_packaging(
 def abbreviate_error(message: str | None, width: int = ERR_MESSAGE_COLUMN_WIDTH) -> str:
     """``StringUtils.abbreviate(message or "", width)``: longer text -> first ``width-3`` + ``...``."""
     text = message or ""
-    if _utf16_len(text) <= width:
+    if java_length(text) <= width:
         return text
     return _utf16_take(text, width - 3) + "..."
 

@@ -52,6 +52,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from typing import Any
 
 from lernflow.kernel.errors import LernflowError
+from lernflow.kernel.java import jackson_string, java_string_hash
 from reports.model import Attempt, Batch, BatchFailed, Enrolment, ReportContext, UserCache
 from reports.organize import (
     format_year,
@@ -232,39 +233,6 @@ def question_duration(value: Any) -> int | None:
 
 # --- Sunbird's UDFUtils.toJSON ----------------------------------------------------------------
 
-_SHORT_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\b": "\\b",
-    "\t": "\\t",
-    "\n": "\\n",
-    "\f": "\\f",
-    "\r": "\\r",
-}
-
-
-def _json_string(text: str) -> str:
-    """A JSON string as Jackson writes it (non-ASCII raw, ``\\u00XX`` upper-case hex)."""
-    out = ['"']
-    for char in text:
-        escaped = _SHORT_ESCAPES.get(char)
-        if escaped is not None:
-            out.append(escaped)
-        elif char < " ":
-            out.append(f"\\u{ord(char):04X}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
-
-
-def _java_string_hash(text: str) -> int:
-    value = 0
-    encoded = text.encode("utf-16-be", "surrogatepass")
-    for index in range(0, len(encoded), 2):
-        value = (31 * value + (encoded[index] << 8 | encoded[index + 1])) & 0xFFFFFFFF
-    return value
-
 
 def _improve(hash_code: int) -> int:
     mask = 0xFFFFFFFF
@@ -275,7 +243,7 @@ def _improve(hash_code: int) -> int:
 
 
 def _trie_position(key: str) -> tuple[int, ...]:
-    hashed = _improve(_java_string_hash(key))
+    hashed = _improve(java_string_hash(key) & 0xFFFFFFFF)
     return tuple((hashed >> shift) & 0x1F for shift in range(0, 32, 5))
 
 
@@ -292,7 +260,7 @@ def _to_json(value: Any, *, cassandra_maps: bool = True) -> str:
     if value is None:
         return "null"
     if isinstance(value, str):
-        return _json_string(value)
+        return jackson_string(value)
     if isinstance(value, Mapping):
         # Cassandra returns map<text, text> entries sorted by key (UTF-8 byte order); a map
         # deserialised from archived JSON keeps the document's order
@@ -300,7 +268,7 @@ def _to_json(value: Any, *, cassandra_maps: bool = True) -> str:
         return (
             "{"
             + ",".join(
-                f"{_json_string(key)}:{_to_json(value[key], cassandra_maps=cassandra_maps)}"
+                f"{jackson_string(key)}:{_to_json(value[key], cassandra_maps=cassandra_maps)}"
                 for key in scala_map_order(keys)
             )
             + "}"

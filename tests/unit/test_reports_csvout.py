@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reports.csvout import csv_line, java_double, report_file_name, report_path, to_csv
+from lernflow.kernel.java import java_double_to_string
+from reports.csvout import csv_line, report_file_name, report_path, to_csv
 
 REQUEST_ID = "9F2C61D0A7B34E58B1C4D2E6F8A01B37"
 
@@ -110,7 +111,7 @@ def test_unsupported_values_are_rejected() -> None:
     ],
 )
 def test_java_double(value: float, text: str) -> None:
-    assert java_double(value) == text
+    assert java_double_to_string(value) == text
 
 
 _TEXT = st.text(st.characters(exclude_characters="\\\x00", exclude_categories=["Cs"]))
