@@ -24,6 +24,7 @@ from typing import Any
 
 from flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
+from lernflow.kernel.java import java_double_to_string
 
 COLLECTION_MIME = "application/vnd.ekstep.content-collection"
 ACTIONS = ("post-publish-process", "relation-cache-update")
@@ -238,10 +239,7 @@ def _java_json(node: Any) -> str:
             return json.dumps(value)
         if isinstance(value, float):
             if value != 0 and (abs(value) >= 1e7 or abs(value) < 1e-3):
-                mantissa, exp = f"{value:.16e}".split("e")
-                digits = repr(float(mantissa)).rstrip("0")
-                digits = digits + "0" if digits.endswith(".") else digits
-                return f"{digits}E{int(exp)}"
+                return java_double_to_string(value)
             return repr(value)
         if isinstance(value, dict):
             return (

@@ -161,3 +161,15 @@ def test_every_leaf_has_the_root_among_its_ancestors_and_plans_are_deterministic
     leaves = set(w1.sets.get(f"{root}:{root}:leafnodes", ()))
     for leaf in leaves:
         assert root in w1.sets[f"{root}:{leaf}:ancestors"]
+
+
+def test_unit_strings_print_doubles_like_java():
+    unit = {
+        "identifier": "u1",
+        "mimeType": "application/vnd.ekstep.content-collection",
+        "visibility": "Parent",
+        "children": [{"identifier": "c1"}],
+        "sizes": [6.6e-05, 1e23, 12345678.9, 2.5, 0.001],
+    }
+    text = rules.units(unit)["u1"]
+    assert '"sizes":[6.6E-5,1.0E23,1.23456789E7,2.5,0.001]' in text
