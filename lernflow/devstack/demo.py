@@ -8,6 +8,8 @@ a course structure into the Redis relation cache, an enrolment into Cassandra, a
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
 import time
 import uuid
@@ -38,6 +40,8 @@ SAMPLE_SIGNATURE = (
     ).decode()
 )
 
+_COLLECTION = "application/vnd.ekstep.content-collection"
+
 
 def run(settings: Settings, report: Report) -> dict[str, object]:
     """Run the demo; return what it observed (used by the demo test)."""
@@ -53,7 +57,20 @@ def run(settings: Settings, report: Report) -> dict[str, object]:
     leaves = sorted(rc.smembers(f"{course}:{course}:leafnodes"))
     rc.close()
     report(f"redis    DB {settings.redis.relation_cache_db}: {course} has leaf nodes {leaves}")
+    row = _enrol(settings, report, user, course, batch)
+    seen = _round_trip(settings, report, run_id, lessons[0], course, batch, user)
+    progress = progress_demo(settings, report, run_id)
+    quiz = assessment_demo(settings, report, run_id, course, batch, user)
+    users = user_cache_demo(settings, report, run_id)
+    batch_id, names = progress.pop("batch"), progress.pop("learners")
+    assert isinstance(batch_id, str) and isinstance(names, list)
+    progress["report"] = report_demo(settings, report, batch_id, names)  # the demo ends with it
+    return {"leaves": leaves, "enrolment_status": row.status, "event": seen, "quiz": quiz,
+            "progress": progress, "user_cache": users}  # fmt: skip
 
+
+def _enrol(settings: Settings, report: Report, user: str, course: str, batch: str) -> Any:
+    """Enrol ``user`` in Cassandra and read the enrolment back."""
     t0 = time.monotonic()
     cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)
     try:
@@ -71,7 +88,13 @@ def run(settings: Settings, report: Report) -> dict[str, object]:
         cluster.shutdown()
     report(f"cassandra {settings.cassandra.courses_keyspace}.user_enrolments: {user} enrolled, "
            f"status={row.status} progress={row.progress} [{(time.monotonic() - t0) * 1000:.0f} ms]")  # fmt: skip
+    return row
 
+
+def _round_trip(
+    settings: Settings, report: Report, run_id: str, lesson: str, course: str, batch: str, user: str
+) -> Any:
+    """Produce a lesson-completion BE_JOB_REQUEST and read it back from Kafka."""
     topic = settings.topics.full(settings.topics.course_batch_job_request)
     event = {
         "eid": "BE_JOB_REQUEST",
@@ -81,7 +104,7 @@ def run(settings: Settings, report: Report) -> dict[str, object]:
         "context": {"pdata": {"ver": "1.0", "id": "org.sunbird.platform"}},
         "object": {"id": f"{batch}_{user}", "type": "CourseBatchEnrolment"},
         "edata": {
-            "contents": [{"contentId": lessons[0], "status": 2}],
+            "contents": [{"contentId": lesson, "status": 2}],
             "action": "batch-enrolment-update",
             "iteration": 1,
             "batchId": batch,
@@ -107,14 +130,7 @@ def run(settings: Settings, report: Report) -> dict[str, object]:
     report(f"kafka    {topic}: BE_JOB_REQUEST for {user} produced and read back "
            f"(lesson {seen['edata']['contents'][0]['contentId']} completed) "
            f"[{(time.monotonic() - t0) * 1000:.0f} ms]")  # fmt: skip
-    progress = progress_demo(settings, report, run_id)
-    quiz = assessment_demo(settings, report, run_id, course, batch, user)
-    users = user_cache_demo(settings, report, run_id)
-    batch_id, names = progress.pop("batch"), progress.pop("learners")
-    assert isinstance(batch_id, str) and isinstance(names, list)
-    progress["report"] = report_demo(settings, report, batch_id, names)  # the demo ends with it
-    return {"leaves": leaves, "enrolment_status": row.status, "event": seen, "quiz": quiz,
-            "progress": progress, "user_cache": users}  # fmt: skip
+    return seen
 
 
 def user_cache_demo(settings: Settings, report: Report, run_id: str) -> dict[str, dict[str, str]]:
@@ -124,6 +140,39 @@ def user_cache_demo(settings: Settings, report: Report, run_id: str) -> dict[str
     root, school = f"demo_root_org_{run_id}", f"demo_school_{run_id}"
     state, district = f"demo_state_{run_id}", f"demo_district_{run_id}"
     learners = {f"demo-user-{run_id}-{n}": name for n, name in enumerate(("Asha", "Ravi"), 1)}
+    _write_user_tables(settings, ks, learners, root, school, (state, district))
+    report(f"cassandra {ks}.user: {len(learners)} learners with a school, state and district")
+    topic = settings.topics.full(settings.topics.telemetry_audit)
+    msgs = [_audit_created(settings, topic, root, uid) for uid in learners]
+    DeliveryTrackingProducer(settings.kafka, client_id="lernflow-demo").produce_all(msgs)
+    report(f"kafka    {topic}: {len(msgs)} AUDIT 'Created' events")
+    t0 = time.monotonic()
+    runner.run("user-cache-updater", settings, RunOptions(until_caught_up=True))
+    report(f"flow     user-cache-updater caught up in {time.monotonic() - t0:.1f}s")
+    client = redis_client(settings.redis, settings.redis.user_cache_db)
+    hashes = {uid: client.hgetall(f"user:{uid}") for uid in learners}
+    client.close()
+    first = next(iter(learners))
+    h = hashes[first]
+    report(
+        f"redis    DB {settings.redis.user_cache_db} user:{first}: {h.get('firstname')} "
+        f"{h.get('lastname')}, {h.get('schoolname')} ({h.get('schooludisecode')}), "
+        f"{h.get('district')}, {h.get('state')}, org {h.get('orgname')}, board {h.get('board')}, "
+        f"signed in {h.get('usersignintype')} — {len(h)} fields"
+    )
+    return hashes
+
+
+def _write_user_tables(
+    settings: Settings,
+    ks: str,
+    learners: dict[str, str],
+    root: str,
+    school: str,
+    places: tuple[str, str],
+) -> None:
+    """Sunbird's organisation, location and user rows for the user-cache demo."""
+    state, district = places
     cluster, session = cassandra_session(settings.cassandra, ks)
     try:
         session.execute(
@@ -150,55 +199,36 @@ def user_cache_demo(settings: Settings, report: Report, run_id: str) -> dict[str
             )  # fmt: skip
     finally:
         cluster.shutdown()
-    report(f"cassandra {ks}.user: {len(learners)} learners with a school, state and district")
-    topic = settings.topics.full(settings.topics.telemetry_audit)
-    msgs = [
-        OutMessage(
-            topic,
-            json.dumps(
-                {
-                    "eid": "AUDIT",
-                    "ets": int(time.time() * 1000),
-                    "ver": "3.0",
-                    "mid": f"demo-audit-{uid}",
-                    "actor": {"id": uid, "type": "User"},
-                    "context": {
-                        "channel": root,
-                        "env": "User",
-                        "pdata": {"id": "demo", "pid": settings.user_cache.regd_pid, "ver": "1"},
-                        "cdata": [{"type": "SignupType", "id": "google"}],
-                    },
-                    "object": {"id": uid, "type": "User"},
-                    "edata": {"state": "Created", "props": ["firstName"]},
-                }
-            ).encode(),
-            key=uid.encode(),
-        )
-        for uid in learners
-    ]
-    DeliveryTrackingProducer(settings.kafka, client_id="lernflow-demo").produce_all(msgs)
-    report(f"kafka    {topic}: {len(msgs)} AUDIT 'Created' events")
-    t0 = time.monotonic()
-    runner.run("user-cache-updater", settings, RunOptions(until_caught_up=True))
-    report(f"flow     user-cache-updater caught up in {time.monotonic() - t0:.1f}s")
-    client = redis_client(settings.redis, settings.redis.user_cache_db)
-    hashes = {uid: client.hgetall(f"user:{uid}") for uid in learners}
-    client.close()
-    first = next(iter(learners))
-    h = hashes[first]
-    report(
-        f"redis    DB {settings.redis.user_cache_db} user:{first}: {h.get('firstname')} "
-        f"{h.get('lastname')}, {h.get('schoolname')} ({h.get('schooludisecode')}), "
-        f"{h.get('district')}, {h.get('state')}, org {h.get('orgname')}, board {h.get('board')}, "
-        f"signed in {h.get('usersignintype')} — {len(h)} fields"
+
+
+def _audit_created(settings: Settings, topic: str, root: str, uid: str) -> OutMessage:
+    """The AUDIT 'Created' event Sunbird's user service sends for a new user."""
+    return OutMessage(
+        topic,
+        json.dumps(
+            {
+                "eid": "AUDIT",
+                "ets": int(time.time() * 1000),
+                "ver": "3.0",
+                "mid": f"demo-audit-{uid}",
+                "actor": {"id": uid, "type": "User"},
+                "context": {
+                    "channel": root,
+                    "env": "User",
+                    "pdata": {"id": "demo", "pid": settings.user_cache.regd_pid, "ver": "1"},
+                    "cdata": [{"type": "SignupType", "id": "google"}],
+                },
+                "object": {"id": uid, "type": "User"},
+                "edata": {"state": "Created", "props": ["firstName"]},
+            }
+        ).encode(),
+        key=uid.encode(),
     )
-    return hashes
 
 
 def progress_demo(settings: Settings, report: Report, run_id: str) -> dict[str, object]:
     """A course with two units and an optional lesson; three learners finish lessons."""
     from rich.console import Console
-    from rich.table import Table
 
     course, batch = f"do_python_basics_{run_id}", f"batch_{run_id}"
     units = {f"do_unit_syntax_{run_id}": ["lesson-1", "lesson-2"],
@@ -214,65 +244,19 @@ def progress_demo(settings: Settings, report: Report, run_id: str) -> dict[str, 
     }
     _certificate_setup(settings, course, batch, learners)
     report(f"course   {course}: units {list(units)}; 3 required lessons + 1 optional (bonus)")
-    cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)
-    try:
-        for user, done in learners.items():
-            session.execute(
-                "INSERT INTO user_enrolments (userid, courseid, batchid, status, active, progress, "
-                "enrolled_date) VALUES (%s, %s, %s, 0, true, 0, toTimestamp(now()))",
-                (user, course, batch),
-            )  # fmt: skip
-            for name in done:  # what the LMS content-state API writes before its event
-                session.execute(
-                    "UPDATE user_content_consumption SET status=2, progress=100 WHERE userid=%s "
-                    "AND courseid=%s AND batchid=%s AND contentid=%s", (user, course, batch, lessons[name]),
-                )  # fmt: skip
-    finally:
-        cluster.shutdown()
+    done = {user: [lessons[name] for name in names] for user, names in learners.items()}
+    _write_consumption(settings, course, batch, done)
     topic = settings.topics.full(settings.topics.course_batch_job_request)
-    msgs = []
-    for user, done in learners.items():
-        for name in done:
-            event = {
-                "eid": "BE_JOB_REQUEST", "ets": int(time.time() * 1000), "mid": f"LMS.{uuid.uuid4()}",
-                "actor": {"id": "Course Batch Updater", "type": "System"},
-                "context": {"pdata": {"ver": "1.0", "id": "org.sunbird.platform"}},
-                "object": {"id": f"{batch}_{user}", "type": "CourseBatchEnrolment"},
-                "edata": {"contents": [{"contentId": lessons[name], "status": 2}],
-                          "action": "batch-enrolment-update", "iteration": 1,
-                          "batchId": batch, "userId": user, "courseId": course},
-            }  # fmt: skip
-            msgs.append(OutMessage(topic, json.dumps(event).encode(), key=user.encode()))
+    msgs = _completion_events(topic, course, batch, done)
     DeliveryTrackingProducer(settings.kafka, client_id="lernflow-demo").produce_all(msgs)
     report(f"kafka    {topic}: {len(msgs)} lesson completions from 3 learners")
     t0 = time.monotonic()
     runner.run("activity-aggregate-updater", settings, RunOptions(until_caught_up=True))
     report(f"flow     activity-aggregate-updater caught up in {time.monotonic() - t0:.1f}s")
-
-    cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)
-    table = Table("learner", "progress (required lessons)", "status", "completed on", *units)
-    result: dict[str, object] = {}
-    try:
-        for user in learners:
-            e = session.execute(
-                "SELECT status, progress, completedon FROM user_enrolments WHERE userid=%s AND "
-                "courseid=%s AND batchid=%s", (user, course, batch),
-            ).one()  # fmt: skip
-            unit_counts = []
-            for unit, names in units.items():
-                agg = session.execute(
-                    "SELECT aggregates FROM user_activity_agg WHERE activity_type='Course' AND "
-                    "activity_id=%s AND user_id=%s AND context_id=%s", (unit, user, f"cb:{batch}"),
-                ).one()  # fmt: skip
-                count = int((agg.aggregates or {}).get("completedCount", 0)) if agg else 0
-                required = len([n for n in names if lessons[n] not in optional])
-                unit_counts.append(f"{count}/{required}")
-            status = {0: "enrolled", 1: "in progress", 2: "completed"}.get(e.status, str(e.status))
-            done_on = e.completedon.strftime("%Y-%m-%d %H:%M:%S") if e.completedon else "-"
-            table.add_row(user, f"{e.progress}/3", status, done_on, *unit_counts)
-            result[user] = (e.status, e.progress)
-    finally:
-        cluster.shutdown()
+    required = {
+        u: len([n for n in names if lessons[n] not in optional]) for u, names in units.items()
+    }
+    table, result = _progress_table(settings, course, batch, list(learners), required)
     Console().print(table)
     certs = _read_new(
         settings, settings.topics.full(settings.topics.issue_certificate_request), batch
@@ -288,13 +272,83 @@ def progress_demo(settings: Settings, report: Report, run_id: str) -> dict[str, 
     return result
 
 
+def _write_consumption(
+    settings: Settings, course: str, batch: str, done: dict[str, list[str]]
+) -> None:
+    """Enrol each learner and mark their finished lessons, as the LMS content-state API does."""
+    cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)
+    try:
+        for user, content_ids in done.items():
+            session.execute(
+                "INSERT INTO user_enrolments (userid, courseid, batchid, status, active, progress, "
+                "enrolled_date) VALUES (%s, %s, %s, 0, true, 0, toTimestamp(now()))",
+                (user, course, batch),
+            )  # fmt: skip
+            for content_id in content_ids:  # what the LMS content-state API writes before its event
+                session.execute(
+                    "UPDATE user_content_consumption SET status=2, progress=100 WHERE userid=%s "
+                    "AND courseid=%s AND batchid=%s AND contentid=%s", (user, course, batch, content_id),
+                )  # fmt: skip
+    finally:
+        cluster.shutdown()
+
+
+def _completion_events(
+    topic: str, course: str, batch: str, done: dict[str, list[str]]
+) -> list[OutMessage]:
+    """One BE_JOB_REQUEST per finished lesson, keyed by learner."""
+    msgs = []
+    for user, content_ids in done.items():
+        for content_id in content_ids:
+            event = {
+                "eid": "BE_JOB_REQUEST", "ets": int(time.time() * 1000), "mid": f"LMS.{uuid.uuid4()}",
+                "actor": {"id": "Course Batch Updater", "type": "System"},
+                "context": {"pdata": {"ver": "1.0", "id": "org.sunbird.platform"}},
+                "object": {"id": f"{batch}_{user}", "type": "CourseBatchEnrolment"},
+                "edata": {"contents": [{"contentId": content_id, "status": 2}],
+                          "action": "batch-enrolment-update", "iteration": 1,
+                          "batchId": batch, "userId": user, "courseId": course},
+            }  # fmt: skip
+            msgs.append(OutMessage(topic, json.dumps(event).encode(), key=user.encode()))
+    return msgs
+
+
+def _progress_table(
+    settings: Settings, course: str, batch: str, learners: list[str], required: dict[str, int]
+) -> tuple[Any, dict[str, object]]:
+    """Each learner's enrolment and per-unit completion counts, as a table and a dict."""
+    from rich.table import Table
+
+    cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)
+    table = Table("learner", "progress (required lessons)", "status", "completed on", *required)
+    result: dict[str, object] = {}
+    try:
+        for user in learners:
+            e = session.execute(
+                "SELECT status, progress, completedon FROM user_enrolments WHERE userid=%s AND "
+                "courseid=%s AND batchid=%s", (user, course, batch),
+            ).one()  # fmt: skip
+            unit_counts = []
+            for unit, n_required in required.items():
+                agg = session.execute(
+                    "SELECT aggregates FROM user_activity_agg WHERE activity_type='Course' AND "
+                    "activity_id=%s AND user_id=%s AND context_id=%s", (unit, user, f"cb:{batch}"),
+                ).one()  # fmt: skip
+                count = int((agg.aggregates or {}).get("completedCount", 0)) if agg else 0
+                unit_counts.append(f"{count}/{n_required}")
+            status = {0: "enrolled", 1: "in progress", 2: "completed"}.get(e.status, str(e.status))
+            done_on = e.completedon.strftime("%Y-%m-%d %H:%M:%S") if e.completedon else "-"
+            table.add_row(user, f"{e.progress}/3", status, done_on, *unit_counts)
+            result[user] = (e.status, e.progress)
+    finally:
+        cluster.shutdown()
+    return table, result
+
+
 def report_demo(
     settings: Settings, report: Report, batch: str, learners: list[str]
 ) -> list[list[str]]:
     """The batch's progress-exhaust CSV (the learners' user-cache entries built first)."""
-    import csv
-    import io
-
     from rich.console import Console
     from rich.table import Table
 
@@ -508,22 +562,8 @@ def publish_course(
     """Publish a course hierarchy (what Knowlg writes) and its post-publish event, then run
     relation-cache-updater so the relation cache is built by the flow itself."""
 
-    collection = "application/vnd.ekstep.content-collection"
-    leaves = [c for contents in units.values() for c in contents]
-    hierarchy = {
-        "identifier": course, "name": name, "mimeType": collection,
-        "visibility": "Default", "status": "Live", "channel": "demo",
-        "leafNodes": leaves, "leafNodesCount": len(leaves),
-        "children": [
-            {"identifier": unit, "mimeType": collection, "visibility": "Parent",
-             "children": [
-                 {"identifier": c, "mimeType": "application/pdf",
-                  "relationalMetadata": {"optional": c in optional}}
-                 for c in contents
-             ]}
-            for unit, contents in units.items()
-        ],
-    }  # fmt: skip
+    collection = _COLLECTION
+    hierarchy = _hierarchy(course, name, units, optional)
     cluster, session = cassandra_session(settings.cassandra, settings.cassandra.hierarchy_keyspace)
     try:
         session.execute(
@@ -555,3 +595,25 @@ def publish_course(
         raise RuntimeError(msg)
     report(f"flow     relation-cache-updater: {course} published, {built} relation keys built "
            f"in {time.monotonic() - t0:.1f}s")  # fmt: skip
+
+
+def _hierarchy(
+    course: str, name: str, units: dict[str, list[str]], optional: set[str] | frozenset[str]
+) -> dict[str, Any]:
+    """The published hierarchy Knowlg stores for a course of units of leaf contents."""
+    collection = _COLLECTION
+    leaves = [c for contents in units.values() for c in contents]
+    return {
+        "identifier": course, "name": name, "mimeType": collection,
+        "visibility": "Default", "status": "Live", "channel": "demo",
+        "leafNodes": leaves, "leafNodesCount": len(leaves),
+        "children": [
+            {"identifier": unit, "mimeType": collection, "visibility": "Parent",
+             "children": [
+                 {"identifier": c, "mimeType": "application/pdf",
+                  "relationalMetadata": {"optional": c in optional}}
+                 for c in contents
+             ]}
+            for unit, contents in units.items()
+        ],
+    }  # fmt: skip
