@@ -217,12 +217,8 @@ def gson_roundtrip_json(value: object) -> str:
     Raises :class:`OverflowError` for an integer beyond the double range (Gson would parse it
     to ``Infinity`` and then refuse to write it) and :class:`TypeError` for a non-JSON value.
     """
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else ("true" if value else "false")
     if isinstance(value, int | float):
         try:
             return java_double_to_string(float(value))
