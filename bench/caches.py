@@ -11,8 +11,8 @@ from config import Settings
 from flows.relation_cache_updater import rules as relation_rules
 from flows.relation_cache_updater.processor import RelationCacheWriter
 from flows.user_cache_updater import rules as user_rules
-from flows.user_cache_updater.processor import UserCacheWriter
 from flows.user_cache_updater.profiles import CassandraUserSource, rules_config
+from flows.user_cache_updater.store import RedisUserCache
 from lernflow.kernel.clients import cassandra_session, redis_client
 from lernflow.ops.user_cache_rebuild import UserCacheRebuild
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
@@ -73,7 +73,7 @@ def _user_flow(s: Settings) -> list[Row]:
 def _user_raw(s: Settings) -> float:
     """The flow's reads and writes per 2,000 events, issued directly."""
     source = CassandraUserSource(s, "bench")
-    writer = UserCacheWriter(s, "bench")
+    writer = RedisUserCache(s, "bench")
     cfg = rules_config(s)
     t0 = time.monotonic()
     for start in range(0, FLOW_EVENTS, 2000):

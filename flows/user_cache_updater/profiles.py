@@ -1,26 +1,26 @@
 """Where user profiles come from: the ``UserSource`` interface and its two implementations.
 
+The flow's store (:mod:`flows.user_cache_updater.store`) reads profiles through one of them:
+
 * :class:`CassandraUserSource` (default) reads Sunbird's user tables in the ``sunbird`` keyspace
-  and maps them to the user-read API's answer (``flows.user_cache_updater.profile``), so the
-  cache gets the same fields either way.
+  and maps them to the user-read API's answer (:mod:`sources.sunbird_users`), so the cache gets
+  the same fields either way.
 * :class:`HttpUserSource` calls Sunbird's user-read API as Sunbird's own job does
   (``GET <url><userId>?fields=locations,organisations``), with a timeout and retries.
 
 Both answer a whole batch of ids at once and return, per id, a :class:`~rules.Profile`, a
-:class:`~rules.Blocked` account or :class:`NotFound` (with the reason). Server faults raise
+:class:`~rules.Blocked` account or :class:`~rules.NotFound` (with the reason). Server faults raise
 :class:`~lernflow.kernel.errors.TransientError` (or a driver error ``lernflow.kernel.retry`` treats as
 transient) so the caller retries; nothing is skipped.
 """
 
 from __future__ import annotations
 
-import logging
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Protocol
 
 from config import Settings
@@ -30,18 +30,7 @@ from lernflow.kernel.errors import InvalidEvent, TransientError
 from lernflow.kernel.retry import retry
 from sources.sunbird_users import SunbirdUserTables
 
-logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class NotFound:
-    """The source has no usable profile for the user; ``reason`` says why."""
-
-    user_id: str
-    reason: str
-
-
-Lookup = rules.Profile | rules.Blocked | NotFound
+Lookup = rules.Profile | rules.Blocked | rules.NotFound
 
 
 class UserSource(Protocol):
@@ -61,7 +50,7 @@ class CassandraUserSource(SunbirdUserTables):
         out: dict[str, Lookup] = {}
         for i, response in self.responses(user_ids).items():
             if response is None:
-                out[i] = NotFound(i, f"user {i} not found in the Cassandra user table")
+                out[i] = rules.NotFound(i, f"user {i} not found in the Cassandra user table")
             else:
                 out[i] = rules.Profile(rules.profile_fields(response))
         return out
@@ -113,16 +102,18 @@ class HttpUserSource:
             "user-read API",
             on_retry=lambda _e: metrics.RETRIES.labels(self._flow, "user-read-api").inc(),
         )
-        out: dict[str, Lookup] = {}
-        for i, body in zip(ids, bodies, strict=True):
-            try:
-                out[i] = rules.parse_user_read(body, i, self._cfg)
-            except InvalidEvent as exc:
-                out[i] = NotFound(i, exc.reason)
-        return out
+        return {i: answer(body, i, self._cfg) for i, body in zip(ids, bodies, strict=True)}
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+
+
+def answer(body: bytes, user_id: str, cfg: rules.RulesConfig) -> Lookup:
+    """One user-read API answer as the flow takes it (an unusable one: not found, with why)."""
+    try:
+        return rules.parse_user_read(body, user_id, cfg)
+    except InvalidEvent as exc:
+        return rules.NotFound(user_id, exc.reason)
 
 
 def rules_config(settings: Settings) -> rules.RulesConfig:

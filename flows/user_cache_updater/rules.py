@@ -19,8 +19,8 @@ Update/Updated) becomes one Redis hash write on ``user:<object.id>``:
   when their current value is non-empty, then the map is HSET-merged: every other existing
   field stays (docs/flows/user-cache-updater.md#7-write).
 
-The module only decides; :func:`apply` is a pure model of the Redis result used by the tests.
-No I/O.
+The module only decides (:func:`plan_event` is the flow's planner); :func:`apply` is a pure model
+of the Redis result (the rebuild's dry run, the in-memory store of the unit tests). No I/O.
 
 Fixes over Sunbird (``docs/fixes-over-sunbird.md``)
 ----------------------------------------------------
@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flows.skipped import Skipped
@@ -98,6 +98,14 @@ class Blocked:
 
 
 @dataclass(frozen=True)
+class NotFound:
+    """The profile source has no usable profile for the user; ``reason`` says why."""
+
+    user_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Profile:
     """Registered-user info, values not yet stringified.
 
@@ -114,6 +122,15 @@ class Write:
     key: str
     hset: dict[str, str]
     delete_if_stale: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Parked:
+    """An event to park on the failed topic; ``write`` is still applied (or None)."""
+
+    reason: str
+    error_type: str
+    write: Write | None
 
 
 # --------------------------------------------------------------------------- events
@@ -411,6 +428,22 @@ def plan(
     hset = stringify(merged)
     stale = tuple(f for f in cfg.removable_fields if f not in hset) if event.registered else ()
     return Write(key=KEY_PREFIX + event.user_id, hset=hset, delete_if_stale=stale)
+
+
+def plan_event(
+    event: AuditUser,
+    found: Profile | Blocked | NotFound | None,
+    cfg: RulesConfig = RulesConfig(),
+) -> Write | Skipped | Parked:
+    """What the flow does with one event, given what the profile source answered for its user.
+
+    An unknown user's event is parked (to be requeued once the profile exists) and, as Sunbird
+    does, its sign-in fields are still written (docs/flows/user-cache-updater.md#51-answers).
+    """
+    if isinstance(found, NotFound):
+        write = plan(replace(event, registered=False), None, cfg)
+        return Parked(found.reason, "UserNotFound", write if isinstance(write, Write) else None)
+    return plan(event, found, cfg)
 
 
 def stale_fields(existing: Mapping[str, str], write: Write) -> list[str]:

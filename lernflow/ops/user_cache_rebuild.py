@@ -32,8 +32,8 @@ from typing import Any
 
 from config import Settings
 from flows.user_cache_updater import rules
-from flows.user_cache_updater.processor import UserCacheWriter
 from flows.user_cache_updater.profiles import CassandraUserSource, rules_config
+from flows.user_cache_updater.store import RedisUserCache
 from lernflow.kernel.retry import is_transient, retry
 from sources import user_rows
 from sources.sunbird_users import USER_COLUMNS
@@ -90,7 +90,7 @@ class UserCacheRebuild:
         self._cfg = rules_config(settings)
         self._source = CassandraUserSource(settings, FLOW, cache_lookups=True)
         self._cas = self._source.executor
-        self._writer = UserCacheWriter(settings, FLOW)
+        self._writer = RedisUserCache(settings, FLOW)
         ks = settings.cassandra.sunbird_keyspace
         cols = ", ".join(USER_COLUMNS)
         self._q_page = f"SELECT token(id) AS tok, {cols} FROM {ks}.user WHERE token(id) > ? LIMIT ?"
@@ -168,7 +168,7 @@ class UserCacheRebuild:
     ) -> RebuildResult:
         result.users += len(writes)
         if dry_run:
-            current = self._writer.read([w.key for w in writes])
+            current = self._writer.current([w.key for w in writes])
             for w, existing in zip(writes, current, strict=True):
                 lines = diff(existing, rules.apply(existing, w))
                 if lines:
