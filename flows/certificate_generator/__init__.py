@@ -1,16 +1,4 @@
-"""certificate-generator (see :mod:`flows.certificate_generator.flow`).
+"""certificate-generator: signed PDF certificates, their registry rows, AUDIT and notification.
 
-Run with ``python -m bytewax.run "flows.certificate_generator:build_flow()"``.
+Declared in :mod:`flows.certificate_generator.flow` (``SPEC``).
 """
-
-from __future__ import annotations
-
-from typing import Any
-
-from flows.certificate_generator.flow import build_flow as _build
-
-
-def build_flow(settings: Any = None, options: Any = None) -> Any:
-    """Build the dataflow (see :mod:`flows.certificate_generator.flow`)."""
-
-    return _build(settings, options)

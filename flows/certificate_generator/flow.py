@@ -1,21 +1,33 @@
-"""certificate-generator dataflow: wiring only (rules in ``rules``, I/O in ``processor``)."""
+"""certificate-generator, declared once for the processor shell.
+
+Run: ``lernflow run certificate-generator`` or
+``python -m bytewax.run "flows.certificate_generator.flow:build_flow()"``.
+"""
 
 from __future__ import annotations
 
 from bytewax.dataflow import Dataflow
 
 from config import Settings, load_settings
-from flows._runtime import kafka_input, parse_with, windowed_flow
 from flows.certificate_generator import rules
-from flows.certificate_generator.processor import FLOW, Generator, entity
+from flows.certificate_generator.plan import FLOW
+from flows.certificate_generator.processor import GeneratorLogic, entity
+from flows.shell import FlowSpec
 from sources.options import RunOptions
+
+SPEC: FlowSpec[rules.GenerateRequest] = FlowSpec(
+    name=FLOW,
+    summary="signed PDF certificates from generate requests: registry, AUDIT, notification",
+    input_topic=lambda t: t.generate_certificate_request,
+    failed_topic=lambda t: t.generate_certificate_failed,
+    parse=rules.parse_request,
+    entity=entity,
+    shards=lambda s: s.certificates.shards,
+    logic=GeneratorLogic,
+    output_topics=lambda t: (t.telemetry_raw, t.certificate_notification),
+)
 
 
 def build_flow(settings: Settings | None = None, options: RunOptions | None = None) -> Dataflow:
-    """Build the dataflow reading ``<env>.generate.certificate.request``."""
-    settings = settings or load_settings()
-    source = kafka_input(FLOW, settings, options, settings.topics.generate_certificate_request)
-    return windowed_flow(
-        FLOW, settings, source, parse_with(FLOW, rules.parse_request, entity),
-        lambda: Generator(settings), shards=settings.certificates.shards,
-    )  # fmt: skip
+    """The dataflow reading ``<env>.generate.certificate.request``."""
+    return SPEC.build(settings or load_settings(), options)

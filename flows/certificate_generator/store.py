@@ -1,0 +1,85 @@
+"""Every server call of certificate-generator: enrolment reads, registry and enrolment writes.
+
+All Cassandra: ``user_enrolments.issued_certificates`` read (dedup) and rewritten (last step of
+a round), ``sunbird.cert_registry`` rows inserted (a re-issue replaces, a new id inserts if
+absent). The certificate files are stored by the maker (:mod:`.maker`), not here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from config import Settings
+from flows.certificate_generator.plan import (
+    FLOW,
+    EnrolmentKey,
+    IssuedCertificates,
+    IssuedUpdate,
+    RegistryRow,
+)
+from lernflow.kernel.cassandra import CassandraExecutor
+
+_REGISTRY_COLUMNS = (
+    "id, accesscode, createdat, createdby, data, isrevoked, jsonurl, pdfurl, recipient, "
+    "related, updatedat, updatedby"
+)
+
+
+class GeneratorStore(Protocol):
+    """What the flow reads and writes (Cassandra, or dicts in unit tests)."""
+
+    def issued(self, keys: list[EnrolmentKey]) -> dict[EnrolmentKey, IssuedCertificates | None]:
+        """Each enrolment's ``issued_certificates`` (``[]`` when null; None: no enrolment row)."""
+
+    def register(self, rows: list[RegistryRow]) -> None:
+        """Write the ``cert_registry`` rows (``replace``: overwrite, else insert if absent)."""
+
+    def set_issued(self, updates: list[IssuedUpdate]) -> None:
+        """Rewrite the enrolments' ``issued_certificates``."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class CassandraGeneratorStore:
+    """The servers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._cas = CassandraExecutor(settings.cassandra, settings.run, FLOW)
+        ks, sb = settings.cassandra.courses_keyspace, settings.cassandra.sunbird_keyspace
+        where = "WHERE userid=? AND courseid=? AND batchid=?"
+        self._q_enrolment = f"SELECT issued_certificates FROM {ks}.user_enrolments {where}"
+        self._q_update = f"UPDATE {ks}.user_enrolments SET issued_certificates=? {where}"
+        insert = (
+            f"INSERT INTO {sb}.cert_registry ({_REGISTRY_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, false, ?, ?, ?, ?, ?, ?)"
+        )
+        self._q_registry_new = f"{insert} IF NOT EXISTS"
+        self._q_registry_replace = insert
+
+    def issued(self, keys: list[EnrolmentKey]) -> dict[EnrolmentKey, IssuedCertificates | None]:
+        params = [(k.user_id, k.course_id, k.batch_id) for k in keys]
+        rows = self._cas.execute_many(self._q_enrolment, params, "user_enrolments")
+        return {
+            k: ([dict(m) for m in (r[0].issued_certificates or [])] if r else None)
+            for k, r in zip(keys, rows, strict=True)
+        }
+
+    def register(self, rows: list[RegistryRow]) -> None:
+        def params(r: RegistryRow) -> tuple[Any, ...]:
+            return (r.cert_id, r.access_code, r.at, FLOW, r.credential, r.json_url, r.pdf_url,
+                    r.recipient, r.related, r.at, FLOW)  # fmt: skip
+
+        new = [params(r) for r in rows if not r.replace]
+        replace = [params(r) for r in rows if r.replace]
+        if new:
+            self._cas.execute_many(self._q_registry_new, new, "cert_registry")
+        if replace:
+            self._cas.execute_many(self._q_registry_replace, replace, "cert_registry")
+
+    def set_issued(self, updates: list[IssuedUpdate]) -> None:
+        params = [(u.issued, u.key.user_id, u.key.course_id, u.key.batch_id) for u in updates]
+        self._cas.execute_many(self._q_update, params, "issued_certificates")
+
+    def close(self) -> None:
+        self._cas.close()

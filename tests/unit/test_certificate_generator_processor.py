@@ -1,0 +1,204 @@
+"""certificate-generator's production orchestration (shell + logic) on an in-memory store,
+with the real maker: signing, CairoSVG rendering and storage in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from certificates import render, signing
+from certificates.fetch import bundled_template_path
+from config import Settings, load_settings
+from flows.certificate_generator.flow import SPEC
+from flows.certificate_generator.maker import CertificateMaker
+from flows.certificate_generator.plan import (
+    EnrolmentKey,
+    IssuedCertificates,
+    IssuedUpdate,
+    RegistryRow,
+)
+from flows.certificate_generator.processor import GeneratorLogic
+from lernflow.devstack.demo import SAMPLE_SIGNATURE
+from tests.paths import DATA
+from tests.shellkit import MemoryOutbox, metric, run
+
+FX = DATA / "certificates"
+USER, COURSE, BATCH = "lf_user_07", "do_lf_geometry_110", "lfbatch0930"
+KEY = EnrolmentKey(USER, COURSE, BATCH)
+
+
+class MemoryStore:
+    """Enrolments and the registry in dicts, written the way Cassandra applies the writes."""
+
+    def __init__(self, enrolments: dict[EnrolmentKey, IssuedCertificates]) -> None:
+        self.enrolments = {k: [dict(e) for e in v] for k, v in enrolments.items()}
+        self.registry: dict[str, RegistryRow] = {}
+        self.reads: list[list[EnrolmentKey]] = []
+        self.log: list[str] = []  # the order of the writes
+
+    def issued(self, keys: list[EnrolmentKey]) -> dict[EnrolmentKey, IssuedCertificates | None]:
+        self.reads.append(list(keys))
+        return {k: ([dict(e) for e in self.enrolments[k]] if k in self.enrolments else None)
+                for k in keys}  # fmt: skip
+
+    def register(self, rows: list[RegistryRow]) -> None:
+        self.log.append("registry")
+        for r in rows:
+            if r.replace or r.cert_id not in self.registry:  # else: IF NOT EXISTS
+                self.registry[r.cert_id] = r
+
+    def set_issued(self, updates: list[IssuedUpdate]) -> None:
+        self.log.append("enrolments")
+        for u in updates:
+            self.enrolments[u.key] = [dict(e) for e in u.issued]
+
+    def close(self) -> None:
+        return None
+
+
+class LoggingOutbox(MemoryOutbox):
+    """Notes in the store's log when messages are produced (for the order of side effects)."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self._log = log
+
+    def produce_all(self, messages: Any) -> None:
+        self._log.append("produce")
+        super().produce_all(messages)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    s = load_settings()
+    c = s.certificates.model_copy(
+        update={"keys_dir": tmp_path / "keys", "storage_dir": tmp_path / "store",
+                "renderer": "cairosvg", "template_hosts": ""}
+    )  # fmt: skip
+    signing.generate_keys(c.keys_dir, kid="unit-gen")
+    return s.with_overrides(topics=s.topics.model_copy(update={"env": "unit-cg"}), certificates=c)
+
+
+def _request(name: str = "gen.request.first.json", **edata: Any) -> str:
+    doc = json.loads((FX / name).read_text())
+    doc["edata"]["svgTemplate"] = str(bundled_template_path())
+    for signatory in doc["edata"]["signatoryList"]:
+        signatory["image"] = SAMPLE_SIGNATURE
+    doc["edata"].update(edata)
+    return json.dumps(doc)
+
+
+def _logic(settings: Settings, store: MemoryStore) -> GeneratorLogic:
+    return GeneratorLogic(settings, store=store, maker=CertificateMaker(settings))
+
+
+def _files(settings: Settings) -> list[Path]:
+    return sorted(p for p in settings.certificates.storage_dir.rglob("*") if p.is_file())
+
+
+def _out(settings: Settings, topic: str) -> float:
+    return metric("lernflow_events_out_total", flow=SPEC.name, topic=topic)
+
+
+def test_a_request_makes_one_signed_pdf_records_it_then_announces_it(settings: Settings) -> None:
+    t = settings.topics
+    audit, notify = t.full(t.telemetry_raw), t.full(t.certificate_notification)
+    before = {audit: _out(settings, audit), notify: _out(settings, notify)}
+    store = MemoryStore({KEY: []})
+    outbox, _p = run(SPEC, settings, _logic(settings, store), [_request()],
+                     LoggingOutbox(store.log))  # fmt: skip
+
+    [cert_id] = list(store.registry)
+    row = store.registry[cert_id]
+    assert not row.replace and json.loads(row.recipient)["id"] == USER
+    pdf = Path(row.pdf_url)
+    assert _files(settings) == sorted([pdf, Path(row.json_url)])
+    assert pdf.parent == settings.certificates.storage_dir.resolve() / BATCH
+    token = render.extract_attachment(pdf.read_bytes())
+    assert token is not None and token.decode() == Path(row.json_url).read_text()
+    keys = signing.load_public_keys(settings.certificates.keys_dir)
+    claims = signing.verify_credential(token.decode(), keys)
+    assert claims["vc"]["credentialSubject"]["name"] == "Priya Natarajan"
+
+    [entry] = store.enrolments[KEY]
+    assert (entry["name"], entry["identifier"]) == ("Geometry Completion Award", cert_id)
+    assert entry["token"] == row.access_code and entry["type"] == "lernflow-certificate"
+    [a] = outbox.on(audit)
+    assert (a["eid"], a["object"]["id"]) == ("AUDIT", cert_id)
+    [n] = outbox.on(notify)
+    assert n["request"]["recipientUserIds"] == [USER]
+    assert n["certificate"]["pdfUrl"] == row.pdf_url
+    assert [m.key for m in outbox.messages] == [USER.encode()] * 2
+    # crash safety: the registry row, then the events acknowledged, then the enrolment
+    assert store.log == ["registry", "produce", "enrolments"]
+    assert _out(settings, audit) == before[audit] + 1
+    assert _out(settings, notify) == before[notify] + 1
+
+
+def test_the_same_request_again_is_skipped_and_makes_no_second_certificate(
+    settings: Settings,
+) -> None:
+    store = MemoryStore({KEY: []})
+    run(SPEC, settings, _logic(settings, store), [_request()])
+    files, registry, issued = _files(settings), dict(store.registry), store.enrolments[KEY]
+    stamps = [p.stat().st_mtime_ns for p in files]
+    skipped = metric("lernflow_events_skipped_total", flow=SPEC.name, reason_kind="already-issued")
+
+    # the replay of one request, and the same request twice in one batch: two rounds
+    outbox, _p = run(SPEC, settings, _logic(settings, store), [_request(), _request()])
+    assert outbox.messages == []
+    assert store.registry == registry and store.enrolments[KEY] == issued
+    assert _files(settings) == files and [p.stat().st_mtime_ns for p in files] == stamps
+    assert metric(
+        "lernflow_events_skipped_total", flow=SPEC.name, reason_kind="already-issued"
+    ) == (skipped + 2)
+    assert store.reads[1:] == [[KEY], [KEY]]  # one read per round
+
+
+def test_a_re_issue_replaces_the_held_certificate_of_that_name(settings: Settings) -> None:
+    held = {"identifier": "lf-cert-prev-0042", "lastIssuedOn": "2024-02-11",
+            "name": "Geometry Completion Award", "token": "R4T8W2"}  # fmt: skip
+    other = {"identifier": "x", "name": "Another Award", "token": "A1B2C3"}
+    store = MemoryStore({KEY: [other, held]})
+    run(SPEC, settings, _logic(settings, store), [_request("gen.request.reissue.json")])
+    [row] = store.registry.values()
+    assert row.replace
+    assert [(e["name"], e["identifier"]) for e in store.enrolments[KEY]] == [
+        ("Another Award", "x"),
+        ("Geometry Completion Award", row.cert_id),
+    ]
+
+
+def test_invalid_and_unenrolled_requests_are_parked_or_skipped(settings: Settings) -> None:
+    failed = SPEC.failed_topic_name(settings)
+    invalid = metric("lernflow_events_failed_total", flow=SPEC.name, reason_kind="ValidationError")
+    bad_template = metric(
+        "lernflow_events_failed_total", flow=SPEC.name, reason_kind="TemplateError"
+    )
+    unenrolled = metric("lernflow_events_skipped_total", flow=SPEC.name, reason_kind="no-enrolment")
+    out_failed = _out(settings, failed)
+    store = MemoryStore({EnrolmentKey("u3", COURSE, BATCH): []})
+    outbox, _p = run(SPEC, settings, _logic(settings, store), [
+        _request(svgTemplate=""),                                   # parked: ValidationError
+        _request(userId="someone-else"),                            # skipped: no enrolment
+        _request(userId="u3", svgTemplate="https://evil.example/t.svg"),  # parked: TemplateError
+    ])  # fmt: skip
+    parked = outbox.on(failed)
+    assert [(p["source"]["offset"], p["error_type"]) for p in parked] == [
+        (0, "ValidationError"), (2, "TemplateError")
+    ]  # fmt: skip
+    assert parked[0]["reason"] == "Mandatory parameter edata.svgTemplate is missing."
+    assert store.registry == {} and store.log == [] and _files(settings) == []
+    assert metric(
+        "lernflow_events_failed_total", flow=SPEC.name, reason_kind="ValidationError"
+    ) == (invalid + 1)
+    assert metric("lernflow_events_failed_total", flow=SPEC.name, reason_kind="TemplateError") == (
+        bad_template + 1
+    )
+    assert metric("lernflow_events_skipped_total", flow=SPEC.name, reason_kind="no-enrolment") == (
+        unenrolled + 1
+    )
+    assert _out(settings, failed) == out_failed + 2
