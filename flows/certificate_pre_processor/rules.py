@@ -77,6 +77,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flows.fields import required_id
 from flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.java import java_equals_ignore_case, java_trim
@@ -206,17 +207,6 @@ def _jsonable(value: Any) -> Any:
 
 
 # -- input -----------------------------------------------------------------------------------
-def _id(edata: Mapping[str, Any], name: str) -> str:
-    value = edata.get(name)
-    if value is None:
-        msg = f"edata.{name} is missing"
-        raise InvalidEvent(msg)
-    if not isinstance(value, str) or not value.strip():
-        msg = f"edata.{name} must be a non-empty string, got {value!r}"
-        raise InvalidEvent(msg)
-    return value
-
-
 def _user_ids(edata: Mapping[str, Any]) -> tuple[str, ...]:
     users = edata.get("userIds")
     if users is None or users == []:
@@ -264,7 +254,7 @@ def parse_request(raw: bytes) -> IssueRequest | Skipped:
         raise InvalidEvent(msg)
     if action is None or action.lower() != ACTION:
         return Skipped("other-action", f"edata.action is {action!r}, not {ACTION!r}")
-    batch_id, course_id = _id(edata, "batchId"), _id(edata, "courseId")
+    batch_id, course_id = required_id(edata, "batchId"), required_id(edata, "courseId")
     user_ids = _user_ids(edata)
     re_issue = edata.get("reIssue", False)
     if re_issue is None:
@@ -487,17 +477,6 @@ def content_type(metadata: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-def content_type_from_read(response: Mapping[str, Any]) -> str | None:
-    """``result.content.contentType`` of a content-read response whose responseCode is OK."""
-    code = response.get("responseCode")
-    if not isinstance(code, str) or code.upper() != "OK":
-        return None
-    result = response.get("result")
-    content = result.get("content") if isinstance(result, Mapping) else None
-    value = content.get("contentType") if isinstance(content, Mapping) else None
-    return value if isinstance(value, str) and value else None
-
-
 def _threshold(criteria: Mapping[str, Any]) -> tuple[str, int] | Rejected:
     score = criteria.get("score")
     if not isinstance(score, dict):
@@ -647,18 +626,14 @@ def course_name(raw_name: str) -> str:
     return "".join(c for c in out if c >= " ")
 
 
-def course_name_from_cache(json_text: str | bytes | None) -> str | None:
-    """``name`` of a collection-cache value; None when the cache has nothing usable."""
+def stored_course_name(json_text: str | bytes | None) -> str | None:
+    """``name`` of a stored collection: its collection-cache value or its published hierarchy.
+
+    None when there is nothing usable (no JSON object, no name, or an empty one): the flow then
+    tries the next source, and with none left the rejection is fatal (a ``course`` step).
+    """
     value = normalise_content_metadata(json_text).get("name")
     return value if isinstance(value, str) else None
-
-
-def course_name_from_read(response: Mapping[str, Any]) -> str:
-    """``result.content.name`` of a content-read response (``""`` if absent)."""
-    result = response.get("result")
-    content = result.get("content") if isinstance(result, Mapping) else None
-    value = content.get("name") if isinstance(content, Mapping) else None
-    return value if isinstance(value, str) else ""
 
 
 # -- the generate event ----------------------------------------------------------------------
