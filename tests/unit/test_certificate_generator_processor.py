@@ -3,6 +3,7 @@ with the real maker: signing, CairoSVG rendering and storage in a temporary fold
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,16 @@ from flows.certificate_generator.plan import (
     RegistryRow,
 )
 from flows.certificate_generator.processor import GeneratorLogic
-from lernflow.devstack.demo import SAMPLE_SIGNATURE
 from tests.paths import DATA
 from tests.shellkit import MemoryOutbox, metric, run
 
 FX = DATA / "certificates"
 USER, COURSE, BATCH = "lf_user_07", "do_lf_geometry_110", "lfbatch0930"
 KEY = EnrolmentKey(USER, COURSE, BATCH)
+SIGNATURE = "data:image/svg+xml;base64," + base64.b64encode(
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="200" height="60">'
+    b'<path d="M10 40 C 40 10, 60 50, 90 30" stroke="black" fill="none"/></svg>'
+).decode("ascii")
 
 
 class MemoryStore:
@@ -86,7 +90,7 @@ def _request(name: str = "gen.request.first.json", **edata: Any) -> str:
     doc = json.loads((FX / name).read_text())
     doc["edata"]["svgTemplate"] = str(bundled_template_path())
     for signatory in doc["edata"]["signatoryList"]:
-        signatory["image"] = SAMPLE_SIGNATURE
+        signatory["image"] = SIGNATURE
     doc["edata"].update(edata)
     return json.dumps(doc)
 
