@@ -12,7 +12,9 @@ from typing import Any
 
 from bench.common import Row, isolated, run_flow_subprocess
 from config import Settings
-from flows.assessment_aggregator import logic
+from flows.assessment_aggregator.content import leafnodes_key
+from flows.assessment_aggregator.events import BatchAssessEvent, parse_assess_message
+from flows.assessment_aggregator.scoring import latest_answers, score_answers
 from lernflow.kernel.cassandra import CassandraExecutor
 from lernflow.kernel.clients import redis_client
 from lernflow.kernel.redis_batch import RedisBatch
@@ -47,7 +49,7 @@ def run(settings: Settings) -> list[Row]:
     rows = []
     s = isolated(settings, "assess")
     rc = redis_client(s.redis, s.redis.relation_cache_db)
-    rc.sadd(logic.leafnodes_key(COURSE), CONTENT, "do_other")
+    rc.sadd(leafnodes_key(COURSE), CONTENT, "do_other")
     rc.close()
     payloads = [_event(f"u{i}", a) for a in (1, 2) for i in range(LEARNERS)]
     producer = DeliveryTrackingProducer(s.kafka)
@@ -76,16 +78,16 @@ def _raw_loop(s: Settings, payloads: list[bytes]) -> float:
     q_insert = f"INSERT INTO {ks}.assessment_aggregator (user_id, course_id, batch_id, content_id, attempt_id, created_on, updated_on, last_attempted_on, total_score, total_max_score, grand_total, question) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     q_scores = f"SELECT content_id, attempt_id, last_attempted_on, total_max_score, total_score FROM {ks}.assessment_aggregator WHERE user_id=? AND course_id=? AND batch_id=?"
     q_update = f"UPDATE {ks}.user_activity_agg SET aggregates = aggregates + ?, agg_details = ?, agg_last_updated = agg_last_updated + ? WHERE activity_type=? AND activity_id=? AND user_id=? AND context_id=?"
-    events = [logic.parse_assess_message(p) for p in payloads]
+    events = [parse_assess_message(p) for p in payloads]
     now = int(time.time() * 1000)
     scores = {
-        id(e): logic.score_answers(logic.latest_answers(e.answers))
+        id(e): score_answers(latest_answers(e.answers))
         for e in events
-        if isinstance(e, logic.BatchAssessEvent)
+        if isinstance(e, BatchAssessEvent)
     }
     t0 = time.monotonic()
     for i in range(0, len(events), 500):
-        chunk = [e for e in events[i : i + 500] if isinstance(e, logic.BatchAssessEvent)]
+        chunk = [e for e in events[i : i + 500] if isinstance(e, BatchAssessEvent)]
         relation.pipeline(partial(_leafnodes, chunk=chunk), "bench")
         keys = [(e.user_id, e.course_id, e.batch_id, e.content_id, e.attempt_id) for e in chunk]
         cas.execute_many(q_attempt, keys, "bench")
@@ -121,6 +123,6 @@ def _raw_loop(s: Settings, payloads: list[bytes]) -> float:
     return elapsed
 
 
-def _leafnodes(pipe: Any, chunk: list[logic.BatchAssessEvent]) -> None:
+def _leafnodes(pipe: Any, chunk: list[BatchAssessEvent]) -> None:
     for e in chunk:
-        pipe.smembers(logic.leafnodes_key(e.course_id))
+        pipe.smembers(leafnodes_key(e.course_id))

@@ -1,4 +1,4 @@
-"""assessment-aggregator dataflow: wiring only (rules in ``logic``, I/O in ``processor``).
+"""assessment-aggregator, declared once for the processor shell.
 
 Run: ``lernflow run assessment-aggregator`` or
 ``python -m bytewax.run "flows.assessment_aggregator.flow:build_flow()"``.
@@ -9,21 +9,26 @@ from __future__ import annotations
 from bytewax.dataflow import Dataflow
 
 from config import Settings, load_settings
-from flows._runtime import kafka_input, parse_with, windowed_flow
-from flows.assessment_aggregator import logic
-from flows.assessment_aggregator.processor import FLOW, AssessmentProcessor, entity
+from flows.assessment_aggregator.events import parse_assess_message
+from flows.assessment_aggregator.logic import Event
+from flows.assessment_aggregator.processor import AssessmentLogic, entity
+from flows.assessment_aggregator.store import FLOW
+from flows.shell import FlowSpec
 from sources.options import RunOptions
+
+SPEC: FlowSpec[Event] = FlowSpec(
+    name=FLOW,
+    summary="assessment scores, best-score aggregates and certificate requests",
+    input_topic=lambda t: t.telemetry_assess,
+    failed_topic=lambda t: t.telemetry_assess_failed,
+    parse=parse_assess_message,
+    entity=entity,
+    shards=lambda s: s.assessment.shards,
+    logic=AssessmentLogic,
+    output_topics=lambda t: (t.issue_certificate_request,),
+)
 
 
 def build_flow(settings: Settings | None = None, options: RunOptions | None = None) -> Dataflow:
-    """Build the dataflow reading ``<env>.telemetry.assess``."""
-    settings = settings or load_settings()
-    source = kafka_input(FLOW, settings, options, settings.topics.telemetry_assess)
-    return windowed_flow(
-        FLOW,
-        settings,
-        source,
-        parse_with(FLOW, logic.parse_assess_message, entity),
-        lambda: AssessmentProcessor(settings),
-        shards=settings.assessment.shards,
-    )
+    """The dataflow reading ``<env>.telemetry.assess``."""
+    return SPEC.build(settings or load_settings(), options)

@@ -1,21 +1,36 @@
-"""The reads and writes of assessment-aggregator, behind one interface.
+"""Every server call of assessment-aggregator: Redis, Cassandra and the content read API.
 
-See docs/flows/assessment-aggregator.md for the tables and keys. :class:`AssessmentStore` is
-what the processor needs from Redis and Cassandra, one batched call per step of a round.
-:class:`ServerStore` is the real implementation (the drivers); tests put an in-memory one
-behind the same interface, so they drive the production round logic in ``processor``.
+See docs/flows/assessment-aggregator.md#2-outputs for the tables and keys. :class:`AssessmentStore`
+is what a round needs, one batched call per step; :class:`ServerStore` is the real
+implementation (the drivers, all the CQL); unit tests put an in-memory one behind the same
+interface and drive the production round logic in ``processor``.
 """
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Sequence
 from typing import Protocol
 
 from config import Settings
-from flows.assessment_aggregator import logic
+from flows.assessment_aggregator.content import leafnodes_key
+from flows.assessment_aggregator.events import AttemptKey
+from flows.assessment_aggregator.formats import epoch_ms
+from flows.assessment_aggregator.rows import (
+    ACTIVITY_TYPE,
+    AssessmentAggregatorRow,
+    CurrentActivityAgg,
+    StoredAttempt,
+    StoredScore,
+    UserActivityAggUpdate,
+)
 from lernflow.kernel.cassandra import CassandraExecutor
+from lernflow.kernel.errors import InvalidEvent, TransientError
 from lernflow.kernel.redis_batch import RedisBatch
-from sinks.kafka_producer import OutMessage
+
+FLOW = "assessment-aggregator"
 
 UserCourseBatch = tuple[str, str, str]
 """``(user_id, course_id, batch_id)``: whose attempts the score step reads."""
@@ -30,39 +45,33 @@ class AssessmentStore(Protocol):
     def content_cache(self, content_ids: Sequence[str]) -> list[str | bytes | None]:
         """The content-cache value of each content (None when missing)."""
 
-    def stored_attempts(self, keys: Sequence[logic.AttemptKey]) -> list[logic.StoredAttempt | None]:
+    def content_read(self, content_id: str) -> str:
+        """The body of the content read API's answer (raise ``TransientError`` to retry)."""
+
+    def stored_attempts(self, keys: Sequence[AttemptKey]) -> list[StoredAttempt | None]:
         """The stored times of each attempt row (None when there is no row)."""
 
-    def write_attempts(self, rows: Sequence[logic.AssessmentAggregatorRow]) -> None:
+    def write_attempts(self, rows: Sequence[AssessmentAggregatorRow]) -> None:
         """Upsert ``assessment_aggregator`` rows (whole-row overwrite)."""
 
-    def scores(self, keys: Sequence[UserCourseBatch]) -> list[list[logic.StoredScore]]:
+    def scores(self, keys: Sequence[UserCourseBatch]) -> list[list[StoredScore]]:
         """All stored attempts of each ``(user, course, batch)``, in clustering order."""
 
-    def current_aggs(
-        self, keys: Sequence[UserCourseBatch]
-    ) -> list[logic.CurrentActivityAgg | None]:
+    def current_aggs(self, keys: Sequence[UserCourseBatch]) -> list[CurrentActivityAgg | None]:
         """The stored ``user_activity_agg`` course row of each key (None when missing)."""
 
-    def update_aggs(self, updates: Sequence[logic.UserActivityAggUpdate]) -> None:
+    def update_aggs(self, updates: Sequence[UserActivityAggUpdate]) -> None:
         """Merge ``aggregates``/``agg_last_updated`` and replace ``agg_details``."""
 
     def close(self) -> None:
         """Release connections."""
 
 
-class Outbox(Protocol):
-    """Where the processor produces: all messages acknowledged before ``produce_all`` returns."""
-
-    def produce_all(self, messages: list[OutMessage]) -> None: ...
-
-    def flush(self) -> None: ...
-
-
 class ServerStore:
     """:class:`AssessmentStore` on the real servers: batched Redis pipelines and CQL calls."""
 
-    def __init__(self, settings: Settings, flow: str) -> None:
+    def __init__(self, settings: Settings, flow: str = FLOW) -> None:
+        self._content_read_url = settings.assessment.content_read_url
         self._cas = CassandraExecutor(settings.cassandra, settings.run, flow)
         self._relation = RedisBatch(
             settings.redis, settings.redis.relation_cache_db, settings.run, flow
@@ -98,7 +107,7 @@ class ServerStore:
         if not course_ids:
             return []
         return self._relation.pipeline(
-            lambda p: [p.smembers(logic.leafnodes_key(c)) for c in course_ids], "leaf nodes"
+            lambda p: [p.smembers(leafnodes_key(c)) for c in course_ids], "leaf nodes"
         )
 
     def content_cache(self, content_ids: Sequence[str]) -> list[str | bytes | None]:
@@ -106,41 +115,52 @@ class ServerStore:
             return []
         return self._content.pipeline(lambda p: [p.get(c) for c in content_ids], "content cache")
 
-    def stored_attempts(self, keys: Sequence[logic.AttemptKey]) -> list[logic.StoredAttempt | None]:
+    def content_read(self, content_id: str) -> str:
+        base = self._content_read_url
+        if not base:
+            msg = "no content-read API configured (LERNFLOW_ASSESSMENT_CONTENT_READ_URL)"
+            raise InvalidEvent(msg)
+        url = base + urllib.parse.quote(content_id)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - configured URL
+                return str(resp.read().decode("utf-8"))
+        except urllib.error.HTTPError as exc:
+            if exc.code >= 500:
+                msg = f"content read {url}: HTTP {exc.code}"
+                raise TransientError(msg) from exc
+            return str(exc.read().decode("utf-8", errors="replace"))
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            msg = f"content read {url}: {exc}"
+            raise TransientError(msg) from exc
+
+    def stored_attempts(self, keys: Sequence[AttemptKey]) -> list[StoredAttempt | None]:
         results = self._cas.execute_many(
             self._q_attempt,
             [(k.user_id, k.course_id, k.batch_id, k.content_id, k.attempt_id) for k in keys],
             "read attempts",
         )
         return [
-            logic.StoredAttempt(
-                logic.epoch_ms(rows[0].last_attempted_on), logic.epoch_ms(rows[0].created_on)
-            )
+            StoredAttempt(epoch_ms(rows[0].last_attempted_on), epoch_ms(rows[0].created_on))
             if rows
             else None
             for rows in results
         ]
 
-    def write_attempts(self, rows: Sequence[logic.AssessmentAggregatorRow]) -> None:
+    def write_attempts(self, rows: Sequence[AssessmentAggregatorRow]) -> None:
         self._cas.execute_many(
             self._q_insert,
-            [
-                (r.user_id, r.course_id, r.batch_id, r.content_id, r.attempt_id, r.created_on,
-                 r.updated_on, r.last_attempted_on, r.total_score, r.total_max_score,
-                 r.grand_total, list(r.question))
-                for r in rows
-            ],
+            [tuple(r.columns().values()) for r in rows],  # the INSERT's column order
             "insert attempts",
-        )  # fmt: skip
+        )
 
-    def scores(self, keys: Sequence[UserCourseBatch]) -> list[list[logic.StoredScore]]:
+    def scores(self, keys: Sequence[UserCourseBatch]) -> list[list[StoredScore]]:
         results = self._cas.execute_many(self._q_scores, list(keys), "read scores")
         return [
             [
-                logic.StoredScore(
+                StoredScore(
                     r.content_id,
                     r.attempt_id,
-                    logic.epoch_ms(r.last_attempted_on),
+                    epoch_ms(r.last_attempted_on),
                     r.total_max_score,
                     r.total_score,
                 )
@@ -149,24 +169,20 @@ class ServerStore:
             for rows in results
         ]
 
-    def current_aggs(
-        self, keys: Sequence[UserCourseBatch]
-    ) -> list[logic.CurrentActivityAgg | None]:
+    def current_aggs(self, keys: Sequence[UserCourseBatch]) -> list[CurrentActivityAgg | None]:
         results = self._cas.execute_many(
             self._q_current,
-            [(logic.ACTIVITY_TYPE, course, user, f"cb:{batch}") for user, course, batch in keys],
+            [(ACTIVITY_TYPE, course, user, f"cb:{batch}") for user, course, batch in keys],
             "read activity agg",
         )
         return [
-            logic.CurrentActivityAgg(
-                dict(rows[0].aggregates or {}), list(rows[0].agg_details or [])
-            )
+            CurrentActivityAgg(dict(rows[0].aggregates or {}), list(rows[0].agg_details or []))
             if rows
             else None
             for rows in results
         ]
 
-    def update_aggs(self, updates: Sequence[logic.UserActivityAggUpdate]) -> None:
+    def update_aggs(self, updates: Sequence[UserActivityAggUpdate]) -> None:
         self._cas.execute_many(
             self._q_update,
             [

@@ -1,7 +1,7 @@
 """assessment-aggregator rules against Sunbird's own fixture files (conformance run).
 
 Sunbird's T-B1/T-B2/D-B1..D-B3 cases, loaded as they are, driven through the production
-processor with in-memory stores (``tests.unit.test_assessment_logic.MemoryFlow``).
+orchestration with in-memory stores (``tests.assessment_kit.MemoryFlow``).
 """
 
 from __future__ import annotations
@@ -14,22 +14,20 @@ from typing import Any
 
 import pytest
 
-from flows.assessment_aggregator.logic import (
-    AssessDecision,
+from flows.assessment_aggregator.content import total_questions_from_cache
+from flows.assessment_aggregator.decisions import AssessDecision, Verdict, evaluate_assess_event
+from flows.assessment_aggregator.events import (
     BatchAssessEvent,
     RecomputeRequest,
-    Verdict,
-    aggregate_scores,
-    certificate_request,
-    evaluate_assess_event,
     parse_assess_message,
-    score_answers,
-    stored_score_of,
-    total_questions_from_cache,
 )
+from flows.assessment_aggregator.formats import certificate_request
+from flows.assessment_aggregator.rows import stored_score_of
+from flows.assessment_aggregator.scoring import aggregate_scores, score_answers
 from lernflow.kernel.errors import InvalidEvent
+from tests.assessment_kit import START_MS, MemoryFlow
 from tests.conformance.conftest import SUNBIRD_FIXTURES
-from tests.unit.test_assessment_logic import START_MS, MemoryFlow, one_question_event
+from tests.unit.test_assessment_logic import one_question_event
 
 FIXTURES = SUNBIRD_FIXTURES / "assessment"
 

@@ -1,70 +1,74 @@
 """assessment-aggregator rules and the processor's round logic, on the project's own data.
 
 The cases T-B1, T-B2 and D-B1..D-B3 (docs/flows/assessment-aggregator.md) run on
-``tests/data/assessment`` through the production :class:`AssessmentProcessor` with in-memory
-stores behind its ``AssessmentStore``/``Outbox`` seam; the expected values are worked out from
+``tests/data/assessment`` through the flow's production orchestration (the shell's processor of
+its ``SPEC`` with :class:`AssessmentLogic`) on the in-memory store and outbox of
+``tests.assessment_kit``; the expected values are worked out from
 the rules by hand (see ``tests/data/assessment/README.md``). Then parse failures, exact output
 formats, and properties of scoring and aggregation.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from config import Settings, load_settings
-from flows._runtime import parse_with
-from flows.assessment_aggregator.logic import (
-    AssessAnswer,
-    AssessDecision,
-    AssessmentAggregatorRow,
-    AttemptKey,
-    BatchAssessEvent,
+from flows.assessment_aggregator.content import (
     ContentMetaUnavailable,
-    CurrentActivityAgg,
-    Metric,
-    RecomputeRequest,
-    StoredAttempt,
-    StoredScore,
     TotalQuestions,
-    UserActivityAggUpdate,
-    Verdict,
-    aggregate_scores,
-    certificate_request,
     check_content,
-    epoch_ms,
-    evaluate_assess_event,
-    format_agg_date,
-    format_grand_total,
-    latest_answers,
     leafnodes_key,
-    parse_assess_message,
     resolve_total_questions,
-    score_answers,
-    stored_score_of,
     total_questions_from_cache,
     total_questions_from_content_read,
 )
-from flows.assessment_aggregator.processor import FLOW, AssessmentProcessor, entity
-from lernflow.kernel.errors import InvalidEvent, TransientError
+from flows.assessment_aggregator.counters import Metric
+from flows.assessment_aggregator.decisions import AssessDecision, Verdict, evaluate_assess_event
+from flows.assessment_aggregator.events import (
+    AssessAnswer,
+    AttemptKey,
+    BatchAssessEvent,
+    RecomputeRequest,
+    parse_assess_message,
+)
+from flows.assessment_aggregator.flow import SPEC
+from flows.assessment_aggregator.formats import (
+    certificate_request,
+    epoch_ms,
+    format_agg_date,
+    format_grand_total,
+)
+from flows.assessment_aggregator.processor import AssessmentLogic
+from flows.assessment_aggregator.rows import (
+    StoredAttempt,
+    StoredScore,
+    stored_score_of,
+)
+from flows.assessment_aggregator.scoring import aggregate_scores, latest_answers, score_answers
+from flows.assessment_aggregator.store import FLOW
+from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.java import gson_roundtrip_json, java_double_to_string
-from sinks.kafka_producer import OutMessage
-from sources.kafka import KafkaRecord
+from tests.assessment_kit import (
+    START_MS,
+    MemoryFlow,
+    MemoryStore,
+    activity_snapshot,
+    base_settings,
+    cert_attempt_id,
+)
 from tests.paths import DATA
+from tests.shellkit import metric, run
 
 OWN = DATA / "assessment"
-START_MS = 1_700_000_000_000
 
 ADA = "lf-user-ada"
 ALGEBRA = "lf-course-algebra"
@@ -88,214 +92,6 @@ def own_content_cache() -> dict[str, str]:
     """The content cache (Redis DB 5): content id → the exact JSON string value."""
     doc: dict[str, str] = json.loads((OWN / "content_cache.json").read_text())
     return doc
-
-
-# --------------------------------------------------------------------------------------------
-# The production processor with in-memory stores behind its seam
-# --------------------------------------------------------------------------------------------
-
-ActivityKey = tuple[str, str, str, str]
-
-
-class MemoryStore:
-    """``AssessmentStore`` in memory: the tables and caches the processor reads and writes.
-
-    ``fail_on`` names one call that raises a :class:`TransientError` once, as a lost server
-    would (the processor then stops where it is, as a crashed worker does).
-    """
-
-    def __init__(self, leaf_nodes: dict[str, set[str]], cache: dict[str, str]) -> None:
-        self.leaf = leaf_nodes
-        self.cache = cache
-        self.attempts: dict[AttemptKey, AssessmentAggregatorRow] = {}
-        self.activity: dict[ActivityKey, dict[str, Any]] = {}
-        self.fail_on: str | None = None
-
-    def _step(self, name: str) -> None:
-        if self.fail_on == name:
-            self.fail_on = None
-            msg = f"injected fault in {name}"
-            raise TransientError(msg)
-
-    def leaf_nodes(self, course_ids: Sequence[str]) -> list[set[str]]:
-        return [set(self.leaf.get(leafnodes_key(c), set())) for c in course_ids]
-
-    def content_cache(self, content_ids: Sequence[str]) -> list[str | bytes | None]:
-        return [self.cache.get(c) for c in content_ids]
-
-    def stored_attempts(self, keys: Sequence[AttemptKey]) -> list[StoredAttempt | None]:
-        rows = [self.attempts.get(k) for k in keys]
-        return [
-            None if r is None else StoredAttempt(r.last_attempted_on, r.created_on) for r in rows
-        ]
-
-    def write_attempts(self, rows: Sequence[AssessmentAggregatorRow]) -> None:
-        self._step("write_attempts")
-        for r in rows:
-            key = AttemptKey(r.user_id, r.course_id, r.batch_id, r.content_id, r.attempt_id)
-            self.attempts[key] = r
-
-    def scores(self, keys: Sequence[tuple[str, str, str]]) -> list[list[StoredScore]]:
-        self._step("scores")
-        clustering = sorted(
-            self.attempts.items(), key=lambda kv: (kv[0].content_id, kv[0].attempt_id)
-        )
-        return [
-            [
-                stored_score_of(r)
-                for k, r in clustering
-                if (k.user_id, k.course_id, k.batch_id) == key
-            ]
-            for key in keys
-        ]
-
-    def current_aggs(self, keys: Sequence[tuple[str, str, str]]) -> list[CurrentActivityAgg | None]:
-        rows = [
-            self.activity.get(("Course", course, user, f"cb:{batch}"))
-            for user, course, batch in keys
-        ]
-        return [
-            None if r is None else CurrentActivityAgg(dict(r["aggregates"]), list(r["agg_details"]))
-            for r in rows
-        ]
-
-    def update_aggs(self, updates: Sequence[UserActivityAggUpdate]) -> None:
-        for u in updates:
-            row = self.activity.setdefault(
-                (u.activity_type, u.activity_id, u.user_id, u.context_id),
-                {"aggregates": {}, "agg_last_updated": {}, "agg_details": []},
-            )
-            row["aggregates"] = {**row["aggregates"], **u.aggregates}
-            row["agg_last_updated"] = {**row["agg_last_updated"], **u.agg_last_updated}
-            row["agg_details"] = list(u.agg_details)
-
-    def close(self) -> None:
-        pass
-
-
-class MemoryOutbox:
-    """``Outbox`` in memory: every produced message, in order."""
-
-    def __init__(self) -> None:
-        self.messages: list[OutMessage] = []
-
-    def produce_all(self, messages: list[OutMessage]) -> None:
-        self.messages.extend(messages)
-
-    def flush(self) -> None:
-        pass
-
-
-@cache
-def _base_settings() -> Settings:
-    return load_settings()
-
-
-class MemoryFlow:
-    """One message at a time through the production parse step and ``AssessmentProcessor``.
-
-    Each ``process`` call is one round at a clock one second later than the previous one.
-    ``failed`` and ``certs`` are read back from the produced messages; ``metrics`` sums the
-    Sunbird counters of the processor's outcomes.
-    """
-
-    def __init__(
-        self,
-        leaf_nodes: dict[str, set[str]],
-        skip_missing_records: bool = False,
-        cache: dict[str, str] | None = None,
-        api: Callable[[str], str] | None = None,
-    ) -> None:
-        base = _base_settings()
-        s = base.with_overrides(
-            assessment=base.assessment.model_copy(
-                update={"skip_missing_records": skip_missing_records}
-            )
-        )
-        self.store = MemoryStore(leaf_nodes, dict(cache or {}))
-        self.outbox = MemoryOutbox()
-        self.api = api
-        self.api_calls: list[str] = []
-        self.metrics: Counter[str] = Counter()
-        self.clock = START_MS
-        self._requests = 0
-        self._offset = 0
-        self._input = s.topics.full(s.topics.telemetry_assess)
-        self._failed_topic = s.topics.full(s.topics.telemetry_assess_failed)
-        self._cert_topic = s.topics.full(s.topics.issue_certificate_request)
-        self._parse = parse_with(FLOW, parse_assess_message, entity)
-        self.processor = AssessmentProcessor(
-            s,
-            store=self.store,
-            outbox=self.outbox,
-            content_read=self._api,
-            clock=lambda: self.clock,
-            request_id=self._request_id,
-        )
-
-    def _api(self, content_id: str) -> str:
-        self.api_calls.append(content_id)
-        assert self.api is not None
-        return self.api(content_id)
-
-    def _request_id(self) -> str:
-        self._requests += 1
-        return f"req-{self._requests}"
-
-    def process(
-        self, value: bytes, *, crash_before_score_step: bool = False
-    ) -> AssessDecision | None:
-        """Run one message; the decision, or None when it was parked before one."""
-        self.clock += 1000
-        record = KafkaRecord(self._input, 0, self._offset, None, value, self.clock)
-        self._offset += 1
-        if crash_before_score_step:
-            self.store.fail_on = "scores"
-            with pytest.raises(TransientError):
-                self.processor.handle([self._parse(record)])
-            return None
-        (outcome,) = self.processor.handle([self._parse(record)])
-        self.metrics.update(outcome.counters)
-        return outcome.decision
-
-    @property
-    def attempts(self) -> dict[AttemptKey, AssessmentAggregatorRow]:
-        return self.store.attempts
-
-    @property
-    def activity(self) -> dict[ActivityKey, dict[str, Any]]:
-        return self.store.activity
-
-    @property
-    def failed(self) -> list[tuple[bytes, str]]:
-        """(original message, reason) of every message parked on the failed topic."""
-        out = []
-        for m in self.outbox.messages:
-            if m.topic == self._failed_topic:
-                doc = json.loads(m.value)
-                raw = (
-                    base64.b64decode(doc["payload_base64"])
-                    if "payload_base64" in doc
-                    else doc["payload"].encode()
-                )
-                out.append((raw, doc["reason"]))
-        return out
-
-    @property
-    def certs(self) -> list[str]:
-        return [m.value.decode() for m in self.outbox.messages if m.topic == self._cert_topic]
-
-    def activity_row(self, course_id: str, user_id: str, batch_id: str) -> dict[str, Any]:
-        return self.activity[("Course", course_id, user_id, f"cb:{batch_id}")]
-
-
-def cert_attempt_id(cert: str) -> str:
-    attempt_id: str = json.loads(cert)["edata"]["attemptId"]
-    return attempt_id
-
-
-def activity_snapshot(flow: MemoryFlow) -> str:
-    return json.dumps({repr(k): v for k, v in flow.activity.items()}, sort_keys=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -785,18 +581,58 @@ def test_event_processed_twice_gives_identical_rows_and_one_certificate():
 def test_processor_batches_a_learners_messages_in_rounds_that_see_each_others_writes():
     """Two messages of one learner in one call: the second sees the first one's row."""
     flow = MemoryFlow(leaf_nodes=own_leaf_nodes())
-    parse = parse_with(FLOW, parse_assess_message, entity)
     items = [
-        parse(KafkaRecord("in", 0, n, None, event_bytes(name), 0))
-        for n, name in enumerate(["t_b1_1_first_attempt", "t_b1_5_newer_attempt"])
+        flow.parse(flow.record(event_bytes(name)))
+        for name in ["t_b1_1_first_attempt", "t_b1_5_newer_attempt"]
     ]
 
-    outcomes = flow.processor.handle(items)
+    flow.processor.process(items)
 
+    outcomes = [o for _i, o in flow.outcomes]
     assert [o.decision.verdict for o in outcomes if o.decision] == [Verdict.WRITE, Verdict.WRITE]
     row = flow.attempts[AttemptKey(ADA, ALGEBRA, BATCH_ALG, FRACTIONS, A1)]
     assert (row.grand_total, row.last_attempted_on) == ("2.0/3.0", 1600000500000)
     assert [cert_attempt_id(c) for c in flow.certs] == [A1, A1]
+
+
+def test_shell_runs_t_b1_as_one_batch_in_rounds_and_counts_what_it_sends_skips_and_parks():
+    """The SPEC processor (shell + AssessmentLogic) on the in-memory store, all of T-B1 and a
+    malformed message in one batch: the same verdicts, rows and aggregates as one at a time,
+    and the shell's metrics count every certificate request, skip and park."""
+    settings = base_settings()
+    cert_topic = settings.topics.full(settings.topics.issue_certificate_request)
+    failed_topic = SPEC.failed_topic_name(settings)
+    counted = {
+        "certs out": ("lernflow_events_out_total", {"topic": cert_topic}),
+        "failed out": ("lernflow_events_out_total", {"topic": failed_topic}),
+        "older": ("lernflow_events_skipped_total", {"reason_kind": "older"}),
+        "not in course": ("lernflow_events_failed_total", {"reason_kind": "content-not-in-course"}),
+        "unparseable": ("lernflow_events_failed_total", {"reason_kind": "InvalidEvent"}),
+    }
+    before = {k: metric(name, flow=FLOW, **labels) for k, (name, labels) in counted.items()}
+    store = MemoryStore(own_leaf_nodes(), {})
+    logic = AssessmentLogic(settings, store=store, clock=lambda: START_MS, request_id=lambda: "r")
+    payloads = [event_bytes(name) for name, *_ in T_B1] + [b"{not json"]
+
+    outbox, _processor = run(SPEC, settings, logic, payloads)
+
+    delta = {k: metric(n, flow=FLOW, **lb) - before[k] for k, (n, lb) in counted.items()}
+    assert delta == {
+        "certs out": 7, "failed out": 2, "older": 1, "not in course": 1, "unparseable": 1,
+    }  # fmt: skip
+    assert [c["edata"]["attemptId"] for c in outbox.on(cert_topic)] == [
+        A1, "lf-attempt-b1", "lf-attempt-c1", "lf-attempt-d1", A1, A1, A1,
+    ]  # fmt: skip
+    unparseable, not_in_course = (m["reason"] for m in outbox.on(failed_topic))  # shell's first
+    assert unparseable.startswith("message is not valid JSON")
+    assert "lf-quiz-not-in-course" in not_in_course
+    one_by_one, _ = run_t_b1()
+    assert {k: r.grand_total for k, r in store.attempts.items()} == {
+        k: r.grand_total for k, r in one_by_one.attempts.items()
+    }
+    assert {k: (a["aggregates"], a["agg_details"]) for k, a in store.activity.items()} == {
+        k: (a["aggregates"], a["agg_details"]) for k, a in one_by_one.activity.items()
+    }
 
 
 # --------------------------------------------------------------------------------------------
