@@ -1,21 +1,33 @@
-"""certificate-pre-processor dataflow: wiring only (rules in ``rules``, I/O in ``processor``)."""
+"""certificate-pre-processor, declared once for the processor shell.
+
+Run: ``lernflow run certificate-pre-processor`` or
+``python -m bytewax.run "flows.certificate_pre_processor.flow:build_flow()"``.
+"""
 
 from __future__ import annotations
 
 from bytewax.dataflow import Dataflow
 
 from config import Settings, load_settings
-from flows._runtime import kafka_input, parse_with, windowed_flow
 from flows.certificate_pre_processor import rules
-from flows.certificate_pre_processor.processor import FLOW, PreProcessor, entity
+from flows.certificate_pre_processor.processor import PreProcessorLogic, entity
+from flows.certificate_pre_processor.store import FLOW
+from flows.shell import FlowSpec
 from sources.options import RunOptions
+
+SPEC: FlowSpec[rules.IssueRequest] = FlowSpec(
+    name=FLOW,
+    summary="generate-certificate requests for the eligible learners of issue requests",
+    input_topic=lambda t: t.issue_certificate_request,
+    failed_topic=lambda t: t.issue_certificate_failed,
+    parse=rules.parse_request,
+    entity=entity,
+    shards=lambda s: s.certificates.shards,
+    logic=PreProcessorLogic,
+    output_topics=lambda t: (t.generate_certificate_request,),
+)
 
 
 def build_flow(settings: Settings | None = None, options: RunOptions | None = None) -> Dataflow:
-    """Build the dataflow reading ``<env>.issue.certificate.request``."""
-    settings = settings or load_settings()
-    source = kafka_input(FLOW, settings, options, settings.topics.issue_certificate_request)
-    return windowed_flow(
-        FLOW, settings, source, parse_with(FLOW, rules.parse_request, entity),
-        lambda: PreProcessor(settings), shards=settings.certificates.shards,
-    )  # fmt: skip
+    """The dataflow reading ``<env>.issue.certificate.request``."""
+    return SPEC.build(settings or load_settings(), options)

@@ -14,19 +14,22 @@ How the flow uses this module
    sorted key order (Cassandra's map order). A :class:`Rejected` entry is recorded for every
    user (``fatal=True``: park it on the failed topic; ``fatal=False``: not an SVG template,
    counted as skipped).
-3. Per user and :class:`Template`, stop at the first :class:`Rejected`:
+3. Read what the templates need (:class:`LearnerReads`):
 
-   a. if :func:`needs_enrolment` read the ``user_enrolments`` row (a dict of its columns, or
-      ``None``) and call :func:`check_enrolment`;
-   b. if :func:`needs_assessment` read ``user_activity_agg`` (``agg`` then ``aggregates``,
-      :func:`merged_aggregates`), look up the type of each :func:`assessment_content_ids`
-      (content cache via :func:`normalise_content_metadata` / :func:`content_type`, then the
-      content-read API via :func:`content_type_from_read`) and call :func:`check_assessment`;
-   c. read the user profile (``None`` when not found or blocked) and call :func:`check_user`;
-   d. read the raw course name (collection cache via :func:`course_name_from_cache`, then the
-      content-read API via :func:`course_name_from_read`) and call :func:`build_decision`, which
-      applies :func:`course_name`, :func:`issued_date` and :func:`generate_event` and turns their
-      :class:`~lernflow.kernel.errors.InvalidEvent` into a recorded :class:`Rejected`.
+   a. if :func:`needs_enrolment`, the ``user_enrolments`` row (a dict of its columns, or
+      ``None``);
+   b. if :func:`needs_assessment`, ``user_activity_agg`` (``agg`` then ``aggregates``,
+      :func:`merged_aggregates`) and the type of each :func:`assessment_content_ids` (content
+      cache via :func:`normalise_content_metadata` and :func:`content_type`);
+   c. the user profile (``None`` when not found or blocked);
+   d. the raw course name (collection cache, else the published hierarchy, each via
+      :func:`stored_course_name`).
+
+4. Per user and :class:`Template`, :func:`decide_template` stops at the first
+   :class:`Rejected` of :func:`check_enrolment`, :func:`check_assessment`, :func:`check_user`,
+   the course name, then :func:`build_decision`, which applies :func:`course_name`,
+   :func:`issued_date` and :func:`generate_event` and turns their
+   :class:`~lernflow.kernel.errors.InvalidEvent` into a recorded :class:`Rejected`.
 
    Use :func:`generate_mid` for the event ``mid`` so that a replay rebuilds the same event.
 
@@ -781,3 +784,58 @@ def build_decision(
             user_id, template.identifier, None, Rejected("date", exc.reason, fatal=True)
         )
     return Decision(user_id, template.identifier, event, None)
+
+
+@dataclass(frozen=True)
+class LearnerReads:
+    """What was read for one user of a request: the inputs of :func:`decide_template`.
+
+    ``content_types`` maps content id → type (None = no metadata); ``course_name`` is the raw
+    stored name (None when no source has one).
+    """
+
+    enrolment: Mapping[str, Any] | None
+    aggregates: Mapping[str, float]
+    content_types: Mapping[str, str | None]
+    profile: Mapping[str, Any] | None
+    course_name: str | None
+
+
+def decide_template(
+    request: IssueRequest,
+    user_id: str,
+    template: Template,
+    reads: LearnerReads,
+    cfg: PreConfig,
+    *,
+    now_ms: int,
+    mid: str,
+) -> Decision:
+    """One user and template: enrolment → assessment → user → course name → event.
+
+    The first check that says no gives the :class:`Rejected` of the decision.
+    """
+
+    def no(rejected: Rejected) -> Decision:
+        return Decision(user_id, template.identifier, None, rejected)
+
+    enrolment = check_enrolment(template, reads.enrolment, request.re_issue)
+    if isinstance(enrolment, Rejected):
+        return no(enrolment)
+    scores = check_assessment(template, reads.aggregates, reads.content_types, cfg)
+    if isinstance(scores, Rejected):
+        return no(scores)
+    rejected = check_user(template, reads.profile)
+    if rejected is not None:
+        return no(rejected)
+    assert reads.profile is not None
+    if reads.course_name is None:
+        reason = (
+            f"course {request.course_id} has no name in the collection cache "
+            "or a published hierarchy"
+        )
+        return no(Rejected("course", reason, fatal=True))
+    return build_decision(
+        request, user_id, template, enrolment, scores, reads.profile, reads.course_name, cfg,
+        now_ms=now_ms, mid=mid,
+    )  # fmt: skip

@@ -23,7 +23,8 @@ from config import Settings
 from flows.certificate_generator import rules as gen_rules
 from flows.certificate_generator.processor import gen_config
 from flows.certificate_pre_processor import rules as pre_rules
-from flows.certificate_pre_processor.processor import Candidate, PreProcessorCore, is_error
+from flows.certificate_pre_processor.plan import Candidate
+from flows.certificate_pre_processor.processor import PreProcessorLogic
 from lernflow.kernel.clients import redis_client
 
 STEP_TITLES = {
@@ -62,12 +63,12 @@ ORDER = ["template", "enrollment", "assessment", "user", "course", "date", "gene
 
 def explain(settings: Settings, user: str, course: str, batch: str) -> Explanation:
     """Evaluate every rule for (user, course, batch) with the live data; nothing is written."""
-    core = PreProcessorCore(settings, flow="cert-why")
+    logic = PreProcessorLogic(settings, flow="cert-why")
     try:
         request = pre_rules.IssueRequest(batch, course, (user,), False, None)
-        decisions = core.decide([Candidate(request, user)])[0]
+        decisions = logic.decide([Candidate(request, user)])[0]
     finally:
-        core.close()
+        logic.close()
     checks: list[Check] = []
     eligible: list[str] = []
     blocking: Check | None = None
@@ -122,4 +123,4 @@ def title(step: str) -> str:
     )
 
 
-__all__ = ["Check", "Explanation", "explain", "is_error", "title"]
+__all__ = ["Check", "Explanation", "explain", "title"]

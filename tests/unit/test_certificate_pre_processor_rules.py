@@ -114,33 +114,9 @@ def run(
     raw_course: str,
     cfg: rules.PreConfig = CFG,
 ) -> rules.Decision:
-    """The flow's per-(user, template) sequence of steps, over already-read inputs."""
-
-    def no(r: rules.Rejected) -> rules.Decision:
-        return rules.Decision(user_id, template.identifier, None, r)
-
-    enrolment = rules.check_enrolment(template, row, request.re_issue)
-    if isinstance(enrolment, rules.Rejected):
-        return no(enrolment)
-    scores = rules.check_assessment(template, aggregates, types_for(aggregates), cfg)
-    if isinstance(scores, rules.Rejected):
-        return no(scores)
-    rejected = rules.check_user(template, user)
-    if rejected is not None:
-        return no(rejected)
-    assert user is not None
-    return rules.build_decision(
-        request,
-        user_id,
-        template,
-        enrolment,
-        scores,
-        user,
-        raw_course,
-        cfg,
-        now_ms=NOW_MS,
-        mid=MID,
-    )
+    """The flow's per-(user, template) decision (rules.decide_template) over already-read inputs."""
+    reads = rules.LearnerReads(row, aggregates, types_for(aggregates), user, raw_course)
+    return rules.decide_template(request, user_id, template, reads, cfg, now_ms=NOW_MS, mid=MID)
 
 
 def event_1(**edata: object) -> bytes:
@@ -843,20 +819,17 @@ def test_content_metadata_normalisation_and_type():
         assert rules.content_type(rules.normalise_content_metadata(nothing)) is None
 
 
-def test_content_read_fallback_uses_ok_responses_only():
-    content = load("pre.content_read.json")
-    assert rules.content_type_from_read(content) == "Course"
-    assert rules.content_type_from_read({**content, "responseCode": "ok"}) == "Course"
-    assert rules.content_type_from_read({**content, "responseCode": "CLIENT_ERROR"}) is None
-    assert rules.content_type_from_read({}) is None
-
-
 def test_course_name_sources():
-    assert rules.course_name_from_read(load("pre.content_read.json")) == "Algebra Foundations"
-    assert rules.course_name_from_read({}) == ""
-    assert rules.course_name_from_cache('{"identifier": "c", "name": "Maths"}') == "Maths"
-    assert rules.course_name_from_cache(None) is None
-    assert rules.course_name_from_cache('{"name": ""}') is None
+    # what the content-read API answered is the collection cache's value here
+    content = load("pre.content_read.json")["result"]["content"]
+    assert rules.stored_course_name(json.dumps(content)) == "Algebra Foundations"
+    hierarchy = {"identifier": "c", "name": "Maths", "children": [{"name": "Unit 1"}]}
+    assert rules.stored_course_name(json.dumps(hierarchy)) == "Maths"
+    assert rules.stored_course_name('{"identifier": "c", "name": "Maths"}') == "Maths"
+    assert rules.stored_course_name(None) is None
+    assert rules.stored_course_name('{"name": ""}') is None
+    for nothing in ("", "not json", "[1]", '{"name": 5}'):
+        assert rules.stored_course_name(nothing) is None
 
 
 # -- user ------------------------------------------------------------------------------------
