@@ -10,6 +10,7 @@ from bench.common import Row, isolated, run_flow_subprocess
 from bench.workloads import BATCH, COURSE, LESSONS, UNITS, activity_events, seed_activity
 from config import Settings
 from flows.activity_aggregate_updater import rules
+from flows.activity_aggregate_updater.store import BATCH_BYTES, Statements
 from lernflow.kernel.cassandra import CassandraExecutor
 from lernflow.kernel.redis_batch import RedisBatch
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
@@ -57,15 +58,15 @@ def _raw_loop(s: Settings, events: list[tuple[bytes, bytes]]) -> float:
     cas = CassandraExecutor(s.cassandra, s.run, "bench")
     relation = RedisBatch(s.redis, s.redis.relation_cache_db, s.run, "bench")
     dedup = RedisBatch(s.redis, s.redis.dedup_db, s.run, "bench")
-    ks = s.cassandra.courses_keyspace
+    st = Statements.of(s.cassandra.courses_keyspace, s.cassandra.hierarchy_keyspace)
     q = {
-        "applied": f"SELECT userid, source, applied_offset FROM {ks}.lernflow_activity_applied WHERE userid IN ? AND courseid=? AND batchid=?",
-        "cons": f"SELECT userid, contentid, status, viewcount, completedcount FROM {ks}.user_content_consumption WHERE userid IN ? AND courseid=? AND batchid=?",
-        "enrol": f"SELECT userid, status, progress, completedon FROM {ks}.user_enrolments WHERE userid IN ? AND courseid=? AND batchid=?",
-        "upd_cons": f"UPDATE {ks}.user_content_consumption SET viewcount=?, completedcount=? WHERE userid=? AND courseid=? AND batchid=? AND contentid=?",
-        "upd_applied": f"UPDATE {ks}.lernflow_activity_applied SET applied_offset=? WHERE userid=? AND courseid=? AND batchid=? AND source=?",
-        "upd_enrol": f"UPDATE {ks}.user_enrolments SET status=?, progress=?, contentstatus=?, datetime=? WHERE userid=? AND courseid=? AND batchid=?",
-        "agg": f"UPDATE {ks}.user_activity_agg SET aggregates = aggregates + ?, agg_last_updated = agg_last_updated + ? WHERE activity_type=? AND activity_id=? AND user_id=? AND context_id=?",
+        "applied": st.read_ledger,
+        "cons": st.read_consumption,
+        "enrol": st.read_enrolments,
+        "upd_cons": st.write_consumption,
+        "upd_applied": st.write_ledger,
+        "upd_enrol": st.write_progress,
+        "agg": st.write_aggregate,
     }
     reqs = [
         r for _k, v in events if isinstance(r := rules.parse_request(v), rules.EnrolmentRequest)
@@ -102,7 +103,7 @@ def _raw_loop(s: Settings, events: list[tuple[bytes, bytes]]) -> float:
                            f"cb:{BATCH}")) for a in (COURSE, *UNITS)]
             for r in chunk
         ]  # fmt: skip
-        cas.execute_logged_batches(batches, "bench", combine_bytes=4000)
+        cas.execute_logged_batches(batches, "bench", combine_bytes=BATCH_BYTES)
         dedup.pipeline(_each(lambda p, c: p.setex(c, 600, ""), sums), "bench")
     elapsed = time.monotonic() - t0
     cas.close()

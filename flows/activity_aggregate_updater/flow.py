@@ -1,7 +1,7 @@
-"""activity-aggregate-updater dataflow: wiring only (rules in ``rules``, I/O in ``processor``).
+"""activity-aggregate-updater, declared once for the processor shell.
 
 Run: ``lernflow run activity-aggregate-updater`` or
-``python -m bytewax.run "flows.activity_aggregate_updater:build_flow()"``.
+``python -m bytewax.run "flows.activity_aggregate_updater.flow:build_flow()"``.
 """
 
 from __future__ import annotations
@@ -9,22 +9,25 @@ from __future__ import annotations
 from bytewax.dataflow import Dataflow
 
 from config import Settings, load_settings
-from flows._runtime import kafka_input, parse_with, windowed_flow
 from flows.activity_aggregate_updater import rules
-from flows.activity_aggregate_updater.processor import ActivityProcessor, entity
+from flows.activity_aggregate_updater.processor import ActivityLogic, entity
 from flows.activity_aggregate_updater.store import FLOW
+from flows.shell import FlowSpec
 from sources.options import RunOptions
+
+SPEC: FlowSpec[rules.EnrolmentRequest] = FlowSpec(
+    name=FLOW,
+    summary="course progress, completion and the certificate trigger, from activity requests",
+    input_topic=lambda t: t.course_batch_job_request,
+    failed_topic=lambda t: t.activity_agg_failed,
+    parse=rules.parse_request,
+    entity=entity,
+    shards=lambda s: s.activity.shards,
+    logic=ActivityLogic,
+    output_topics=lambda t: (t.telemetry_raw, t.issue_certificate_request),
+)
 
 
 def build_flow(settings: Settings | None = None, options: RunOptions | None = None) -> Dataflow:
-    """Build the dataflow reading ``<env>.coursebatch.job.request``."""
-    settings = settings or load_settings()
-    source = kafka_input(FLOW, settings, options, settings.topics.course_batch_job_request)
-    return windowed_flow(
-        FLOW,
-        settings,
-        source,
-        parse_with(FLOW, rules.parse_request, entity),
-        lambda: ActivityProcessor(settings),
-        shards=settings.activity.shards,
-    )
+    """The dataflow reading ``<env>.coursebatch.job.request``."""
+    return SPEC.build(settings or load_settings(), options)

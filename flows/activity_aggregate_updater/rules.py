@@ -48,10 +48,12 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from flows.fields import required_id
 from flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 
@@ -80,17 +82,6 @@ class EnrolmentRequest:
 
 def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _id(edata: Mapping[str, Any], name: str) -> str:
-    value = edata.get(name)
-    if value is None:
-        msg = f"edata.{name} is missing"
-        raise InvalidEvent(msg)
-    if not isinstance(value, str) or not value.strip():
-        msg = f"edata.{name} must be a non-empty string, got {value!r}"
-        raise InvalidEvent(msg)
-    return value
 
 
 def parse_request(value: bytes | str) -> EnrolmentRequest | Skipped:
@@ -122,7 +113,11 @@ def parse_request(value: bytes | str) -> EnrolmentRequest | Skipped:
     if not isinstance(contents, list):
         msg = f"edata.contents must be a list, got {type(contents).__name__}"
         raise InvalidEvent(msg)
-    user, course, batch = _id(edata, "userId"), _id(edata, "courseId"), _id(edata, "batchId")
+    user, course, batch = (
+        required_id(edata, "userId"),
+        required_id(edata, "courseId"),
+        required_id(edata, "batchId"),
+    )
     completed: list[str] = []
     for i, entry in enumerate(contents):
         if not isinstance(entry, dict):
@@ -206,6 +201,27 @@ class StoredContent:
 
 
 @dataclass(frozen=True)
+class EnrolmentRow:
+    """The ``user_enrolments`` columns this job reads."""
+
+    status: int | None
+    progress: int | None
+    completedon_ms: int | None
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """An enrolment's rows of the applied-offset ledger (``lernflow_activity_applied``).
+
+    ``offsets``: the highest input offset already counted, per ``topic:partition``;
+    ``pending_since_ms``: the completion time of a certificate-pending marker, if one is left.
+    """
+
+    offsets: dict[str, int]
+    pending_since_ms: int | None = None
+
+
+@dataclass(frozen=True)
 class MergedContent:
     """One content after merging input and stored state.
 
@@ -260,7 +276,13 @@ class EnrolmentPlan:
     checksums: tuple[str, ...] = ()
     retired: bool = False
     failure: str | None = None
-    counters: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def completion(self) -> Completion | None:
+        """The certificate request and enrol-complete AUDIT of a first completion, if any."""
+        if self.certificate_event is None or self.enrol_complete_event is None:
+            return None
+        return Completion(self.key, self.certificate_event, self.enrol_complete_event)
 
 
 def merge_contents(
@@ -349,7 +371,6 @@ def plan_enrolment(
                     f"(relation cache key {leaf_key(course, course)} is empty; collection "
                     f"status {state}); rebuild the relation cache, then requeue"
                 ),
-                counters={"failed-events-count": 1},
             )
         retired = True
 
@@ -357,7 +378,6 @@ def plan_enrolment(
     enrolment: EnrolmentUpdate | None = None
     enrol_complete: str | None = None
     cert: str | None = None
-    counters: dict[str, int] = {"processed-enrolment-count": 1}
     if not retired:
         required = leaf - _members(relation, optional_key(course, course))
         progress = len(required & done)
@@ -376,9 +396,6 @@ def plan_enrolment(
             if completed:
                 cert = certificate_event(user, course, batch, now_ms, completion_id(key, now_ms))
                 enrol_complete = enrol_complete_audit(user, course, batch, now_ms, make_id)
-                counters["enrolment-complete-count"] = 1
-    else:
-        counters["retired-consumption-events-count"] = 1
 
     if module_aggs:
         units: set[str] = set()
@@ -409,7 +426,112 @@ def plan_enrolment(
         enrol_complete_event=enrol_complete,
         checksums=checksums,
         retired=retired,
-        counters=counters,
+    )
+
+
+# -- one round: what counts, what is read, what is written -----------------------------------
+def new_counts(request: EnrolmentRequest, seen: Collection[str]) -> dict[str, int]:
+    """The request's completions whose dedup key is not in ``seen``, with their record counts."""
+    r = request
+    return dict(
+        Counter(
+            c for c in r.completed if checksum(r.course_id, r.batch_id, r.user_id, c) not in seen
+        )
+    )
+
+
+def relation_keys(course_id: str, contents: Iterable[str]) -> set[str]:
+    """The course's leaf and optional keys and the ancestors key of each content."""
+    return {*course_keys(course_id), *(ancestor_key(course_id, c) for c in contents)}
+
+
+def unit_relation_keys(
+    course_ids: Iterable[str], relation: Mapping[str, frozenset[str]]
+) -> set[str]:
+    """The leaf and optional keys of every unit in the courses' ancestors sets of ``relation``."""
+    keys: set[str] = set()
+    for course in set(course_ids):
+        for key, members in relation.items():
+            if key.startswith(f"{course}:") and key.endswith(":ancestors"):
+                for unit in members - {course}:
+                    keys.update(unit_keys(course, unit))
+    return keys
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A first completion's events: the certificate request, then the enrol-complete AUDIT."""
+
+    key: tuple[str, str, str]
+    certificate_event: str
+    audit_event: str
+
+
+def rebuilt_completion(
+    key: tuple[str, str, str], completed_on_ms: int, new_id: Any = None
+) -> Completion:
+    """The events of a completion whose pending marker an interrupted run left behind.
+
+    The certificate request gets the same deterministic ``mid`` as the first time.
+    """
+    user, course, batch = key
+    make_id = new_id or (lambda: str(uuid.uuid4()))
+    return Completion(
+        key,
+        certificate_event(
+            user, course, batch, completed_on_ms, completion_id(key, completed_on_ms)
+        ),
+        enrol_complete_audit(user, course, batch, completed_on_ms, make_id),
+    )
+
+
+@dataclass(frozen=True)
+class AppliedOffset:
+    """The input record that counted an enrolment's completions (``topic:partition``, offset)."""
+
+    source: str
+    offset: int
+
+
+@dataclass(frozen=True)
+class EnrolmentWrite:
+    """One enrolment's state, written as one logged batch (all or nothing).
+
+    ``counters`` are the consumption rows this record counts, ``applied`` the offset that
+    counted them (so a replay counts nothing twice), ``enrolment`` the enrolment update (on a
+    first completion with a certificate-pending marker) and ``aggregates`` the course and unit
+    ``completedCount``.
+    """
+
+    key: tuple[str, str, str]
+    counters: tuple[MergedContent, ...] = ()
+    applied: AppliedOffset | None = None
+    enrolment: EnrolmentUpdate | None = None
+    aggregates: tuple[AggregateUpdate, ...] = ()
+
+    @property
+    def pending_since_ms(self) -> int | None:
+        """The completion time the certificate-pending marker records (None: no marker)."""
+        return None if self.enrolment is None else self.enrolment.completed_on_ms
+
+
+def enrolment_write(
+    plan: EnrolmentPlan, new_completions: Mapping[str, int], applied: AppliedOffset
+) -> EnrolmentWrite:
+    """What one planned enrolment writes.
+
+    Only the rows this record counts are written. Rewriting the other stored rows (or a
+    replayed record's rows) with the values read a moment ago could overwrite a newer count:
+    after a kill -9 the dead process's last batch can still be landing in Cassandra while the
+    restarted one reads (found by the 100k kill loop test). The applied offset is written only
+    when the record counts something.
+    """
+    return EnrolmentWrite(
+        plan.key,
+        counters=tuple(m for m in plan.merged if m.content_id in new_completions),
+        applied=applied if new_completions else None,
+        enrolment=plan.enrolment,
+        aggregates=plan.aggregates,
     )
 
 

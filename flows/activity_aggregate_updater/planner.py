@@ -1,0 +1,196 @@
+"""The pure planner of one round of activity-aggregate-updater (no I/O, no clients).
+
+The processor reads through the store, hands what it read to these functions and applies what
+they return; :mod:`rules` decides each enrolment (docs/flows/activity-aggregate-updater.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flows.activity_aggregate_updater import rules
+
+if TYPE_CHECKING:
+    from flows.shell import Item
+
+Request = rules.EnrolmentRequest
+Key = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class Work:
+    """A request that counts: its new completions (with record counts) or, replayed, none."""
+
+    item: Item[Request]
+    request: Request
+    new_counts: dict[str, int]
+    replayed: tuple[str, ...]
+
+    @property
+    def applied(self) -> rules.AppliedOffset:
+        """The record's place in the applied-offset ledger."""
+        rec = self.item.record
+        return rules.AppliedOffset(f"{rec.topic}:{rec.partition}", rec.offset)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The round's requests to apply, and how many were dropped as duplicates."""
+
+    work: list[Work]
+    deduplicated: int
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What planning the round needs from the stores."""
+
+    consumption: dict[Key, dict[str, rules.StoredContent]]
+    enrolments: dict[Key, rules.EnrolmentRow | None]
+    relation: dict[str, frozenset[str]]
+    statuses: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A request with its enrolment's plan."""
+
+    work: Work
+    plan: rules.EnrolmentPlan
+
+
+@dataclass(frozen=True)
+class Parked:
+    """A request for a live course without leaf nodes: parked with ``reason``, nothing written."""
+
+    work: Work
+    reason: str
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """The round's plans, the requests to park, and how many plans are of Retired courses."""
+
+    planned: list[Planned]
+    parked: list[Parked]
+    retired: int
+
+    @property
+    def audit_events(self) -> list[str]:
+        """The content ``start``/``complete`` AUDIT events, in order."""
+        return [a for p in self.planned for a in p.plan.audit_events]
+
+    @property
+    def writes(self) -> list[rules.EnrolmentWrite]:
+        """One logged batch per enrolment."""
+        return [rules.enrolment_write(p.plan, p.work.new_counts, p.work.applied)
+                for p in self.planned]  # fmt: skip
+
+    @property
+    def checksums(self) -> list[str]:
+        """The dedup keys to store once everything else is done."""
+        return [c for p in self.planned for c in p.plan.checksums]
+
+
+def checksums(requests: Sequence[tuple[object, Request]]) -> list[str]:
+    """The dedup key of every completion of the round."""
+    return [rules.checksum(r.course_id, r.batch_id, r.user_id, c)
+            for _i, r in requests for c in r.completed]  # fmt: skip
+
+
+def select(
+    requests: Sequence[tuple[Item[Request], Request]],
+    ledgers: dict[Key, rules.Ledger],
+    seen: set[str],
+) -> Selection:
+    """Replays of counted records (nothing new), fresh completions; drop what ``seen`` holds."""
+    work: list[Work] = []
+    deduplicated = 0
+    for item, req in requests:
+        source = f"{item.record.topic}:{item.record.partition}"
+        if item.record.offset <= ledgers[req.key].offsets.get(source, -1):
+            work.append(Work(item, req, {}, req.completed))  # already counted: a replay
+        elif new := rules.new_counts(req, seen):
+            work.append(Work(item, req, new, ()))
+        else:
+            deduplicated += 1
+    return Selection(work, deduplicated)
+
+
+def relation_keys(
+    work: Sequence[Work], consumption: dict[Key, dict[str, rules.StoredContent]]
+) -> set[str]:
+    """The course keys and the ancestors of every content the round's enrolments merge."""
+    return {
+        k for w in work for k in rules.relation_keys(
+            w.request.course_id, [*w.new_counts, *w.replayed, *consumption[w.request.key]]
+        )
+    }  # fmt: skip
+
+
+def courses_without_leaf_nodes(
+    work: Sequence[Work], relation: dict[str, frozenset[str]]
+) -> list[str]:
+    """The courses whose collection status decides between Retired and parked."""
+    courses = {w.request.course_id for w in work}
+    return sorted(c for c in courses if not relation.get(rules.leaf_key(c, c)))
+
+
+def plan_round(
+    work: Sequence[Work], reads: Reads, now_ms: int, *, module_aggs: bool, filter_processed: bool
+) -> RoundPlan:
+    """Plan each enrolment with :func:`rules.plan_enrolment`."""
+    planned: list[Planned] = []
+    parked: list[Parked] = []
+    for w in work:
+        key, row = w.request.key, reads.enrolments.get(w.request.key)
+        plan = rules.plan_enrolment(
+            key,
+            new_completions=w.new_counts,
+            replayed=w.replayed,
+            stored=reads.consumption[key],
+            relation=reads.relation,
+            enrolment_status=row.status if row else None,
+            enrolment_exists=row is not None or not filter_processed,
+            collection_status=reads.statuses.get(w.request.course_id),
+            now_ms=now_ms,
+            module_aggs=module_aggs,
+            filter_processed=filter_processed,
+        )
+        if plan.failure is not None:
+            parked.append(Parked(w, plan.failure))
+        else:
+            planned.append(Planned(w, plan))
+    return RoundPlan(planned, parked, sum(1 for p in planned if p.plan.retired))
+
+
+def leftover_markers(
+    plan: RoundPlan, work: Sequence[Work], ledgers: dict[Key, rules.Ledger]
+) -> dict[Key, int]:
+    """Pending-certificate markers an interrupted run left (and this round does not replace)."""
+    new = {p.work.request.key for p in plan.planned if p.plan.completion is not None}
+    return {
+        w.request.key: ets for w in work
+        if (ets := ledgers[w.request.key].pending_since_ms) is not None
+        and w.request.key not in new
+    }  # fmt: skip
+
+
+def completions(
+    plan: RoundPlan, leftover: dict[Key, int], on_topic: set[str]
+) -> tuple[list[rules.Completion], list[Key]]:
+    """The completions to send, and the leftover markers whose request was already sent.
+
+    A marker's request is rebuilt with the same deterministic ``mid``; it is re-sent only if
+    that ``mid`` is not on the certificate topic yet (the crash may have come after the send).
+    """
+    out = [c for p in plan.planned if (c := p.plan.completion) is not None]
+    already_sent: list[Key] = []
+    for key, ets in leftover.items():
+        if rules.certificate_mid(key, ets) in on_topic:
+            already_sent.append(key)
+        else:
+            out.append(rules.rebuilt_completion(key, ets))
+    return out, already_sent
