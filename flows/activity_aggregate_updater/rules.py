@@ -357,58 +357,17 @@ def plan_enrolment(
     user, course, batch = key
     make_id = new_id or (lambda: str(uuid.uuid4()))
     merged = merge_contents(new_completions, replayed, stored)
-    done = {c for c, m in merged.items() if m.status == COMPLETED}
-    context = f"cb:{batch}"
+    done = frozenset(c for c, m in merged.items() if m.status == COMPLETED)
     leaf = _members(relation, leaf_key(course, course))
-    retired = False
-    if not leaf:
-        if collection_status != RETIRED:
-            state = "not published" if collection_status is None else collection_status
-            return EnrolmentPlan(
-                key,
-                failure=(
-                    f"leaf nodes are not available for a published collection: {course} "
-                    f"(relation cache key {leaf_key(course, course)} is empty; collection "
-                    f"status {state}); rebuild the relation cache, then requeue"
-                ),
-            )
-        retired = True
-
-    aggregates: list[AggregateUpdate] = []
-    enrolment: EnrolmentUpdate | None = None
-    enrol_complete: str | None = None
-    cert: str | None = None
+    if not leaf and collection_status != RETIRED:
+        return EnrolmentPlan(key, failure=_missing_leaf_nodes(course, collection_status))
+    retired = not leaf
+    progress = _CourseProgress()
     if not retired:
-        required = leaf - _members(relation, optional_key(course, course))
-        progress = len(required & done)
-        completed = progress >= len(required)
-        aggregates.append(AggregateUpdate(course, user, context, float(progress), now_ms))
         keep = enrolment_exists and enrolment_status != COMPLETED if filter_processed else True
-        if keep:
-            status = COMPLETED if completed else IN_PROGRESS
-            enrolment = EnrolmentUpdate(
-                status,
-                progress,
-                {c: m.status for c, m in merged.items()},
-                now_ms if completed else None,
-                now_ms,
-            )
-            if completed:
-                cert = certificate_event(user, course, batch, now_ms, completion_id(key, now_ms))
-                enrol_complete = enrol_complete_audit(user, course, batch, now_ms, make_id)
-
-    if module_aggs:
-        units: set[str] = set()
-        for content_id in merged:
-            units |= _members(relation, ancestor_key(course, content_id))
-        units.discard(course)
-        for unit in sorted(units):
-            leaf_u, opt_u = unit_keys(course, unit)
-            required_u = _members(relation, leaf_u) - _members(relation, opt_u)
-            aggregates.append(
-                AggregateUpdate(unit, user, context, float(len(required_u & done)), now_ms)
-            )
-
+        required = leaf - _members(relation, optional_key(course, course))
+        progress = _course_progress(key, required, merged, done, keep, now_ms, make_id)
+    units = _unit_aggregates(key, merged, done, relation, now_ms) if module_aggs else []
     content_audits = [
         content_audit(user, course, batch, m.content_id, action, now_ms, make_id)
         for m in merged.values()
@@ -419,14 +378,90 @@ def plan_enrolment(
     return EnrolmentPlan(
         key,
         merged=tuple(merged.values()),
-        aggregates=tuple(aggregates),
-        enrolment=enrolment,
+        aggregates=(*progress.aggregates, *units),
+        enrolment=progress.enrolment,
         audit_events=tuple(content_audits),
-        certificate_event=cert,
-        enrol_complete_event=enrol_complete,
+        certificate_event=progress.certificate_event,
+        enrol_complete_event=progress.enrol_complete_event,
         checksums=checksums,
         retired=retired,
     )
+
+
+def _missing_leaf_nodes(course: str, collection_status: str | None) -> str:
+    """The failure reason of a live (not Retired) course without leaf nodes."""
+    state = "not published" if collection_status is None else collection_status
+    return (
+        f"leaf nodes are not available for a published collection: {course} "
+        f"(relation cache key {leaf_key(course, course)} is empty; collection "
+        f"status {state}); rebuild the relation cache, then requeue"
+    )
+
+
+@dataclass(frozen=True)
+class _CourseProgress:
+    """The course part of a plan (none for a Retired course)."""
+
+    aggregates: tuple[AggregateUpdate, ...] = ()
+    enrolment: EnrolmentUpdate | None = None
+    certificate_event: str | None = None
+    enrol_complete_event: str | None = None
+
+
+def _course_progress(
+    key: tuple[str, str, str],
+    required: frozenset[str],
+    merged: Mapping[str, MergedContent],
+    done: frozenset[str],
+    keep: bool,
+    now_ms: int,
+    make_id: Any,
+) -> _CourseProgress:
+    """Course aggregate, enrolment update (when ``keep``) and, on completion, its two events."""
+    user, course, batch = key
+    progress = len(required & done)
+    completed = progress >= len(required)
+    aggregate = AggregateUpdate(course, user, f"cb:{batch}", float(progress), now_ms)
+    if not keep:
+        return _CourseProgress((aggregate,))
+    enrolment = EnrolmentUpdate(
+        COMPLETED if completed else IN_PROGRESS,
+        progress,
+        {c: m.status for c, m in merged.items()},
+        now_ms if completed else None,
+        now_ms,
+    )
+    if not completed:
+        return _CourseProgress((aggregate,), enrolment)
+    return _CourseProgress(
+        (aggregate,),
+        enrolment,
+        certificate_event(user, course, batch, now_ms, completion_id(key, now_ms)),
+        enrol_complete_audit(user, course, batch, now_ms, make_id),
+    )
+
+
+def _unit_aggregates(
+    key: tuple[str, str, str],
+    merged: Mapping[str, MergedContent],
+    done: frozenset[str],
+    relation: Mapping[str, frozenset[str]],
+    now_ms: int,
+) -> list[AggregateUpdate]:
+    """``completedCount`` of every unit that is an ancestor of a merged content."""
+    user, course, batch = key
+    units: set[str] = set()
+    for content_id in merged:
+        units |= _members(relation, ancestor_key(course, content_id))
+    units.discard(course)
+    out = []
+    for unit in sorted(units):
+        leaf_u, opt_u = unit_keys(course, unit)
+        required_u = _members(relation, leaf_u) - _members(relation, opt_u)
+        out.append(
+            AggregateUpdate(unit, user, f"cb:{batch}", float(len(required_u & done)), now_ms)
+        )
+    return out
 
 
 # -- one round: what counts, what is read, what is written -----------------------------------
