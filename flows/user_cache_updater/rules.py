@@ -333,8 +333,14 @@ def profile_fields(response: Mapping[str, Any]) -> dict[str, object]:
     fields["phone"] = response.get("encPhone")
     fields["email"] = response.get("encEmail")
     fields["userid"] = response.get("userId")
+    _add_framework(fields, response.get("framework"))
+    _add_locations(fields, _list_or_none(response, "userLocations", "userLocations") or [])
+    _add_user_types(fields, _list_or_none(response, "profileUserTypes", "profileUserTypes"))
+    return fields
 
-    framework = response.get("framework")
+
+def _add_framework(fields: dict[str, object], framework: object) -> None:
+    """``board``, ``medium``, ``grade``, ``subject``, ``framework`` (when there is a framework)."""
     if framework is not None and not isinstance(framework, dict):
         msg = f"user read: framework must be an object, got {framework!r}"
         raise _invalid(msg)
@@ -347,7 +353,10 @@ def profile_fields(response: Mapping[str, Any]) -> dict[str, object]:
         fields["subject"] = _list_or_none(framework, "subject", "framework.subject") or []
         fields["framework"] = ids[0] if ids else ""
 
-    for i, loc in enumerate(_list_or_none(response, "userLocations", "userLocations") or []):
+
+def _add_locations(fields: dict[str, object], locations: list[Any]) -> None:
+    """One field per location type (its name); the school gives ``schoolname`` and its code."""
+    for i, loc in enumerate(locations):
         if not isinstance(loc, dict):
             msg = f"user read: userLocations[{i}] must be an object, got {loc!r}"
             raise _invalid(msg)
@@ -361,29 +370,31 @@ def profile_fields(response: Mapping[str, Any]) -> dict[str, object]:
         else:
             fields[loc_type] = loc.get("name", "")
 
-    put = _list_or_none(response, "profileUserTypes", "profileUserTypes")
-    if put:
-        types: list[str] = []
-        sub_types: list[str] = []
-        elements: list[dict[str, Any]] = []
-        for i, element in enumerate(put):
-            if not isinstance(element, dict):
-                msg = f"user read: profileUserTypes[{i}] must be an object, got {element!r}"
+
+def _add_user_types(fields: dict[str, object], put: list[Any] | None) -> None:
+    """``usertype``, ``usersubtype`` (distinct, in order) and ``profileusertypes`` (Gson JSON)."""
+    if not put:
+        return
+    types: list[str] = []
+    sub_types: list[str] = []
+    elements: list[dict[str, Any]] = []
+    for i, element in enumerate(put):
+        if not isinstance(element, dict):
+            msg = f"user read: profileUserTypes[{i}] must be an object, got {element!r}"
+            raise _invalid(msg)
+        for name, seen in (("type", types), ("subType", sub_types)):
+            value = element.get(name)
+            if value is None or value == "":
+                continue
+            if not isinstance(value, str):
+                msg = f"user read: profileUserTypes[{i}].{name} must be a string, got {value!r}"
                 raise _invalid(msg)
-            for name, seen in (("type", types), ("subType", sub_types)):
-                value = element.get(name)
-                if value is None or value == "":
-                    continue
-                if not isinstance(value, str):
-                    msg = f"user read: profileUserTypes[{i}].{name} must be a string, got {value!r}"
-                    raise _invalid(msg)
-                if value not in seen:
-                    seen.append(value)
-            elements.append(java_hashmap_order(element))
-        fields["usertype"] = ",".join(types)
-        fields["usersubtype"] = ",".join(sub_types)
-        fields["profileusertypes"] = gson_json(elements)
-    return fields
+            if value not in seen:
+                seen.append(value)
+        elements.append(java_hashmap_order(element))
+    fields["usertype"] = ",".join(types)
+    fields["usersubtype"] = ",".join(sub_types)
+    fields["profileusertypes"] = gson_json(elements)
 
 
 # --------------------------------------------------------------------------- value codec
