@@ -9,7 +9,7 @@ from bench.common import Row, isolated, peak_rss_mb, run_flow_subprocess
 from bench.workloads import audit_events, seed_hierarchies, seed_users, user_id
 from config import Settings
 from flows.relation_cache_updater import rules as relation_rules
-from flows.relation_cache_updater.processor import RelationCacheWriter
+from flows.relation_cache_updater.store import RelationCacheWriter
 from flows.user_cache_updater import rules as user_rules
 from flows.user_cache_updater.profiles import CassandraUserSource, rules_config
 from flows.user_cache_updater.store import RedisUserCache
