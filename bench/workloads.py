@@ -48,7 +48,7 @@ def seed_activity(settings: Settings, learners: int) -> None:
     """Relation cache, enrolments (status 0) and the LMS's consumption status rows."""
     # the relation cache as relation-cache-updater builds it from the published hierarchy
     from flows.relation_cache_updater import rules as relation_rules
-    from flows.relation_cache_updater.processor import RelationCacheWriter
+    from flows.relation_cache_updater.store import RelationCacheWriter
 
     collection = "application/vnd.ekstep.content-collection"
     tree = {

@@ -11,7 +11,7 @@ import re
 
 from config import Settings
 from flows.relation_cache_updater import rules
-from flows.relation_cache_updater.processor import RelationCacheWriter
+from flows.relation_cache_updater.store import RelationCacheWriter
 from lernflow.kernel.clients import cassandra_session, redis_client
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 from tests.flowkit import create_topics, produce, read_json, run_to_end

@@ -13,7 +13,7 @@ from confluent_kafka import TopicPartition
 
 from config import Settings
 from flows.relation_cache_updater import rules
-from flows.relation_cache_updater.processor import RelationCacheWriter
+from flows.relation_cache_updater.store import RelationCacheWriter
 from lernflow.kernel.clients import cassandra_session, kafka_consumer, redis_client
 from sources.options import consumer_group
 from tests.flowkit import create_topics, produce, read_json, run_to_end
