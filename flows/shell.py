@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import bytewax.operators as op
@@ -267,9 +267,12 @@ class FlowSpec(Generic[V]):
         summary: one line for ``--help`` and ``lernflow status``.
         input_topic / failed_topic: the topics' short names in the topic settings.
         parse: the pure parser (bytes → value or :class:`Skipped`; raises ``InvalidEvent``).
+        parse_with_settings: for a parser that depends on settings, builds it from them
+            (used instead of ``parse`` when given).
         entity: the shard entity of a value (all events of one entity stay in order).
         shards: how many shards the settings ask for.
         logic: builds the flow's :class:`FlowLogic` (its store and planner) for one worker.
+        output_topics: the short names of the topics the flow produces to (besides failed).
     """
 
     name: str
@@ -280,11 +283,17 @@ class FlowSpec(Generic[V]):
     entity: Callable[[V], str]
     shards: Callable[[Settings], int]
     logic: Callable[[Settings], FlowLogic[V]]
-    output_topics: Callable[[TopicSettings], tuple[str, ...]] = field(default=lambda _t: ())
+    parse_with_settings: Callable[[Settings], Callable[[bytes], V | Skipped]] | None = None
+    output_topics: Callable[[TopicSettings], tuple[str, ...]] = lambda _t: ()
 
     def input_topic_name(self, settings: Settings) -> str:
         """The input topic's full name (with the environment prefix)."""
         return settings.topics.full(self.input_topic(settings.topics))
+
+    def topic_names(self, t: TopicSettings) -> tuple[str, ...]:
+        """Every topic the flow reads or writes, full names: input, failed, outputs."""
+        short = (self.input_topic(t), self.failed_topic(t), *self.output_topics(t))
+        return tuple(t.full(name) for name in short)
 
     def failed_topic_name(self, settings: Settings) -> str:
         """The failed topic's full name (with the environment prefix)."""
@@ -303,9 +312,12 @@ class FlowSpec(Generic[V]):
             else DeliveryTrackingProducer(settings.kafka, client_id=self.name),
         )
 
-    def parser(self) -> Callable[[KafkaRecord], Item[V]]:
+    def parser(self, settings: Settings) -> Callable[[KafkaRecord], Item[V]]:
         """The parse step of the dataflow (counts ``lernflow_events_in_total``)."""
-        return parse_with(self.name, self.parse, self.entity)
+        parse = (
+            self.parse if self.parse_with_settings is None else self.parse_with_settings(settings)
+        )
+        return parse_with(self.name, parse, self.entity)
 
     def build(self, settings: Settings, options: RunOptions | None = None) -> Dataflow:
         """The dataflow, with stable step ids (they are the recovery keys)."""
@@ -320,7 +332,7 @@ class FlowSpec(Generic[V]):
         )
         flow = Dataflow(self.name)
         records = op.input("kafka-in", flow, source)
-        items = op.map("parse", records, self.parser())
+        items = op.map("parse", records, self.parser(settings))
         keyed = op.key_on("shard", items, shard_of(self.shards(settings)))
         batches = op.stateful_batch("route", keyed, _pass_through)
         op.output("process", batches, ProcessorSink(self.name, lambda: self.processor(settings)))

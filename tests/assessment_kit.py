@@ -172,7 +172,7 @@ class MemoryFlow:
         self._input = SPEC.input_topic_name(s)
         self._failed_topic = SPEC.failed_topic_name(s)
         self._cert_topic = s.topics.full(s.topics.issue_certificate_request)
-        self.parse = SPEC.parser()
+        self.parse = SPEC.parser(s)
         self.logic = AssessmentLogic(
             s,
             store=self.store,

@@ -54,7 +54,7 @@ def run(
     """Parse ``payloads`` with the spec's parser and process them as one batch."""
     outbox = outbox if outbox is not None else MemoryOutbox()
     processor = spec.processor(settings, logic=logic, outbox=outbox)
-    parse = spec.parser()
+    parse = spec.parser(settings)
     processor.process([parse(r) for r in records(spec.input_topic_name(settings), payloads)])
     return outbox, processor
 

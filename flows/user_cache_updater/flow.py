@@ -4,19 +4,19 @@ Run: ``lernflow run user-cache-updater`` or
 ``python -m bytewax.run "flows.user_cache_updater.flow:build_flow()"``.
 
 The parser depends on the settings (``LERNFLOW_USER_CACHE_*``: the user service's pid, the
-sign-in types, the Delete states), so :meth:`UserCacheSpec.build` and :func:`configured` give
-the spec the parser of the settings it runs with.
+sign-in types, the Delete states): the spec builds it from the settings it runs with.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
+from collections.abc import Callable
 
 from bytewax.dataflow import Dataflow
 
 from config import Settings, load_settings
 from flows.shell import FlowSpec
+from flows.skipped import Skipped
 from flows.user_cache_updater import rules
 from flows.user_cache_updater.processor import UserCacheLogic, entity
 from flows.user_cache_updater.profiles import rules_config
@@ -24,26 +24,18 @@ from flows.user_cache_updater.store import FLOW
 from sources.options import RunOptions
 
 
-@dataclasses.dataclass(frozen=True)
-class UserCacheSpec(FlowSpec[rules.AuditUser]):
-    """The flow's :class:`FlowSpec`; building it configures the parser from the settings."""
-
-    def build(self, settings: Settings, options: RunOptions | None = None) -> Dataflow:
-        return FlowSpec.build(configured(settings), settings, options)
+def _parser(settings: Settings) -> Callable[[bytes], rules.AuditUser | Skipped]:
+    """The parser for the run's settings (pid, sign-in types, Delete states)."""
+    return functools.partial(rules.parse_event, cfg=rules_config(settings))
 
 
-def configured(settings: Settings) -> FlowSpec[rules.AuditUser]:
-    """The spec with the parser of ``settings`` (``SPEC`` itself parses with the defaults)."""
-    parse = functools.partial(rules.parse_event, cfg=rules_config(settings))
-    return dataclasses.replace(SPEC, parse=parse)
-
-
-SPEC: FlowSpec[rules.AuditUser] = UserCacheSpec(
+SPEC: FlowSpec[rules.AuditUser] = FlowSpec(
     name=FLOW,
     summary="learner profile hashes in Redis (user:<id>), from user AUDIT events",
     input_topic=lambda t: t.telemetry_audit,
     failed_topic=lambda t: t.telemetry_audit_failed,
     parse=rules.parse_event,
+    parse_with_settings=_parser,
     entity=entity,
     shards=lambda s: s.user_cache.shards,
     logic=UserCacheLogic,

@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 
 from config import Settings, SettingsError, load_settings
-from lernflow.ops.runner import FLOWS, input_topic
+from flows.registry import FLOWS
+from lernflow.ops.runner import input_topic
 
 #: progress, warnings and errors (stderr)
 console = Console(stderr=True)
@@ -31,13 +32,15 @@ def report(message: str) -> None:
     console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}")
 
 
-# -- the flow registry (lernflow.ops.runner.FLOWS): every CLI lookup of a flow goes here ---
+# -- the flow registry (flows.registry.FLOWS): every CLI lookup of a flow goes here ---
 
 
 def flow_name(flow: str) -> str:
     """Return ``flow`` when it names a known flow; exit 2 with the known names otherwise."""
     if flow not in FLOWS:
-        console.print(f"[red]unknown flow {flow!r}[/red]; one of: {', '.join(sorted(FLOWS))}")
+        console.print(f"[red]unknown flow {flow!r}[/red]; the flows are:")
+        for name, spec in sorted(FLOWS.items()):
+            console.print(f"  {name:28} {spec.summary}")
         raise typer.Exit(2)
     return flow
 

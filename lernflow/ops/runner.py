@@ -1,68 +1,40 @@
-"""Run a flow: the registry of flows, run options, recovery store and worker layout.
+"""Run a flow: recovery store, worker layout, garbage collection (flows come from the registry).
 
-``lernflow run FLOW`` and ``python -m bytewax.run "flows.<module>:build_flow()"`` build the same
+``lernflow run FLOW`` and ``python -m bytewax.run "flows.<module>.flow:build_flow()"`` build the same
 dataflow; the CLI adds a recovery store (on by default) and the bounded modes.
 """
 
 from __future__ import annotations
 
 import gc
-import importlib
 import logging
 import shutil
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+
+from bytewax.dataflow import Dataflow
 
 from config import Settings
+from flows.registry import spec
 from lernflow.kernel import shutdown
 from sources.options import RunOptions
 
 logger = logging.getLogger(__name__)
 
-#: flow name -> (module, failed-topic setting, input-topic setting)
-FLOWS: dict[str, tuple[str, str, str]] = {
-    "activity-aggregate-updater": (
-        "flows.activity_aggregate_updater.flow", "activity_agg_failed", "course_batch_job_request",
-    ),
-    "assessment-aggregator": (
-        "flows.assessment_aggregator.flow", "telemetry_assess_failed", "telemetry_assess",
-    ),
-    "user-cache-updater": (
-        "flows.user_cache_updater.flow", "telemetry_audit_failed", "telemetry_audit",
-    ),
-    "relation-cache-updater": (
-        "flows.relation_cache_updater.flow", "content_postpublish_failed",
-        "content_postpublish_request",
-    ),
-    "certificate-pre-processor": (
-        "flows.certificate_pre_processor.flow", "issue_certificate_failed",
-        "issue_certificate_request",
-    ),
-    "certificate-generator": (
-        "flows.certificate_generator.flow", "generate_certificate_failed",
-        "generate_certificate_request",
-    ),
-}  # fmt: skip
-
 
 def failed_topic(settings: Settings, flow: str) -> str:
     """Full name of a flow's failed topic."""
-    return settings.topics.full(getattr(settings.topics, FLOWS[flow][1]))
+    return spec(flow).failed_topic_name(settings)
 
 
 def input_topic(settings: Settings, flow: str) -> str:
     """Full name of a flow's input topic."""
-    return settings.topics.full(getattr(settings.topics, FLOWS[flow][2]))
+    return spec(flow).input_topic_name(settings)
 
 
-def build(flow: str, settings: Settings, options: RunOptions) -> Any:
-    """Import the flow module and build its dataflow."""
-    if flow not in FLOWS:
-        msg = f"unknown flow {flow!r}; known: {', '.join(sorted(FLOWS))}"
-        raise ValueError(msg)
-    module = importlib.import_module(FLOWS[flow][0])
-    return module.build_flow(settings, options)
+def build(flow: str, settings: Settings, options: RunOptions) -> Dataflow:
+    """The flow's dataflow (:class:`~flows.registry.UnknownFlow` for an unknown name)."""
+    return spec(flow).build(settings, options)
 
 
 def recovery_dir(settings: Settings, flow: str) -> Path:

@@ -15,6 +15,7 @@ from importlib import resources
 from string import Template
 
 from config import CassandraSettings, KafkaSettings, PostgresSettings, TopicSettings
+from flows.registry import FLOWS
 from lernflow.kernel.clients import cassandra_session, kafka_admin
 
 logger = logging.getLogger(__name__)
@@ -109,6 +110,12 @@ def _add_missing_columns(
     return added
 
 
+def _flow_topics(topics: TopicSettings) -> list[str]:
+    """Every topic a flow reads or writes (from the flows' specs) and the other named topics."""
+    of_flows = [name for spec in FLOWS.values() for name in spec.topic_names(topics)]
+    return list(dict.fromkeys([*of_flows, *topics.all_topics()]))
+
+
 def apply_topics(
     kafka: KafkaSettings, topics: TopicSettings, names: list[str] | None = None
 ) -> list[str]:
@@ -116,7 +123,7 @@ def apply_topics(
     from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
     admin = kafka_admin(kafka)
-    wanted = names if names is not None else topics.all_topics()
+    wanted = names if names is not None else _flow_topics(topics)
     existing = set(admin.list_topics(timeout=10).topics)
     new = [
         NewTopic(

@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from config import Settings
+from flows.registry import FLOWS
 from lernflow.kernel.clients import kafka_consumer
-from lernflow.ops.runner import FLOWS, failed_topic, input_topic, recovery_dir
+from lernflow.ops.runner import failed_topic, input_topic, recovery_dir
 from sources.kafka import kafka_retry, watermarks
 from sources.options import consumer_group
 from sources.position_note import decode

@@ -16,7 +16,7 @@ import pytest
 
 from config import Settings, load_settings
 from flows.user_cache_updater import rules
-from flows.user_cache_updater.flow import SPEC, configured
+from flows.user_cache_updater.flow import SPEC
 from flows.user_cache_updater.processor import UserCacheLogic
 from flows.user_cache_updater.profiles import Lookup, answer
 from tests.paths import DATA
@@ -172,5 +172,5 @@ def test_the_spec_parses_with_the_settings_it_runs_with(settings: Settings) -> N
     accepting = settings.with_overrides(
         user_cache=settings.user_cache.model_copy(update={"accept_delete": True})
     )
-    run(configured(accepting), accepting, UserCacheLogic(accepting, store), [json.dumps(deleted)])
+    run(SPEC, accepting, UserCacheLogic(accepting, store), [json.dumps(deleted)])
     assert store.hashes == {"user:lf-learner-01": {"userlogintype": "teacher"}}

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from flows.skipped import Skipped
 from flows.user_cache_updater import rules
 from lernflow.kernel.errors import InvalidEvent
+from lernflow.kernel.java import gson_json
 from sources import user_rows
 from sources.sunbird_users import USER_COLUMNS
 from tests.paths import DATA
@@ -637,15 +638,15 @@ def test_apply_deletes_stale_then_merges_and_leaves_other_fields():
 
 def test_gson_json_is_compact_html_safe_and_keeps_non_ascii_raw():
     value = ["a<b>", "x&y", "k=v", "it's", "ಕನ್ನಡ", 'q"uote', "\u2028"]
-    assert rules.gson_json(value) == (
+    assert gson_json(value) == (
         '["a\\u003cb\\u003e","x\\u0026y","k\\u003dv","it\\u0027s","ಕನ್ನಡ","q\\"uote","\\u2028"]'
     )
-    assert rules.gson_json([]) == "[]"
+    assert gson_json([]) == "[]"
 
 
 def test_gson_json_drops_nulls_in_maps_but_not_in_lists():
-    assert rules.gson_json({"a": None, "b": [None, {"c": None, "d": 1}]}) == '{"b":[null,{"d":1}]}'
-    assert rules.gson_json([True, False, 3]) == "[true,false,3]"
+    assert gson_json({"a": None, "b": [None, {"c": None, "d": 1}]}) == '{"b":[null,{"d":1}]}'
+    assert gson_json([True, False, 3]) == "[true,false,3]"
 
 
 def test_stringify_escapes_brackets_only_in_strings():
@@ -680,12 +681,12 @@ ANY_VALUES = st.recursive(
 
 @given(JSON_LISTS)
 def test_gson_json_of_a_list_round_trips_through_json_loads(value):
-    assert json.loads(rules.gson_json(value)) == value
+    assert json.loads(gson_json(value)) == value
 
 
 @given(st.dictionaries(st.text(), st.text() | st.integers() | st.none()))
 def test_gson_json_of_a_map_round_trips_without_its_nulls(value):
-    assert json.loads(rules.gson_json(value)) == {k: v for k, v in value.items() if v is not None}
+    assert json.loads(gson_json(value)) == {k: v for k, v in value.items() if v is not None}
 
 
 @given(st.text())
@@ -698,7 +699,7 @@ def test_stringify_escapes_every_bracket_of_a_string_reversibly(value):
 @given(JSON_LISTS)
 def test_stringify_leaves_brackets_of_json_lists_unescaped(value):
     out = rules.stringify({"k": value})["k"]
-    assert out == rules.gson_json(value)
+    assert out == gson_json(value)
     assert out.startswith("[") and out.endswith("]")
 
 
