@@ -24,6 +24,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from config import KafkaSettings
 from lernflow.kernel import metrics, shutdown
+from lernflow.kernel.retry import KAFKA_NOT_READY, kafka_not_ready, retry
 from sources.position_note import PositionHistory
 
 logger = logging.getLogger(__name__)
@@ -178,31 +179,9 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-# Kafka errors that only mean "not ready yet" (a topic created a moment ago has no leader)
-_RETRIABLE = {"NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART",
-              "_TIMED_OUT", "_TRANSPORT", "REQUEST_TIMED_OUT", "COORDINATOR_LOAD_IN_PROGRESS",
-              "NOT_COORDINATOR", "COORDINATOR_NOT_AVAILABLE"}  # fmt: skip
-
-
-def kafka_retry(call: Callable[[], T], what: str, attempts: int = 20) -> T:
-    """Run a Kafka client call, retried with backoff (~30 s in all) while the answer is only
-    "not ready yet": a partition without a leader, a group coordinator still loading, a broker
-    briefly unreachable."""
-    from confluent_kafka import KafkaException
-
-    delay = 0.1
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except KafkaException as exc:
-            name = exc.args[0].name() if exc.args else ""
-            if name not in _RETRIABLE or attempt == attempts:
-                raise
-            logger.warning("%s: %s (retrying)", what, name)
-            time.sleep(delay)
-            delay = min(delay * 2, 3.0)
-    msg = "unreachable"
-    raise AssertionError(msg)
+def kafka_retry(call: Callable[[], T], what: str) -> T:
+    """A Kafka client call, retried while the answer is only "not ready yet" (~30 s in all)."""
+    return retry(call, KAFKA_NOT_READY, what, transient=kafka_not_ready)
 
 
 def watermarks(consumer: Any, tp: Any) -> tuple[int, int]:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 
 class LernflowError(Exception):
-    """Base class of lernflow's own errors."""
+    """Base class of lernflow's own errors; ``retryable`` says whether a retry may fix it."""
+
+    retryable: bool = False
 
 
 class InvalidEvent(LernflowError):
@@ -29,3 +31,5 @@ class InvalidEvent(LernflowError):
 
 class TransientError(LernflowError):
     """A dependency failed in a way that retrying may fix (timeout, connection refused)."""
+
+    retryable = True

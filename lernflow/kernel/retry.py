@@ -1,9 +1,12 @@
-"""Retry with capped exponential backoff and full jitter for transient server faults.
+"""The one retry: capped exponential backoff with jitter, for faults a later attempt may fix.
 
-Which exceptions are transient is decided by :func:`is_transient` (Cassandra timeouts and
-unavailability, Redis connection/timeouts, our own ``TransientError``). Anything else is raised
-at once. After the last attempt the error is raised: the flow stops and, restarted, resumes from
-its last snapshot, so nothing is skipped.
+Which exceptions are transient is decided by a typed classifier (no class-name strings):
+:func:`is_transient` is the default — our own errors say so with ``retryable``
+(:class:`~lernflow.kernel.errors.TransientError`), and the server drivers' timeout and
+unavailability classes are listed by type. Kafka calls that only mean "not ready yet" use
+:func:`kafka_not_ready` with :data:`KAFKA_NOT_READY`. Anything else is raised at once. After the
+last attempt the error is raised: the flow stops and, restarted, resumes from its last
+snapshot, so nothing is skipped.
 """
 
 from __future__ import annotations
@@ -12,54 +15,104 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
+import cassandra
+import redis.exceptions
+from cassandra.cluster import NoHostAvailable
+from cassandra.connection import ConnectionException
+from cassandra.protocol import OverloadedErrorMessage
+from confluent_kafka import KafkaException
+
 from config import RunSettings
-from lernflow.kernel.errors import TransientError
+from lernflow.kernel.errors import LernflowError
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Classifier = Callable[[BaseException], bool]
 
-_TRANSIENT_NAMES = {
+_DRIVER_TRANSIENT: tuple[type[BaseException], ...] = (
     # cassandra-driver
-    "OperationTimedOut", "NoHostAvailable", "Unavailable", "ReadTimeout", "WriteTimeout",
-    "CoordinationFailure", "ConnectionException", "ConnectionShutdown", "OverloadedErrorMessage",
-    # redis-py
-    "ConnectionError", "TimeoutError", "BusyLoadingError", "TryAgainError",
-    # builtins / sockets
-    "ConnectionRefusedError", "ConnectionResetError", "BrokenPipeError",
-}  # fmt: skip
+    cassandra.OperationTimedOut, NoHostAvailable, cassandra.Unavailable, cassandra.ReadTimeout,
+    cassandra.WriteTimeout, cassandra.CoordinationFailure, ConnectionException,
+    OverloadedErrorMessage,
+    # redis-py (its ConnectionError and TimeoutError are its own classes)
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError, redis.exceptions.TryAgainError,
+    # sockets
+    ConnectionRefusedError, ConnectionResetError, BrokenPipeError,
+)  # fmt: skip
+
+# Kafka error codes that only mean "not ready yet" (a topic created a moment ago has no leader,
+# a group coordinator is still loading, a broker is briefly unreachable)
+_KAFKA_NOT_READY = frozenset({
+    "NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART", "_TIMED_OUT",
+    "_TRANSPORT", "REQUEST_TIMED_OUT", "COORDINATOR_LOAD_IN_PROGRESS", "NOT_COORDINATOR",
+    "COORDINATOR_NOT_AVAILABLE",
+})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How often and how long to retry: ``attempts`` calls, delays ``base_s`` doubling to ``cap_s``."""
+
+    attempts: int
+    base_s: float
+    cap_s: float
+
+    @classmethod
+    def of(cls, run: RunSettings) -> Backoff:
+        """The flows' policy from ``LERNFLOW_RUN_RETRY_*``."""
+        return cls(run.retry_max_attempts, run.retry_base_delay_s, run.retry_max_delay_s)
+
+    def delay(self, attempt: int) -> float:
+        """The sleep after failed attempt ``attempt`` (1-based): full jitter in the upper half."""
+        cap = min(self.cap_s, self.base_s * 2 ** (attempt - 1))
+        return random.uniform(cap / 2, cap)
+
+
+#: Kafka metadata and offset calls while a topic or coordinator is not ready (~30 s in all)
+KAFKA_NOT_READY = Backoff(attempts=20, base_s=0.1, cap_s=3.0)
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Return True for errors that a later retry may fix."""
-    if isinstance(exc, TransientError):
-        return True
-    return any(cls.__name__ in _TRANSIENT_NAMES for cls in type(exc).__mro__)
+    """True for errors that a later retry may fix (ours by ``retryable``, drivers' by type)."""
+    if isinstance(exc, LernflowError):
+        return exc.retryable
+    return isinstance(exc, _DRIVER_TRANSIENT)
+
+
+def kafka_not_ready(exc: BaseException) -> bool:
+    """True for a Kafka error whose code only means "not ready yet"."""
+    if not isinstance(exc, KafkaException) or not exc.args:
+        return False
+    return bool(exc.args[0].name() in _KAFKA_NOT_READY)
 
 
 def retry(
     fn: Callable[[], T],
-    run: RunSettings,
+    policy: RunSettings | Backoff,
     what: str,
     on_retry: Callable[[BaseException], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    transient: Classifier = is_transient,
 ) -> T:
-    """Call ``fn`` until it succeeds, retrying transient errors up to the configured attempts."""
+    """Call ``fn`` until it succeeds, retrying errors ``transient`` accepts, up to the policy."""
+    backoff = policy if isinstance(policy, Backoff) else Backoff.of(policy)
     attempt = 0
     while True:
         attempt += 1
         try:
             return fn()
         except Exception as exc:
-            if not is_transient(exc) or attempt >= run.retry_max_attempts:
+            if not transient(exc) or attempt >= backoff.attempts:
                 raise
-            cap = min(run.retry_max_delay_s, run.retry_base_delay_s * 2 ** (attempt - 1))
-            delay = random.uniform(cap / 2, cap)
+            delay = backoff.delay(attempt)
             logger.warning(
                 "%s failed (attempt %d/%d, retrying in %.2fs): %s: %s",
-                what, attempt, run.retry_max_attempts, delay, type(exc).__name__, exc,
+                what, attempt, backoff.attempts, delay, type(exc).__name__, exc,
             )  # fmt: skip
             if on_retry is not None:
                 on_retry(exc)

@@ -3,22 +3,52 @@
 from __future__ import annotations
 
 import pytest
+import redis.exceptions
+from cassandra import OperationTimedOut
+from confluent_kafka import KafkaError, KafkaException
 
 from config import RunSettings
 from lernflow.kernel.errors import InvalidEvent, TransientError
-from lernflow.kernel.retry import is_transient, retry
+from lernflow.kernel.retry import KAFKA_NOT_READY, is_transient, kafka_not_ready, retry
 
 
-class OperationTimedOut(Exception):  # same name as the cassandra-driver class
-    pass
+class NamedLikeADriverError(Exception):
+    """Same name as a driver class, not the class: no longer taken for it."""
 
 
-def test_transient_errors_are_recognised_by_class_name():
+NamedLikeADriverError.__name__ = "OperationTimedOut"
+
+
+def test_transient_errors_are_recognised_by_type_and_retryable():
     assert is_transient(OperationTimedOut())
+    assert is_transient(redis.exceptions.ConnectionError())
     assert is_transient(TransientError("x"))
     assert is_transient(ConnectionRefusedError())
     assert not is_transient(InvalidEvent("bad"))
     assert not is_transient(ValueError())
+    assert not is_transient(NamedLikeADriverError())
+
+
+def test_kafka_not_ready_accepts_only_not_ready_codes():
+    assert kafka_not_ready(KafkaException(KafkaError(KafkaError.LEADER_NOT_AVAILABLE)))
+    assert kafka_not_ready(KafkaException(KafkaError(KafkaError.COORDINATOR_LOAD_IN_PROGRESS)))
+    assert not kafka_not_ready(KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)))
+    assert not kafka_not_ready(TransientError("x"))
+
+
+def test_a_kafka_call_is_retried_while_not_ready_then_succeeds():
+    answers = [KafkaException(KafkaError(KafkaError.LEADER_NOT_AVAILABLE))] * 3 + ["ok"]
+    sleeps: list[float] = []
+
+    def call():
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    got = retry(call, KAFKA_NOT_READY, "t", sleep=sleeps.append, transient=kafka_not_ready)
+    assert got == "ok"
+    assert len(sleeps) == 3 and all(s <= KAFKA_NOT_READY.cap_s for s in sleeps)
 
 
 def test_retry_succeeds_after_transient_failures_with_growing_capped_delays():
