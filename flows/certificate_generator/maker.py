@@ -15,11 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import certificates as template
 from certificates import credential as cred
 from certificates import render, signing
+from certificates.fetch import TemplateCache
 from certificates.model import CertificateData
+from certificates.qr import qr_data_uri
+from certificates.sanitize import TemplateError
 from certificates.storage import LocalStorage, Storage
+from certificates.template import fill_svg
+from certificates.values import placeholder_values
 from config import Settings
 from flows.certificate_generator import rules
 from flows.certificate_generator.plan import Certificate
@@ -77,8 +81,8 @@ def make_certificate(job: MakeJob, key: signing.SigningKey | None = None) -> Cer
         data, issuer_id=job.issuer_id, kid=signer.kid, issued_at=issued_at
     )
     token = signing.sign_credential(credential, signer)
-    qr = template.qr_data_uri(f"{data.verify_base_url}/{data.cert_id}")
-    svg = template.fill_svg(job.svg_template, template.placeholder_values(data, qr))
+    qr = qr_data_uri(f"{data.verify_base_url}/{data.cert_id}")
+    svg = fill_svg(job.svg_template, placeholder_values(data, qr))
     pdf = render.render_pdf(svg, job.renderer, attachment=token.encode(), allowed_hosts=job.hosts)  # type: ignore[arg-type]
     base = f"{data.batch_id}/{data.cert_id}"
     pdf_url = job.storage.put(f"{base}.pdf", pdf, "application/pdf")
@@ -95,7 +99,7 @@ class CertificateMaker:
         self._signer = signing.load_signing_key(
             self._signer_path, kid=self._signer_path.name.removesuffix(".private.pem")
         )
-        self._templates = template.TemplateCache(allowed_hosts=allowed_hosts(settings))
+        self._templates = TemplateCache(allowed_hosts=allowed_hosts(settings))
         self.storage = storage or LocalStorage(settings.certificates.storage_dir)
         self._pool: ProcessPoolExecutor | None = None
 
@@ -106,7 +110,7 @@ class CertificateMaker:
     def _fetch(self, url: str) -> str:
         try:
             return self._templates.get(url)
-        except template.TemplateError as exc:
+        except TemplateError as exc:
             if exc.retryable:
                 raise TransientError(str(exc)) from exc
             raise
