@@ -52,8 +52,10 @@ test-unit: setup ## Run the unit tests only (no servers needed)
 	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: setup ## ruff check + format check + the import contract (layers, no cycles; pyproject.toml)
+lint: setup ## ruff check + format check + the import contract (layers, no cycles) + dead code (vulture)
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
+	@$(VENV)/bin/vulture config lernflow flows sources sinks certificates reports \
+		scripts/vulture_whitelist.py --min-confidence 60
 
 .PHONY: format
 format: setup ## Format the code with ruff
