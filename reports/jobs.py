@@ -25,7 +25,7 @@ from reports import packaging
 from reports import requests as rq
 from reports.decrypt import decrypt_pii
 from reports.runner import JOBS, run_batches
-from reports.sources import ReportStore
+from reports.sources import BatchRow, ReportStore
 
 logger = logging.getLogger(__name__)
 
@@ -153,103 +153,164 @@ def run_job(
     if job_id not in JOBS:
         msg = f"unknown report {job_id!r}; known: {', '.join(JOBS)}"
         raise ValueError(msg)
-    r_cfg = settings.reports
-    salt = r_cfg.encryption_salt.get_secret_value()
+    salt = settings.reports.encryption_salt.get_secret_value()
     t_start = time.perf_counter()
     now = now or datetime.now(UTC).replace(tzinfo=None)
     run = JobRun()
     table = requests if requests is not None else PostgresRequests(settings)
     pending = rq.select_pending(table.load(), job_id)
-    counters = rq.ChannelCounters()
     own_store = store is None
     store = store if store is not None else ReportStore(settings, "reports")
+    job = _Job(
+        settings=settings, job_id=job_id, table=table, store=store, out_root=out_root, now=now,
+        salt=salt,
+    )  # fmt: skip
     try:
-        for first, duplicates in rq.group_duplicates(pending):
-            r = first
-            prefs = _preferences(store, r.requested_channel, rq.SECURITY_POLICY_KEY)
-            level = rq.security_level(prefs, job_id)
-            try:
-                if rq.channel_limited(
-                    counters,
-                    r.requested_channel,
-                    r_cfg.batches_per_channel,
-                    r_cfg.bytes_per_channel,
-                ):
-                    r = rq.defer_channel_limited(r)
-                else:
-                    pii = rq.pii_fields(_preferences(store, r.requested_channel, rq.PII_FIELDS_KEY))
-                    security = rq.security_level_error(job_id, level, pii, CSV_COLUMNS[job_id])
-                    if security is not None:
-                        r = rq.mark_failed(r, security, now)
-                    invalid = rq.validate_request(r, job_id)
-                    if invalid is not None:
-                        r = rq.mark_failed(r, invalid, now)
-                    else:
-                        r = _process(
-                            settings, table, store, r, job_id, level, counters, out_root, now, salt
-                        )
-                        counters = rq.record_processed(counters, r.processed_batches)
-            except Exception as exc:
-                logger.exception("request %s failed", r.request_id)
-                r = rq.mark_internal_error(r, str(exc), now)
-            for d in duplicates:
-                dup = rq.mark_duplicate(d, r)
-                dup = rq.apply_packaging(dup, [(u, True) for u in dup.download_urls], 0, now,
-                                         ignore_zip_errors=rq.zip_errors_ignorable(job_id))  # fmt: skip
-                table.update(rq.save_values(dup))
-                run.requests.append(dup)
-                run.duplicates += 1
-            r = _package(r, job_id, level, out_root, now, salt)
-            table.update(rq.save_values(r))
-            run.requests.append(r)
+        _run_pending(job, pending, run)
     finally:
         if own_store:
             store.close()
     run.seconds = time.perf_counter() - t_start
+    run.metrics = _metrics(pending, run)
+    return run
+
+
+def _metrics(pending: list[rq.JobRequest], run: JobRun) -> list[dict[str, Any]]:
+    """The job's metric events, over the first request of each duplicate group."""
     firsts = [
         q
         for q in run.requests
         if q.request_id in {f.request_id for f, _d in rq.group_duplicates(pending)}
     ]
-    run.metrics = rq.job_metrics(len(pending), firsts, run.duplicates, int(run.seconds * 1000))
-    return run
+    return rq.job_metrics(len(pending), firsts, run.duplicates, int(run.seconds * 1000))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every request of one ``run_job`` call shares."""
+
+    settings: Settings
+    job_id: str
+    table: RequestTable
+    store: ReportStore
+    out_root: Path
+    now: datetime
+    salt: str
+
+
+@dataclass(frozen=True)
+class _Handled:
+    """A request after the limits, the checks and its batches; the channel counters after it."""
+
+    request: rq.JobRequest
+    counters: rq.ChannelCounters
+
+
+def _run_pending(job: _Job, pending: list[rq.JobRequest], run: JobRun) -> None:
+    """Each group of duplicates: the first request handled and packaged, the duplicates
+    copied from it; every row written back and added to ``run``."""
+    counters = rq.ChannelCounters()
+    for first, duplicates in rq.group_duplicates(pending):
+        prefs = _preferences(job.store, first.requested_channel, rq.SECURITY_POLICY_KEY)
+        level = rq.security_level(prefs, job.job_id)
+        handled = _handle(job, first, level, counters)
+        r, counters = handled.request, handled.counters
+        for d in duplicates:
+            run.requests.append(_save_duplicate(job, d, r))
+            run.duplicates += 1
+        r = _package(r, job.job_id, level, job.out_root, job.now, job.salt)
+        job.table.update(rq.save_values(r))
+        run.requests.append(r)
+
+
+def _handle(job: _Job, first: rq.JobRequest, level: str, counters: rq.ChannelCounters) -> _Handled:
+    """Defer (channel limits), fail (security level, invalid request) or process one request;
+    any other error marks it failed with the internal-error text."""
+    r_cfg = job.settings.reports
+    r = first
+    try:
+        if rq.channel_limited(
+            counters, r.requested_channel, r_cfg.batches_per_channel, r_cfg.bytes_per_channel
+        ):
+            r = rq.defer_channel_limited(r)
+        else:
+            r = _security_checked(job, r, level)
+            invalid = rq.validate_request(r, job.job_id)
+            if invalid is not None:
+                r = rq.mark_failed(r, invalid, job.now)
+            else:
+                r = _process(job, r, level, counters)
+                counters = rq.record_processed(counters, r.processed_batches)
+    except Exception as exc:
+        logger.exception("request %s failed", r.request_id)
+        r = rq.mark_internal_error(r, str(exc), job.now)
+    return _Handled(r, counters)
+
+
+def _security_checked(job: _Job, r: rq.JobRequest, level: str) -> rq.JobRequest:
+    """``r``, marked failed when the security level does not allow the report's PII columns."""
+    pii = rq.pii_fields(_preferences(job.store, r.requested_channel, rq.PII_FIELDS_KEY))
+    security = rq.security_level_error(job.job_id, level, pii, CSV_COLUMNS[job.job_id])
+    return r if security is None else rq.mark_failed(r, security, job.now)
+
+
+def _save_duplicate(job: _Job, d: rq.JobRequest, r: rq.JobRequest) -> rq.JobRequest:
+    """A duplicate of ``r``: its outcome and files copied from ``r``, written back."""
+    dup = rq.mark_duplicate(d, r)
+    dup = rq.apply_packaging(dup, [(u, True) for u in dup.download_urls], 0, job.now,
+                             ignore_zip_errors=rq.zip_errors_ignorable(job.job_id))  # fmt: skip
+    job.table.update(rq.save_values(dup))
+    return dup
 
 
 def _process(
-    settings: Settings,
-    table: RequestTable,
-    store: ReportStore,
-    r: rq.JobRequest,
-    job_id: str,
-    level: str,
-    counters: rq.ChannelCounters,
-    out_root: Path,
-    now: datetime,
-    salt: str,
+    job: _Job, r: rq.JobRequest, level: str, counters: rq.ChannelCounters
 ) -> rq.JobRequest:
-    r_cfg = settings.reports
-    err = rq.batch_count_error(r, r_cfg.batches_per_request)
+    """A valid request: marked processing, then its live batches run (or why none can)."""
+    err = rq.batch_count_error(r, job.settings.reports.batches_per_request)
     if err is not None:
-        return rq.mark_failed(r, err, now)
+        return rq.mark_failed(r, err, job.now)
     r = rq.mark_processing(r)
-    table.update(rq.status_update_values(r))
+    job.table.update(rq.status_update_values(r))
     data = r.request_data
     ids = (
         [data["batchId"]]
         if data.get("batchId") is not None
         else list(dict.fromkeys(data.get("batchFilter") or []))
     )
-    known = sorted(store.batches(ids), key=lambda b: b.batch_id)  # deterministic (Spark: any order)
+    # deterministic order (Spark: any order)
+    known = sorted(job.store.batches(ids), key=lambda b: b.batch_id)
     if not known:
-        return rq.mark_failed(r, rq.MSG_NO_DATA, now)
-    collections = store.collections([b.course_id for b in known])
+        return rq.mark_failed(r, rq.MSG_NO_DATA, job.now)
+    collections = job.store.collections([b.course_id for b in known])
     live = [
         b
         for b in known
         if (c := collections.get(b.course_id)) is not None and c.status != "Retired"
     ]
     if not live:
-        return rq.mark_failed(r, rq.MSG_RETIRED_COLLECTION, now)
+        return rq.mark_failed(r, rq.MSG_RETIRED_COLLECTION, job.now)
+    return _run_live(job, r, level, counters, live)
+
+
+@dataclass(frozen=True)
+class _BatchDone:
+    """One batch's result; ``size`` is the CSV bytes counted against the channel (None when
+    the batch failed)."""
+
+    result: rq.BatchResult
+    size: int | None = None
+
+
+def _run_live(
+    job: _Job,
+    r: rq.JobRequest,
+    level: str,
+    counters: rq.ChannelCounters,
+    live: list[BatchRow],
+) -> rq.JobRequest:
+    """The live batches not done yet, within the channel's budget (the rest stay processing)."""
+    r_cfg = job.settings.reports
     done = set(rq.completed_batch_ids(r))
     budget = rq.batch_budget(counters, r.requested_channel)
     results: list[rq.BatchResult] = []
@@ -258,34 +319,33 @@ def _process(
         if not budget.allows(r_cfg.batches_per_channel, r_cfg.bytes_per_channel):
             results.append(rq.BatchResult(b.batch_id, rq.PROCESSING))
             continue
-        [out] = run_batches(
-            settings, job_id, [b.batch_id], out_root, requested_org=r.requested_channel,
-            request_id=r.request_id, store=store, decrypt=lambda v: decrypt_pii(v, salt),
-        )  # fmt: skip
-        if out.error is not None or out.path is None:
-            results.append(rq.BatchResult(b.batch_id, rq.FAILED, message=out.error))
-            budget = budget.after_batch(None)
-            continue
-        try:
-            pem = None
-            if level == packaging.PUBLIC_KEY_ENCRYPTED_DATASET:
-                pem = _public_key(store, r.requested_channel)
-            secured = packaging.encrypt_csv(
-                out.path.read_bytes(),
-                level,
-                password=r.encryption_key,
-                public_key_pem=pem,
-                salt=salt,
-            )
-        except packaging.PackagingError as exc:
-            results.append(rq.BatchResult(b.batch_id, rq.FAILED, message=exc.batch_message))
-            budget = budget.after_batch(None)
-            continue
-        out.path.write_bytes(secured)
-        rel = str(out.path.relative_to(out_root))
-        results.append(rq.BatchResult(b.batch_id, rq.SUCCESS, rel, "", out.size))
-        budget = budget.after_batch(out.size)
-    return rq.apply_batch_results(r, results, int((time.perf_counter() - t0) * 1000), now)
+        batch = _run_batch(job, r, level, b.batch_id)
+        results.append(batch.result)
+        budget = budget.after_batch(batch.size)
+    return rq.apply_batch_results(r, results, int((time.perf_counter() - t0) * 1000), job.now)
+
+
+def _run_batch(job: _Job, r: rq.JobRequest, level: str, batch_id: str) -> _BatchDone:
+    """One batch's CSV, written and then secured in place (encrypted as ``level`` asks)."""
+    salt = job.salt
+    [out] = run_batches(
+        job.settings, job.job_id, [batch_id], job.out_root, requested_org=r.requested_channel,
+        request_id=r.request_id, store=job.store, decrypt=lambda v: decrypt_pii(v, salt),
+    )  # fmt: skip
+    if out.error is not None or out.path is None:
+        return _BatchDone(rq.BatchResult(batch_id, rq.FAILED, message=out.error))
+    try:
+        pem = None
+        if level == packaging.PUBLIC_KEY_ENCRYPTED_DATASET:
+            pem = _public_key(job.store, r.requested_channel)
+        secured = packaging.encrypt_csv(
+            out.path.read_bytes(), level, password=r.encryption_key, public_key_pem=pem, salt=salt
+        )
+    except packaging.PackagingError as exc:
+        return _BatchDone(rq.BatchResult(batch_id, rq.FAILED, message=exc.batch_message))
+    out.path.write_bytes(secured)
+    rel = str(out.path.relative_to(job.out_root))
+    return _BatchDone(rq.BatchResult(batch_id, rq.SUCCESS, rel, "", out.size), out.size)
 
 
 def _public_key(store: ReportStore, org: str) -> bytes | None:

@@ -22,6 +22,7 @@ import json
 import math
 import struct
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -152,41 +153,58 @@ def progress_rows(
     pivot = sorted({attempt.content_id + SCORE_SUFFIX for attempt in _flatten(kept.values())})
     columns = [*_ENROLMENT_SIDE, "total_sum_score", *pivot]
 
-    internal: list[dict[str, Any]] = []
-    for learner in learners:
-        enrolment, user = learner
-        row: dict[str, Any] = {
-            "courseid": enrolment.courseid,
-            "batchid": enrolment.batchid,
-            "userid": enrolment.userid,
-            "collectionName": batch.collection_name,
-            "batchName": batch.batch_name,
-            "board": declared_board(user.get("board")),
-            "enrolleddate": enrolment_date(enrolment, ctx.zone),
-            "completedon": (
-                timestamp_ddmmyyyy(enrolment.completedon, ctx.zone)
-                if enrolment.completedon is not None
-                else ""
-            ),
-            "certificatestatus": certificate_status(enrolment),
-            "completionPercentage": (
-                100
-                if enrolment.completedon is not None
-                else completion_percentage(enrolment.contentstatus, leaf, optional_nodes)
-            ),
-        }
-        for name in _CACHE_FIELDS:
-            row[name] = user.get(name)
-        chosen = kept.get(enrolment.userid)
-        if chosen:
-            row["total_sum_score"] = total_score(chosen)
-            for attempt in chosen:
-                row[attempt.content_id + SCORE_SUFFIX] = grand_total_score(attempt.grand_total)
-        internal.append(row)
+    course = _CourseProgress(batch, leaf, optional_nodes, kept, ctx.zone)
+    internal = [_learner_row(learner, course) for learner in learners]
 
     strings = [name for name in columns if name != "completionPercentage"]
     header, rows = organize(internal, columns, COLUMN_MAPPING, COLUMNS_ORDER, strings)
     return header, rows, dropped
+
+
+@dataclass(frozen=True)
+class _CourseProgress:
+    """What every learner's row of one batch is computed against."""
+
+    batch: Batch
+    leaf_nodes: int
+    optional_nodes: set[str]
+    kept: dict[str, list[Attempt]]  # the chosen attempts per learner (``_kept_attempts``)
+    zone: str
+
+
+def _learner_row(learner: Learner, course: _CourseProgress) -> dict[str, Any]:
+    """One learner's internal row: the enrolment side, the cached fields, then the scores."""
+    enrolment, user = learner
+    row: dict[str, Any] = {
+        "courseid": enrolment.courseid,
+        "batchid": enrolment.batchid,
+        "userid": enrolment.userid,
+        "collectionName": course.batch.collection_name,
+        "batchName": course.batch.batch_name,
+        "board": declared_board(user.get("board")),
+        "enrolleddate": enrolment_date(enrolment, course.zone),
+        "completedon": (
+            timestamp_ddmmyyyy(enrolment.completedon, course.zone)
+            if enrolment.completedon is not None
+            else ""
+        ),
+        "certificatestatus": certificate_status(enrolment),
+        "completionPercentage": (
+            100
+            if enrolment.completedon is not None
+            else completion_percentage(
+                enrolment.contentstatus, course.leaf_nodes, course.optional_nodes
+            )
+        ),
+    }
+    for name in _CACHE_FIELDS:
+        row[name] = user.get(name)
+    chosen = course.kept.get(enrolment.userid)
+    if chosen:
+        row["total_sum_score"] = total_score(chosen)
+        for attempt in chosen:
+            row[attempt.content_id + SCORE_SUFFIX] = grand_total_score(attempt.grand_total)
+    return row
 
 
 def _flatten(groups: Iterable[list[Attempt]]) -> Iterable[Attempt]:

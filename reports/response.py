@@ -433,47 +433,78 @@ def response_rows_v2(
     """
     learners, dropped = select_learners(batch, enrolments, users)
     names = content_names if content_names is not None else hierarchy_names(hierarchy)
-    responses = _exploded((a for a in attempts if a.batch_id == batch.batch_id), archived=False)
-    union = archived is not None
-    if archived is not None:
-        responses = _drop_duplicates([*responses, *_exploded(archived, archived=True)])
-    by_learner: dict[tuple[str, str, str], list[_Response]] = {}
-    for response in responses:
-        attempt = response.attempt
-        key = (attempt.user_id, attempt.course_id, attempt.batch_id)
-        by_learner.setdefault(key, []).append(response)
-
+    by_learner = _v2_responses_by_learner(batch, attempts, archived)
+    rows_of = _V2Rows(batch, names, union=archived is not None, zone=ctx.zone)
     internal: list[dict[str, Any]] = []
     for learner in learners:
         enrolment = learner.enrolment
-        for response in by_learner.get(
-            (enrolment.userid, enrolment.courseid, enrolment.batchid), []
-        ):
-            attempt = response.attempt
-            attempted = (
-                timestamp_string(attempt.last_attempted_on, ctx.zone)
-                if attempt.last_attempted_on is not None
-                else None
-            )
-            values = _v2_question_values(response, union=union)
-            titles: Sequence[str | None] = list(names.get(attempt.content_id) or ()) or [None]
-            for title in titles:
-                internal.append(
-                    {
-                        "courseid": enrolment.courseid,
-                        "collectionName": batch.collection_name,
-                        "batchid": enrolment.batchid,
-                        "batchName": batch.batch_name,
-                        "userid": enrolment.userid,
-                        "content_id": attempt.content_id,
-                        "contentname": title,
-                        "attempt_id": attempt.attempt_id,
-                        "last_attempted_on": attempted,
-                        **values,
-                    }
-                )
+        key = _LearnerKey(enrolment.userid, enrolment.courseid, enrolment.batchid)
+        for response in by_learner.get(key, []):
+            internal.extend(_v2_rows(enrolment, response, rows_of))
     header, rows = organize(internal, _COLUMNS, COLUMN_MAPPING, COLUMNS_ORDER, _STRING_COLUMNS)
     return header, rows, dropped
+
+
+@dataclass(frozen=True)
+class _LearnerKey:
+    """The V2 join of responses to enrolments: user, course and batch."""
+
+    user_id: str
+    course_id: str
+    batch_id: str
+
+
+@dataclass(frozen=True)
+class _V2Rows:
+    """What every V2 row of a batch is built with."""
+
+    batch: Batch
+    names: Mapping[str, Sequence[str | None]]  # content id -> QuestionSet Titles
+    union: bool  # the archive was read: Cassandra rows unioned with it
+    zone: str
+
+
+def _v2_responses_by_learner(
+    batch: Batch, attempts: Sequence[Attempt], archived: Sequence[Attempt] | None
+) -> dict[_LearnerKey, list[_Response]]:
+    """This batch's Cassandra responses (unioned with the archive's and de-duplicated when
+    ``archived`` is not None), grouped by learner in the union's order."""
+    responses = _exploded((a for a in attempts if a.batch_id == batch.batch_id), archived=False)
+    if archived is not None:
+        responses = _drop_duplicates([*responses, *_exploded(archived, archived=True)])
+    by_learner: dict[_LearnerKey, list[_Response]] = {}
+    for response in responses:
+        attempt = response.attempt
+        key = _LearnerKey(attempt.user_id, attempt.course_id, attempt.batch_id)
+        by_learner.setdefault(key, []).append(response)
+    return by_learner
+
+
+def _v2_rows(enrolment: Enrolment, response: _Response, rows_of: _V2Rows) -> list[dict[str, Any]]:
+    """The internal rows of one response: one per QuestionSet Title (one if it has none)."""
+    attempt = response.attempt
+    attempted = (
+        timestamp_string(attempt.last_attempted_on, rows_of.zone)
+        if attempt.last_attempted_on is not None
+        else None
+    )
+    values = _v2_question_values(response, union=rows_of.union)
+    titles: Sequence[str | None] = list(rows_of.names.get(attempt.content_id) or ()) or [None]
+    return [
+        {
+            "courseid": enrolment.courseid,
+            "collectionName": rows_of.batch.collection_name,
+            "batchid": enrolment.batchid,
+            "batchName": rows_of.batch.batch_name,
+            "userid": enrolment.userid,
+            "content_id": attempt.content_id,
+            "contentname": title,
+            "attempt_id": attempt.attempt_id,
+            "last_attempted_on": attempted,
+            **values,
+        }
+        for title in titles
+    ]
 
 
 def timestamp_string(value: datetime, zone: str) -> str:

@@ -77,51 +77,79 @@ def run_batches(
     now = now or datetime.now(UTC)
     ctx = ReportContext()
     try:
-        users = store.user_cache()
-        custodian = store.custodian_org() or ""
-        rows = [
-            r for r in store.batches(batch_ids) if course_id is None or r.course_id == course_id
-        ]
-        found = {r.batch_id for r in rows}
-        collections = store.collections([r.course_id for r in rows])
-        out = [
-            BatchOutcome(b, error="No data found")
-            for b in dict.fromkeys(batch_ids)
-            if b not in found
-        ]
-        done_rows = 0
-        for i, row in enumerate(rows):
-            coll = collections.get(row.course_id)
-            if coll is None or coll.status == "Retired":
-                reason = "The request is made for retired collection" if coll else "No data found"
-                out.append(BatchOutcome(row.batch_id, error=reason))
-                continue
-            result = _one(
-                settings,
-                job_id,
-                store,
-                _batch(row, coll, requested_org, custodian),
-                users,
-                ctx,
-                decrypt,
-            )
-            if result.error is None:
-                header, data, dropped = result.table
-                body = csvout.to_csv(header, data)
-                rel = csvout.report_path("", job_id, request_id, row.batch_id, JOBS[job_id], now)
-                path = out_dir / rel
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(body)
-                out.append(BatchOutcome(row.batch_id, path, len(data), len(body), dropped))
-                done_rows += len(data)
-            else:
-                out.append(BatchOutcome(row.batch_id, error=result.error))
-            if progress is not None:
-                progress(i + 1, len(rows), done_rows)
-        return out
+        run = _Run(
+            settings=settings, job_id=job_id, store=store, out_dir=out_dir,
+            requested_org=requested_org, request_id=request_id, decrypt=decrypt, now=now,
+            ctx=ctx, users=store.user_cache(), custodian=store.custodian_org() or "",
+        )  # fmt: skip
+        return _run_rows(run, batch_ids, course_id, progress)
     finally:
         if own:
             store.close()
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every batch of one ``run_batches`` call shares."""
+
+    settings: Settings
+    job_id: str
+    store: ReportStore
+    out_dir: Path
+    requested_org: str | None
+    request_id: str | None
+    decrypt: Callable[[str], str]
+    now: datetime
+    ctx: ReportContext
+    users: dict[str, dict[str, str]]  # the user cache, read once per run
+    custodian: str
+
+
+def _run_rows(
+    run: _Run,
+    batch_ids: Sequence[str],
+    course_id: str | None,
+    report_progress: Callable[[int, int, int], None] | None,
+) -> list[BatchOutcome]:
+    """Unknown batches first (``No data found``), then each found batch in the store's order;
+    ``report_progress(done, total, rows)`` after every batch whose collection is live."""
+    store = run.store
+    rows = [r for r in store.batches(batch_ids) if course_id is None or r.course_id == course_id]
+    found = {r.batch_id for r in rows}
+    collections = store.collections([r.course_id for r in rows])
+    out = [
+        BatchOutcome(b, error="No data found") for b in dict.fromkeys(batch_ids) if b not in found
+    ]
+    done_rows = 0
+    for i, row in enumerate(rows):
+        coll = collections.get(row.course_id)
+        if coll is None or coll.status == "Retired":
+            reason = "The request is made for retired collection" if coll else "No data found"
+            out.append(BatchOutcome(row.batch_id, error=reason))
+            continue
+        outcome = _run_batch(run, row, coll)
+        out.append(outcome)
+        done_rows += outcome.rows
+        if report_progress is not None:
+            report_progress(i + 1, len(rows), done_rows)
+    return out
+
+
+def _run_batch(run: _Run, row: BatchRow, coll: Collection) -> BatchOutcome:
+    """One live batch: its report, written as a CSV at Sunbird's path (or why it failed)."""
+    batch = _batch(row, coll, run.requested_org, run.custodian)
+    result = _one(run.settings, run.job_id, run.store, batch, run.users, run.ctx, run.decrypt)
+    if result.error is not None:
+        return BatchOutcome(row.batch_id, error=result.error)
+    header, data, dropped = result.table
+    body = csvout.to_csv(header, data)
+    rel = csvout.report_path(
+        "", run.job_id, run.request_id, row.batch_id, JOBS[run.job_id], run.now
+    )
+    path = run.out_dir / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+    return BatchOutcome(row.batch_id, path, len(data), len(body), dropped)
 
 
 @dataclass

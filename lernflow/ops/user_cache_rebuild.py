@@ -82,6 +82,33 @@ def diff(existing: dict[str, str], after: dict[str, str]) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class _PendingWrite:
+    """A page's Redis write in the background, and the position saved once it completes."""
+
+    done: Future[None]
+    token: int
+    users: int
+
+
+@dataclass
+class _Walk:
+    """One walk over the token ring: what it reads and writes with, and where it stands."""
+
+    session: Any
+    stmt: Any
+    page: int
+    path: Path
+    dry_run: bool
+    pool: ThreadPoolExecutor
+    t0: float
+    result: RebuildResult
+    after: int  # the last token read
+    next_page: Any  # the prefetched page (a driver future)
+    pending: _PendingWrite | None = None
+    finished: bool = False
+
+
 class UserCacheRebuild:
     """One rebuild run (see the module docstring)."""
 
@@ -193,15 +220,7 @@ class UserCacheRebuild:
         result = RebuildResult()
         after = MIN_TOKEN
         if not dry_run and not restart and path.exists():
-            saved = json.loads(path.read_text())
-            after, result.users = int(saved["token"]), int(saved["users"])
-            result.changed = result.users
-            result.resumed_from = after
-            logger.info(
-                "resuming the user-cache rebuild after token %d (%d users done)",
-                after,
-                result.users,
-            )
+            after = self._resume(path, result)
         page = self._s.user_cache.rebuild_page_size
         stmt = self._cas.prepare(self._q_page)
         session = self._cas.session
@@ -210,49 +229,81 @@ class UserCacheRebuild:
         # background while the next is mapped; the resume position is saved only once the
         # write that covers it has completed.
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="user-cache-write")
-        pending: tuple[Future[None], int, int] | None = None
-        next_page = session.execute_async(stmt, (after, page))
-        finished = False
+        walk = _Walk(
+            session=session, stmt=stmt, page=page, path=path, dry_run=dry_run, pool=pool,
+            t0=t0, result=result, after=after,
+            next_page=session.execute_async(stmt, (after, page)),
+        )  # fmt: skip
         try:
-            while limit is None or result.users < limit:
-                found = self._page_result(next_page, stmt, after, page)
-                if not found:
-                    finished = True
-                    break
-                upto = int(found[-1].tok)
-                if len(found) == page:
-                    next_page = session.execute_async(stmt, (upto, page))
-                writes = self._writes([_user_dict(r) for r in found], after, upto)
-                after = upto
-                if dry_run:
-                    self._apply(writes, True, result)
-                else:
-                    if pending is not None:
-                        self._saved(pending, path)
-                    result.users += len(writes)
-                    result.changed = result.users
-                    pending = (pool.submit(self._writer.write, writes), after, result.users)
-                if progress is not None:
-                    progress(token_fraction(after), result.users, time.perf_counter() - t0)
-                if len(found) < page:
-                    finished = True
-                    break
-            if pending is not None:
-                self._saved(pending, path)
+            self._walk(walk, limit, progress)
+            if walk.pending is not None:
+                self._saved(walk.pending, path)
         finally:
             pool.shutdown(wait=True)
         result.seconds = time.perf_counter() - t0
-        if not dry_run and finished:
+        if not dry_run and walk.finished:
             path.unlink(missing_ok=True)
         return result
 
     @staticmethod
-    def _saved(pending: tuple[Future[None], int, int], path: Path) -> None:
+    def _resume(path: Path, result: RebuildResult) -> int:
+        """The token saved by an interrupted rebuild; ``result`` counts the users it did."""
+        saved = json.loads(path.read_text())
+        after, result.users = int(saved["token"]), int(saved["users"])
+        result.changed = result.users
+        result.resumed_from = after
+        logger.info(
+            "resuming the user-cache rebuild after token %d (%d users done)",
+            after,
+            result.users,
+        )
+        return after
+
+    def _walk(
+        self,
+        walk: _Walk,
+        limit: int | None,
+        progress: Callable[[float, int, float], None] | None,
+    ) -> None:
+        """Page after page until the ring ends (``walk.finished``) or ``limit`` users are done."""
+        result = walk.result
+        while limit is None or result.users < limit:
+            found = self._page_result(walk.next_page, walk.stmt, walk.after, walk.page)
+            if not found:
+                walk.finished = True
+                return
+            self._take_page(walk, found)
+            if progress is not None:
+                progress(token_fraction(walk.after), result.users, time.perf_counter() - walk.t0)
+            if len(found) < walk.page:
+                walk.finished = True
+                return
+
+    def _take_page(self, walk: _Walk, found: list[Any]) -> None:
+        """Prefetch the next page (if this one is full), map this one, then diff it (dry run)
+        or hand its write to the pool once the previous page's write is saved."""
+        upto = int(found[-1].tok)
+        if len(found) == walk.page:
+            walk.next_page = walk.session.execute_async(walk.stmt, (upto, walk.page))
+        writes = self._writes([_user_dict(r) for r in found], walk.after, upto)
+        walk.after = upto
+        result = walk.result
+        if walk.dry_run:
+            self._apply(writes, True, result)
+            return
+        if walk.pending is not None:
+            self._saved(walk.pending, walk.path)
+        result.users += len(writes)
+        result.changed = result.users
+        done = walk.pool.submit(self._writer.write, writes)
+        walk.pending = _PendingWrite(done, walk.after, result.users)
+
+    @staticmethod
+    def _saved(pending: _PendingWrite, path: Path) -> None:
         """Wait for a page's write, then record the position it covers."""
-        done, token, users = pending
-        done.result()
+        pending.done.result()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"token": token, "users": users}))
+        path.write_text(json.dumps({"token": pending.token, "users": pending.users}))
 
     def _page_result(self, future: Any, stmt: Any, after: int, size: int) -> list[Any]:
         """The rows of a prefetched page; a transient failure is retried synchronously."""
