@@ -11,6 +11,10 @@ logs) everything else, and the SVG is passed through
 :func:`certificates.sanitize.sanitize_svg` first. A refused image is simply not drawn.
 
 Pure functions: bytes in, bytes out; no files are written.
+
+The renderers' libraries (Cairo, CairoSVG, pypdf, pdfium; WeasyPrint in :mod:`certificates.weasy`)
+are imported where they are used: together they take ~0.7 s to import, and every flow process
+and CLI call loads this module through the flow registry.
 """
 
 from __future__ import annotations
@@ -27,21 +31,18 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from typing import Any, Literal
 
-import cairocffi  # type: ignore[import-untyped]
-import cairosvg  # type: ignore[import-untyped]
-import pypdf
-import pypdfium2  # type: ignore[import-untyped]
-import weasyprint
-
-from certificates.sanitize import TemplateError, is_allowed_url, sanitize_svg
-from lernflow.kernel.errors import LernflowError
+from certificates.sanitize import (
+    FETCH_TIMEOUT_SECONDS,
+    TemplateError,
+    is_allowed_url,
+    sanitize_svg,
+)
 
 logger = logging.getLogger(__name__)
 
 Renderer = Literal["weasyprint", "cairosvg"]
 RENDERERS: tuple[Renderer, ...] = ("weasyprint", "cairosvg")
 
-FETCH_TIMEOUT_SECONDS = 10.0
 MAX_RESOURCE_BYTES = 5_000_000
 
 _LENGTH = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(px|pt|pc|mm|cm|in)?\s*")
@@ -54,10 +55,6 @@ _PT_PER_UNIT = {
     "in": 72.0,
 }
 A4_LANDSCAPE_PT = (841.89, 595.28)
-
-
-class RefusedURLError(LernflowError, ValueError):
-    """A renderer asked for a URL that the allowed-hosts policy refuses."""
 
 
 # -- URL fetchers ---------------------------------------------------------------------------
@@ -98,32 +95,6 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
-
-
-class GuardedWeasyFetcher(weasyprint.URLFetcher):  # type: ignore[misc]
-    """WeasyPrint URL fetcher that only fetches ``data:`` URIs and allowed http(s) hosts.
-
-    Refused URLs are logged and recorded in :attr:`refused`; WeasyPrint then skips the
-    resource. Redirects are not followed.
-    """
-
-    def __init__(self, allowed_hosts: Iterable[str] = ()) -> None:
-        super().__init__(
-            timeout=FETCH_TIMEOUT_SECONDS,
-            allowed_protocols=("data", "http", "https"),
-            allow_redirects=False,
-        )
-        self.allowed_hosts = tuple(allowed_hosts)
-        self.refused: list[str] = []
-
-    def fetch(self, url: str, headers: dict[str, str] | None = None) -> Any:
-        """Fetch ``url`` if the policy allows it, else raise :class:`RefusedURLError`."""
-        if not is_allowed_url(url, self.allowed_hosts):
-            self.refused.append(url)
-            logger.warning("render: refused to fetch %s", url[:200])
-            msg = f"URL not allowed: {url[:200]}"
-            raise RefusedURLError(msg)
-        return super().fetch(url, headers)
 
 
 class GuardedCairoFetcher:
@@ -200,39 +171,6 @@ def page_size_pt(svg: str) -> tuple[float, float]:
 # -- rendering ------------------------------------------------------------------------------
 
 
-def _weasyprint_pdf(
-    svg: str, size: tuple[float, float], attachment: bytes | None, name: str, hosts: tuple[str, ...]
-) -> bytes:
-    width, height = size
-    image = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
-    html = (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><style>"
-        f"@page {{ size: {width:.3f}pt {height:.3f}pt; margin: 0 }}"
-        "html, body { margin: 0; padding: 0 }"
-        f"img {{ display: block; width: {width:.3f}pt; height: {height:.3f}pt }}"
-        f"</style></head><body><img src='{image}' alt=''></body></html>"
-    )
-    fetcher = GuardedWeasyFetcher(hosts)
-    attachments = []
-    if attachment is not None:
-        attachments.append(
-            weasyprint.Attachment(
-                string=attachment,
-                name=name,
-                description="Signed W3C Verifiable Credential (JWT)",
-                url_fetcher=fetcher,
-            )
-        )
-    document = weasyprint.HTML(string=html, url_fetcher=fetcher).render()
-    if len(document.pages) != 1:
-        logger.warning(
-            "render: weasyprint laid the certificate out on %d pages", len(document.pages)
-        )
-        document = document.copy(document.pages[:1])
-    pdf: bytes = document.write_pdf(attachments=attachments)
-    return pdf
-
-
 def _cairosvg_pdf(svg: str, attachment: bytes | None, name: str, hosts: tuple[str, ...]) -> bytes:
     """CairoSVG's PDF; the attachment goes into the document's Keywords as ``<name>:<text>``.
 
@@ -240,6 +178,9 @@ def _cairosvg_pdf(svg: str, attachment: bytes | None, name: str, hosts: tuple[st
     ~40% of the render time, so for this renderer the (ASCII) credential is carried in the
     PDF metadata instead; :func:`extract_attachment` reads either form.
     """
+    import cairocffi  # type: ignore[import-untyped]
+    import cairosvg  # type: ignore[import-untyped]
+
     tree = cairosvg.parser.Tree(
         bytestring=svg.encode("utf-8"), url_fetcher=GuardedCairoFetcher(hosts), unsafe=False
     )
@@ -282,7 +223,11 @@ def render_pdf(
         raise ValueError(msg)
     clean = sanitize_svg(svg, allowed_hosts)
     if renderer == "weasyprint":
-        return _weasyprint_pdf(
+        # WeasyPrint is the optional high-fidelity renderer and takes ~0.5 s to import: only
+        # a run that uses it pays for it (every flow process and CLI call would otherwise).
+        from certificates import weasy
+
+        return weasy.weasyprint_pdf(
             clean, page_size_pt(clean), attachment, attachment_name, allowed_hosts
         )
     return _cairosvg_pdf(clean, attachment, attachment_name, allowed_hosts)
@@ -291,6 +236,8 @@ def render_pdf(
 def extract_attachment(pdf: bytes, name: str = "credential.jwt") -> bytes | None:
     """The embedded file ``name`` of ``pdf`` (or the ``<name>:`` entry of its Keywords, as
     the cairosvg renderer writes it); None when there is none or the PDF is unreadable."""
+    import pypdf
+
     try:
         reader = pypdf.PdfReader(io.BytesIO(pdf))
         contents = reader.attachments.get(name)
@@ -323,6 +270,8 @@ def preview_png(pdf_or_svg: bytes, width: int = 1200) -> bytes:
         return _pdf_png(pdf_or_svg, width)
     text = pdf_or_svg.decode("utf-8-sig", errors="strict") if pdf_or_svg else ""
     clean = sanitize_svg(text)
+    import cairosvg  # type: ignore[import-untyped]
+
     png: bytes = cairosvg.surface.PNGSurface.convert(
         bytestring=clean.encode("utf-8"),
         url_fetcher=GuardedCairoFetcher(),
@@ -334,6 +283,8 @@ def preview_png(pdf_or_svg: bytes, width: int = 1200) -> bytes:
 
 
 def _pdf_png(pdf: bytes, width: int) -> bytes:
+    import pypdfium2  # type: ignore[import-untyped]
+
     document = pypdfium2.PdfDocument(pdf)
     try:
         page = document[0]

@@ -82,6 +82,14 @@ _HREF_ATTRS = ("href", f"{{{XLINK_NS}}}href")
 _ATTR_PREFIX = {XLINK_NS: "xlink:", XML_NS: "xml:"}
 
 
+#: how long a renderer waits for one allowed remote resource
+FETCH_TIMEOUT_SECONDS = 10.0
+
+
+class RefusedURLError(LernflowError, ValueError):
+    """A renderer asked for a URL that the allowed-hosts policy refuses."""
+
+
 class TemplateError(LernflowError):
     """A template could not be fetched or is not acceptable.
 

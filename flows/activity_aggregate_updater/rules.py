@@ -45,6 +45,7 @@ Fixes over Sunbird
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
@@ -74,9 +75,9 @@ class EnrolmentRequest:
     batch_id: str
     completed: tuple[str, ...]
 
-    @property
+    @functools.cached_property
     def key(self) -> tuple[str, str, str]:
-        """``(user, course, batch)``: the enrolment."""
+        """``(user, course, batch)``: the enrolment (computed once; read in every step)."""
         return (self.user_id, self.course_id, self.batch_id)
 
 
@@ -325,8 +326,11 @@ def merge_contents(
     return merged
 
 
+_NONE: frozenset[str] = frozenset()
+
+
 def _members(relation: Mapping[str, frozenset[str]], key: str) -> frozenset[str]:
-    return relation.get(key, frozenset())
+    return relation.get(key, _NONE)
 
 
 def plan_enrolment(

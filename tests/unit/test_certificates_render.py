@@ -17,17 +17,16 @@ from certificates.model import CertificateData, Signatory
 from certificates.qr import qr_data_uri, qr_matrix
 from certificates.render import (
     GuardedCairoFetcher,
-    GuardedWeasyFetcher,
-    RefusedURLError,
     extract_attachment,
     page_size_pt,
     preview_png,
     render_pdf,
 )
-from certificates.sanitize import TemplateError
+from certificates.sanitize import RefusedURLError, TemplateError
 from certificates.signing import generate_keys, load_public_keys, sign_credential, verify_credential
 from certificates.template import fill_svg
 from certificates.values import placeholder_values
+from certificates.weasy import GuardedWeasyFetcher
 from tests.unit.test_certificates_signing import data_from_event
 
 RENDERERS = ["weasyprint", "cairosvg"]

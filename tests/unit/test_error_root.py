@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from certificates.render import RefusedURLError
-from certificates.sanitize import TemplateError
+from certificates.sanitize import RefusedURLError, TemplateError
 from certificates.signing import VerificationError
 from certificates.storage import InvalidKeyError
 from lernflow.kernel.errors import LernflowError
