@@ -21,9 +21,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from config import KafkaSettings
 from lernflow.kernel import metrics, shutdown
+from lernflow.kernel.clients import kafka_consumer
+from lernflow.kernel.errors import LernflowError, TransientError
 from lernflow.kernel.retry import KAFKA_NOT_READY, kafka_not_ready, retry
 from sources.position_note import PositionHistory
 
@@ -62,8 +66,6 @@ class _Partition(StatefulSourcePartition[KafkaRecord, int]):
         batch_size: int,
         commit_group: str | None,
     ) -> None:
-        from confluent_kafka import Consumer, TopicPartition
-
         conf: dict[str, Any] = kafka.client_config()
         conf.update(
             {
@@ -225,8 +227,6 @@ class KafkaInput(FixedPartitionedSource[KafkaRecord, int]):
         self._commit_group = commit_group
 
     def list_parts(self) -> list[str]:
-        from confluent_kafka.admin import AdminClient
-
         admin = AdminClient(self._kafka.client_config())
         md = admin.list_topics(timeout=30)
         parts: list[str] = []
@@ -242,8 +242,6 @@ class KafkaInput(FixedPartitionedSource[KafkaRecord, int]):
         return parts
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _Partition:
-        from confluent_kafka import Consumer, TopicPartition
-
         topic, part_s = for_part.rsplit(":", 1)
         partition = int(part_s)
         probe_conf: dict[str, Any] = self._kafka.client_config()
@@ -284,3 +282,49 @@ class KafkaInput(FixedPartitionedSource[KafkaRecord, int]):
             self._kafka.consumer_batch_size,
             self._commit_group,
         )
+
+
+def read_to_end(kafka: KafkaSettings, topic: str, timeout_s: float = 60.0) -> list[bytes]:
+    """Every message on ``topic`` up to its high watermarks now, in per-partition order.
+
+    Partitions are assigned directly (no consumer group, so no rebalance delay) and each is read
+    until its position reaches the high watermark taken at the start: an empty result means the
+    topic holds nothing, not that the read gave up early. A missing topic is an error.
+    """
+    consumer = kafka_consumer(kafka, group_id="lernflow-read-to-end")
+    try:
+        ends = _nonempty_ends(consumer, topic)
+        by_partition: dict[int, list[bytes]] = {p: [] for p in ends}
+        if ends:
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        done: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(done) < len(ends):
+            if time.monotonic() > deadline:
+                msg = f"reading {topic} to its high watermarks {ends} took over {timeout_s:.0f} s"
+                raise TransientError(msg)
+            for m in consumer.consume(1000, 0.5):
+                if m.error() is not None:
+                    raise KafkaException(m.error())
+                p = m.partition()
+                if m.offset() < ends[p]:
+                    by_partition[p].append(m.value())
+                if m.offset() + 1 >= ends[p]:
+                    done.add(p)
+        return [v for p in sorted(by_partition) for v in by_partition[p]]
+    finally:
+        consumer.close()
+
+
+def _nonempty_ends(consumer: Any, topic: str) -> dict[int, int]:
+    """The high watermark of each partition of ``topic`` that holds messages."""
+    info = consumer.list_topics(topic, timeout=30).topics.get(topic)
+    if info is None or info.error is not None or not info.partitions:
+        msg = f"topic {topic} does not exist ({None if info is None else info.error})"
+        raise LernflowError(msg)
+    ends: dict[int, int] = {}
+    for p in sorted(info.partitions):
+        low, high = watermarks(consumer, TopicPartition(topic, p))
+        if high > low:
+            ends[p] = high
+    return ends

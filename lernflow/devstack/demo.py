@@ -26,6 +26,7 @@ from lernflow.ops.cert_why import explain, title
 from lernflow.ops.user_cache_rebuild import UserCacheRebuild
 from reports.runner import run_batches
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from sources.kafka import read_to_end
 from sources.options import RunOptions
 
 Report = Callable[[str], None]
@@ -468,17 +469,8 @@ def certificate_demo(
 
 
 def _read_new(settings: Settings, topic: str, needle: str) -> list[dict[str, Any]]:
-    consumer = kafka_consumer(settings.kafka, group_id=f"lernflow-demo-read-{uuid.uuid4().hex}")
-    consumer.subscribe([topic])
-    found: list[dict[str, Any]] = []
-    idle = time.monotonic()
-    while time.monotonic() - idle < 2.0:
-        for m in consumer.consume(500, 0.3):
-            idle = time.monotonic()
-            if m.error() is None and needle.encode() in (m.value() or b""):
-                found.append(json.loads(m.value()))
-    consumer.close()
-    return found
+    """The messages on ``topic`` (read to its end, by assignment) that mention ``needle``."""
+    return [json.loads(v) for v in read_to_end(settings.kafka, topic) if needle.encode() in v]
 
 
 def _assess_event(course: str, batch: str, user: str, quiz: str, attempt: str, ts: int,
