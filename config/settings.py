@@ -40,6 +40,9 @@ class KafkaSettings(_Base):
     sasl_password: SecretStr | None = None
     consumer_batch_size: int = Field(1000, ge=1, le=100_000)
     producer_linger_ms: int = Field(5, ge=0, le=10_000)
+    # failed-topic envelopes larger than this carry a truncated payload (+ its size and SHA-256);
+    # keep it below the failed topic's max.message.bytes (broker default 1,048,588)
+    failed_envelope_max_bytes: int = Field(900_000, ge=10_000, le=100_000_000)
 
     @field_validator("brokers")
     @classmethod
@@ -306,6 +309,9 @@ class ReportSettings(_Base):
     response_version: Literal["v1", "v2"] = "v1"
     archive_dir: Path = Path(".stack/reports-archive")  # assessmentFetcherConfig container root
     archive_path: str = "archival-data/"  # assessmentFetcherConfig.filePath
+    # beyond Sunbird: text cells starting with = + - @ tab CR get a leading ' (CSV formula
+    # injection, OWASP); false writes Sunbird's bytes exactly
+    neutralise_formulas: bool = True
 
 
 class Settings:

@@ -13,6 +13,14 @@ Schema (JSON object, one per failed input message)::
       "payload_base64": "<only when the value is not valid UTF-8>"
     }
 
+An envelope never exceeds ``max_bytes`` (setting ``LERNFLOW_KAFKA_FAILED_ENVELOPE_MAX_BYTES``,
+default 900,000, below Kafka's default 1 MB ``max.message.bytes``): a larger one carries only a
+prefix of the payload and ``"payload_truncated": true``, ``"payload_size_bytes"`` and
+``"payload_sha256"`` of the original value (``reason`` and ``source.key`` are cut to
+500 characters, ``source.key_truncated``). The source coordinates stay, so the original can be
+fetched from ``source.topic`` while it is retained; :func:`parse_envelope` never returns a
+truncated payload as the event.
+
 The same coordinates are also sent as Kafka headers (``lernflow.source.*``) so a failed event can
 be inspected without parsing. ``lernflow failed requeue <flow>`` produces ``payload`` back to
 ``source.topic`` unchanged.
@@ -21,6 +29,8 @@ be inspected without parsing. ``lernflow failed requeue <flow>`` produces ``payl
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,7 +49,66 @@ class FailedEvent:
     partition: int
     offset: int
     key: bytes | None
-    payload: bytes | None
+    payload: bytes | None  # None when the envelope's payload is truncated
+    payload_truncated: bool = False
+    payload_size_bytes: int | None = None
+    payload_sha256: str | None = None
+
+
+_TEXT_CAP = 500  # characters of reason/key kept in a truncated envelope
+_SLACK = 64  # bytes for the payload field's quotes and name
+
+
+@functools.cache
+def default_max_bytes() -> int:
+    """The envelope size limit from ``LERNFLOW_KAFKA_FAILED_ENVELOPE_MAX_BYTES`` (read once)."""
+    from config.settings import KafkaSettings
+
+    return KafkaSettings().failed_envelope_max_bytes
+
+
+def _dump(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _json_prefix(text: str, room: int) -> str:
+    """The longest prefix of ``text`` whose JSON string encoding takes at most ``room`` bytes."""
+
+    def size(n: int) -> int:
+        return len(json.dumps(text[:n], ensure_ascii=False).encode("utf-8"))
+
+    lo, hi = 0, min(len(text), max(room, 0))  # each character takes at least one byte
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if size(mid) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo]
+
+
+def _truncate(doc: dict[str, Any], value: bytes, max_bytes: int) -> bytes:
+    """``doc`` with a payload prefix that keeps the whole envelope within ``max_bytes``."""
+    text = doc.pop("payload")
+    doc.pop("payload_base64", None)
+    doc["reason"] = doc["reason"][:_TEXT_CAP]
+    src = doc["source"]
+    for field in ("key", "key_base64"):
+        if src.get(field) is not None and len(src[field]) > _TEXT_CAP:
+            src[field] = src[field][:_TEXT_CAP]
+            src["key_truncated"] = True
+    doc.update(
+        payload_truncated=True,
+        payload_size_bytes=len(value),
+        payload_sha256=hashlib.sha256(value).hexdigest(),
+    )
+    room = max_bytes - len(_dump(doc)) - _SLACK
+    if text is not None:
+        doc["payload"] = _json_prefix(text, room)
+    else:
+        doc["payload"] = None
+        doc["payload_base64"] = base64.b64encode(value[: max(room, 0) // 4 * 3]).decode("ascii")
+    return _dump(doc)
 
 
 def _text_or_b64(data: bytes | None) -> tuple[str | None, str | None]:
@@ -63,8 +132,12 @@ def build_envelope(
     value: bytes | None,
     timestamp_ms: int,
     now: datetime | None = None,
+    max_bytes: int | None = None,
 ) -> bytes:
-    """Return the JSON envelope (bytes) for one failed input message."""
+    """Return the JSON envelope (bytes) for one failed input message, at most ``max_bytes``.
+
+    ``max_bytes`` defaults to the ``failed_envelope_max_bytes`` Kafka setting.
+    """
     text, b64 = _text_or_b64(value)
     key_text, key_b64 = _text_or_b64(key)
     when = (now or datetime.now(UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -86,7 +159,11 @@ def build_envelope(
         doc["source"]["key_base64"] = key_b64
     if b64 is not None:
         doc["payload_base64"] = b64
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    data = _dump(doc)
+    limit = default_max_bytes() if max_bytes is None else max_bytes
+    if len(data) <= limit or value is None:
+        return data
+    return _truncate(doc, value, limit)
 
 
 def envelope_headers(topic: str, partition: int, offset: int) -> tuple[tuple[str, bytes], ...]:
@@ -105,8 +182,11 @@ def parse_envelope(data: bytes) -> FailedEvent:
         msg = "not a lernflow failed-event envelope"
         raise ValueError(msg)
     src = doc["source"]
-    if doc.get("payload_base64") is not None:
-        payload: bytes | None = base64.b64decode(doc["payload_base64"])
+    truncated = bool(doc.get("payload_truncated"))
+    if truncated:
+        payload: bytes | None = None
+    elif doc.get("payload_base64") is not None:
+        payload = base64.b64decode(doc["payload_base64"])
     elif doc.get("payload") is not None:
         payload = str(doc["payload"]).encode("utf-8")
     else:
@@ -127,4 +207,7 @@ def parse_envelope(data: bytes) -> FailedEvent:
         offset=int(src["offset"]),
         key=key,
         payload=payload,
+        payload_truncated=truncated,
+        payload_size_bytes=int(doc["payload_size_bytes"]) if truncated else None,
+        payload_sha256=str(doc["payload_sha256"]) if truncated else None,
     )

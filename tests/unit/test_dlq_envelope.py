@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 
@@ -74,3 +75,59 @@ def test_headers_name_the_source_coordinates():
         "lernflow.source.partition": b"2",
         "lernflow.source.offset": b"9",
     }
+
+
+def test_an_envelope_over_the_limit_is_capped_with_the_payload_size_and_hash():
+    import hashlib
+
+    value = b'"' + b'\\"' * 300_000 + b'"'  # ~600 KB of quotes: each doubles when JSON-escaped
+    data = build_envelope(
+        flow="f",
+        reason="not JSON",
+        error_type="InvalidEvent",
+        topic="t",
+        partition=3,
+        offset=11,
+        key=b"k",
+        value=value,
+        timestamp_ms=5,
+    )
+    assert len(data) <= 900_000
+    doc = json.loads(data)
+    assert doc["payload_truncated"] is True
+    assert doc["payload_size_bytes"] == len(value)
+    assert doc["payload_sha256"] == hashlib.sha256(value).hexdigest()
+    assert value.decode().startswith(doc["payload"])
+    assert (doc["source"]["topic"], doc["source"]["partition"], doc["source"]["offset"]) == (
+        "t",
+        3,
+        11,
+    )
+    parsed = parse_envelope(data)
+    assert parsed.payload is None  # a truncated payload is never handed out as the event
+    assert parsed.payload_truncated
+    assert (parsed.payload_size_bytes, parsed.payload_sha256) == (
+        len(value),
+        hashlib.sha256(value).hexdigest(),
+    )
+
+
+def test_a_binary_payload_over_the_limit_is_capped_too():
+    value = bytes(range(256)) * 2_000  # not UTF-8: carried as base64
+    data = build_envelope(
+        flow="f",
+        reason="r",
+        error_type="E",
+        topic="t",
+        partition=0,
+        offset=0,
+        key=None,
+        value=value,
+        timestamp_ms=0,
+        max_bytes=20_000,
+    )
+    assert len(data) <= 20_000
+    doc = json.loads(data)
+    assert doc["payload_truncated"] is True
+    assert doc["payload"] is None
+    assert value.startswith(base64.b64decode(doc["payload_base64"]))
