@@ -23,7 +23,15 @@ printed a longer digit string, which is not reproduced); ``Decimal`` -> Java
 ``report_file_name``/``report_path``: ``<prefix><job id>/<request id>/<batch>_<key>_<yyyyMMdd>.csv``
 with the date in IST (+05:30), the request segment omitted when there is none (standalone).
 
-Behaviour is Sunbird's; nothing here deviates.
+Behaviour is Sunbird's except for two safeguards (issue 15):
+
+* formula cells (CSV injection): with ``neutralise`` (the default; setting
+  ``LERNFLOW_REPORTS_NEUTRALISE_FORMULAS``) a *text* cell (a ``str`` value) whose written text
+  starts with ``=``, ``+``, ``-`` or ``@`` gets a leading ``'`` (OWASP), unless it is a plain
+  number (``-5``, ``+1.5E3``). Leading tabs and carriage returns are trimmed by the writer
+  anyway, so ``"\\t=1+1"`` is written ``'=1+1``. Numeric values (``int``, ``float``,
+  ``Decimal``) are never touched. ``neutralise=False`` writes Sunbird's bytes exactly;
+* ids must be path-safe before they become path parts (:func:`reports.paths.check_id`).
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from decimal import Decimal
 from typing import Any
 
 from lernflow.kernel.java import java_double_to_string
+from reports.paths import check_id
 
 IST = timezone(timedelta(hours=5, minutes=30))
 
@@ -69,28 +78,49 @@ _BLANKS = "".join(chr(c) for c in range(0x21))  # what the writer trims: every c
 _QUOTE_RE = re.compile("[" + re.escape("".join(sorted(_QUOTE_TRIGGERS))) + "]")
 
 
+_FORMULA_STARTS = frozenset("=+-@")
+_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _is_formula(body: str) -> bool:
+    """A (start-trimmed, non-empty) text a spreadsheet would read as a formula: it starts with
+    ``= + - @`` and is not a plain number such as ``-5`` or ``+1.5E3``."""
+    return body[0] in _FORMULA_STARTS and _NUMBER_RE.fullmatch(body.rstrip(_BLANKS)) is None
+
+
 @functools.lru_cache(maxsize=65536)
-def _field(text: str | None, first_column: bool) -> str:
+def _field(text: str | None, first_column: bool, neutralise: bool = False) -> str:
     if text is None:
         return ""
     body = text.lstrip(_BLANKS)
     if not body:
         return '""'
+    if neutralise and _is_formula(body):
+        body = "'" + body
     quoted = (first_column and text[0] == _COMMENT) or _QUOTE_RE.search(body) is not None
     body = body.rstrip(_BLANKS)
     return f'"{_escaped(body)}"' if quoted else body
 
 
-def csv_line(values: Sequence[Any]) -> str:
-    """One record without its line ending."""
-    return ",".join(_field(render_value(value), index == 0) for index, value in enumerate(values))
+def csv_line(values: Sequence[Any], *, neutralise: bool = True) -> str:
+    """One record without its line ending; ``neutralise``: text cells that would be read as
+    formulas get a leading ``'`` (module docstring)."""
+    return ",".join(
+        _field(render_value(value), index == 0, neutralise and isinstance(value, str))
+        for index, value in enumerate(values)
+    )
 
 
-def to_csv(header: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> bytes:
+def to_csv(
+    header: Sequence[str], rows: Iterable[Mapping[str, Any]], *, neutralise: bool = True
+) -> bytes:
     """The CSV file Sunbird writes for ``header`` and ``rows`` (rows keyed by header text;
-    a missing key is null)."""
-    lines = [csv_line(list(header))]
-    lines.extend(csv_line([row.get(name) for name in header]) for row in rows)
+    a missing key is null). ``neutralise=False`` (``LERNFLOW_REPORTS_NEUTRALISE_FORMULAS=false``)
+    writes Sunbird's bytes exactly; the default neutralises formula cells."""
+    lines = [csv_line(list(header), neutralise=neutralise)]
+    lines.extend(
+        csv_line([row.get(name) for name in header], neutralise=neutralise) for row in rows
+    )
     return "".join(line + "\n" for line in lines if line).encode("utf-8")
 
 
@@ -116,8 +146,9 @@ def report_path(
 
     ``prefix`` (``collection.exhaust.store.prefix``, ``""`` in production) is prepended verbatim;
     the report path is the job id plus ``/``; no request segment when ``request_id`` is None or
-    empty (standalone mode). ``now`` is converted to IST (naive values are UTC).
+    empty (standalone mode). ``now`` is converted to IST (naive values are UTC). Ids that are
+    not path-safe raise :class:`reports.paths.UnsafeIdError` (beyond Sunbird).
     """
-    request = f"{request_id}/" if request_id else ""
-    name = report_file_name(batch_id, report_key, _ist_day(now))
+    request = f"{check_id('request_id', request_id)}/" if request_id else ""
+    name = report_file_name(check_id("batchId", batch_id), report_key, _ist_day(now))
     return f"{prefix}{job_id}/{request}{name}"

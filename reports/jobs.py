@@ -24,6 +24,7 @@ from config import Settings
 from reports import packaging
 from reports import requests as rq
 from reports.decrypt import decrypt_pii
+from reports.paths import UnsafePathError, is_safe_id, under_root
 from reports.runner import JOBS, run_batches
 from reports.sources import BatchRow, ReportStore
 
@@ -235,7 +236,7 @@ def _handle(job: _Job, first: rq.JobRequest, level: str, counters: rq.ChannelCou
             r = rq.defer_channel_limited(r)
         else:
             r = _security_checked(job, r, level)
-            invalid = rq.validate_request(r, job.job_id)
+            invalid = rq.validate_request(r, job.job_id) or _unsafe_ids(r)
             if invalid is not None:
                 r = rq.mark_failed(r, invalid, job.now)
             else:
@@ -245,6 +246,23 @@ def _handle(job: _Job, first: rq.JobRequest, level: str, counters: rq.ChannelCou
         logger.exception("request %s failed", r.request_id)
         r = rq.mark_internal_error(r, str(exc), job.now)
     return _Handled(r, counters)
+
+
+MSG_UNSAFE_ID = "Invalid id: {field} {value!r} (letters, digits, _, - and . only)"
+"""Beyond Sunbird: a request whose request_id or batch ids cannot be path parts fails."""
+
+
+def _unsafe_ids(r: rq.JobRequest) -> str | None:
+    """The error text for a request whose ``request_id``, ``batchId`` or ``batchFilter``
+    entry is not a path-safe id (empty values are left to Sunbird's own checks)."""
+    data = r.request_data
+    filters = data.get("batchFilter")
+    candidates = [("request_id", r.request_id), ("batchId", data.get("batchId"))]
+    candidates += [("batchFilter", b) for b in (filters if isinstance(filters, list) else [])]
+    for name, value in candidates:
+        if isinstance(value, str) and value and not is_safe_id(value):
+            return MSG_UNSAFE_ID.format(field=name, value=value)
+    return None
 
 
 def _security_checked(job: _Job, r: rq.JobRequest, level: str) -> rq.JobRequest:
@@ -343,7 +361,7 @@ def _run_batch(job: _Job, r: rq.JobRequest, level: str, batch_id: str) -> _Batch
         )
     except packaging.PackagingError as exc:
         return _BatchDone(rq.BatchResult(batch_id, rq.FAILED, message=exc.batch_message))
-    out.path.write_bytes(secured)
+    under_root(job.out_root, out.path.relative_to(job.out_root)).write_bytes(secured)
     rel = str(out.path.relative_to(job.out_root))
     return _BatchDone(rq.BatchResult(batch_id, rq.SUCCESS, rel, "", out.size), out.size)
 
@@ -369,16 +387,16 @@ def _package(
     outcomes = []
     t0 = time.perf_counter()
     for url in r.download_urls:
-        path = out_root / url
         try:
+            path = under_root(out_root, url)
             made = packaging.zip_secured(
                 path.read_bytes(), url, level, password=r.encryption_key, salt=salt
             )
             if made is not None:
                 data, name = made
-                (out_root / name).write_bytes(data)
+                under_root(out_root, name).write_bytes(data)
             outcomes.append((url, True))
-        except (packaging.PackagingError, OSError) as exc:
+        except (packaging.PackagingError, UnsafePathError, OSError) as exc:
             logger.warning("packaging %s failed: %s", url, exc)
             outcomes.append((url, False))
     return rq.apply_packaging(r, outcomes, int((time.perf_counter() - t0) * 1000), now,

@@ -63,6 +63,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from lernflow.kernel.errors import LernflowError
 from reports.decrypt import decrypt_pii
+from reports.paths import check_id
 
 __all__ = [
     "IST",
@@ -161,10 +162,11 @@ def exhaust_file_path(
     On demand: ``progress-exhaust/<rid>/batch-001_progress_20240101``; standalone
     (``request_id`` empty/None): ``progress-exhaust/batch-001_progress_20240101``. The CSV URL
     stored in ``download_urls`` is this plus ``.csv``; the storage key has the configured
-    ``collection.exhaust.store.prefix`` in front.
+    ``collection.exhaust.store.prefix`` in front. Ids that are not path-safe raise
+    :class:`reports.paths.UnsafeIdError` (beyond Sunbird).
     """
-    rid = f"{request_id}/" if request_id else ""
-    return f"{report_path}{rid}{batch_id}_{report_key}_{report_date(now)}"
+    rid = f"{check_id('request_id', request_id)}/" if request_id else ""
+    return f"{report_path}{rid}{check_id('batchId', batch_id)}_{report_key}_{report_date(now)}"
 
 
 def download_url(url: str) -> str:

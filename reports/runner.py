@@ -22,6 +22,7 @@ from typing import Any
 from config import Settings
 from reports import csvout, progress, response, userinfo
 from reports.model import Batch, ReportContext
+from reports.paths import check_id, under_root
 from reports.sources import BatchRow, Collection, ReportStore
 
 logger = logging.getLogger(__name__)
@@ -68,10 +69,18 @@ def run_batches(
     store: ReportStore | None = None,
     now: datetime | None = None,
 ) -> list[BatchOutcome]:
-    """Write one CSV per batch; return what each batch produced (or why it failed)."""
+    """Write one CSV per batch; return what each batch produced (or why it failed).
+
+    Every batch id and the request id must be path-safe (:func:`reports.paths.check_id`):
+    :class:`reports.paths.UnsafeIdError` before anything is read or written otherwise.
+    """
     if job_id not in JOBS:
         msg = f"unknown report {job_id!r}; known: {', '.join(JOBS)}"
         raise ValueError(msg)
+    for batch_id in batch_ids:
+        check_id("--batch-id", batch_id)
+    if request_id:
+        check_id("request_id", request_id)
     own = store is None
     store = store or ReportStore(settings)
     now = now or datetime.now(UTC)
@@ -142,11 +151,11 @@ def _run_batch(run: _Run, row: BatchRow, coll: Collection) -> BatchOutcome:
     if result.error is not None:
         return BatchOutcome(row.batch_id, error=result.error)
     header, data, dropped = result.table
-    body = csvout.to_csv(header, data)
+    body = csvout.to_csv(header, data, neutralise=run.settings.reports.neutralise_formulas)
     rel = csvout.report_path(
         "", run.job_id, run.request_id, row.batch_id, JOBS[run.job_id], run.now
     )
-    path = run.out_dir / rel
+    path = under_root(run.out_dir, rel)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(body)
     return BatchOutcome(row.batch_id, path, len(data), len(body), dropped)

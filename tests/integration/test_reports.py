@@ -648,3 +648,24 @@ def test_userinfo_for_a_batch_gives_the_derived_rows_at_the_standalone_path(
     lines = result.path.read_text().rstrip("\n").split("\n")
     assert lines[0] == USERINFO_CSV[0]
     assert sorted(lines[1:]) == sorted(USERINFO_CSV[1:])
+
+
+def test_hostile_ids_never_write_outside_the_report_root(
+    job_table: Settings, tmp_path: Path
+) -> None:
+    """Issue 15 D5: a request_id holding ``../`` fails its request (no file, no directory
+    outside the root); a hostile batch id is refused before the stores are read."""
+    from reports.jobs import load, run_job
+    from reports.paths import UnsafeIdError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    _insert_request(job_table, {**BASE_REQUEST, "request_id": "../../escaped"})
+    run_job(job_table, "progress-exhaust", out)
+    [row] = load(job_table)
+    assert row.status == "FAILED"
+    assert "request_id" in (row.err_message or "")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert list(out.rglob("*")) == []
+    with pytest.raises(UnsafeIdError, match="--batch-id"):
+        run_batches(job_table, "progress-exhaust", ["../../../tmp/x"], out)
