@@ -15,8 +15,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import typer
-
 from lernflow.kernel.errors import LernflowError
 
 __all__ = ["UnsafeIdError", "UnsafePathError", "check_id", "is_safe_id", "under_root"]
@@ -25,17 +23,15 @@ _ID = re.compile(r"[A-Za-z0-9_.\-]+")
 ID_RULE = "letters, digits, '_', '-' and '.' only, not '.' or '..' alone"
 
 
-class UnsafeIdError(LernflowError, typer.BadParameter):
-    """An id that cannot be a path part. A ``typer.BadParameter`` so that the ``lernflow report``
-    commands end with a usage error (exit 2) naming the option and the value."""
+class UnsafeIdError(LernflowError, ValueError):
+    """An id that cannot be a path part; ``option`` names where it came from (the CLI turns it
+    into a usage error, exit 2)."""
 
     def __init__(self, option: str, value: str) -> None:
-        super().__init__(f"{value!r} is not a valid id ({ID_RULE})", param_hint=f"'{option}'")
+        self.message = f"{value!r} is not a valid id ({ID_RULE})"
+        super().__init__(f"{option}: {self.message}")
         self.option = option
         self.value = value
-
-    def __str__(self) -> str:
-        return f"{self.option}: {self.message}"
 
 
 class UnsafePathError(LernflowError, ValueError):

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from lernflow.cli.common import console, get_settings, out, report
 from reports.jobs import load, run_job
+from reports.paths import UnsafeIdError
 from reports.runner import BatchOutcome, run_batches
 
 report_app = typer.Typer(
@@ -42,10 +43,13 @@ def _report_command(
         TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn(), console=console,
     ) as bar:  # fmt: skip
         task = bar.add_task(job_id, total=len(batch_id), rows=0)
-        results = run_batches(
-            settings, job_id, batch_id, Path(out_dir), course_id=course_id,
-            progress=lambda done, total, rows: bar.update(task, completed=done, total=total, rows=rows),
-        )  # fmt: skip
+        try:
+            results = run_batches(
+                settings, job_id, batch_id, Path(out_dir), course_id=course_id,
+                progress=lambda done, total, rows: bar.update(task, completed=done, total=total, rows=rows),
+            )  # fmt: skip
+        except UnsafeIdError as exc:  # a usage error: exit 2, naming the option and the value
+            raise typer.BadParameter(exc.message, param_hint=f"'{exc.option}'") from None
     failed = False
     for r in results:
         if r.error:
