@@ -314,6 +314,22 @@ class ReportSettings(_Base):
     neutralise_formulas: bool = True
 
 
+class LimitSettings(_Base):
+    """Bounds every flow's parser puts on its input (env ``LERNFLOW_LIMITS_*``).
+
+    An event over a bound is parked on the flow's failed topic with a reason naming the bound
+    (docs/runbook.md). Ids become Cassandra and Redis keys: Cassandra refuses a key over 65,535
+    bytes, so ``max_id_chars`` x 4 bytes x the 5 ids of the widest key must stay below that;
+    Sunbird's ids are under 100 characters.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LERNFLOW_LIMITS_")
+
+    max_event_bytes: int = Field(1_048_576, ge=1024, le=100_000_000)
+    max_depth: int = Field(64, ge=8, le=512)  # JSON nesting ([ and {) of an event
+    max_id_chars: int = Field(256, ge=16, le=2048)
+
+
 class Settings:
     """All settings groups, validated together."""
 
@@ -331,6 +347,7 @@ class Settings:
         certificates: CertificateSettings | None = None,
         postgres: PostgresSettings | None = None,
         reports: ReportSettings | None = None,
+        limits: LimitSettings | None = None,
     ) -> None:
         self.kafka = kafka
         self.cassandra = cassandra
@@ -344,6 +361,7 @@ class Settings:
         self.certificates = certificates or CertificateSettings()
         self.postgres = postgres or PostgresSettings()
         self.reports = reports or ReportSettings()
+        self.limits = limits or LimitSettings()
 
     def groups(self) -> dict[str, _Base]:
         """Return the settings groups by name."""
@@ -360,6 +378,7 @@ class Settings:
             "certificates": self.certificates,
             "postgres": self.postgres,
             "reports": self.reports,
+            "limits": self.limits,
         }
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
@@ -448,4 +467,5 @@ def load_settings() -> Settings:
         certificates=_build(CertificateSettings),
         postgres=_build(PostgresSettings),
         reports=_build(ReportSettings),
+        limits=_build(LimitSettings),
     )
