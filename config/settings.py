@@ -43,6 +43,9 @@ class KafkaSettings(_Base):
     # failed-topic envelopes larger than this carry a truncated payload (+ its size and SHA-256);
     # keep it below the failed topic's max.message.bytes (broker default 1,048,588)
     failed_envelope_max_bytes: int = Field(900_000, ge=10_000, le=100_000_000)
+    # parking is idempotent by origin: the first park of a run reads this many envelopes from
+    # the end of each failed-topic partition to know what is parked already (0: do not read)
+    failed_dedup_tail: int = Field(100_000, ge=0, le=10_000_000)
 
     @field_validator("brokers")
     @classmethod
@@ -280,6 +283,17 @@ class CertificateSettings(_Base):
     renderer: Literal["weasyprint", "cairosvg"] = "cairosvg"
     cert_domain_url: str = "http://127.0.0.1:8080"  # Sunbird cert_domain_url (basePath = +/certs)
     template_hosts: str = ""  # comma-separated hosts templates and images may be fetched from
+    # comma-separated folders local templates may be read from, besides the packaged templates
+    template_roots: str = ""
+    template_max_bytes: int = Field(2 * 1024 * 1024, ge=1024)  # one template, any scheme
+    template_timeout_s: float = Field(10.0, gt=0)  # the whole read of one template
+    template_host_backoff_s: float = Field(30.0, ge=0)  # a failing host is left alone this long,
+    template_host_backoff_max_s: float = Field(600.0, ge=0)  # doubling up to this
+    render_timeout_s: float = Field(120.0, ge=0)  # one certificate's render (0: in-process, unbounded)
+    issued_type: str = "TrainingCertificate"  # issued_certificates[].type (Sunbird service.rc.entity)
+    cloud_base_path_placeholder: str = "CLOUD_BASE_PATH"  # Sunbird cloud_store_base_path_placeholder
+    cloud_base_url: str = ""  # what replaces it: <cname or base url>/<content container>; "" keeps it
+    sms_instance_name: str = "Sunbird"  # sunbird_instance_name, in the certificate SMS text
     supported_content_types: str = "SelfAssess"  # Sunbird assessment.metrics.supported.contenttype
     suppress_missing_metadata: bool = True  # Sunbird enable.suppress.exception (pre-processor)
     suppress_signatory_errors: bool = False  # Sunbird enable.suppress.exception (generator)

@@ -32,10 +32,12 @@ from bytewax.operators import StatefulBatchLogic
 
 from config import Settings
 from config.settings import TopicSettings
+from flows.parked import ParkedOrigins, tail_loader
 from flows.skipped import Skipped
 from lernflow.kernel import metrics
-from lernflow.kernel.dlq import build_envelope, envelope_headers
+from lernflow.kernel.dlq import Origin, build_envelope, envelope_headers
 from lernflow.kernel.errors import InvalidEvent
+from lernflow.kernel.retry import is_event_fault
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 from sinks.processor_sink import ProcessorSink
 from sources.kafka import KafkaInput, KafkaRecord
@@ -67,15 +69,86 @@ class Outbox(Protocol):
         """Wait for anything still queued."""
 
 
-class Round(Generic[V]):
-    """One round of a batch (at most one item per key) and the shell's services to it."""
+@dataclass(frozen=True)
+class Parking:
+    """One item to put on the failed topic, and why."""
 
-    def __init__(self, flow: str, failed_topic: str, outbox: Outbox, items: list[Item[V]]):
-        self.items = items
-        self._flow = flow
-        self._failed_topic = failed_topic
+    item: Item[Any]
+    reason: str
+    error_type: str
+    isolated: bool = False  # found by isolating a failing round (logged as a warning)
+
+
+class FailedTopic:
+    """A flow's failed topic: each input message is parked there once (by origin).
+
+    ``parked`` knows the origins already on the topic (its tail, read on first use, and what
+    this process parked since; :mod:`flows.parked`): an item parked before is skipped and
+    counted as ``already-parked``, so a restart or a replay never parks an event twice.
+    """
+
+    def __init__(self, flow: str, topic: str, outbox: Outbox, parked: ParkedOrigins) -> None:
+        self.flow = flow
+        self.topic = topic
         self._outbox = outbox
-        self._parked: list[OutMessage] = []
+        self._parked = parked
+
+    def park(self, parkings: Sequence[Parking]) -> None:
+        """Send the envelopes of ``parkings`` not parked before, wait, then count and log them."""
+        if not parkings:
+            return
+        new: dict[Origin, Parking] = {}
+        for p in parkings:
+            origin = origin_of_record(p.item.record)
+            if origin in new:  # parked twice in one round (e.g. two users of one request)
+                new[origin] = _merged(new[origin], p)
+            elif self._parked.contains(origin):
+                metrics.EVENTS_SKIPPED.labels(self.flow, "already-parked").inc()
+                logger.info("%s is already on %s", p.item.record.coordinates, self.topic)
+            else:
+                new[origin] = p
+        send(
+            self.flow,
+            self._outbox,
+            [failed_message(self.flow, self.topic, p) for p in new.values()],
+        )
+        self._parked.add(new)
+        for p in new.values():
+            metrics.EVENTS_FAILED.labels(self.flow, p.error_type).inc()
+            rec = p.item.record
+            logger.log(
+                logging.WARNING if p.isolated else logging.INFO,
+                "%s %s to %s: %s: %s", "isolated and parked" if p.isolated else "parked",
+                rec.coordinates, self.topic, p.error_type, p.reason,
+                extra={"topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
+                       "error_type": p.error_type},
+            )  # fmt: skip
+
+
+def _merged(first: Parking, second: Parking) -> Parking:
+    if second.reason == first.reason or second.reason in first.reason.split("; "):
+        return first
+    return Parking(first.item, f"{first.reason}; {second.reason}", first.error_type, first.isolated)
+
+
+def origin_of_record(record: KafkaRecord) -> Origin:
+    """The origin (topic, partition, offset) that identifies an input message when parked."""
+    return Origin(record.topic, record.partition, record.offset)
+
+
+class Round(Generic[V]):
+    """One round of a batch (at most one item per key) and the shell's services to it.
+
+    What the round parks and skips takes effect when it succeeds (:meth:`finish`); a round that
+    raises leaves neither, so the shell can run its items again (see :class:`BatchProcessor`).
+    """
+
+    def __init__(self, failed: FailedTopic, outbox: Outbox, items: list[Item[V]]):
+        self.items = items
+        self._failed = failed
+        self._outbox = outbox
+        self._parked: list[Parking] = []
+        self._skipped: dict[str, int] = {}
 
     def values(self) -> list[tuple[Item[V], V]]:
         """The round's items with their parsed values (all valid and not skipped)."""
@@ -83,22 +156,23 @@ class Round(Generic[V]):
 
     def send(self, messages: Sequence[OutMessage]) -> None:
         """Produce ``messages`` now and wait for every acknowledgement."""
-        send(self._flow, self._outbox, messages)
+        send(self._failed.flow, self._outbox, messages)
 
     def park(self, item: Item[Any], reason: str, error_type: str) -> None:
         """Put ``item`` on the failed topic (sent when the round ends) with ``reason``."""
-        self._parked.append(
-            failed_message(self._flow, self._failed_topic, item, reason, error_type)
-        )
+        self._parked.append(Parking(item, reason, error_type))
 
     def skip(self, kind: str, count: int = 1) -> None:
-        """Count ``count`` events deliberately not acted on, under ``kind``."""
-        metrics.EVENTS_SKIPPED.labels(self._flow, kind).inc(count)
+        """Count ``count`` events deliberately not acted on, under ``kind`` (when the round ends)."""
+        self._skipped[kind] = self._skipped.get(kind, 0) + count
 
     def finish(self) -> None:
-        """Send what was parked during the round (the shell calls this)."""
+        """Send what was parked and count what was skipped during the round (the shell calls this)."""
         parked, self._parked = self._parked, []
-        send(self._flow, self._outbox, parked)
+        self._failed.park(parked)
+        for kind, n in self._skipped.items():
+            metrics.EVENTS_SKIPPED.labels(self._failed.flow, kind).inc(n)
+        self._skipped = {}
 
 
 class FlowLogic(Protocol[V]):
@@ -108,30 +182,49 @@ class FlowLogic(Protocol[V]):
         """Items with equal keys run in successive rounds (each sees the previous one's writes)."""
 
     def run_round(self, round_: Round[V]) -> None:
-        """Read, plan (pure rules) and apply one round. Raise only on transient faults."""
+        """Read, plan (pure rules) and apply one round.
+
+        Raise on faults. A transient one stops the flow (after the store's retries); any other
+        makes the shell run the round's items again in halves to park the ones that cause it,
+        so a round must be safe to run again on a subset of its items (writes idempotent,
+        replays recognised).
+        """
 
     def close(self) -> None:
         """Release the store's connections."""
 
 
 class BatchProcessor(Generic[V]):
-    """A worker's processor: one per worker, fed what arrived together, in input order."""
+    """A worker's processor: one per worker, fed what arrived together, in input order.
 
-    def __init__(self, flow: str, failed_topic: str, logic: FlowLogic[V], outbox: Outbox):
+    **Isolation.** When a round raises an error that is not transient
+    (:func:`~lernflow.kernel.retry.is_event_fault`: a server rejecting a value, a rule's
+    ``ValueError``), its items run again as two rounds, each half split again while it fails,
+    until the items that fail alone are found; each is parked with the error's message
+    (``error_type`` the exception's class) and logged as one warning, the rest are applied. A
+    round's halves run before the next round, so one key's items stay in order. A transient
+    error is raised: the flow stops and resumes from its snapshot.
+    """
+
+    def __init__(
+        self,
+        flow: str,
+        failed_topic: str,
+        logic: FlowLogic[V],
+        outbox: Outbox,
+        parked: ParkedOrigins | None = None,
+    ):
         self.flow = flow
         self.failed_topic = failed_topic
         self.logic = logic
         self.outbox = outbox
+        self.failed = FailedTopic(flow, failed_topic, outbox, parked or ParkedOrigins())
 
     def process(self, items: list[Item[V]]) -> None:
         """Park the invalid, count the skipped, run the rest in rounds."""
-        invalid = [i for i in items if i.error is not None]
-        send(
-            self.flow,
-            self.outbox,
-            [failed_message(self.flow, self.failed_topic, i, i.error or "", i.error_type)
-             for i in invalid],
-        )  # fmt: skip
+        self.failed.park(
+            [Parking(i, i.error or "", i.error_type) for i in items if i.error is not None]
+        )
         valid: list[Item[V]] = []
         for item in items:
             if isinstance(item.value, Skipped):
@@ -139,14 +232,41 @@ class BatchProcessor(Generic[V]):
             elif item.error is None and item.value is not None:
                 valid.append(item)
         for items_of_round in rounds(valid, self.logic.round_key):
-            round_ = Round(self.flow, self.failed_topic, self.outbox, items_of_round)
+            self._run(items_of_round)
+
+    def _run(self, items: list[Item[V]]) -> None:
+        """Run one round; on an event fault, isolate the items that cause it."""
+        round_ = Round(self.failed, self.outbox, items)
+        try:
             self.logic.run_round(round_)
             round_.finish()
+        except Exception as exc:
+            if not is_event_fault(exc):
+                raise
+            if len(items) == 1:
+                self.failed.park([Parking(items[0], error_message(exc), type(exc).__name__, True)])
+                return
+            logger.info(
+                "%s: a round of %d items failed (%s); running it again in halves",
+                self.flow, len(items), type(exc).__name__,
+            )  # fmt: skip
+            half = len(items) // 2
+            self._run(items[:half])
+            self._run(items[half:])
 
     def close(self) -> None:
         """Wait for queued messages, then release the flow's connections."""
         self.outbox.flush()
         self.logic.close()
+
+
+_MESSAGE_CAP = 500  # characters of an error's message kept as a parking reason
+
+
+def error_message(exc: BaseException) -> str:
+    """An error's message as a parking reason: one line, at most 500 characters, no traceback."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= _MESSAGE_CAP else text[: _MESSAGE_CAP - 1] + "…"
 
 
 def send(flow: str, outbox: Outbox, messages: Sequence[OutMessage]) -> None:
@@ -161,21 +281,13 @@ def send(flow: str, outbox: Outbox, messages: Sequence[OutMessage]) -> None:
         metrics.EVENTS_OUT.labels(flow, topic).inc(n)
 
 
-def failed_message(
-    flow: str, failed_topic: str, item: Item[Any], reason: str, error_type: str
-) -> OutMessage:
+def failed_message(flow: str, failed_topic: str, parking: Parking) -> OutMessage:
     """The failed-topic message for one input item (original payload and coordinates kept)."""
-    rec = item.record
-    metrics.EVENTS_FAILED.labels(flow, error_type).inc()
-    logger.info(
-        "parked %s to %s: %s", rec.coordinates, failed_topic, reason,
-        extra={"topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
-               "error_type": error_type},
-    )  # fmt: skip
+    rec = parking.item.record
     envelope = build_envelope(
         flow=flow,
-        reason=reason,
-        error_type=error_type,
+        reason=parking.reason,
+        error_type=parking.error_type,
         topic=rec.topic,
         partition=rec.partition,
         offset=rec.offset,
@@ -299,10 +411,25 @@ class FlowSpec(Generic[V]):
         """The failed topic's full name (with the environment prefix)."""
         return settings.topics.full(self.failed_topic(settings.topics))
 
+    def parked_origins(self, settings: Settings) -> ParkedOrigins:
+        """What is on the failed topic already (its tail, read when something is first parked)."""
+        failed = self.failed_topic_name(settings)
+        return ParkedOrigins(tail_loader(settings.kafka, failed, settings.kafka.failed_dedup_tail))
+
     def processor(
-        self, settings: Settings, logic: FlowLogic[V] | None = None, outbox: Outbox | None = None
+        self,
+        settings: Settings,
+        logic: FlowLogic[V] | None = None,
+        outbox: Outbox | None = None,
+        parked: ParkedOrigins | None = None,
     ) -> BatchProcessor[V]:
-        """The per-worker processor (tests pass in-memory ``logic`` stores and ``outbox``)."""
+        """The per-worker processor (tests pass in-memory ``logic`` stores and ``outbox``).
+
+        ``parked`` is shared by the workers of a process; by default a processor with its own
+        ``outbox`` starts from an empty index (nothing read from Kafka), else it reads the tail.
+        """
+        if parked is None:
+            parked = ParkedOrigins() if outbox is not None else self.parked_origins(settings)
         return BatchProcessor(
             self.name,
             self.failed_topic_name(settings),
@@ -310,6 +437,7 @@ class FlowSpec(Generic[V]):
             outbox
             if outbox is not None
             else DeliveryTrackingProducer(settings.kafka, client_id=self.name),
+            parked,
         )
 
     def parser(self, settings: Settings) -> Callable[[KafkaRecord], Item[V]]:
@@ -335,5 +463,10 @@ class FlowSpec(Generic[V]):
         items = op.map("parse", records, self.parser(settings))
         keyed = op.key_on("shard", items, shard_of(self.shards(settings)))
         batches = op.stateful_batch("route", keyed, _pass_through)
-        op.output("process", batches, ProcessorSink(self.name, lambda: self.processor(settings)))
+        parked = self.parked_origins(settings)  # one per process, shared by its workers
+        op.output(
+            "process",
+            batches,
+            ProcessorSink(self.name, lambda: self.processor(settings, parked=parked)),
+        )
         return flow

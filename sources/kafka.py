@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -328,3 +328,47 @@ def _nonempty_ends(consumer: Any, topic: str) -> dict[int, int]:
         if high > low:
             ends[p] = high
     return ends
+
+
+@dataclass(frozen=True)
+class TailMessage:
+    """One message of a topic's tail: where it is, its headers and value."""
+
+    partition: int
+    offset: int
+    headers: tuple[tuple[str, bytes | None], ...]
+    value: bytes | None
+
+
+def read_tail(
+    kafka: KafkaSettings, topic: str, last: int, timeout_s: float = 60.0
+) -> Iterator[TailMessage]:
+    """The last ``last`` messages of each partition of ``topic``, up to the high watermarks now.
+
+    Like :func:`read_to_end` (partitions assigned, no consumer group), but each partition starts
+    ``last`` messages before its end, and messages are yielded as they are read, not kept.
+    """
+    consumer = kafka_consumer(kafka, group_id="lernflow-read-tail")
+    try:
+        ends = _nonempty_ends(consumer, topic)
+        starts = {p: max(watermarks(consumer, TopicPartition(topic, p))[0], end - last)
+                  for p, end in ends.items()}  # fmt: skip
+        ends = {p: end for p, end in ends.items() if end > starts[p]}
+        if ends:
+            consumer.assign([TopicPartition(topic, p, starts[p]) for p in ends])
+        done: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(done) < len(ends):
+            if time.monotonic() > deadline:
+                msg = f"reading the tail of {topic} to {ends} took over {timeout_s:.0f} s"
+                raise TransientError(msg)
+            for m in consumer.consume(1000, 0.5):
+                if m.error() is not None:
+                    raise KafkaException(m.error())
+                p, offset = m.partition(), m.offset()
+                if offset < ends[p]:
+                    yield TailMessage(p, offset, tuple(m.headers() or ()), m.value())
+                if offset + 1 >= ends[p]:
+                    done.add(p)
+    finally:
+        consumer.close()

@@ -32,6 +32,8 @@ import base64
 import functools
 import hashlib
 import json
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -166,13 +168,48 @@ def build_envelope(
     return _truncate(doc, value, limit)
 
 
+_H_TOPIC, _H_PARTITION, _H_OFFSET = (
+    "lernflow.source.topic", "lernflow.source.partition", "lernflow.source.offset",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a parked event came from: its source topic, partition and offset (its identity)."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
 def envelope_headers(topic: str, partition: int, offset: int) -> tuple[tuple[str, bytes], ...]:
     """Kafka headers carrying the source coordinates."""
     return (
-        ("lernflow.source.topic", topic.encode()),
-        ("lernflow.source.partition", str(partition).encode()),
-        ("lernflow.source.offset", str(offset).encode()),
+        (_H_TOPIC, topic.encode()),
+        (_H_PARTITION, str(partition).encode()),
+        (_H_OFFSET, str(offset).encode()),
     )
+
+
+def origin_of(
+    headers: Sequence[tuple[str, bytes | None]] | None, value: bytes | None
+) -> Origin | None:
+    """The source of a failed-topic message: from its headers, else its envelope (None: neither).
+
+    The headers are read first (no JSON parsing); an envelope without them (written by hand or
+    by an older version) is parsed.
+    """
+    found: dict[str, bytes | None] = dict(headers or ())
+    topic, partition, offset = found.get(_H_TOPIC), found.get(_H_PARTITION), found.get(_H_OFFSET)
+    try:
+        if topic is not None and partition is not None and offset is not None:
+            return Origin(sys.intern(topic.decode()), int(partition), int(offset))
+        if value is None:
+            return None
+        event = parse_envelope(value)
+    except (ValueError, KeyError, TypeError, AttributeError):  # not an envelope of ours
+        return None
+    return Origin(event.topic, event.partition, event.offset)
 
 
 def parse_envelope(data: bytes) -> FailedEvent:

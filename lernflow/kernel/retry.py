@@ -6,7 +6,8 @@ Which exceptions are transient is decided by a typed classifier (no class-name s
 unavailability classes are listed by type. Kafka calls that only mean "not ready yet" use
 :func:`kafka_not_ready` with :data:`KAFKA_NOT_READY`. Anything else is raised at once. After the
 last attempt the error is raised: the flow stops and, restarted, resumes from its last
-snapshot, so nothing is skipped.
+snapshot, so nothing is skipped. An error that is not transient and may come from the events
+themselves (:func:`is_event_fault`) makes the processor shell find and park those events.
 """
 
 from __future__ import annotations
@@ -82,6 +83,25 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, LernflowError):
         return exc.retryable
     return isinstance(exc, _DRIVER_TRANSIENT)
+
+
+def is_event_fault(exc: BaseException) -> bool:
+    """True for an error a retry will not fix and that the events of the call may have caused.
+
+    The processor shell isolates the events behind such an error and parks them
+    (docs/architecture.md#the-processor-shell): a server rejecting a value (Cassandra
+    ``InvalidRequest``, a Kafka message too large), a ``ValueError`` in a rule. Not: transient
+    errors (:func:`is_transient`), Kafka errors librdkafka calls retriable or fatal, or the
+    process running out of memory — those stop the flow, which resumes from its snapshot.
+    """
+    if is_transient(exc) or isinstance(exc, MemoryError):
+        return False
+    if isinstance(exc, KafkaException):
+        err = exc.args[0] if exc.args else None
+        if err is None or not hasattr(err, "retriable"):
+            return False
+        return not (kafka_not_ready(exc) or err.retriable() or err.fatal())
+    return True
 
 
 def kafka_not_ready(exc: BaseException) -> bool:
