@@ -15,7 +15,9 @@ the shell does the rest (docs/architecture.md#the-processor-shell):
 * :class:`BatchProcessor` parks invalid items on the failed topic, counts skipped ones, splits
   the rest into **rounds** (the k-th item of every key) and gives each round to the flow's
   :class:`FlowLogic`, with a :class:`Round` through which it sends, parks and skips. Every flow
-  counts ``lernflow_events_{in,out,skipped,failed}_total`` the same way.
+  counts ``lernflow_events_{in,out,skipped,failed}_total`` the same way. A round that fails with
+  an error a retry will not fix is run again in halves until the items causing it are found and
+  parked; an item already on the failed topic is not parked again (:mod:`flows.parked`).
 """
 
 from __future__ import annotations
@@ -321,7 +323,19 @@ def rounds(items: Sequence[Item[V]], key: Callable[[V], object]) -> list[list[It
 def parse_with(
     flow: str, parse: Callable[[bytes], V | Skipped], entity: Callable[[V], str]
 ) -> Callable[[KafkaRecord], Item[V]]:
-    """Wrap a pure parser so invalid input becomes an error item instead of an exception."""
+    """Wrap a pure parser so invalid input becomes an error item instead of an exception.
+
+    Every item that fails here is parked (docs/architecture.md#the-processor-shell):
+
+    * :class:`InvalidEvent` is bad input, said by the parser (``lernflow.kernel.jsondoc`` bounds
+      size, nesting and ids): parked with its reason; the park itself is the only log line.
+    * ``RecursionError`` is bad input too (a structure deeper than a parser's walk): parked as
+      ``InvalidEvent``, one WARNING line, no traceback.
+    * Any other exception is a bug in the parser, not in the input: parked as ``ParseError``
+      with the exception's text; the first of each exception type logs ERROR with its
+      traceback (so the bug is visible once), later ones one WARNING line each.
+    """
+    reported: set[type[BaseException]] = set()
 
     def step(record: KafkaRecord) -> Item[V]:
         metrics.EVENTS_IN.labels(flow).inc()
@@ -331,9 +345,18 @@ def parse_with(
             value = parse(record.value)
         except InvalidEvent as exc:
             return Item(record, error=exc.reason, error_type=type(exc).__name__)
+        except RecursionError:
+            logger.warning("parser: %s is nested too deeply to parse", record.coordinates)
+            return Item(record, error="event is nested too deeply to parse (RecursionError)")
         except Exception as exc:
-            logger.exception("parser failed on %s", record.coordinates)
-            return Item(record, error=f"unexpected parse error: {exc!r}", error_type="ParseError")
+            reason = f"parser bug: {exc!r}"
+            reason = reason if len(reason) <= 300 else reason[:300] + "…"
+            if type(exc) in reported:
+                logger.warning("%s on %s (traceback logged before)", reason, record.coordinates)
+            else:
+                reported.add(type(exc))
+                logger.exception("parser bug on %s; the event is parked", record.coordinates)
+            return Item(record, error=reason, error_type="ParseError")
         if isinstance(value, Skipped):
             return Item(record, value=value)
         return Item(record, value=value, shard_entity=entity(value))

@@ -330,6 +330,10 @@ def _nonempty_ends(consumer: Any, topic: str) -> dict[int, int]:
     return ends
 
 
+# a tail read runs inside a flow process: the same prefetch bound as the input partitions
+_TAIL_PREFETCH = {"queued.max.messages.kbytes": "16384"}
+
+
 @dataclass(frozen=True)
 class TailMessage:
     """One message of a topic's tail: where it is, its headers and value."""
@@ -348,7 +352,7 @@ def read_tail(
     Like :func:`read_to_end` (partitions assigned, no consumer group), but each partition starts
     ``last`` messages before its end, and messages are yielded as they are read, not kept.
     """
-    consumer = kafka_consumer(kafka, group_id="lernflow-read-tail")
+    consumer = kafka_consumer(kafka, group_id="lernflow-read-tail", **_TAIL_PREFETCH)
     try:
         ends = _nonempty_ends(consumer, topic)
         starts = {p: max(watermarks(consumer, TopicPartition(topic, p))[0], end - last)

@@ -22,7 +22,8 @@ fetched from ``source.topic`` while it is retained; :func:`parse_envelope` never
 truncated payload as the event.
 
 The same coordinates are also sent as Kafka headers (``lernflow.source.*``) so a failed event can
-be inspected without parsing. ``lernflow failed requeue <flow>`` produces ``payload`` back to
+be inspected without parsing; they are its :class:`Origin`, by which parking is idempotent
+(:func:`origin_of`; docs/architecture.md#the-processor-shell). ``lernflow failed requeue <flow>`` produces ``payload`` back to
 ``source.topic`` unchanged.
 """
 
