@@ -24,10 +24,12 @@ What comes from where:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from lernflow.kernel.errors import InvalidEvent
+from lernflow.kernel.jsondoc import decode
 
 Row = Mapping[str, Any]
 
@@ -54,15 +56,22 @@ class Lookups:
     locations: Mapping[str, Row] = field(default_factory=dict)
 
 
+def _stored_json(text: object, column: str) -> Any:
+    """A JSON text column as data; unreadable text (not a string, not JSON, too deep) is None."""
+    if not isinstance(text, str | bytes):
+        return None
+    try:
+        return decode(text, what=column, stored=True)
+    except InvalidEvent:
+        return None
+
+
 def profile_location_refs(user: Row) -> list[dict[str, str]]:
     """The ``[{id, type}]`` entries of ``profilelocation`` (unparseable text counts as none)."""
     text = user.get("profilelocation")
     if not text:
         return []
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError):
-        return []
+    value = _stored_json(text, "profilelocation")
     if not isinstance(value, list):
         return []
     return [
@@ -165,10 +174,7 @@ def _location_ids(rows: UserRows, lookups: Lookups) -> list[str]:
 def _user_types(user: Row) -> list[dict[str, Any]] | None:
     text = user.get("profileusertypes")
     if text:
-        try:
-            value = json.loads(text)
-        except (TypeError, ValueError):
-            value = None
+        value = _stored_json(text, "profileusertypes")
         if isinstance(value, list):
             return [v for v in value if isinstance(v, dict)]
     if user.get("usertype"):

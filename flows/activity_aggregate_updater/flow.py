@@ -12,6 +12,7 @@ from config import Settings, load_settings
 from flows.activity_aggregate_updater import rules
 from flows.activity_aggregate_updater.processor import ActivityLogic, entity
 from flows.activity_aggregate_updater.store import FLOW
+from flows.fields import with_limits
 from flows.shell import FlowSpec
 from sources.options import RunOptions
 
@@ -21,6 +22,7 @@ SPEC: FlowSpec[rules.EnrolmentRequest] = FlowSpec(
     input_topic=lambda t: t.course_batch_job_request,
     failed_topic=lambda t: t.activity_agg_failed,
     parse=rules.parse_request,
+    parse_with_settings=with_limits(rules.parse_request),
     entity=entity,
     shards=lambda s: s.activity.shards,
     logic=ActivityLogic,

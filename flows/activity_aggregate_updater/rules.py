@@ -54,10 +54,11 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flows.fields import required_id
+from flows.fields import bounded_id, required_id
 from flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.ids import random_uuid
+from lernflow.kernel.jsondoc import DEFAULT_LIMITS, Limits, decode
 
 ACTION = "batch-enrolment-update"
 ACTIVITY_TYPE = "Course"
@@ -86,19 +87,18 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def parse_request(value: bytes | str) -> EnrolmentRequest | Skipped:
+def parse_request(
+    value: bytes | str, *, limits: Limits = DEFAULT_LIMITS
+) -> EnrolmentRequest | Skipped:
     """Validate one input message.
 
     See docs/flows/activity-aggregate-updater.md#1-inputs and #3-filter-and-dedup.
 
     Returns :class:`Skipped` for another action or no completed content; raises
-    :class:`InvalidEvent` for anything malformed.
+    :class:`InvalidEvent` for anything malformed or over ``limits`` (the event's size and
+    nesting, the length of every id that becomes a key).
     """
-    try:
-        doc = json.loads(value)
-    except (ValueError, UnicodeDecodeError) as exc:
-        msg = f"not valid JSON: {exc}"
-        raise InvalidEvent(msg) from None
+    doc = decode(value, limits)
     if not isinstance(doc, dict):
         msg = f"the event must be a JSON object, got {type(doc).__name__}"
         raise InvalidEvent(msg)
@@ -116,9 +116,9 @@ def parse_request(value: bytes | str) -> EnrolmentRequest | Skipped:
         msg = f"edata.contents must be a list, got {type(contents).__name__}"
         raise InvalidEvent(msg)
     user, course, batch = (
-        required_id(edata, "userId"),
-        required_id(edata, "courseId"),
-        required_id(edata, "batchId"),
+        required_id(edata, "userId", limits),
+        required_id(edata, "courseId", limits),
+        required_id(edata, "batchId", limits),
     )
     completed: list[str] = []
     for i, entry in enumerate(contents):
@@ -133,6 +133,8 @@ def parse_request(value: bytes | str) -> EnrolmentRequest | Skipped:
             msg = f"edata.contents[{i}].contentId must be a string, got {content!r}"
             raise InvalidEvent(msg)
         if status == COMPLETED and content and content.strip():
+            if len(content) > limits.max_id_chars or not content.isascii():  # path built lazily
+                bounded_id(content, f"edata.contents[{i}].contentId", limits)
             completed.append(content)
     if not completed:
         return Skipped("no-completed-content", "no content with status 2")

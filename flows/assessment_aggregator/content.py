@@ -6,7 +6,6 @@ Redis values and the content read API's answer are arguments; pure.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Final, NoReturn
 
 from flows.assessment_aggregator.counters import Metric
 from lernflow.kernel.errors import InvalidEvent
+from lernflow.kernel.jsondoc import decode
 
 _INT_MAX: Final = 2**31 - 1
 
@@ -95,10 +95,11 @@ def total_questions_from_cache(cache_value: str | bytes | None) -> int:
     """
     if cache_value is None:
         return 0
-    try:
-        text = cache_value.decode("utf-8") if isinstance(cache_value, bytes) else cache_value
-        doc = json.loads(text) if text.strip() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    if not cache_value.strip():
+        return 0
+    try:  # Gson-written: NaN and Infinity are numbers there
+        doc = decode(cache_value, what="content cache value", stored=True, constants=True)
+    except InvalidEvent:
         return 0
     if not isinstance(doc, dict):
         return 0
@@ -140,9 +141,13 @@ def total_questions_from_content_read(body: str | bytes, content_id: str) -> int
     unread = (Metric.CACHE_HIT, Metric.CACHE_MISS)
     try:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
-        doc = json.loads(text.replace("\r", "").replace("\n", ""))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        doc = decode(
+            text.replace("\r", "").replace("\n", ""), what="answer", stored=True, constants=True
+        )
+    except UnicodeDecodeError as exc:
         _meta_unavailable(f"{prefix} (unreadable answer: {exc!r})", unread)
+    except InvalidEvent as exc:
+        _meta_unavailable(f"{prefix} (unreadable answer: {exc.reason})", unread)
     code = doc.get("responseCode") if isinstance(doc, dict) else None
     if not isinstance(code, str):
         _meta_unavailable(f"{prefix} (no responseCode)", unread)

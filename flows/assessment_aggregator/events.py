@@ -8,14 +8,13 @@ non-empty ``events`` list is a :class:`BatchAssessEvent` (one attempt to score);
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
 from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.java import gson_roundtrip_json
+from lernflow.kernel.jsondoc import DEFAULT_LIMITS, Limits, check_id, check_size, decode
 
 _LONG_MIN: Final = -(2**63)
 _LONG_MAX: Final = 2**63 - 1
@@ -109,21 +108,6 @@ def _kind(value: object) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
-
-
-def _reject_constant(name: str) -> NoReturn:
-    _fail(f"message is not valid JSON: {name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        _fail(f"message is not valid JSON: number {text} is out of the double range")
-    return value
-
-
-def _loads(text: str) -> Any:
-    return json.loads(text, parse_float=_finite_float, parse_constant=_reject_constant)
 
 
 def _text(value: str, path: str) -> str:
@@ -235,7 +219,9 @@ def _parse_answer(raw: object, position: int) -> AssessAnswer:
     )
 
 
-def parse_assess_message(value: bytes | str) -> BatchAssessEvent | RecomputeRequest:
+def parse_assess_message(
+    value: bytes | str, *, limits: Limits = DEFAULT_LIMITS
+) -> BatchAssessEvent | RecomputeRequest:
     """Parse one ``<env>.telemetry.assess`` message value.
 
     See docs/flows/assessment-aggregator.md#1-inputs.
@@ -247,8 +233,11 @@ def parse_assess_message(value: bytes | str) -> BatchAssessEvent | RecomputeRequ
     out-of-range numbers, a top level that is not an object, a missing/empty/non-string id, a
     non-integer ``assessmentTs``/``ets``, a missing ``edata``, ``edata.item``, ``item.params`` or
     ``edata.resvalues``, or a non-number score. These are the cases where Sunbird's job throws and
-    parks the event. Sunbird's unparseable-message case (D-B3) raises here as well.
+    parks the event. Sunbird's unparseable-message case (D-B3) raises here as well. Beyond
+    Sunbird, a message over ``limits`` (size, nesting, an id longer than ``max_id_chars``) is
+    invalid too.
     """
+    check_size(value, limits, "message")
     if isinstance(value, bytes | bytearray):
         try:
             text = bytes(value).decode("utf-8")
@@ -256,27 +245,24 @@ def parse_assess_message(value: bytes | str) -> BatchAssessEvent | RecomputeRequ
             _fail(f"message is not UTF-8: {exc}")
     else:
         text = value
-    try:
-        return _parse_document(_loads(text))
-    except json.JSONDecodeError as exc:
-        _fail(f"message is not valid JSON: {exc}")
-    except RecursionError:
-        _fail("message is nested too deeply")
+    return _parse_document(decode(text, limits, what="message"), limits)
 
 
-def _parse_document(doc: object) -> BatchAssessEvent | RecomputeRequest:
+def _parse_document(doc: object, limits: Limits) -> BatchAssessEvent | RecomputeRequest:
     if not isinstance(doc, dict):
         _fail(f"message must be a JSON object, got {_kind(doc)}")
 
-    course_id = _required_str(doc, "courseId", "courseId")
-    content_id = _required_str(doc, "contentId", "contentId")
-    batch_id = _required_str(doc, "batchId", "batchId")
-    user_id = _required_str(doc, "userId", "userId")
+    def key(name: str) -> str:
+        return check_id(_required_str(doc, name, name), name, limits)
+
+    course_id, content_id, batch_id, user_id = (
+        key("courseId"), key("contentId"), key("batchId"), key("userId")
+    )  # fmt: skip
     events = doc.get("events")
     if events is not None and not isinstance(events, list):
         _fail(f"events must be an array, got {_kind(events)}")
     if not events:
-        attempt_id = _optional_str(doc, "attemptId", "attemptId")
+        attempt_id = _optional_str(doc, "attemptId", "attemptId")  # not a key here: unused
         ts = doc.get("assessmentTs")
         return RecomputeRequest(
             course_id=course_id,
@@ -286,7 +272,7 @@ def _parse_document(doc: object) -> BatchAssessEvent | RecomputeRequest:
             attempt_id=attempt_id,
             assessment_ts=None if ts is None else _long(ts, "assessmentTs"),
         )
-    attempt_id = _required_str(doc, "attemptId", "attemptId")
+    attempt_id = key("attemptId")
     if "assessmentTs" not in doc:
         _fail("assessmentTs is missing")
     assessment_ts = _long(doc["assessmentTs"], "assessmentTs")

@@ -13,6 +13,7 @@ from flows.assessment_aggregator.events import parse_assess_message
 from flows.assessment_aggregator.logic import Event
 from flows.assessment_aggregator.processor import AssessmentLogic, entity
 from flows.assessment_aggregator.store import FLOW
+from flows.fields import with_limits
 from flows.shell import FlowSpec
 from sources.options import RunOptions
 
@@ -22,6 +23,7 @@ SPEC: FlowSpec[Event] = FlowSpec(
     input_topic=lambda t: t.telemetry_assess,
     failed_topic=lambda t: t.telemetry_assess_failed,
     parse=parse_assess_message,
+    parse_with_settings=with_limits(parse_assess_message),
     entity=entity,
     shards=lambda s: s.assessment.shards,
     logic=AssessmentLogic,

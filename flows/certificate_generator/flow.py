@@ -12,6 +12,7 @@ from config import Settings, load_settings
 from flows.certificate_generator import rules
 from flows.certificate_generator.plan import FLOW
 from flows.certificate_generator.processor import GeneratorLogic, entity
+from flows.fields import with_limits
 from flows.shell import FlowSpec
 from sources.options import RunOptions
 
@@ -21,6 +22,7 @@ SPEC: FlowSpec[rules.GenerateRequest] = FlowSpec(
     input_topic=lambda t: t.generate_certificate_request,
     failed_topic=lambda t: t.generate_certificate_failed,
     parse=rules.parse_request,
+    parse_with_settings=with_limits(rules.parse_request),
     entity=entity,
     shards=lambda s: s.certificates.shards,
     logic=GeneratorLogic,

@@ -58,6 +58,7 @@ from zoneinfo import ZoneInfo
 
 from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.java import java_equals_ignore_case
+from lernflow.kernel.jsondoc import DEFAULT_LIMITS, Limits, check_id, decode
 
 AUDIT_TYPE = "certificate-issued-svg"
 ACCESS_CODE_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -133,17 +134,15 @@ def _typed(owner: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
-def parse_request(raw: bytes) -> GenerateRequest:
+def parse_request(raw: bytes, *, limits: Limits = DEFAULT_LIMITS) -> GenerateRequest:
     """Read a generate-certificate event; :class:`InvalidEvent` on bad JSON or wrong types.
 
     Missing fields take Sunbird's defaults (``""``, ``[]``, ``{}``) so that :func:`validate`
-    reports them with Sunbird's messages.
+    reports them with Sunbird's messages. An event over ``limits`` (size, nesting, an id that
+    becomes a key — ``userId``, ``related.courseId``/``batchId``, ``data[*].recipientId`` —
+    longer than ``max_id_chars``) is invalid.
     """
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        msg = f"not valid JSON: {exc}"
-        raise InvalidEvent(msg) from None
+    doc = decode(raw, limits)
     if not isinstance(doc, dict):
         msg = f"the event must be a JSON object, got {type(doc).__name__}"
         raise InvalidEvent(msg)
@@ -153,13 +152,18 @@ def parse_request(raw: bytes) -> GenerateRequest:
         if not isinstance(item, dict):
             msg = f"edata.data[{i}] must be an object, got {item!r}"
             raise InvalidEvent(msg)
+        if item.get("recipientId") is not None:  # the enrolment key of the write-back
+            check_id(str(item["recipientId"]), f"edata.data[{i}].recipientId", limits)
     related: dict[str, Any] = _typed(edata, "related", dict, "edata")
 
     def text(key: str) -> str:
         return _string(edata, key, "edata")
 
+    def key(owner: Mapping[str, Any], name: str, where: str) -> str:
+        return check_id(_string(owner, name, where), f"{where}.{name}", limits)
+
     return GenerateRequest(
-        user_id=text("userId"),
+        user_id=key(edata, "userId", "edata"),
         old_id=text("oldId"),
         name=text("name"),
         svg_template=text("svgTemplate"),
@@ -173,8 +177,8 @@ def parse_request(raw: bytes) -> GenerateRequest:
         criteria=_typed(edata, "criteria", dict, "edata"),
         keys=_typed(edata, "keys", dict, "edata"),
         related=related,
-        batch_id=_string(related, "batchId", "edata.related"),
-        course_id=_string(related, "courseId", "edata.related"),
+        batch_id=key(related, "batchId", "edata.related"),
+        course_id=key(related, "courseId", "edata.related"),
         base_path=text("basePath"),
         tag=text("tag"),
         description=text("description"),

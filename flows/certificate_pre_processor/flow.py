@@ -12,6 +12,7 @@ from config import Settings, load_settings
 from flows.certificate_pre_processor import rules
 from flows.certificate_pre_processor.processor import PreProcessorLogic, entity
 from flows.certificate_pre_processor.store import FLOW
+from flows.fields import with_limits
 from flows.shell import FlowSpec
 from sources.options import RunOptions
 
@@ -21,6 +22,7 @@ SPEC: FlowSpec[rules.IssueRequest] = FlowSpec(
     input_topic=lambda t: t.issue_certificate_request,
     failed_topic=lambda t: t.issue_certificate_failed,
     parse=rules.parse_request,
+    parse_with_settings=with_limits(rules.parse_request),
     entity=entity,
     shards=lambda s: s.certificates.shards,
     logic=PreProcessorLogic,

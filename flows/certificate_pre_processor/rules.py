@@ -84,6 +84,7 @@ from flows.fields import required_id
 from flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.java import java_equals_ignore_case, java_trim
+from lernflow.kernel.jsondoc import DEFAULT_LIMITS, Limits, check_id, decode
 
 ACTION = "issue-certificate"
 ENROLLMENT = "enrollment"
@@ -210,7 +211,7 @@ def _jsonable(value: Any) -> Any:
 
 
 # -- input -----------------------------------------------------------------------------------
-def _user_ids(edata: Mapping[str, Any]) -> tuple[str, ...]:
+def _user_ids(edata: Mapping[str, Any], limits: Limits) -> tuple[str, ...]:
     users = edata.get("userIds")
     if users is None or users == []:
         msg = (
@@ -221,29 +222,25 @@ def _user_ids(edata: Mapping[str, Any]) -> tuple[str, ...]:
     if not isinstance(users, list):
         msg = f"edata.userIds must be a list of user ids, got {users!r}"
         raise InvalidEvent(msg)
-    out: list[str] = []
+    out: dict[str, None] = {}  # in order, duplicates once (a set: linear for long lists)
     for i, user in enumerate(users):
         if not isinstance(user, str) or not user.strip():
             msg = f"edata.userIds[{i}] must be a non-empty string, got {user!r}"
             raise InvalidEvent(msg)
-        if user not in out:
-            out.append(user)
+        out.setdefault(check_id(user, f"edata.userIds[{i}]", limits))
     return tuple(out)
 
 
-def parse_request(raw: bytes) -> IssueRequest | Skipped:
+def parse_request(raw: bytes, *, limits: Limits = DEFAULT_LIMITS) -> IssueRequest | Skipped:
     """Validate one issue-certificate request.
 
     See docs/flows/certificate-pre-processor.md#3-request-validation.
 
     Returns :class:`Skipped` for another action; raises :class:`InvalidEvent` for bad JSON,
-    wrong types, a missing batch/course id or no users.
+    wrong types, a missing batch/course id or no users, and for a request over ``limits``
+    (size, nesting, a batch, course or user id longer than ``max_id_chars``).
     """
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        msg = f"not valid JSON: {exc}"
-        raise InvalidEvent(msg) from None
+    doc = decode(raw, limits)
     if not isinstance(doc, dict):
         msg = f"the event must be a JSON object, got {type(doc).__name__}"
         raise InvalidEvent(msg)
@@ -257,8 +254,9 @@ def parse_request(raw: bytes) -> IssueRequest | Skipped:
         raise InvalidEvent(msg)
     if action is None or action.lower() != ACTION:
         return Skipped("other-action", f"edata.action is {action!r}, not {ACTION!r}")
-    batch_id, course_id = required_id(edata, "batchId"), required_id(edata, "courseId")
-    user_ids = _user_ids(edata)
+    batch_id = required_id(edata, "batchId", limits)
+    course_id = required_id(edata, "courseId", limits)
+    user_ids = _user_ids(edata, limits)
     re_issue = edata.get("reIssue", False)
     if re_issue is None:
         re_issue = False
@@ -282,8 +280,8 @@ def _json_field(raw: Mapping[str, str], key: str, default: str, kind: type) -> A
     if text is None:
         text = default
     try:
-        value = json.loads(text)
-    except ValueError:
+        value = decode(text, what=key, stored=True, constants=True)
+    except InvalidEvent:
         msg = f"{key} is not valid JSON: {text!r}"
         raise _BadTemplate(msg) from None
     if not isinstance(value, kind):
@@ -323,8 +321,8 @@ def _notify_template(raw: Mapping[str, str]) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
-        value = json.loads(text)
-    except ValueError:
+        value = decode(text, what="notifyTemplate", stored=True, constants=True)
+    except InvalidEvent:
         return None
     return value if isinstance(value, dict) else None
 
@@ -460,9 +458,9 @@ def normalise_content_metadata(json_text: str | bytes | None) -> dict[str, Any]:
     """
     if not json_text:
         return {}
-    try:
-        doc = json.loads(json_text)
-    except (ValueError, UnicodeDecodeError):
+    try:  # Gson-written: NaN and Infinity are numbers there
+        doc = decode(json_text, what="content metadata", stored=True, constants=True)
+    except InvalidEvent:
         return {}
     if not isinstance(doc, dict):
         return {}

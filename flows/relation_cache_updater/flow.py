@@ -9,6 +9,7 @@ from __future__ import annotations
 from bytewax.dataflow import Dataflow
 
 from config import Settings, load_settings
+from flows.fields import with_limits
 from flows.relation_cache_updater import rules
 from flows.relation_cache_updater.processor import RelationCacheLogic, entity
 from flows.relation_cache_updater.store import FLOW
@@ -21,6 +22,7 @@ SPEC: FlowSpec[rules.PublishEvent] = FlowSpec(
     input_topic=lambda t: t.content_postpublish_request,
     failed_topic=lambda t: t.content_postpublish_failed,
     parse=rules.parse_event,
+    parse_with_settings=with_limits(rules.parse_event),
     entity=entity,
     shards=lambda _s: 64,
     logic=RelationCacheLogic,

@@ -25,6 +25,7 @@ from typing import Any
 from flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.java import java_double_to_string
+from lernflow.kernel.jsondoc import DEFAULT_LIMITS, Limits, check_id, decode
 
 COLLECTION_MIME = "application/vnd.ekstep.content-collection"
 ACTIONS = ("post-publish-process", "relation-cache-update")
@@ -55,18 +56,15 @@ def _field(edata: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def parse_event(value: bytes | str) -> PublishEvent | Skipped:
+def parse_event(value: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> PublishEvent | Skipped:
     """The filter of docs/flows/relation-cache-updater.md#3-filter.
 
-    Malformed input raises :class:`InvalidEvent`.
+    Malformed input, and input over ``limits`` (size, nesting, an ``edata.identifier`` longer
+    than ``max_id_chars``), raises :class:`InvalidEvent`.
     """
-    try:
-        doc = json.loads(value)
-    except (ValueError, UnicodeDecodeError) as exc:
-        msg = f"invalid_json: {exc}"
-        raise InvalidEvent(msg) from None
+    doc = decode(value, limits)
     if not isinstance(doc, dict):
-        msg = f"invalid_json: the event must be a JSON object, got {type(doc).__name__}"
+        msg = f"the event must be a JSON object, got {type(doc).__name__}"
         raise InvalidEvent(msg)
     edata = doc.get("edata") or {}
     if not isinstance(edata, dict):
@@ -83,7 +81,7 @@ def parse_event(value: bytes | str) -> PublishEvent | Skipped:
         return Skipped("not-a-collection", f"edata.mimeType {mime!r} is not a collection")
     if not ident.strip():
         return Skipped("no-identifier", "edata.identifier is blank")
-    return PublishEvent(ident)
+    return PublishEvent(check_id(ident, "edata.identifier", limits))
 
 
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
@@ -97,15 +95,7 @@ def parse_hierarchy(text: str | None) -> dict[str, Any] | None:
     def keep(m: re.Match[str]) -> str:
         return m.group(0) if m.group(1) in '"\\/bfnrtu' else m.group(1)
 
-    def no_constants(name: str) -> Any:
-        msg = f"hierarchy JSON contains {name}"
-        raise InvalidEvent(msg)
-
-    try:
-        doc = json.loads(_ESCAPE.sub(keep, text), parse_constant=no_constants)
-    except ValueError as exc:
-        msg = f"hierarchy is not valid JSON: {exc}"
-        raise InvalidEvent(msg) from None
+    doc = decode(_ESCAPE.sub(keep, text), what="hierarchy", stored=True)
     if doc is None or doc == {}:
         return None
     if not isinstance(doc, dict):

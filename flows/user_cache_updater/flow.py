@@ -4,7 +4,8 @@ Run: ``lernflow run user-cache-updater`` or
 ``python -m bytewax.run "flows.user_cache_updater.flow:build_flow()"``.
 
 The parser depends on the settings (``LERNFLOW_USER_CACHE_*``: the user service's pid, the
-sign-in types, the Delete states): the spec builds it from the settings it runs with.
+sign-in types, the Delete states; ``LERNFLOW_LIMITS_*``): the spec builds it from the settings
+it runs with.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from flows.user_cache_updater import rules
 from flows.user_cache_updater.processor import UserCacheLogic, entity
 from flows.user_cache_updater.profiles import rules_config
 from flows.user_cache_updater.store import FLOW
+from lernflow.kernel.jsondoc import Limits
 from sources.options import RunOptions
 
 
 def _parser(settings: Settings) -> Callable[[bytes], rules.AuditUser | Skipped]:
-    """The parser for the run's settings (pid, sign-in types, Delete states)."""
-    return functools.partial(rules.parse_event, cfg=rules_config(settings))
+    """The parser for the run's settings (pid, sign-in types, Delete states, limits)."""
+    return functools.partial(
+        rules.parse_event, cfg=rules_config(settings), limits=Limits.of(settings.limits)
+    )
 
 
 SPEC: FlowSpec[rules.AuditUser] = FlowSpec(

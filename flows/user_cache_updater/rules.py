@@ -37,7 +37,6 @@ Fixes over Sunbird (``docs/fixes-over-sunbird.md``)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -45,6 +44,7 @@ from typing import Any
 from flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.java import gson_json, java_hashmap_order
+from lernflow.kernel.jsondoc import DEFAULT_LIMITS, Limits, check_id, decode
 
 REMOVABLE_FIELDS: tuple[str, ...] = (
     "state",
@@ -164,21 +164,17 @@ def _accepted_states(cfg: RulesConfig) -> tuple[str, ...]:
     return _STATES + _DELETE_STATES if cfg.accept_delete else _STATES
 
 
-def parse_event(raw: bytes, cfg: RulesConfig = RulesConfig()) -> AuditUser | Skipped:
+def parse_event(
+    raw: bytes, cfg: RulesConfig = RulesConfig(), *, limits: Limits = DEFAULT_LIMITS
+) -> AuditUser | Skipped:
     """Select the AUDIT events this job handles; bad input raises InvalidEvent.
 
-    See docs/flows/user-cache-updater.md#3-event-selection.
+    See docs/flows/user-cache-updater.md#3-event-selection. An event over ``limits`` (size,
+    nesting, an ``object.id`` or ``actor.id`` longer than ``max_id_chars``) is invalid too.
     """
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        msg = f"invalid_json: the event is not UTF-8: {exc}"
-        raise _invalid(msg) from None
-    except ValueError as exc:
-        msg = f"invalid_json: {exc}"
-        raise _invalid(msg) from None
+    doc = decode(raw, limits)
     if not isinstance(doc, dict):
-        msg = f"invalid_json: the event must be a JSON object, got {type(doc).__name__}"
+        msg = f"the event must be a JSON object, got {type(doc).__name__}"
         raise _invalid(msg)
 
     obj = _optional_object(doc, "object", "object") or {}
@@ -187,6 +183,10 @@ def parse_event(raw: bytes, cfg: RulesConfig = RulesConfig()) -> AuditUser | Ski
         return Skipped("not-a-user", "object.id and object.type must be non-empty strings")
     if obj_type.lower() != "user":
         return Skipped("not-a-user", f"object.type is {obj_type!r}, not 'User'")
+    check_id(user_id, "object.id", limits)  # the Redis key user:<object.id>
+    actor = doc.get("actor")
+    if isinstance(actor, dict) and isinstance(actor.get("id"), str):
+        check_id(actor["id"], "actor.id", limits)
 
     edata = _optional_object(doc, "edata", "edata") or {}
     state = _optional_str(edata, "state", "edata.state")
@@ -269,9 +269,9 @@ def parse_user_read(
         msg = f"{prefix} (empty response body)"
         raise _invalid(msg)
     try:
-        doc = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        msg = f"{prefix} (response is not JSON: {exc})"
+        doc = decode(body, what="response", stored=True)
+    except InvalidEvent as exc:
+        msg = f"{prefix} ({exc.reason})"
         raise _invalid(msg) from None
     if not isinstance(doc, dict):
         msg = f"{prefix} (response is not a JSON object)"

@@ -338,8 +338,8 @@ def test_registered_event_without_read_result_is_a_programming_error():
     [
         (b"", "empty"),
         (b"   \n", "empty"),
-        (b"<html>502</html>", "not JSON"),
-        (b"\xff\xfe", "not JSON"),
+        (b"<html>502</html>", "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
         (b"[1]", "not a JSON object"),
         (b'{"responseCode": "CLIENT_ERROR", "params": null}', "params missing"),
         (b'{"responseCode": "SERVER_ERROR", "params": {"err": "UOS_USRRED0006"}}', "SERVER_ERROR"),
@@ -466,7 +466,7 @@ def test_wrongly_typed_profile_parts_are_invalid_naming_the_field(response, fiel
 @pytest.mark.parametrize(
     ("raw", "field"),
     [
-        (b"{nope", "invalid_json"),
+        (b"{nope", "not valid JSON"),
         (b"\xff{}", "UTF-8"),
         (b"[1]", "JSON object"),
         (b"null", "JSON object"),
