@@ -12,6 +12,7 @@ themselves (:func:`is_event_fault`) makes the processor shell find and park thos
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
 import time
@@ -45,6 +46,19 @@ _DRIVER_TRANSIENT: tuple[type[BaseException], ...] = (
     # sockets
     ConnectionRefusedError, ConnectionResetError, BrokenPipeError,
 )  # fmt: skip
+
+# Faults of the machine or the servers' setup, not of the events in the call: neither retried
+# nor isolated — the flow stops, and resumes from its snapshot once they are fixed
+_ENVIRONMENT: tuple[type[BaseException], ...] = (
+    MemoryError, ConnectionError, TimeoutError,
+    cassandra.Unauthorized, cassandra.AuthenticationFailed,
+    redis.exceptions.ReadOnlyError, redis.exceptions.NoPermissionError,
+    redis.exceptions.OutOfMemoryError,
+)  # fmt: skip
+_ENVIRONMENT_ERRNOS = frozenset({
+    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM,
+    errno.EMFILE, errno.ENFILE, errno.ENOMEM,
+})  # fmt: skip
 
 # Kafka error codes that only mean "not ready yet" (a topic created a moment ago has no leader,
 # a group coordinator is still loading, a broker is briefly unreachable)
@@ -91,10 +105,13 @@ def is_event_fault(exc: BaseException) -> bool:
     The processor shell isolates the events behind such an error and parks them
     (docs/architecture.md#the-processor-shell): a server rejecting a value (Cassandra
     ``InvalidRequest``, a Kafka message too large), a ``ValueError`` in a rule. Not: transient
-    errors (:func:`is_transient`), Kafka errors librdkafka calls retriable or fatal, or the
-    process running out of memory — those stop the flow, which resumes from its snapshot.
+    errors (:func:`is_transient`), Kafka errors librdkafka calls retriable or fatal, faults of
+    the environment (a full or read-only disk, permissions, no memory, a server refusing our
+    credentials or in read-only mode) — those stop the flow, which resumes from its snapshot.
     """
-    if is_transient(exc) or isinstance(exc, MemoryError):
+    if is_transient(exc) or isinstance(exc, _ENVIRONMENT):
+        return False
+    if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
         return False
     if isinstance(exc, KafkaException):
         err = exc.args[0] if exc.args else None

@@ -8,12 +8,13 @@ origin (topic, partition, offset): an item already on the failed topic is not pa
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from dataclasses import dataclass, field
 
 import pytest
-from cassandra import InvalidRequest, OperationTimedOut
+from cassandra import InvalidRequest, OperationTimedOut, Unauthorized
 from confluent_kafka import KafkaError, KafkaException
 
 from flows.parked import ParkedOrigins
@@ -144,6 +145,17 @@ def test_a_transient_error_still_stops_the_flow_and_parks_nothing() -> None:
     assert outbox.on(FAILED) == []
 
 
+def test_a_full_disk_stops_the_flow_instead_of_parking_every_event() -> None:
+    class DiskFull(MemoryLogic):
+        def run_round(self, round_: Round[Ev]) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    processor, outbox = _processor(DiskFull())
+    with pytest.raises(OSError, match="No space"):
+        processor.process(_items(*(Ev(f"k{n}", f"id{n}") for n in range(4))))
+    assert outbox.on(FAILED) == []
+
+
 def test_parks_and_skips_of_a_failed_round_count_once() -> None:
     # id1 is parked and id2 skipped by the rules, in a round that id3 makes fail
     logic = MemoryLogic(reject={"id3"}, park_ids={"id1"}, skip_ids={"id2"})
@@ -216,6 +228,10 @@ def test_event_faults_are_the_errors_a_retry_will_not_fix() -> None:
     assert not is_event_fault(TransientError("Kafka undelivered"))
     assert not is_event_fault(KafkaException(KafkaError(KafkaError._TRANSPORT)))
     assert not is_event_fault(MemoryError())
+    assert not is_event_fault(OSError(errno.ENOSPC, "No space left on device"))
+    assert not is_event_fault(PermissionError(errno.EACCES, "Permission denied"))
+    assert not is_event_fault(Unauthorized("no SELECT permission"))
+    assert is_event_fault(OSError(errno.ENAMETOOLONG, "File name too long"))
     assert is_event_fault(InvalidEvent("bad"))
 
 
