@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +60,12 @@ _ENVIRONMENT_ERRNOS = frozenset({
     errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM,
     errno.EMFILE, errno.ENFILE, errno.ENOMEM,
 })  # fmt: skip
+
+# Cassandra's answers when the schema lacks what a statement names (`lernflow schema apply` not
+# run, or an older schema): every event would fail the same way, so the flow stops
+_CASSANDRA_SCHEMA_FAULT = re.compile(
+    r"(table|keyspace) \S+ does not exist|unconfigured table|Undefined column name"
+)
 
 # Kafka error codes that only mean "not ready yet" (a topic created a moment ago has no leader,
 # a group coordinator is still loading, a broker is briefly unreachable)
@@ -107,11 +114,14 @@ def is_event_fault(exc: BaseException) -> bool:
     ``InvalidRequest``, a Kafka message too large), a ``ValueError`` in a rule. Not: transient
     errors (:func:`is_transient`), Kafka errors librdkafka calls retriable or fatal, faults of
     the environment (a full or read-only disk, permissions, no memory, a server refusing our
-    credentials or in read-only mode) — those stop the flow, which resumes from its snapshot.
+    credentials or in read-only mode, a Cassandra table, keyspace or column missing from the
+    schema) — those stop the flow, which resumes from its snapshot.
     """
     if is_transient(exc) or isinstance(exc, _ENVIRONMENT):
         return False
     if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+        return False
+    if isinstance(exc, cassandra.InvalidRequest) and _CASSANDRA_SCHEMA_FAULT.search(str(exc)):
         return False
     if isinstance(exc, KafkaException):
         err = exc.args[0] if exc.args else None

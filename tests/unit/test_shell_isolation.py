@@ -232,6 +232,12 @@ def test_event_faults_are_the_errors_a_retry_will_not_fix() -> None:
     assert not is_event_fault(PermissionError(errno.EACCES, "Permission denied"))
     assert not is_event_fault(Unauthorized("no SELECT permission"))
     assert is_event_fault(OSError(errno.ENAMETOOLONG, "File name too long"))
+    for missing in (  # Cassandra 4's answers when the schema is not applied
+        'message="table user_enrolments does not exist"',
+        'message="keyspace sunbird_courses does not exist"',
+        'message="Undefined column name progress in table sunbird_courses.user_enrolments"',
+    ):
+        assert not is_event_fault(InvalidRequest(f"Error from server: code=2200 {missing}"))
     assert is_event_fault(InvalidEvent("bad"))
 
 
