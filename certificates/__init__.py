@@ -8,6 +8,9 @@ The pieces, in the order a certificate is made:
    :func:`placeholder_values` + :func:`qr_data_uri` → :func:`fill_svg` (XML-escaped values).
 3. :func:`render_pdf` (WeasyPrint or CairoSVG, JWT embedded as ``credential.jwt``) →
    :class:`LocalStorage` (atomic writes under ``<batchId>/<certId>.pdf``).
+4. :func:`issue_pdf` does 1 and 3 bound together: it renders the pages, signs the credential
+   with their digest (``pdf_pages`` claim) and attaches it; :func:`verify_pdf` checks both the
+   signature and that the pages are the ones issued (:func:`verify_token`: a JWT on its own).
 
 The rendering names are imported lazily (WeasyPrint takes about half a second to import), so
 ``import certificates`` stays cheap for code that only signs or verifies.
@@ -38,9 +41,23 @@ from certificates.template import fill_svg
 from certificates.values import PLACEHOLDERS, placeholder_values
 
 if TYPE_CHECKING:
+    from certificates.binding import (
+        IssuedPdf,
+        Verdict,
+        Verification,
+        issue_pdf,
+        verify_pdf,
+        verify_token,
+    )
     from certificates.render import extract_attachment, preview_png, render_pdf
 
 _LAZY = {
+    "IssuedPdf": "certificates.binding",
+    "Verdict": "certificates.binding",
+    "Verification": "certificates.binding",
+    "issue_pdf": "certificates.binding",
+    "verify_pdf": "certificates.binding",
+    "verify_token": "certificates.binding",
     "render_pdf": "certificates.render",
     "extract_attachment": "certificates.render",
     "preview_png": "certificates.render",
@@ -50,18 +67,22 @@ __all__ = [
     "PLACEHOLDERS",
     "CertificateData",
     "InvalidKeyError",
+    "IssuedPdf",
     "LocalStorage",
     "Signatory",
     "SigningKey",
     "Storage",
     "TemplateCache",
     "TemplateError",
+    "Verdict",
+    "Verification",
     "VerificationError",
     "build_credential",
     "bundled_template_path",
     "extract_attachment",
     "fill_svg",
     "generate_keys",
+    "issue_pdf",
     "jwks",
     "load_public_keys",
     "load_signing_key",
@@ -74,6 +95,8 @@ __all__ = [
     "sanitize_svg",
     "sign_credential",
     "verify_credential",
+    "verify_pdf",
+    "verify_token",
 ]
 
 

@@ -38,6 +38,11 @@ def credential_id(cert_id: str) -> str:
     return f"urn:uuid:{cert_id}"
 
 
+def cert_id_of(jti: str) -> str:
+    """The certificate id in a credential ``id`` / JWT ``jti`` (inverse of :func:`credential_id`)."""
+    return jti.removeprefix("urn:uuid:")
+
+
 def _badge(data: CertificateData) -> dict[str, Any]:
     """``credentialSubject.badge``: the course (Sunbird's names)."""
     return {

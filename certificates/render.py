@@ -3,7 +3,10 @@
 Both renderers draw the SVG at its own size (``width``/``height``, else the ``viewBox`` in CSS
 pixels), so the sample template (``297mm`` x ``210mm``) gives a landscape A4 page. The signed
 credential is embedded as a PDF file attachment (``credential.jwt`` by default), so the PDF
-alone is enough to verify the certificate offline (:func:`extract_attachment`).
+alone is enough to verify the certificate offline (:func:`extract_attachment`). Certificates
+are issued through :func:`certificates.binding.issue_pdf`, which renders here *without* the
+credential, signs it with the digest of the rendered pages and then appends it, so the
+credential names the pages it belongs to; ``attachment=`` here cannot do that.
 
 Nothing is fetched from the network or the file system while rendering except ``data:`` URIs
 and http(s) URLs on ``allowed_hosts``: both renderers get a URL fetcher that refuses (and

@@ -250,19 +250,27 @@ def _epoch(iso: str) -> int:
     return int(datetime.fromisoformat(iso).timestamp())
 
 
-def sign_credential(credential: dict[str, Any], key: SigningKey) -> str:
+def sign_credential(
+    credential: dict[str, Any], key: SigningKey, extra_claims: dict[str, Any] | None = None
+) -> str:
     """Sign ``credential`` as a compact VC-JWT.
 
     Header: ``alg``, ``kid``, ``typ: "JWT"``. Claims: ``vc`` (the credential), ``jti``
     (credential id), ``sub`` (``credentialSubject.id``), ``iss`` (``issuer.id``), ``iat`` and
-    ``nbf`` (``issuanceDate``) and ``exp`` when the credential has an ``expirationDate``.
+    ``nbf`` (``issuanceDate``) and ``exp`` when the credential has an ``expirationDate``; then
+    ``extra_claims`` (e.g. the page digest of :mod:`certificates.binding`), which may not
+    replace any of those.
 
     Raises:
-        ValueError: the key's algorithm is not supported or the credential lacks an id,
-            subject, issuer or issuance date.
+        ValueError: the key's algorithm is not supported, the credential lacks an id,
+            subject, issuer or issuance date, or an extra claim has a reserved name.
     """
     if key.alg not in ALGORITHMS:
         msg = f"key {key.kid!r} has alg {key.alg!r}; supported: {ALGORITHMS}"
+        raise ValueError(msg)
+    reserved = sorted(set(extra_claims or {}) & {*_REQUIRED_CLAIMS, "exp"})
+    if reserved:
+        msg = f"extra claims may not replace {reserved}"
         raise ValueError(msg)
     try:
         issued = _epoch(credential["issuanceDate"])
@@ -276,6 +284,7 @@ def sign_credential(credential: dict[str, Any], key: SigningKey) -> str:
         }
         if credential.get("expirationDate"):
             claims["exp"] = _epoch(credential["expirationDate"])
+        claims.update(extra_claims or {})
     except (KeyError, TypeError) as exc:
         msg = (
             f"credential is missing {exc}: it needs id, credentialSubject.id, issuer, issuanceDate"

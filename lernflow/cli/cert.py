@@ -8,10 +8,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from certificates import render, signing
+from certificates import binding, render, signing
 from certificates.fetch import TemplateCache, bundled_template_path
 from certificates.model import CertificateData, Signatory
 from certificates.qr import qr_data_uri
+from certificates.storage import InvalidKeyError, LocalStorage, validate_key
 from certificates.template import fill_svg
 from certificates.values import placeholder_values
 from config import Settings
@@ -56,47 +57,75 @@ def cert_keys_export() -> None:
     out.print_json(json.dumps(signing.jwks(keys)))
 
 
-def _credential(settings: Settings, target: str) -> bytes:
-    """The credential (JWT) of a PDF, a JWT file or a stored certificate id; exit 1 if none."""
+EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_UNCHECKED = 0, 1, 2, 3
+_EXIT = {
+    binding.Verdict.VALID: EXIT_VALID,
+    binding.Verdict.INVALID: EXIT_INVALID,
+    binding.Verdict.UNCHECKED: EXIT_UNCHECKED,
+}
+_OUTCOME = {
+    "ok": "[green]ok[/green]",
+    "failed": "[red]FAILED[/red]",
+    "not checked": "[yellow]not checked[/yellow]",
+}
+
+
+def _verify_target(settings: Settings, target: str) -> binding.Verification:
+    """Verify a PDF file, a JWT file, or a stored certificate by id; exit 2 when none."""
+    keys = signing.load_public_keys(settings.certificates.keys_dir)
+    root = settings.certificates.storage_dir
     path = Path(target)
     if path.is_file():
         data = path.read_bytes()
-        token = render.extract_attachment(data) if data.startswith(b"%PDF") else data.strip()
-        if token is None:
-            console.print(f"[red]{target}: no embedded credential in this PDF[/red]")
-            raise typer.Exit(1)
-        return token
-    found = sorted(settings.certificates.storage_dir.glob(f"*/{target}.jwt"))
+        if data.startswith(b"%PDF"):
+            return binding.verify_pdf(data, keys, LocalStorage(root) if root.is_dir() else None)
+        return binding.verify_token(data.strip(), keys)
+    try:
+        validate_key(target)  # a certificate id: one safe path segment
+        if "/" in target:
+            raise InvalidKeyError(target)
+    except InvalidKeyError:
+        found = []
+    else:
+        found = sorted(root.glob(f"*/{target}.pdf")) or sorted(root.glob(f"*/{target}.jwt"))
     if not found:
-        console.print(
-            f"[red]certificate {target} not found in {settings.certificates.storage_dir}[/red]"
-        )
-        raise typer.Exit(1)
-    return found[0].read_bytes().strip()
+        console.print(f"[red]{target}: no such file, nor a certificate stored in {root}[/red]")
+        raise typer.Exit(EXIT_USAGE)
+    if found[0].suffix == ".pdf":  # our own copy: its digest, not itself, is the reference
+        return binding.verify_pdf(found[0].read_bytes(), keys)
+    return binding.verify_token(found[0].read_bytes().strip(), keys)
 
 
 @cert_app.command("verify")
 def cert_verify(
     target: str = typer.Argument(
-        ..., help="A certificate PDF, a credential (JWT) file, or a certificate id."
+        ..., help="A certificate PDF, a credential (JWT) file, or a stored certificate id."
     ),
 ) -> None:
-    """Check a certificate's signature against the public keys and show its claims.
+    """Check a certificate: the credential's signature, and that the PDF's pages are the ones
+    issued with it (the credential carries their digest). Revocation is not checked offline.
 
-    Exits 1 when the signature does not verify (any tampering, an unknown key, alg none, …) or
-    the certificate cannot be found.
+    Exit codes:
+    0 valid: signature and pages hold.
+    1 NOT VALID: no credential, a bad signature (tampered, unknown key, alg none, expired …) or pages that differ from the issued ones.
+    2 usage error: no such file or stored certificate.
+    3 unchecked: the signature is valid but the pages were not checked (a credential on its own, or one issued before page digests with no stored copy to compare).
     """
 
     settings = get_settings()
-    token = _credential(settings, target)
-    keys = signing.load_public_keys(settings.certificates.keys_dir)
-    try:
-        claims = signing.verify_credential(token.decode("utf-8", "replace"), keys)
-    except signing.VerificationError as exc:
-        console.print(f"[red]NOT VALID: {exc.reason}[/red]")
-        raise typer.Exit(1) from None
-    out.print_json(json.dumps(claims, default=str))
-    report("signature valid")
+    result = _verify_target(settings, target)
+    for check in result.checks:
+        console.print(f"  {check.name:<10} {_OUTCOME[check.outcome]}  {check.detail}")
+    if result.verdict is binding.Verdict.INVALID:
+        console.print(f"[red]NOT VALID: {result.reason}[/red]")
+        raise typer.Exit(EXIT_INVALID)
+    out.print_json(json.dumps(result.claims, default=str))
+    console.print(f"  [dim]{binding.NOT_CHECKED_OFFLINE}[/dim]")
+    if result.verdict is binding.Verdict.UNCHECKED:
+        console.print(f"[yellow]UNCHECKED: {result.reason}[/yellow]")
+    else:
+        console.print(f"[green]VALID: {result.reason}[/green]")
+    raise typer.Exit(_EXIT[result.verdict])
 
 
 @cert_app.command("why")
