@@ -226,14 +226,16 @@ def test_replaying_all_input_changes_no_row_and_sends_no_certificate(t_b1: Setti
     assert len(read_json(settings, cert)) == 7
     read_before = _metric("lernflow_events_in_total")
     older_before = _metric("lernflow_events_skipped_total", reason_kind="older")
+    parked = _metric("lernflow_events_skipped_total", reason_kind="already-parked")
 
     run_to_end(FLOW, settings, from_beginning=True)
 
     # the nine events were read again: events 1 and 2 are now older than the stored attempt
-    # (event 5's time), event 8 is parked again ...
+    # (event 5's time), event 8 is not parked again (parking is idempotent by origin) ...
     assert _metric("lernflow_events_in_total") - read_before == len(T_B1)
     assert _metric("lernflow_events_skipped_total", reason_kind="older") - older_before == 2
-    assert len(read_json(settings, failed)) == 2
+    assert _metric("lernflow_events_skipped_total", reason_kind="already-parked") - parked == 1
+    assert len(read_json(settings, failed)) == 1
     # ... and nothing else changed
     assert _state(settings) == before
     assert len(read_json(settings, cert)) == 7
