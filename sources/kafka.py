@@ -366,7 +366,7 @@ def read_tail(
             if time.monotonic() > deadline:
                 msg = f"reading the tail of {topic} to {ends} took over {timeout_s:.0f} s"
                 raise TransientError(msg)
-            for m in consumer.consume(1000, 0.5):
+            for m in consumer.consume(1000, 0.05):  # at 1000 messages or after 50 ms
                 if m.error() is not None:
                     raise KafkaException(m.error())
                 p, offset = m.partition(), m.offset()
