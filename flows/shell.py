@@ -128,7 +128,8 @@ class FailedTopic:
 
 
 def _merged(first: Parking, second: Parking) -> Parking:
-    if second.reason == first.reason or second.reason in first.reason.split("; "):
+    """One parking of an item with the reasons of both (each reason once)."""
+    if second.reason in first.reason.split("; "):
         return first
     return Parking(first.item, f"{first.reason}; {second.reason}", first.error_type, first.isolated)
 
