@@ -9,7 +9,6 @@ enrolments' batches are joined up to about 4 KB. Every CQL text of the flow is i
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ from config import Settings
 from flows.activity_aggregate_updater import rules
 from lernflow.kernel.cassandra import CassandraExecutor
 from lernflow.kernel.clients import kafka_consumer
+from lernflow.kernel.errors import InvalidEvent
+from lernflow.kernel.jsondoc import decode
 from lernflow.kernel.redis_batch import RedisBatch
 
 logger = logging.getLogger(__name__)
@@ -245,9 +246,9 @@ class ActivityServerStore:
             status: str | None = None
             if rows and rows[0].hierarchy:
                 try:
-                    doc: Any = json.loads(rows[0].hierarchy)
+                    doc: Any = decode(rows[0].hierarchy, what="hierarchy", stored=True)
                     status = str(doc.get("status")) if isinstance(doc, dict) else None
-                except ValueError:
+                except InvalidEvent:
                     status = None
             out[cid] = status
         return out
@@ -362,8 +363,8 @@ def _mids_to_end(consumer: Any, remaining: set[int], ends: dict[int, int]) -> se
             if m.offset() + 1 >= ends[m.partition()]:
                 remaining.discard(m.partition())
             try:
-                mid = json.loads(m.value()).get("mid")
-            except (ValueError, AttributeError):
+                mid = decode(m.value(), what="certificate request", stored=True).get("mid")
+            except (InvalidEvent, AttributeError):
                 continue
             if isinstance(mid, str):
                 mids.add(mid)
