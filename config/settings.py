@@ -289,10 +289,14 @@ class CertificateSettings(_Base):
     template_timeout_s: float = Field(10.0, gt=0)  # the whole read of one template
     template_host_backoff_s: float = Field(30.0, ge=0)  # a failing host is left alone this long,
     template_host_backoff_max_s: float = Field(600.0, ge=0)  # doubling up to this
-    render_timeout_s: float = Field(120.0, ge=0)  # one certificate's render (0: in-process, unbounded)
-    issued_type: str = "TrainingCertificate"  # issued_certificates[].type (Sunbird service.rc.entity)
-    cloud_base_path_placeholder: str = "CLOUD_BASE_PATH"  # Sunbird cloud_store_base_path_placeholder
-    cloud_base_url: str = ""  # what replaces it: <cname or base url>/<content container>; "" keeps it
+    # one certificate's render, in a worker process (0: small rounds in-process, unbounded)
+    render_timeout_s: float = Field(60.0, ge=0)
+    # issued_certificates[].type (Sunbird: service.rc.entity)
+    issued_type: str = "TrainingCertificate"
+    # Sunbird cloud_store_base_path_placeholder, expanded in a notifyTemplate's stateImgUrl to
+    # cloud_base_url (<cname or base url>/<content container>; "" leaves it as it is)
+    cloud_base_path_placeholder: str = "CLOUD_BASE_PATH"
+    cloud_base_url: str = ""
     sms_instance_name: str = "Sunbird"  # sunbird_instance_name, in the certificate SMS text
     supported_content_types: str = "SelfAssess"  # Sunbird assessment.metrics.supported.contenttype
     suppress_missing_metadata: bool = True  # Sunbird enable.suppress.exception (pre-processor)

@@ -83,7 +83,3 @@ MetricName  # unused variable (lernflow/kernel/metrics.py)
 ALL  # unused variable (lernflow/kernel/metrics.py)
 _.delivered  # unused attribute (sinks/kafka_producer.py)
 _.delivered  # unused attribute (sinks/kafka_producer.py)
-# Pure rules of the certificate notification as Sunbird sends it (heldDate, the SMS variant):
-# tested, and wired into the generator by the notification work of issue 15
-held_date  # unused function (flows/certificate_generator/rules.py)
-sms_request  # unused function (flows/certificate_generator/rules.py)

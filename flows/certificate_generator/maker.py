@@ -1,23 +1,36 @@
-"""Making certificates: sign the W3C credential, fill and render the SVG to PDF, store both.
+"""Making certificates: fill and render the SVG to PDF, sign the W3C credential bound to those
+pages and embed it, store both.
 
-Rendering is CPU work, so four or more certificates at once go to a process pool whose
-processes load the signing key once; fewer are made in this process. Templates are fetched
-from allowed places once, then cached; a template host that is down is retried with backoff
-(``TemplateError`` for anything else, which the flow parks).
+Templates are read from allowed places only, bounded in bytes and time, then cached
+(:class:`certificates.fetch.TemplateCache`, configured from ``LERNFLOW_CERT_TEMPLATE_*``); a
+template host that fails is backed off, and the requests that need it fail at once with
+:class:`~certificates.fetch.TemplateUnavailable` (the flow parks them for a later requeue)
+while the others go on.
+
+Rendering is CPU work and its time depends on the template, so certificates are made in a
+pool of worker processes (which load the signing key once) and each one is waited for at most
+``LERNFLOW_CERT_RENDER_TIMEOUT_S``: a certificate that takes longer is given up (the pool is
+killed and the unfinished certificates of the round are made again in a new one), and a
+template or value the renderer cannot draw fails that certificate alone
+(:class:`MakeFailed`). With the timeout at 0, rounds of fewer than four certificates are made
+in this process, unbounded. An error of the storage (a full disk) is raised: the flow stops
+rather than park good requests.
 """
 
 from __future__ import annotations
 
-import functools
+import logging
+import multiprocessing
+import multiprocessing.pool
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
+from certificates import binding, signing
 from certificates import credential as cred
-from certificates import render, signing
-from certificates.fetch import TemplateCache
+from certificates.fetch import HostBackoff, TemplateCache, templates_dir
 from certificates.model import CertificateData
 from certificates.qr import qr_data_uri
 from certificates.sanitize import TemplateError
@@ -27,13 +40,33 @@ from certificates.values import placeholder_values
 from config import Settings
 from flows.certificate_generator import rules
 from flows.certificate_generator.plan import Certificate
-from lernflow.kernel.errors import TransientError
-from lernflow.kernel.retry import retry
+from lernflow.kernel.errors import LernflowError
+
+logger = logging.getLogger(__name__)
 
 
 def allowed_hosts(settings: Settings) -> tuple[str, ...]:
     """``LERNFLOW_CERT_TEMPLATE_HOSTS`` as a tuple of host names."""
     return tuple(h.strip() for h in settings.certificates.template_hosts.split(",") if h.strip())
+
+
+def template_roots(settings: Settings) -> tuple[Path, ...]:
+    """The folders local templates may be read from: the packaged templates and
+    ``LERNFLOW_CERT_TEMPLATE_ROOTS`` (comma-separated)."""
+    extra = (r.strip() for r in settings.certificates.template_roots.split(","))
+    return (templates_dir(), *(Path(r) for r in extra if r))
+
+
+def template_cache(settings: Settings) -> TemplateCache:
+    """The flow's template cache, with the configured hosts, folders, limits and backoff."""
+    c = settings.certificates
+    return TemplateCache(
+        allowed_hosts=allowed_hosts(settings),
+        timeout=c.template_timeout_s,
+        local_roots=template_roots(settings),
+        max_bytes=c.template_max_bytes,
+        backoff=HostBackoff(c.template_host_backoff_s, c.template_host_backoff_max_s),
+    )
 
 
 def signer_path(settings: Settings) -> Path:
@@ -51,13 +84,33 @@ def signer_path(settings: Settings) -> Path:
     return keys[-1]
 
 
+class RenderError(LernflowError):
+    """The renderer could not draw a certificate from this template and these values."""
+
+
+@dataclass(frozen=True)
+class ToMake:
+    """One certificate to make: its data and its (fetched, sanitised) template text."""
+
+    data: CertificateData
+    template: str
+
+
+@dataclass(frozen=True)
+class MakeFailed:
+    """A certificate that could not be made: why, and the error type for the failed topic."""
+
+    reason: str
+    error_type: str
+
+
 @dataclass(frozen=True)
 class MakeJob:
     """Everything one certificate needs, picklable for the render pool."""
 
     data: CertificateData
     svg_template: str
-    renderer: str
+    renderer: Literal["weasyprint", "cairosvg"]
     hosts: tuple[str, ...]
     issuer_id: str
     storage: Storage
@@ -72,7 +125,13 @@ def _init_worker(key_path: str, kid: str) -> None:
 
 
 def make_certificate(job: MakeJob, key: signing.SigningKey | None = None) -> Certificate:
-    """Sign, fill, render and store one certificate (runs in a pool process)."""
+    """Fill, render, sign (bound to the rendered pages: :func:`certificates.binding.issue_pdf`)
+    and store one certificate (runs in a pool process).
+
+    Raises:
+        TemplateError, RenderError: this template or these values cannot be drawn.
+        OSError: the storage failed.
+    """
     signer = key or _WORKER_KEY
     assert signer is not None, "the pool initializer loads the signing key"
     data = job.data
@@ -80,14 +139,26 @@ def make_certificate(job: MakeJob, key: signing.SigningKey | None = None) -> Cer
     credential = cred.build_credential(
         data, issuer_id=job.issuer_id, kid=signer.kid, issued_at=issued_at
     )
-    token = signing.sign_credential(credential, signer)
     qr = qr_data_uri(f"{data.verify_base_url}/{data.cert_id}")
     svg = fill_svg(job.svg_template, placeholder_values(data, qr))
-    pdf = render.render_pdf(svg, job.renderer, attachment=token.encode(), allowed_hosts=job.hosts)  # type: ignore[arg-type]
+    try:
+        issued = binding.issue_pdf(svg, credential, signer, job.renderer, job.hosts)
+    except TemplateError:
+        raise
+    except Exception as exc:  # whatever the renderer library raises for what it cannot draw
+        msg = f"rendering failed: {type(exc).__name__}: {str(exc)[:500]}"
+        raise RenderError(msg) from None
     base = f"{data.batch_id}/{data.cert_id}"
-    pdf_url = job.storage.put(f"{base}.pdf", pdf, "application/pdf")
-    json_url = job.storage.put(f"{base}.jwt", token.encode(), "application/jwt")
+    pdf_url = job.storage.put(f"{base}.pdf", issued.pdf, "application/pdf")
+    json_url = job.storage.put(f"{base}.jwt", issued.token.encode(), "application/jwt")
     return Certificate(data.cert_id, pdf_url, json_url, rules.access_code(data.cert_id), credential)
+
+
+def _failed(exc: BaseException) -> MakeFailed:
+    """A certificate's own failure; anything else (storage, a bug) is raised again."""
+    if isinstance(exc, LernflowError) and not exc.retryable:
+        return MakeFailed(str(exc), type(exc).__name__)
+    raise exc
 
 
 class CertificateMaker:
@@ -99,41 +170,93 @@ class CertificateMaker:
         self._signer = signing.load_signing_key(
             self._signer_path, kid=self._signer_path.name.removesuffix(".private.pem")
         )
-        self._templates = TemplateCache(allowed_hosts=allowed_hosts(settings))
+        self.templates = template_cache(settings)
         self.storage = storage or LocalStorage(settings.certificates.storage_dir)
-        self._pool: ProcessPoolExecutor | None = None
+        self._timeout = settings.certificates.render_timeout_s
+        self._pool: multiprocessing.pool.Pool | None = None
 
     def template(self, url: str) -> str:
-        """The template text: fetched once, then cached; a host that is down is retried."""
-        return retry(functools.partial(self._fetch, url), self._s.run, "template fetch")
+        """The template text (fetched once, then cached).
 
-    def _fetch(self, url: str) -> str:
-        try:
-            return self._templates.get(url)
-        except TemplateError as exc:
-            if exc.retryable:
-                raise TransientError(str(exc)) from exc
-            raise
+        Raises:
+            TemplateUnavailable: its host is down or backed off (worth a later replay).
+            TemplateError: it is not allowed, not readable or not an acceptable SVG.
+        """
+        return self.templates.get(url)
 
-    def make(self, items: list[tuple[CertificateData, str]]) -> list[Certificate]:
-        """Make every (data, template url), in parallel processes when several."""
+    def make(self, items: list[ToMake]) -> list[Certificate | MakeFailed]:
+        """Make every certificate; each is a :class:`Certificate` or its :class:`MakeFailed`."""
         c = self._s.certificates
-        jobs = [
-            MakeJob(data, self._templates.get(url), c.renderer, allowed_hosts(self._s),
-                    f"{c.cert_domain_url}/certs/issuer", self.storage)
-            for data, url in items
-        ]  # fmt: skip
-        if len(jobs) < 4 or (os.cpu_count() or 1) < 2:
-            return [make_certificate(j, self._signer) for j in jobs]
+        issuer = f"{c.cert_domain_url}/certs/issuer"
+        hosts = allowed_hosts(self._s)
+        jobs = [MakeJob(i.data, i.template, c.renderer, hosts, issuer, self.storage) for i in items]
+        if not self._timeout and (len(jobs) < 4 or (os.cpu_count() or 1) < 2):
+            return [self._here(j) for j in jobs]
+        results: dict[int, Certificate | MakeFailed] = {}
+        todo = list(range(len(jobs)))
+        while todo:  # each pass finishes at least one certificate
+            todo = self._pass(jobs, todo, results)
+        return [results[i] for i in range(len(jobs))]
+
+    def _here(self, job: MakeJob) -> Certificate | MakeFailed:
+        try:
+            return make_certificate(job, self._signer)
+        except Exception as exc:
+            return _failed(exc)
+
+    def _pass(
+        self, jobs: list[MakeJob], todo: list[int], results: dict[int, Certificate | MakeFailed]
+    ) -> list[int]:
+        """Submit ``todo`` to the pool and collect; after a timeout, the pool is killed and the
+        unfinished certificates are returned to be made again."""
+        pool = self._worker_pool()
+        pending = [(i, pool.apply_async(make_certificate, (jobs[i],))) for i in todo]
+        timeout = self._timeout or None
+        for n, (i, result) in enumerate(pending):
+            try:
+                results[i] = result.get(timeout)
+            except multiprocessing.TimeoutError:
+                data = jobs[i].data
+                logger.error("certificate %s: render timed out after %gs", data.cert_id, timeout)
+                results[i] = MakeFailed(
+                    f"rendering took longer than {timeout:g} s (LERNFLOW_CERT_RENDER_TIMEOUT_S)",
+                    "RenderTimeout",
+                )
+                again = [j for j, r in pending[n + 1 :] if not r.ready()]
+                for j, r in pending[n + 1 :]:
+                    if r.ready():
+                        results[j] = self._collect(r)
+                self._kill_pool()
+                return again
+            except Exception as exc:
+                results[i] = _failed(exc)
+        return []
+
+    @staticmethod
+    def _collect(result: multiprocessing.pool.AsyncResult[Certificate]) -> Certificate | MakeFailed:
+        try:
+            return result.get(0)
+        except Exception as exc:
+            return _failed(exc)
+
+    def _worker_pool(self) -> multiprocessing.pool.Pool:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=os.cpu_count() or 2,
+            self._pool = multiprocessing.Pool(
+                processes=os.cpu_count() or 2,
                 initializer=_init_worker,
                 initargs=(str(self._signer_path), self._signer.kid),
             )
-        return list(self._pool.map(make_certificate, jobs, chunksize=max(1, len(jobs) // 16)))
+        return self._pool
+
+    def _kill_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
 
     def close(self) -> None:
         """Stop the render pool."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.close()
+            self._pool.join()
+            self._pool = None

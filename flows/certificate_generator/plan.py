@@ -1,9 +1,11 @@
 """The pure planner of certificate-generator: what a round makes, and what it then records.
 
-No I/O: the enrolments' ``issued_certificates``, the clock and the random ids are arguments.
-:func:`to_make` decides per request (skip as ``already-issued`` / ``no-enrolment``, or the
-certificates to make, one per recipient, each with its stable id); :func:`records` turns the
-made certificates into the ``cert_registry`` rows, the AUDIT and notification events and the
+No I/O: the enrolments, profiles and course batches, the clock and the random ids are
+arguments. :func:`to_make` decides per request (skip as ``already-issued`` / ``no-enrolment``,
+park when its dates cannot be read, or the certificates to make, one per recipient, each with
+its stable id); :func:`notification` plans each certificate's notification as Sunbird's notifier
+sends it (or why none is sent, or why the request must wait); :func:`records` turns the made
+certificates into the ``cert_registry`` rows, the AUDIT and notification events and the
 ``issued_certificates`` rewrites (docs/flows/certificate-generator.md#9-registry-audit-and-notification).
 """
 
@@ -16,13 +18,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from certificates.model import CertificateData, Signatory
+from certificates.model import CertificateData, Signatory, normalize_issued_date
+from certificates.storage import object_key
 from flows.certificate_generator import rules
 
 FLOW = "certificate-generator"
-CERT_TYPE = "lernflow-certificate"
 
 IssuedCertificates = list[dict[str, str]]  # an enrolment's issued_certificates
+CertTemplates = dict[str, dict[str, str]]  # a batch's cert_templates, by template id
+
+# skip kinds of a notification not sent (the certificate is made; Sunbird's
+# skipped-notify-user-count); they count notifications, not input events
+NOTIFY_NO_PROFILE = "notify-no-profile"
+NOTIFY_USER_BLOCKED = "notify-user-blocked"
+NO_NOTIFY_TEMPLATE = "no-notify-template"
 
 
 @dataclass(frozen=True)
@@ -40,11 +49,38 @@ def enrolment_of(req: rules.GenerateRequest) -> EnrolmentKey:
 
 
 @dataclass(frozen=True)
+class Enrolment:
+    """What the generator reads of one ``user_enrolments`` row."""
+
+    issued: IssuedCertificates  # issued_certificates ([] when null)
+    completed_on: datetime | None  # completedon: the notification's heldDate
+
+
+@dataclass(frozen=True)
+class BatchKey:
+    """The ``course_batch`` row of a batch."""
+
+    course_id: str
+    batch_id: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the notification needs of a learner's profile (``sunbird.user``)."""
+
+    first_name: str | None
+    masked_phone: str | None
+    blocked: bool  # a deleted (blocked) account: Sunbird's user read answers USER_ACCOUNT_BLOCKED
+
+
+@dataclass(frozen=True)
 class Decision:
-    """What to do with one request: skip it (``skip`` is the kind) or make ``certificates``."""
+    """What to do with one request: skip it (``skip`` is the kind), park it (``problem`` is the
+    reason) or make ``certificates``."""
 
     skip: str | None
     certificates: list[CertificateData]
+    problem: str | None = None
 
 
 def certificate_data(
@@ -66,7 +102,7 @@ def certificate_data(
         batch_id=req.batch_id,
         certificate_name=req.name,
         template_id=req.template_id,
-        issued_date=req.issued_date or today,
+        issued_date=normalize_issued_date(req.issued_date) if req.issued_date else today,
         issuer_name=str(req.issuer.get("name") or ""),
         issuer_url=str(req.issuer.get("url") or ""),
         signatories=sigs,
@@ -82,10 +118,82 @@ def to_make(
     """Skip a request whose name is issued (or with no enrolment), else one certificate per recipient.
 
     ``issued`` is the enrolment's ``issued_certificates`` (None: no enrolment row).
+    A date that cannot be read (``issuedDate``, ``expiry``) parks the request with the reason.
     """
     if not rules.is_not_issued(req, issued):
         return Decision("already-issued" if issued is not None else "no-enrolment", [])
-    return Decision(None, [certificate_data(req, r, verify_base_url, today) for r in req.data])
+    try:
+        made = [certificate_data(req, r, verify_base_url, today) for r in req.data]
+        for data in made:  # the files' keys: a batch id that cannot name a folder parks too
+            object_key(data.batch_id, data.cert_id)
+    except (ValueError, OverflowError) as exc:
+        return Decision(None, [], f"the certificate data cannot be built: {exc}")
+    return Decision(None, made)
+
+
+@dataclass(frozen=True)
+class NotifyInputs:
+    """What one certificate's notification is built from (read by the flow's store)."""
+
+    profile: Profile | None  # None: no such user
+    templates: CertTemplates | None  # the batch's cert_templates; None: no course_batch row
+    completed_on: datetime | None  # the recipient's enrolment's completedon
+
+
+@dataclass(frozen=True)
+class NotifyPlan:
+    """The requests to send (email, then SMS), or the skip kind, or why the request must wait."""
+
+    messages: list[dict[str, Any]]
+    skip: str | None = None
+    problem: str | None = None
+
+
+def _notify_template(req: rules.GenerateRequest, templates: CertTemplates) -> str | None:
+    template = templates.get(req.template_id) if req.template_id.strip() else None
+    text = (template or {}).get("notifyTemplate")
+    return text if isinstance(text, str) and text.strip() else None
+
+
+def notification(
+    req: rules.GenerateRequest, data: CertificateData, inputs: NotifyInputs, cfg: rules.GenConfig
+) -> NotifyPlan:
+    """Sunbird's notifier, in its order (docs/flows/certificate-generator.md#9-registry-audit-and-notification).
+
+    No profile or a blocked one → skipped; no course batch → the request waits (parked; Sunbird
+    crashes); the template has no ``notifyTemplate`` → skipped; a ``notifyTemplate`` that is not
+    a JSON object or no ``completedon`` → the request waits (Sunbird crashes); else the email
+    request, and the SMS request when the profile has a ``maskedPhone``.
+    """
+    profile = inputs.profile
+    if profile is None or profile.blocked:
+        return NotifyPlan([], skip=NOTIFY_NO_PROFILE if profile is None else NOTIFY_USER_BLOCKED)
+    where = f"course {req.course_id} batch {req.batch_id}"
+    if inputs.templates is None:
+        return NotifyPlan([], problem=f"notification: no course_batch row for {where}")
+    text = _notify_template(req, inputs.templates)
+    if text is None:
+        return NotifyPlan([], skip=NO_NOTIFY_TEMPLATE)
+    keys = rules.parse_notify_template(text)
+    if keys is None:
+        reason = f"notification: notifyTemplate of template {req.template_id} in {where} is not a JSON object"
+        return NotifyPlan([], problem=reason)
+    if inputs.completed_on is None:
+        reason = (
+            f"notification: the enrolment of {data.recipient_id} in {where} has no completion "
+            "date (completedon is null), so no heldDate"
+        )
+        return NotifyPlan([], problem=reason)
+    email = rules.notification_request(
+        user_id=data.recipient_id, course_name=req.course_name,
+        issued_date=rules.held_date(inputs.completed_on, cfg.zone),
+        notify_template=rules.expand_state_image(keys, cfg.cloud_base_path_placeholder,
+                                                 cfg.cloud_base_url),
+        first_name=profile.first_name,
+    )  # fmt: skip
+    if not (profile.masked_phone or "").strip():
+        return NotifyPlan([email])
+    return NotifyPlan([email, rules.sms_request(email, instance_name=cfg.sms_instance_name)])
 
 
 @dataclass(frozen=True)
@@ -101,12 +209,14 @@ class Certificate:
 
 @dataclass(frozen=True)
 class Made:
-    """A made certificate with the request it answers and its enrolment's certificates."""
+    """A made certificate with the request it answers, its enrolment's certificates and its
+    notification."""
 
     req: rules.GenerateRequest
     data: CertificateData
     issued: IssuedCertificates
     cert: Certificate
+    notify: NotifyPlan
 
 
 @dataclass(frozen=True)
@@ -126,11 +236,11 @@ class RegistryRow:
 
 @dataclass(frozen=True)
 class Announcement:
-    """The AUDIT event and the notification request of one certificate, keyed by recipient."""
+    """The AUDIT event and the notification requests of one certificate, keyed by recipient."""
 
     recipient_id: str
     audit: dict[str, Any]
-    notification: dict[str, Any]
+    notifications: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -162,27 +272,20 @@ def registry_row(m: Made, now: datetime) -> RegistryRow:
 
 
 def announcement(m: Made, now_ms: int, new_id: Callable[[], str]) -> Announcement:
-    """AUDIT (``mid`` stable per certificate) and notification (with where the certificate is)."""
+    """AUDIT (``mid`` stable per certificate) and the planned notification requests."""
     req, data, cert = m.req, m.data, m.cert
     audit = rules.audit_event(
         data.recipient_id, cert.cert_id, req.batch_id, req.course_id, now_ms=now_ms,
         mid_uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"audit:{cert.cert_id}")),
         sid=new_id(), did=new_id(),
     )  # fmt: skip
-    note = rules.notification_request(
-        user_id=data.recipient_id, course_name=req.course_name, issued_date=data.issued_date,
-        first_name=data.recipient_name.split(" ")[0],
-    )  # fmt: skip
-    # where the certificate is, for the notifier (Sunbird's notifier reads it back itself)
-    note["certificate"] = {"id": cert.cert_id, "pdfUrl": cert.pdf_url, "courseId": req.course_id,
-                           "batchId": req.batch_id, "templateId": req.template_id}  # fmt: skip
-    return Announcement(data.recipient_id, audit, note)
+    return Announcement(data.recipient_id, audit, list(m.notify.messages))
 
 
 def records(
     made: list[Made],
     now: datetime,
-    zone: str,
+    cfg: rules.GenConfig,
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
 ) -> Records:
     """Everything the round writes and sends for its made certificates.
@@ -194,8 +297,9 @@ def records(
     for m in made:
         key = EnrolmentKey(m.data.recipient_id, m.req.course_id, m.req.batch_id)
         entry = rules.issued_entry(
-            m.req.name, m.cert.cert_id, m.cert.access_code, now, m.req.svg_template, CERT_TYPE, zone
-        )
+            m.req.name, m.cert.cert_id, m.cert.access_code, now, m.req.svg_template,
+            cfg.issued_type, cfg.zone,
+        )  # fmt: skip
         merged[key] = rules.merge_issued(merged.get(key, m.issued), entry)
     now_ms = int(now.timestamp() * 1000)
     return Records(

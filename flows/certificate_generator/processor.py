@@ -1,21 +1,29 @@
-"""One round of certificate-generator: validate, dedup, make, record, announce.
+"""One round of certificate-generator: validate, dedup, plan, make, record, announce.
 
 The shell (:mod:`flows.shell`) parks unparseable events; per round (at most one request per
 enrolment, so the read-modify-write of ``issued_certificates`` is safe):
 
 1. validation (``rules.validate``, Sunbird's checks and messages) — a failure is parked on
    ``<env>.generate.certificate.failed`` with that message (``ValidationError``);
-2. one concurrent read of the enrolments' ``issued_certificates`` (the store): a certificate of
-   the same name already issued (and no re-issue) is skipped as ``already-issued``, a request
-   without an enrolment row as ``no-enrolment``, as Sunbird does;
+2. one concurrent read of the enrolments (``issued_certificates``, ``completedon``): a
+   certificate of the same name already issued (and no re-issue) is skipped as
+   ``already-issued``, a request without an enrolment row as ``no-enrolment``, as Sunbird does;
+   a request whose dates cannot be read is parked (``CertificateDataError``);
 3. per recipient, a **stable certificate id** (``rules.certificate_id``: user, course, batch,
    name), so a retry or a replay re-creates the same certificate rather than a second one;
-4. the template fetched (a ``TemplateError`` parks the request); the W3C credential, signed as
-   a JWT, the SVG template filled and rendered to PDF with the JWT embedded (in a process pool:
-   rendering is CPU work), both stored (:mod:`.maker`);
-5. ``sunbird.cert_registry`` rows written, then AUDIT (``<env>.telemetry.raw``) and
-   notification request (``<env>.certificate.notification.request``) produced and acknowledged;
-6. last, ``user_enrolments.issued_certificates`` rewritten with the new entry. A crash before
+4. the notification planned as Sunbird's notifier sends it (:func:`.plan.notification`, on the
+   profiles and the batches' ``cert_templates``); a request whose notification cannot be built
+   (no course batch, no ``completedon``, a broken ``notifyTemplate``) is parked before anything
+   is made (``NotificationError``), so a requeue after the fix issues and notifies it;
+5. the template fetched: a request whose template host is down or backed off is parked with
+   ``template host unavailable: …`` (``TemplateUnavailable``: ``lernflow failed requeue
+   --reason "template host unavailable"`` replays it), another template error parks it
+   (``TemplateError``); the other requests go on. The W3C credential is signed as a JWT, the SVG
+   template filled and rendered to PDF with the JWT embedded (in worker processes, each bounded
+   in time), both stored (:mod:`.maker`); a certificate that cannot be drawn parks its request;
+6. ``sunbird.cert_registry`` rows written, then AUDIT (``<env>.telemetry.raw``) and the
+   notification requests (``<env>.certificate.notification.request``) produced and acknowledged;
+7. last, ``user_enrolments.issued_certificates`` rewritten with the new entry. A crash before
    this step replays the whole request (same id, same files; the events may be sent twice);
    after it, the request is recognised as issued. Sunbird loses the notification in that case.
 
@@ -25,15 +33,17 @@ What to make and what to record is planned by the pure :mod:`.plan` (on :mod:`.r
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from certificates import TemplateError
+from certificates.fetch import TemplateUnavailable
 from certificates.model import CertificateData
+from certificates.sanitize import TemplateError
 from config import Settings
 from flows.certificate_generator import plan, rules
-from flows.certificate_generator.maker import CertificateMaker
+from flows.certificate_generator.maker import CertificateMaker, MakeFailed, ToMake
 from flows.certificate_generator.store import CassandraGeneratorStore, GeneratorStore
 from flows.shell import Item, Round
 from sinks.kafka_producer import OutMessage
@@ -47,9 +57,14 @@ def entity(value: Request) -> str:
 
 
 def gen_config(settings: Settings) -> rules.GenConfig:
-    """The settings the validation and the ``issued_certificates`` entry depend on."""
+    """The settings the validation, the notification and the ``issued_certificates`` entry
+    depend on."""
     c = settings.certificates
-    return rules.GenConfig(suppress_signatory_errors=c.suppress_signatory_errors, zone=c.zone)
+    return rules.GenConfig(
+        suppress_signatory_errors=c.suppress_signatory_errors, zone=c.zone,
+        issued_type=c.issued_type, cloud_base_path_placeholder=c.cloud_base_path_placeholder,
+        cloud_base_url=c.cloud_base_url, sms_instance_name=c.sms_instance_name,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,34 @@ class Pending:
     req: Request
     data: CertificateData
     issued: plan.IssuedCertificates
+
+
+Enrolments = dict[plan.EnrolmentKey, plan.Enrolment | None]
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A certificate whose notification is planned and whose template is read."""
+
+    pending: Pending
+    notify: plan.NotifyPlan
+    template: str
+
+
+class Parker:
+    """Parks a round's requests, each at most once; later steps leave parked requests out."""
+
+    def __init__(self, round_: Round[Request]) -> None:
+        self._round = round_
+        self._parked: set[int] = set()
+
+    def park(self, item: Item[Request], reason: str, error_type: str) -> None:
+        if id(item) not in self._parked:
+            self._parked.add(id(item))
+            self._round.park(item, reason, error_type)
+
+    def parked(self, item: Item[Request]) -> bool:
+        return id(item) in self._parked
 
 
 class GeneratorLogic:
@@ -82,63 +125,128 @@ class GeneratorLogic:
         return entity(value)
 
     def run_round(self, round_: Round[Request]) -> None:
+        parker = Parker(round_)
         valid: list[tuple[Item[Request], Request]] = []
         for item, req in round_.values():
             problem = rules.validate(req, self._cfg)
             if problem:
-                round_.park(item, problem, "ValidationError")
+                parker.park(item, problem, "ValidationError")
             else:
                 valid.append((item, req))
-        ready = self._with_template(round_, self._pending(round_, valid))
-        if ready:
-            made = self._maker.make([(p.data, p.req.svg_template) for p in ready])
-            self._record(round_, [
-                plan.Made(p.req, p.data, p.issued, cert)
-                for p, cert in zip(ready, made, strict=True)
-            ])  # fmt: skip
+        enrolments: Enrolments = {}
+        pending = self._pending(round_, parker, valid, enrolments)
+        ready = self._with_template(parker, self._with_notification(parker, pending, enrolments))
+        made = self._make(parker, ready)
+        if made:
+            self._record(round_, made)
 
     def _pending(
-        self, round_: Round[Request], valid: list[tuple[Item[Request], Request]]
+        self,
+        round_: Round[Request],
+        parker: Parker,
+        valid: list[tuple[Item[Request], Request]],
+        enrolments: Enrolments,
     ) -> list[Pending]:
-        """Read the enrolments, skip what is issued, plan the certificates of the rest."""
+        """Read the enrolments (into ``enrolments``), skip what is issued, plan the
+        certificates of the rest."""
         if not valid:
             return []
-        issued = self._store.issued([plan.enrolment_of(req) for _i, req in valid])
+        enrolments.update(
+            self._store.read_enrolments([plan.enrolment_of(req) for _i, req in valid])
+        )
         today = datetime.now(UTC).date().isoformat()
         todo: list[Pending] = []
         for item, req in valid:
-            held = issued[plan.enrolment_of(req)]
+            row = enrolments[plan.enrolment_of(req)]
+            held = row.issued if row is not None else None
             decision = plan.to_make(req, held, self._verify_base, today)
             if decision.skip is not None:
                 round_.skip(decision.skip)
+            elif decision.problem is not None:
+                parker.park(item, decision.problem, "CertificateDataError")
             todo += [Pending(item, req, data, held or []) for data in decision.certificates]
         return todo
 
-    def _with_template(self, round_: Round[Request], todo: list[Pending]) -> list[Pending]:
-        """The certificates whose template is readable; a request whose template is not is parked."""
-        ready: list[Pending] = []
-        parked: set[int] = set()
-        for p in todo:
-            try:
-                self._maker.template(p.req.svg_template)
-            except TemplateError as exc:
-                if id(p.item) not in parked:
-                    parked.add(id(p.item))
-                    round_.park(p.item, str(exc), "TemplateError")
+    def _with_notification(
+        self, parker: Parker, todo: list[Pending], enrolments: Enrolments
+    ) -> list[tuple[Pending, plan.NotifyPlan]]:
+        """Plan each certificate's notification; a request whose notification cannot be built
+        is parked (nothing of it is made). The recipients' enrolments not read yet are read."""
+        if not todo:
+            return []
+        keys = [plan.EnrolmentKey(p.data.recipient_id, p.req.course_id, p.req.batch_id)
+                for p in todo]  # fmt: skip
+        unread = [k for k in dict.fromkeys(keys) if k not in enrolments]
+        if unread:
+            enrolments.update(self._store.read_enrolments(unread))
+        profiles = self._store.profiles([p.data.recipient_id for p in todo])
+        batches = self._store.cert_templates(
+            [plan.BatchKey(p.req.course_id, p.req.batch_id) for p in todo]
+        )
+        planned: list[tuple[Pending, plan.NotifyPlan]] = []
+        for p, key in zip(todo, keys, strict=True):
+            row = enrolments[key]
+            inputs = plan.NotifyInputs(
+                profiles[p.data.recipient_id],
+                batches[plan.BatchKey(p.req.course_id, p.req.batch_id)],
+                row.completed_on if row is not None else None,
+            )
+            note = plan.notification(p.req, p.data, inputs, self._cfg)
+            if note.problem is not None:
+                parker.park(p.item, note.problem, "NotificationError")
+            planned.append((p, note))
+        return [(p, n) for p, n in planned if not parker.parked(p.item)]
+
+    def _with_template(
+        self, parker: Parker, todo: list[tuple[Pending, plan.NotifyPlan]]
+    ) -> list[Ready]:
+        """The certificates whose template is readable; a request whose template is not is
+        parked (a host that is down: ``TemplateUnavailable``, to be requeued later)."""
+        ready: list[Ready] = []
+        for p, note in todo:
+            if parker.parked(p.item):
                 continue
-            ready.append(p)
-        return ready
+            try:
+                text = self._maker.template(p.req.svg_template)
+            except TemplateUnavailable as exc:
+                parker.park(p.item, str(exc), "TemplateUnavailable")
+                continue
+            except TemplateError as exc:
+                parker.park(p.item, str(exc), "TemplateError")
+                continue
+            ready.append(Ready(p, note, text))
+        return [r for r in ready if not parker.parked(r.pending.item)]
+
+    def _make(self, parker: Parker, ready: list[Ready]) -> list[plan.Made]:
+        """Make the certificates; a request with one that cannot be made is parked, whole."""
+        if not ready:
+            return []
+        results = self._maker.make([ToMake(r.pending.data, r.template) for r in ready])
+        made: list[tuple[Item[Request], plan.Made]] = []
+        for r, result in zip(ready, results, strict=True):
+            p = r.pending
+            if isinstance(result, MakeFailed):
+                parker.park(p.item, result.reason, result.error_type)
+            else:
+                made.append((p.item, plan.Made(p.req, p.data, p.issued, result, r.notify)))
+        return [m for item, m in made if not parker.parked(item)]
 
     def _record(self, round_: Round[Request], made: list[plan.Made]) -> None:
-        """Registry rows, then AUDIT + notification acknowledged, then the enrolment rewrites."""
-        records = plan.records(made, datetime.now(UTC), self._cfg.zone)
+        """Registry rows, then AUDIT + notifications acknowledged, then the enrolment rewrites."""
+        records = plan.records(made, datetime.now(UTC), self._cfg)
         self._store.register(records.registry)
         round_.send([
             m for a in records.announcements
             for m in (self._message(self._audit, a.recipient_id, a.audit),
-                      self._message(self._notify, a.recipient_id, a.notification))
+                      *(self._message(self._notify, a.recipient_id, n) for n in a.notifications))
         ])  # fmt: skip
         self._store.set_issued(records.enrolments)
+        skipped: dict[str, int] = defaultdict(int)
+        for m in made:
+            if m.notify.skip is not None:
+                skipped[m.notify.skip] += 1
+        for kind, n in skipped.items():
+            round_.skip(kind, n)
 
     @staticmethod
     def _message(topic: str, key: str, value: dict[str, Any]) -> OutMessage:

@@ -83,6 +83,10 @@ class GenConfig:
 
     suppress_signatory_errors: bool = False  # Sunbird enable.suppress.exception (strict here)
     zone: str = "UTC"
+    issued_type: str = "TrainingCertificate"  # issued_certificates[].type (service.rc.entity)
+    cloud_base_path_placeholder: str = "CLOUD_BASE_PATH"  # expanded in stateImgUrl
+    cloud_base_url: str = ""  # what replaces it ("" leaves the URL as it is)
+    sms_instance_name: str = "Sunbird"  # sunbird_instance_name in the SMS text
 
 
 @dataclass(frozen=True)
@@ -439,7 +443,7 @@ def notification_request(
     recipientUserIds, body: "email body"}}``.
 
     * ``notify_template``: the template's parsed ``notifyTemplate`` (its keys come first and are
-      sent as they are; ``stateImgUrl`` is not rewritten, as in Sunbird).
+      sent as they are; :func:`expand_state_image` expands ``stateImgUrl`` beforehand).
     * ``first_name``: the user-read profile's ``firstName`` (``""`` when absent; null is sent
       as null).
     * ``issued_date``: ``heldDate``, ``yyyy-MM-dd`` — the enrolment's ``completedon`` in the
@@ -456,6 +460,31 @@ def notification_request(
         }
     )
     return {"request": request}
+
+
+def parse_notify_template(text: str) -> dict[str, Any] | None:
+    """A template's ``notifyTemplate`` JSON text as a map (None when it is not a JSON object)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def expand_state_image(
+    notify_template: Mapping[str, Any], placeholder: str, base_url: str
+) -> dict[str, Any]:
+    """``notify_template`` with the cloud placeholder in ``stateImgUrl`` replaced by ``base_url``.
+
+    Sunbird means to do this but looks for the key ``stateImageUrl`` while templates use
+    ``stateImgUrl``, so its emails keep the placeholder (docs/fixes-over-sunbird.md). An empty
+    ``placeholder`` or ``base_url`` leaves the value as it is.
+    """
+    keys = dict(notify_template)
+    url = keys.get("stateImgUrl")
+    if isinstance(url, str) and placeholder and base_url:
+        keys["stateImgUrl"] = url.replace(placeholder, base_url)
+    return keys
 
 
 def sms_request(

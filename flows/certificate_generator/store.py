@@ -1,8 +1,12 @@
-"""Every server call of certificate-generator: enrolment reads, registry and enrolment writes.
+"""Every server call of certificate-generator: enrolment, profile and batch reads, and writes.
 
-All Cassandra: ``user_enrolments.issued_certificates`` read (dedup) and rewritten (last step of
-a round), ``sunbird.cert_registry`` rows inserted (a re-issue replaces, a new id inserts if
-absent). The certificate files are stored by the maker (:mod:`.maker`), not here.
+All Cassandra: ``user_enrolments`` (``issued_certificates`` for the dedup, ``completedon`` for
+the notification's ``heldDate``) read, and ``issued_certificates`` rewritten (last step of a
+round); the learners' ``sunbird.user`` rows (``firstname``, ``maskedphone``, ``isdeleted``: the
+fields of Sunbird's user read the notifier uses) and the batches' ``course_batch.cert_templates``
+(the template's ``notifyTemplate``) read; ``sunbird.cert_registry`` rows inserted (a re-issue
+replaces, a new id inserts if absent). The certificate files are stored by the maker
+(:mod:`.maker`), not here.
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ from typing import Any, Protocol
 from config import Settings
 from flows.certificate_generator.plan import (
     FLOW,
+    BatchKey,
+    CertTemplates,
+    Enrolment,
     EnrolmentKey,
-    IssuedCertificates,
     IssuedUpdate,
+    Profile,
     RegistryRow,
 )
 from lernflow.kernel.cassandra import CassandraExecutor
@@ -28,8 +35,14 @@ _REGISTRY_COLUMNS = (
 class GeneratorStore(Protocol):
     """What the flow reads and writes (Cassandra, or dicts in unit tests)."""
 
-    def issued(self, keys: list[EnrolmentKey]) -> dict[EnrolmentKey, IssuedCertificates | None]:
-        """Each enrolment's ``issued_certificates`` (``[]`` when null; None: no enrolment row)."""
+    def read_enrolments(self, keys: list[EnrolmentKey]) -> dict[EnrolmentKey, Enrolment | None]:
+        """Each enrolment's certificates and completion time (None: no enrolment row)."""
+
+    def profiles(self, user_ids: list[str]) -> dict[str, Profile | None]:
+        """Each learner's profile fields (None: no such user)."""
+
+    def cert_templates(self, keys: list[BatchKey]) -> dict[BatchKey, CertTemplates | None]:
+        """Each batch's ``cert_templates`` (``{}`` when null; None: no course_batch row)."""
 
     def register(self, rows: list[RegistryRow]) -> None:
         """Write the ``cert_registry`` rows (``replace``: overwrite, else insert if absent)."""
@@ -48,8 +61,14 @@ class CassandraGeneratorStore:
         self._cas = CassandraExecutor(settings.cassandra, settings.run, FLOW)
         ks, sb = settings.cassandra.courses_keyspace, settings.cassandra.sunbird_keyspace
         where = "WHERE userid=? AND courseid=? AND batchid=?"
-        self._q_enrolment = f"SELECT issued_certificates FROM {ks}.user_enrolments {where}"
+        self._q_enrolment = (
+            f"SELECT issued_certificates, completedon FROM {ks}.user_enrolments {where}"
+        )
         self._q_update = f"UPDATE {ks}.user_enrolments SET issued_certificates=? {where}"
+        self._q_user = f"SELECT firstname, maskedphone, isdeleted FROM {sb}.user WHERE id=?"
+        self._q_batch = (
+            f"SELECT cert_templates FROM {ks}.course_batch WHERE courseid=? AND batchid=?"
+        )
         insert = (
             f"INSERT INTO {sb}.cert_registry ({_REGISTRY_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, false, ?, ?, ?, ?, ?, ?)"
@@ -57,11 +76,32 @@ class CassandraGeneratorStore:
         self._q_registry_new = f"{insert} IF NOT EXISTS"
         self._q_registry_replace = insert
 
-    def issued(self, keys: list[EnrolmentKey]) -> dict[EnrolmentKey, IssuedCertificates | None]:
+    def read_enrolments(self, keys: list[EnrolmentKey]) -> dict[EnrolmentKey, Enrolment | None]:
         params = [(k.user_id, k.course_id, k.batch_id) for k in keys]
         rows = self._cas.execute_many(self._q_enrolment, params, "user_enrolments")
         return {
-            k: ([dict(m) for m in (r[0].issued_certificates or [])] if r else None)
+            k: (
+                Enrolment([dict(m) for m in (r[0].issued_certificates or [])], r[0].completedon)
+                if r
+                else None
+            )
+            for k, r in zip(keys, rows, strict=True)
+        }
+
+    def profiles(self, user_ids: list[str]) -> dict[str, Profile | None]:
+        ids = list(dict.fromkeys(user_ids))
+        rows = self._cas.execute_many(self._q_user, [(i,) for i in ids], "read users")
+        return {
+            i: (Profile(r[0].firstname, r[0].maskedphone, bool(r[0].isdeleted)) if r else None)
+            for i, r in zip(ids, rows, strict=True)
+        }
+
+    def cert_templates(self, keys: list[BatchKey]) -> dict[BatchKey, CertTemplates | None]:
+        keys = list(dict.fromkeys(keys))
+        params = [(k.course_id, k.batch_id) for k in keys]
+        rows = self._cas.execute_many(self._q_batch, params, "course_batch")
+        return {
+            k: ({t: dict(v) for t, v in (r[0].cert_templates or {}).items()} if r else None)
             for k, r in zip(keys, rows, strict=True)
         }
 

@@ -12,11 +12,13 @@ operators to do by hand — and names the first one that blocks:
 5. course name (collection cache or published hierarchy) and completion date;
 6. the generator's validation of the request it would get (issuer name and url, every
    signatory complete, criteria narrative, tag);
-7. whether the user cache (Redis DB 12) has the learner (reports need it; not a blocker).
+7. whether the user cache (Redis DB 12) has the learner — advisory only (reports need it, the
+   certificate does not): shown as a note, never as the rule that blocks.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from config import Settings
@@ -41,7 +43,11 @@ STEP_TITLES = {
 
 @dataclass(frozen=True)
 class Check:
-    """One rule, for one template: passed (True), blocked (False) or not reached (None)."""
+    """One rule, for one template: passed (True), blocked (False) or not reached (None).
+
+    An advisory check never blocks: when it does not pass, ``ok`` is None and ``detail`` starts
+    with "advisory" and says what to do about it.
+    """
 
     template: str
     step: str
@@ -88,8 +94,6 @@ def explain(settings: Settings, user: str, course: str, batch: str) -> Explanati
             continue
         assert d.event is not None
         checks += [Check(name, s, True, "passed") for s in ORDER[:-1]]
-        import json
-
         req = gen_rules.parse_request(json.dumps(d.event).encode())
         problem = gen_rules.validate(req, cfg)
         if problem:
@@ -105,15 +109,21 @@ def explain(settings: Settings, user: str, course: str, batch: str) -> Explanati
         cached = bool(client.exists(f"user:{user}"))
     finally:
         client.close()
-    checks.append(
-        Check("-", "user-cache", cached,
-              "user:<id> present in the Redis user cache" if cached else
-              "not in the Redis user cache: reports will miss this learner "
-              "(run user-cache-updater or 'lernflow user-cache rebuild --user')")
-    )  # fmt: skip
+    checks.append(user_cache_check(cached))
     if eligible:
         blocking = None
     return Explanation(checks, eligible, blocking)
+
+
+def user_cache_check(cached: bool) -> Check:
+    """The user cache note: passed, or advisory (``ok`` None) — it never blocks a certificate."""
+    if cached:
+        return Check("-", "user-cache", True, "user:<id> present in the Redis user cache")
+    return Check(
+        "-", "user-cache", None,
+        "advisory, not a blocker: not in the Redis user cache, so reports will miss this "
+        "learner (run user-cache-updater or 'lernflow user-cache rebuild --user')",
+    )  # fmt: skip
 
 
 def title(step: str) -> str:
@@ -123,4 +133,4 @@ def title(step: str) -> str:
     )
 
 
-__all__ = ["Check", "Explanation", "explain", "title"]
+__all__ = ["Check", "Explanation", "explain", "title", "user_cache_check"]

@@ -353,11 +353,6 @@ def test_extra_claims_cannot_replace_the_standard_ones(key, asha):
 # -- the generator --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="flows/certificate_generator/maker.py still signs before rendering; it must call "
-    "certificates.binding.issue_pdf (then remove this mark)",
-)
 def test_the_generator_issues_certificates_that_verify(tmp_path, key, keys_dir, asha, verify):
     from flows.certificate_generator.maker import MakeJob, make_certificate
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,13 @@ from config import Settings, load_settings
 from flows.certificate_generator.flow import SPEC
 from flows.certificate_generator.maker import CertificateMaker
 from flows.certificate_generator.plan import (
+    BatchKey,
+    CertTemplates,
+    Enrolment,
     EnrolmentKey,
     IssuedCertificates,
     IssuedUpdate,
+    Profile,
     RegistryRow,
 )
 from flows.certificate_generator.processor import GeneratorLogic
@@ -34,19 +39,41 @@ SIGNATURE = "data:image/svg+xml;base64," + base64.b64encode(
 ).decode("ascii")
 
 
-class MemoryStore:
-    """Enrolments and the registry in dicts, written the way Cassandra applies the writes."""
+COMPLETED = datetime(2024, 9, 30, 8, 0, tzinfo=UTC)
 
-    def __init__(self, enrolments: dict[EnrolmentKey, IssuedCertificates]) -> None:
+
+class MemoryStore:
+    """Enrolments, profiles, batches and the registry in dicts, written the way Cassandra
+    applies the writes. Every enrolment completed on ``COMPLETED`` unless ``completed`` says."""
+
+    def __init__(
+        self,
+        enrolments: dict[EnrolmentKey, IssuedCertificates],
+        profiles: dict[str, Profile] | None = None,
+        batches: dict[BatchKey, CertTemplates] | None = None,
+        completed: dict[EnrolmentKey, datetime | None] | None = None,
+    ) -> None:
         self.enrolments = {k: [dict(e) for e in v] for k, v in enrolments.items()}
+        self.users = dict(profiles or {})
+        self.batches = dict(batches or {})
+        self.completed = dict(completed or {})
         self.registry: dict[str, RegistryRow] = {}
         self.reads: list[list[EnrolmentKey]] = []
         self.log: list[str] = []  # the order of the writes
 
-    def issued(self, keys: list[EnrolmentKey]) -> dict[EnrolmentKey, IssuedCertificates | None]:
+    def read_enrolments(self, keys: list[EnrolmentKey]) -> dict[EnrolmentKey, Enrolment | None]:
         self.reads.append(list(keys))
-        return {k: ([dict(e) for e in self.enrolments[k]] if k in self.enrolments else None)
-                for k in keys}  # fmt: skip
+        return {
+            k: Enrolment([dict(e) for e in self.enrolments[k]], self.completed.get(k, COMPLETED))
+            if k in self.enrolments else None
+            for k in keys
+        }  # fmt: skip
+
+    def profiles(self, user_ids: list[str]) -> dict[str, Profile | None]:
+        return {u: self.users.get(u) for u in user_ids}
+
+    def cert_templates(self, keys: list[BatchKey]) -> dict[BatchKey, CertTemplates | None]:
+        return {k: self.batches.get(k) for k in keys}
 
     def register(self, rows: list[RegistryRow]) -> None:
         self.log.append("registry")
@@ -111,7 +138,9 @@ def test_a_request_makes_one_signed_pdf_records_it_then_announces_it(settings: S
     t = settings.topics
     audit, notify = t.full(t.telemetry_raw), t.full(t.certificate_notification)
     before = {audit: _out(settings, audit), notify: _out(settings, notify)}
-    store = MemoryStore({KEY: []})
+    store = MemoryStore({KEY: []}, {USER: Profile("Priya", None, blocked=False)},
+                        {BatchKey(COURSE, BATCH): {"lf_tmpl_geometry": {
+                            "notifyTemplate": '{"subject": "Completion certificate"}'}}})  # fmt: skip
     outbox, _p = run(SPEC, settings, _logic(settings, store), [_request()],
                      LoggingOutbox(store.log))  # fmt: skip
 
@@ -129,12 +158,15 @@ def test_a_request_makes_one_signed_pdf_records_it_then_announces_it(settings: S
 
     [entry] = store.enrolments[KEY]
     assert (entry["name"], entry["identifier"]) == ("Geometry Completion Award", cert_id)
-    assert entry["token"] == row.access_code and entry["type"] == "lernflow-certificate"
+    assert entry["token"] == row.access_code and entry["type"] == "TrainingCertificate"
     [a] = outbox.on(audit)
     assert (a["eid"], a["object"]["id"]) == ("AUDIT", cert_id)
     [n] = outbox.on(notify)
     assert n["request"]["recipientUserIds"] == [USER]
-    assert n["certificate"]["pdfUrl"] == row.pdf_url
+    assert (n["request"]["subject"], n["request"]["firstName"]) == (
+        "Completion certificate",
+        "Priya",
+    )
     assert [m.key for m in outbox.messages] == [USER.encode()] * 2
     # crash safety: the registry row, then the events acknowledged, then the enrolment
     assert store.log == ["registry", "produce", "enrolments"]
