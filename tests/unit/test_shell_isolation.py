@@ -12,18 +12,24 @@ import errno
 import json
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from cassandra import InvalidRequest, OperationTimedOut, Unauthorized
 from confluent_kafka import KafkaError, KafkaException
 
+from config import load_settings
+from flows.activity_aggregate_updater import rules
+from flows.activity_aggregate_updater.flow import SPEC as ACTIVITY
+from flows.activity_aggregate_updater.processor import ActivityLogic
 from flows.parked import ParkedOrigins
 from flows.shell import BatchProcessor, Item, Round, error_message
 from lernflow.kernel.dlq import Origin, envelope_headers, origin_of
 from lernflow.kernel.errors import InvalidEvent, TransientError
 from lernflow.kernel.retry import is_event_fault
 from sources.kafka import KafkaRecord
-from tests.shellkit import MemoryOutbox, metric
+from tests.shellkit import MemoryOutbox, metric, run
+from tests.unit.test_activity_processor import MAYA, MemoryStore, _events, _relation
 
 FLOW = "unit-isolation"
 FAILED = "unit.isolation.failed"
@@ -257,3 +263,53 @@ def test_the_origin_of_a_failed_message_comes_from_its_headers_or_its_envelope()
     assert origin_of((), envelope.encode()) == Origin("dev.t", 1, 7)
     assert origin_of((), b"not an envelope") is None
     assert origin_of(None, b"[1]") is None
+
+
+def test_activity_run_again_after_a_partial_write_counts_nothing_twice() -> None:
+    """The activity flow's round fails after the store applied some enrolments' batches (they
+    run concurrently): the halves run again, and neither a count nor a certificate request is
+    doubled; only the content AUDIT events produced before the writes are produced again
+    (docs/architecture.md#the-processor-shell)."""
+    bad_user = "lf-user-rejected"
+
+    class RejectsOneUser(MemoryStore):
+        def write_enrolments(self, writes: Any) -> None:
+            super().write_enrolments([w for w in writes if w.key[0] != bad_user])
+            if any(w.key[0] == bad_user for w in writes):
+                raise InvalidRequest(KEY_TOO_LONG)
+
+    s = load_settings()
+    s = s.with_overrides(topics=s.topics.model_copy(update={"env": "unit-iso"}))
+    cert, audit = (
+        s.topics.full(s.topics.issue_certificate_request),
+        s.topics.full(s.topics.telemetry_raw),
+    )
+    bad = json.loads(_events("t_a1_1_seeds")[0])
+    bad["edata"]["userId"] = bad_user
+    maya = _events("t_a1_1_seeds")
+
+    clean = RejectsOneUser(_relation())
+    clean_out, _p = run(ACTIVITY, s, ActivityLogic(s, clean), maya)
+    store = RejectsOneUser(_relation())
+    out, _p = run(ACTIVITY, s, ActivityLogic(s, store), [maya[0], json.dumps(bad).encode()])
+
+    assert store.consumption_rows[MAYA] == clean.consumption_rows[MAYA]
+    assert store.aggregates == clean.aggregates
+    wall_clock = {"completedon"}
+    enrolment = store.enrolment_rows[MAYA]
+    assert {k: v for k, v in enrolment.items() if k not in wall_clock} == {
+        k: v for k, v in clean.enrolment_rows[MAYA].items() if k not in wall_clock
+    }
+    assert len(out.on(cert)) == len(clean_out.on(cert)) == 1
+    assert out.on(cert)[0]["mid"] == rules.certificate_mid(MAYA, enrolment["completedon"])
+    assert store.markers == {}
+    (parked,) = out.on(ACTIVITY.failed_topic_name(s))
+    assert (parked["source"]["offset"], parked["error_type"]) == (1, "InvalidRequest")
+
+    def audits(outbox: Any, user: str) -> list[str]:
+        return sorted(a["edata"]["type"] for a in outbox.on(audit) if a["actor"]["id"] == user)
+
+    # Maya's write was applied before the failure: run again, she is a replay and sends nothing;
+    # the rejected event's AUDITs were produced once per run of a part holding it (2 here)
+    assert audits(out, MAYA[0]) == audits(clean_out, MAYA[0]) == ["complete", "enrol-complete"]
+    assert audits(out, bad_user) == ["complete", "complete", "start", "start"]
