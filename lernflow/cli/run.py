@@ -50,6 +50,12 @@ _FROM_BEGINNING_OPT = typer.Option(
 _NO_RECOVERY_OPT = typer.Option(
     False, "--no-recovery", help="Run without a recovery store (state is not snapshotted)."
 )
+_RECOVERY_PREPARED_OPT = typer.Option(
+    False,
+    "--recovery-prepared",
+    hidden=True,
+    help="The recovery store is already (re)created for this cluster: do not recreate it.",
+)
 _METRICS_PORT_OPT = typer.Option(
     None,
     "--metrics-port",
@@ -88,6 +94,7 @@ def run_flow(
     from_beginning: bool = _FROM_BEGINNING_OPT,
     no_recovery: bool = _NO_RECOVERY_OPT,
     metrics_port: int = _METRICS_PORT_OPT,
+    recovery_prepared: bool = _RECOVERY_PREPARED_OPT,
 ) -> None:
     """Run one flow. Reads <env>.<input topic> (LERNFLOW_ENV), writes Sunbird's tables/topics.
 
@@ -117,6 +124,7 @@ def run_flow(
         addresses=addresses.split(";") if addresses else None,
         recovery=not no_recovery,
         recovery_partitions=max(4, workers),
+        recovery_prepared=recovery_prepared,
     )
     report(f"{flow}: finished in {time.monotonic() - t0:.1f}s")
 

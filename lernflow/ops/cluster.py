@@ -32,8 +32,9 @@ def run_local(
 ) -> int:
     """Run ``flow`` in ``processes`` local processes; return the highest exit code.
 
-    With ``from_beginning`` (and recovery on) the recovery store is recreated first, sized for
-    every worker of the cluster.
+    With ``from_beginning`` every process starts at the earliest offsets, and (recovery on) the
+    recovery store is recreated first, sized for every worker of the cluster; the processes are
+    told it is prepared so none recreates it under the others.
     """
     if from_beginning and not no_recovery:
         runner.prepare_recovery(settings, flow, fresh=True, partitions=max(4, processes * workers))
@@ -43,6 +44,10 @@ def run_local(
         base.append("--until-caught-up")
     if no_recovery:
         base.append("--no-recovery")
+    if from_beginning:
+        base.append("--from-beginning")
+        if not no_recovery:
+            base.append("--recovery-prepared")
     logger.info("%s: starting %d local processes on %s", flow, processes, addrs)
     procs = [
         subprocess.Popen([*base, "-i", str(k)], env=dict(os.environ)) for k in range(processes)

@@ -56,6 +56,12 @@ def prepare_recovery(settings: Settings, flow: str, fresh: bool, partitions: int
     return path
 
 
+def recovery_fresh(from_beginning: bool, process_id: int | None, prepared: bool) -> bool:
+    """Whether this process recreates the recovery store: process 0 of a run from the
+    beginning, unless a local cluster's launcher has prepared it for every process."""
+    return from_beginning and (process_id or 0) == 0 and not prepared
+
+
 def run(
     flow: str,
     settings: Settings,
@@ -66,8 +72,13 @@ def run(
     addresses: list[str] | None = None,
     recovery: bool = True,
     recovery_partitions: int = 4,
+    recovery_prepared: bool = False,
 ) -> None:
-    """Build and run a flow in this process (blocks until it ends)."""
+    """Build and run a flow in this process (blocks until it ends).
+
+    With ``options.from_beginning`` process 0 recreates the recovery store, unless
+    ``recovery_prepared`` (a local cluster's launcher has already done it for every process).
+    """
     from bytewax._bytewax import cli_main
     from bytewax.recovery import RecoveryConfig
 
@@ -77,7 +88,7 @@ def run(
     recovery_config = None
     if recovery:
         # Only process 0 creates the store; the others share the directory.
-        fresh = options.from_beginning and (process_id or 0) == 0
+        fresh = recovery_fresh(options.from_beginning, process_id, recovery_prepared)
         path = prepare_recovery(settings, flow, fresh, recovery_partitions)
         recovery_config = RecoveryConfig(str(path))  # type: ignore[no-untyped-call]
     # Flows allocate millions of short-lived objects (rows, futures, events) and few cycles: the
