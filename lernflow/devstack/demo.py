@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from certificates import render, signing
+from certificates import binding, signing
 from certificates.fetch import bundled_template_path
 from config import Settings
 from flows.relation_cache_updater import rules as relation_rules
@@ -451,12 +451,11 @@ def certificate_demo(
     if issued:
         user, cert_id = next(iter(issued.items()))
         pdf = (store / batch / f"{cert_id}.pdf").read_bytes()
-        token = render.extract_attachment(pdf)
-        claims = signing.verify_credential(
-            (token or b"").decode(), signing.load_public_keys(keys_dir)
+        result = binding.verify_pdf(pdf, signing.load_public_keys(keys_dir))
+        subject = (result.claims or {}).get("sub")
+        report(
+            f"cert     verify {cert_id}.pdf: {result.verdict.upper()} ({result.reason}), to {subject}"
         )
-        subject = claims.get("sub")
-        report(f"cert     verified {cert_id}.pdf: signature valid, issued to {subject}")
     for user in learners:
         if user in issued:
             continue
