@@ -148,6 +148,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(b" ")
                 self.wfile.flush()
                 time.sleep(0.2)
+        elif self.mode.startswith("redirect:"):
+            self.send_response(302)
+            self.send_header("Location", self.mode.removeprefix("redirect:"))
+            self.end_headers()
         elif self.mode == "slow-headers":
             self.wfile.write(b"HTTP/1.0 200 OK\r\n")
             for _ in range(1000):
@@ -204,3 +208,17 @@ def test_an_unresolvable_or_malformed_url_is_a_template_error():
 def test_a_template_host_is_read_within_the_timeout(server):
     host, _handler = server
     assert "hi" in TemplateCache(allowed_hosts=[host], timeout=5).get(f"http://{host}/t.svg")
+
+
+@pytest.mark.parametrize("target", ["http://evil.example/t.svg", "file:///etc/passwd"])
+def test_redirects_leave_the_allowed_hosts_only_as_errors(server, target):
+    host, handler = server
+    handler.mode = f"redirect:{target}"
+    cache = TemplateCache(allowed_hosts=[host])
+    with pytest.raises(
+        TemplateError, match=r"redirect to a host that is not allowed|HTTP 302"
+    ) as err:
+        cache.get(f"http://{host}/t.svg")
+    assert not isinstance(err.value, TemplateUnavailable)  # the host answered: no backoff
+    handler.mode = "ok"
+    assert "hi" in cache.get(f"http://{host}/t.svg")
