@@ -6,9 +6,12 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from config import Settings
 from lernflow.kernel.clients import redis_client
@@ -24,8 +27,19 @@ BENCH_REDIS_DBS = {
 
 
 @dataclass(frozen=True)
+class Work:
+    """What one benchmark row cost: CPU seconds of Cassandra and of the flow (or driver loop),
+    and Cassandra's local writes by table (``keyspace.table``; ``system.batches`` is the
+    batchlog)."""
+
+    cassandra_cpu_s: float
+    flow_cpu_s: float
+    writes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Row:
-    """One line of the benchmark table."""
+    """One line of the benchmark table (and one ``--json`` record)."""
 
     name: str
     items: int
@@ -33,10 +47,39 @@ class Row:
     unit: str = "events"
     rss_mb: float | None = None
     note: str = ""
+    workload: str = ""
+    ratio_to_limit: float | None = None
+    work: Work | None = None
 
     @property
     def rate(self) -> float:
         return self.items / self.seconds if self.seconds > 0 else 0.0
+
+    def per_item(self, value: float | None) -> float | None:
+        """``value`` (seconds or a count) per item, or None."""
+        return value / self.items if value is not None and self.items else None
+
+    def writes_per_item(self) -> dict[str, float]:
+        """Local Cassandra writes per item by table, largest first."""
+        if self.work is None or not self.items:
+            return {}
+        pairs = sorted(self.work.writes.items(), key=lambda kv: -kv[1])
+        return {table: n / self.items for table, n in pairs if n}
+
+    def record(self) -> dict[str, Any]:
+        """The ``--json`` record of this row."""
+        w = self.work
+        cas = self.per_item(w.cassandra_cpu_s * 1000) if w else None
+        flow = self.per_item(w.flow_cpu_s * 1000) if w else None
+        return {
+            "name": self.name, "workload": self.workload, "items": self.items,
+            "unit": self.unit, "seconds": round(self.seconds, 3), "rate": round(self.rate, 1),
+            "ratio_to_limit": self.ratio_to_limit, "cassandra_cpu_ms_per_event": cas,
+            "flow_cpu_ms_per_event": flow, "peak_rss_mib": self.rss_mb,
+            "cassandra_writes_per_event": self.writes_per_item(),
+            "cassandra_writes_per_event_total": sum(self.writes_per_item().values()) or None,
+            "note": self.note,
+        }  # fmt: skip
 
 
 def peak_rss_mb() -> float:
@@ -79,6 +122,38 @@ def env_for(settings: Settings) -> dict[str, str]:
 
 def run_flow_subprocess(flow: str, settings: Settings, *extra: str) -> tuple[float, float]:
     """Run ``lernflow run FLOW --until-caught-up`` in a child; return (seconds, child peak RSS MiB)."""
+    done = run_flow_measured(flow, settings, *extra)
+    return done.seconds, done.peak_rss_mib
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """One measured child process: wall time, CPU (its own and its waited-for children's) and
+    peak RSS (of it or of its largest waited-for child)."""
+
+    seconds: float
+    cpu_s: float
+    peak_rss_mib: float
+
+
+def run_child(cmd: Sequence[str], settings: Settings, what: str) -> ChildRun:
+    """Run ``cmd`` with ``settings`` in the environment; its own rusage by ``wait4``."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.monotonic()
+        child = subprocess.Popen(list(cmd), env=env_for(settings), stdout=out, stderr=err)
+        _pid, status, usage = os.wait4(child.pid, 0)
+        elapsed = time.monotonic() - t0
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            err.seek(0)
+            tail = "\n".join(err.read().decode(errors="replace").strip().splitlines()[-15:])
+            msg = f"{what} exited {child.returncode}:\n{tail}"
+            raise RuntimeError(msg)
+    return ChildRun(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def run_flow_measured(flow: str, settings: Settings, *extra: str) -> ChildRun:
+    """Run ``lernflow run FLOW --until-caught-up --no-recovery`` in a child, measured."""
     cmd = [
         sys.executable,
         "-m",
@@ -89,13 +164,4 @@ def run_flow_subprocess(flow: str, settings: Settings, *extra: str) -> tuple[flo
         "--no-recovery",
         *extra,
     ]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t0 = time.monotonic()
-    done = subprocess.run(cmd, env=env_for(settings), capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-        msg = f"{' '.join(cmd[2:])} exited {done.returncode}:\n{tail}"
-        raise RuntimeError(msg)
-    elapsed = time.monotonic() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(after, before) / 1024
+    return run_child(cmd, settings, " ".join(cmd[2:]))

@@ -1,15 +1,23 @@
 """Synthetic Sunbird-shaped workloads shared by benchmarks and tests.
 
-A course with two units and four lessons (the fourth optional); every fifth learner stops after
-two lessons. Seeding writes what the LMS and the relation cache would hold before the events.
+``simple``: a course with two units and four lessons (the fourth optional); every fifth learner
+stops after two lessons; each lesson's events in one block. ``realistic``
+(:func:`realistic_workload`): many courses of 5-200 leaves in 2-3 levels, learners in 1-3
+courses, each learner's events in sessions interleaved over the stream, re-sent duplicates and
+malformed events. Seeding writes what the LMS and the relation cache would hold before the
+events; :attr:`Workload.expected` is the end state the flow must leave.
 """
 
 from __future__ import annotations
 
+import json
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from bench.endstate import ConsumptionKey, Course, EndState, EnrolmentKey, expected
 from config import Settings
 from lernflow.kernel.clients import cassandra_session
 
@@ -235,3 +243,243 @@ def seed_hierarchies(settings: Settings, courses: int) -> list[tuple[bytes, byte
         }  # fmt: skip
         events.append((cid.encode(), json.dumps(event).encode()))
     return events
+
+
+# -- workloads with their expected end state (issue 16 item 4) -----------------------------------
+
+COLLECTION = "application/vnd.ekstep.content-collection"
+#: share of valid events re-sent later (a retry: the same bytes) and of malformed events added
+DUPLICATE_SHARE = 0.03
+MALFORMED_SHARE = 0.005
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Events with what must be seeded before them and the end state they must produce."""
+
+    name: str
+    courses: dict[str, Course]
+    enrolled: tuple[EnrolmentKey, ...]  # seeded enrolments (status 0)
+    completions: dict[EnrolmentKey, tuple[str, ...]]  # the LMS's status-2 rows = the events'
+    events: list[tuple[bytes, bytes]]
+    resent: dict[ConsumptionKey, int]  # re-sends of a completion (duplicates)
+    malformed: int
+
+    @property
+    def expected(self) -> EndState:
+        """The end state the flow must leave (docs/flows/activity-aggregate-updater.md)."""
+        return expected(self.courses, self.completions)
+
+
+def _leaf(identifier: str, optional: bool) -> dict[str, Any]:
+    return {"identifier": identifier, "mimeType": "application/pdf",
+            "relationalMetadata": {"optional": optional}}  # fmt: skip
+
+
+def _unit(identifier: str, children: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"identifier": identifier, "mimeType": COLLECTION, "visibility": "Parent",
+            "children": children}  # fmt: skip
+
+
+def _split(items: Sequence[str], parts: int) -> list[list[str]]:
+    """``items`` in ``parts`` contiguous non-empty runs (fewer when there are fewer items)."""
+    parts = max(1, min(parts, len(items)))
+    size, rest = divmod(len(items), parts)
+    out, start = [], 0
+    for p in range(parts):
+        end = start + size + (1 if p < rest else 0)
+        out.append(list(items[start:end]))
+        start = end
+    return out
+
+
+def simple_course() -> Course:
+    """The simple workload's course (two units of two lessons, the fourth lesson optional)."""
+    children = [_unit(u, [_leaf(c, c == LESSONS[3]) for c in ls]) for u, ls in UNITS.items()]
+    tree = {"identifier": COURSE, "mimeType": COLLECTION, "visibility": "Default",
+            "status": "Live", "children": children}  # fmt: skip
+    return Course(
+        COURSE, BATCH, tuple(LESSONS), frozenset({LESSONS[3]}),
+        {u: frozenset(ls) for u, ls in UNITS.items()},
+        {c: (u,) for u, ls in UNITS.items() for c in ls}, tree,
+    )  # fmt: skip
+
+
+def simple_workload(learners: int) -> Workload:
+    """The simple workload of ``learners`` as a :class:`Workload`."""
+    keys = tuple((f"learner{i}", COURSE, BATCH) for i in range(learners))
+    completions = {
+        k: tuple(c for j, c in enumerate(LESSONS) if completes(i, j)) for i, k in enumerate(keys)
+    }
+    return Workload("simple", {COURSE: simple_course()}, keys, completions,
+                    activity_events(learners), {}, 0)  # fmt: skip
+
+
+def random_course(rng: random.Random, n: int, leaves: tuple[int, int]) -> Course:
+    """Course ``n``: ``leaves`` leaves (a range), in units (2 levels) or units of sub-units (3);
+    about one leaf in ten optional (never the first)."""
+    cid = f"do_rl_course_{n:03d}"
+    count = rng.randint(*leaves)
+    ids = [f"{cid}_c{j:03d}" for j in range(count)]
+    optional = frozenset(c for c in ids[1:] if rng.random() < 0.1)
+    three = rng.random() < 0.5
+    units: dict[str, frozenset[str]] = {}
+    ancestors: dict[str, tuple[str, ...]] = {}
+    children = []
+    for u, run in enumerate(_split(ids, max(1, round(count**0.5 / (2 if three else 1))))):
+        uid = f"{cid}_u{u:02d}"
+        units[uid] = frozenset(run)
+        if not three:
+            children.append(_unit(uid, [_leaf(c, c in optional) for c in run]))
+            ancestors.update({c: (uid,) for c in run})
+            continue
+        subs = []
+        for v, sub in enumerate(_split(run, rng.randint(1, 3))):
+            sid = f"{uid}_s{v}"
+            units[sid] = frozenset(sub)
+            subs.append(_unit(sid, [_leaf(c, c in optional) for c in sub]))
+            ancestors.update({c: (uid, sid) for c in sub})
+        children.append(_unit(uid, subs))
+    tree = {"identifier": cid, "mimeType": COLLECTION, "visibility": "Default",
+            "status": "Live", "children": children}  # fmt: skip
+    return Course(cid, f"rl_batch_{n:03d}", tuple(ids), optional, units, ancestors, tree)
+
+
+def _event(mid: str, key: EnrolmentKey, contents: Sequence[str]) -> bytes:
+    user, course, batch = key
+    return json.dumps({
+        "eid": "BE_JOB_REQUEST", "ets": 1700000000000, "mid": mid,
+        "actor": {"id": "Course Batch Updater", "type": "System"},
+        "edata": {"action": "batch-enrolment-update", "iteration": 1, "batchId": batch,
+                  "userId": user, "courseId": course,
+                  "contents": [{"contentId": c, "status": 2} for c in contents]},
+    }, separators=(",", ":")).encode()  # fmt: skip
+
+
+def _malformed(kind: int, body: bytes) -> bytes:
+    """A broken copy of ``body``: cut short, without its user, contents not a list, not UTF-8."""
+    if kind == 0:
+        return body[: len(body) // 2]
+    doc = json.loads(body)
+    if kind == 1:
+        del doc["edata"]["userId"]
+        return json.dumps(doc).encode()
+    if kind == 2:
+        doc["edata"]["contents"] = "do_rl_unknown"
+        return json.dumps(doc).encode()
+    return b"\xff\xfe" + body
+
+
+@dataclass(frozen=True)
+class _Timed:
+    at: float
+    seq: int
+    key: bytes
+    value: bytes
+
+
+def _sessions(rng: random.Random, key: EnrolmentKey, done: Sequence[str], seq: int) -> list[_Timed]:
+    """One enrolment's completions as events in sessions of 1-12 contents at random times."""
+    out: list[_Timed] = []
+    chunks, i = [], 0
+    while i < len(done):
+        n = rng.randint(1, 12)
+        chunks.append(done[i : i + n])
+        i += n
+    for start, chunk in zip(sorted(rng.random() for _ in chunks), chunks, strict=True):
+        t, j = start, 0
+        while j < len(chunk):
+            take = 2 if rng.random() < 0.1 else 1  # now and then two contents in one request
+            seq += 1
+            out.append(
+                _Timed(t, seq, key[0].encode(), _event(f"LMS.rl.{seq}", key, chunk[j : j + take]))
+            )
+            j += take
+            t += rng.uniform(0.0002, 0.002)
+    return out
+
+
+def realistic_workload(
+    events: int, seed: int = 16, courses: int = 50, leaves: tuple[int, int] = (5, 200)
+) -> Workload:
+    """About ``events`` events over ``courses`` courses, deterministic for ``seed``.
+
+    Learners enrol in 1-3 courses; three in ten finish the whole course, the others stop after
+    a random number of leaves (0 included), in course order. Each enrolment's events come in
+    sessions at random points of the stream, interleaved with everyone else's. 3 % of the
+    valid events are sent again 1-10 % of the stream later (a retry), 0.5 % malformed events
+    are added (parked by the flow, no state).
+    """
+    rng = random.Random(seed)
+    catalogue = [random_course(rng, n, leaves) for n in range(courses)]
+    timed: list[_Timed] = []
+    enrolled: list[EnrolmentKey] = []
+    completions: dict[EnrolmentKey, tuple[str, ...]] = {}
+    wanted = events / (1 + DUPLICATE_SHARE + MALFORMED_SHARE)
+    learner = 0
+    while len(timed) < wanted:
+        user = f"rl-learner-{learner:07d}"
+        learner += 1
+        for course in rng.sample(catalogue, rng.randint(1, 3)):
+            key = (user, course.course_id, course.batch_id)
+            enrolled.append(key)
+            n = len(course.leaves)
+            done = course.leaves[: n if rng.random() < 0.3 else rng.randint(0, n - 1)]
+            completions[key] = done
+            timed += _sessions(rng, key, done, len(timed) * 4)
+    return _with_noise(rng, catalogue, enrolled, completions, timed)
+
+
+def _with_noise(
+    rng: random.Random,
+    catalogue: list[Course],
+    enrolled: list[EnrolmentKey],
+    completions: dict[EnrolmentKey, tuple[str, ...]],
+    timed: list[_Timed],
+) -> Workload:
+    """Add the re-sent duplicates and the malformed events; order everything by time."""
+    resent: dict[ConsumptionKey, int] = {}
+    extra: list[_Timed] = []
+    malformed = 0
+    for e in timed:
+        if rng.random() < DUPLICATE_SHARE:
+            extra.append(_Timed(e.at + rng.uniform(0.01, 0.1), e.seq, e.key, e.value))
+            edata = json.loads(e.value)["edata"]
+            key = (edata["userId"], edata["courseId"], edata["batchId"])
+            for c in edata["contents"]:
+                ck = (*key, c["contentId"])
+                resent[ck] = resent.get(ck, 0) + 1
+        if rng.random() < MALFORMED_SHARE:
+            extra.append(_Timed(rng.random(), e.seq, e.key, _malformed(malformed % 4, e.value)))
+            malformed += 1
+    ordered = sorted(timed + extra, key=lambda t: (t.at, t.seq))
+    return Workload(
+        "realistic", {c.course_id: c for c in catalogue}, tuple(enrolled), completions,
+        [(t.key, t.value) for t in ordered], resent, malformed,
+    )  # fmt: skip
+
+
+def seed_workload(settings: Settings, workload: Workload) -> None:
+    """The relation cache of every course, the enrolments (status 0) and the LMS's status rows
+    of every completion (the LMS writes them before it sends the event)."""
+    from flows.relation_cache_updater import rules as relation_rules
+    from flows.relation_cache_updater.store import RelationCacheWriter
+
+    writer = RelationCacheWriter(settings)
+    for course in workload.courses.values():
+        writer.write(relation_rules.plan(course.course_id, course.tree))
+    writer.close()
+    cluster, session = cassandra_session(settings.cassandra, settings.cassandra.courses_keyspace)
+    try:
+        enrol = session.prepare(
+            "INSERT INTO user_enrolments (userid, courseid, batchid, status, active) "
+            "VALUES (?, ?, ?, 0, true)"
+        )
+        lms = session.prepare(
+            "UPDATE user_content_consumption SET status=2, progress=100 "
+            "WHERE userid=? AND courseid=? AND batchid=? AND contentid=?"
+        )
+        write_all(session, enrol, list(workload.enrolled))
+        write_all(session, lms, [(*k, c) for k, done in workload.completions.items() for c in done])
+    finally:
+        cluster.shutdown()
