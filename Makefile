@@ -47,6 +47,10 @@ test: up ## Run every test (unit + integration on the real stack)
 conformance: up ## Run our code against Sunbird's own test files (../shared/fixtures or LERNFLOW_SUNBIRD_FIXTURES)
 	@$(PY) -m pytest tests/conformance $(PYTEST_ARGS)
 
+.PHONY: faults
+faults: setup ## Fault and fuzz suite on its own second stack (ports 19xxx, .stack-faults); table in out/faults/results.md
+	@$(PY) -m pytest tests/faults $(PYTEST_ARGS)
+
 .PHONY: test-unit
 test-unit: setup ## Run the unit tests only (no servers needed)
 	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)

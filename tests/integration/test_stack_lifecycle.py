@@ -13,63 +13,20 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from config import (
-    CassandraSettings,
-    KafkaSettings,
-    PostgresSettings,
-    RedisSettings,
-    Settings,
-    StackSettings,
-)
+from config import RedisSettings, Settings, StackSettings
 from lernflow.devstack import stack
 from lernflow.kernel.clients import cassandra_session, kafka_admin, redis_client
 from lernflow.ops import schema
-
-
-def _free_port(pairs: bool = False) -> int:
-    """A free loopback port (with ``pairs``, the next port is free too: Kafka's controller).
-
-    Chosen below the kernel's ephemeral range (32768+): a port the OS hands out for outgoing
-    connections can be taken again between this check and the server's bind.
-    """
-    import random
-    import socket
-
-    def free(port: int) -> bool:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-        return True
-
-    for _ in range(200):
-        port = random.randint(20_000, 32_000)
-        if free(port) and (not pairs or free(port + 1)):
-            return port
-    raise RuntimeError("no free port")
+from tests.stackkit import StackPorts, free_port, second_stack_settings
 
 
 @pytest.fixture
 def second_stack(base_settings: Settings) -> Iterator[Settings]:
-    lib = (base_settings.stack.lib_dir or base_settings.stack.dir / "lib").resolve()
     # not pytest's tmp_path (mode 0700): PostgreSQL runs as the postgres user and must reach it
     root = Path(tempfile.mkdtemp(prefix="lernflow-lifecycle-"))
     root.chmod(0o755)
-    s = base_settings.with_overrides(
-        stack=StackSettings(
-            dir=root / "stack",
-            lib_dir=lib,
-            kafka_heap="256m",
-            cassandra_heap="512M",
-            cassandra_storage_port=_free_port(),
-            cassandra_jmx_port=_free_port(),
-        ),
-        redis=RedisSettings(port=_free_port()),
-        kafka=KafkaSettings(brokers=f"127.0.0.1:{_free_port(pairs=True)}", partitions=1),
-        cassandra=CassandraSettings(port=_free_port()),
-        postgres=PostgresSettings(port=_free_port()),
-    )
+    s = second_stack_settings(base_settings, root / "stack", StackPorts.free())
+    s = s.with_overrides(kafka=s.kafka.model_copy(update={"partitions": 1}))
     yield s
     stack.down(s, lambda _m: None, wipe=True)
     shutil.rmtree(root, ignore_errors=True)
@@ -143,7 +100,7 @@ def test_failed_start_reports_the_log_tail_and_the_fix(
     # counts as "already up". Use an invalid Redis option instead to force a failed start.
     s = base_settings.with_overrides(
         stack=StackSettings(dir=tmp_path / "bad", start_timeout_s=10),
-        redis=RedisSettings(port=_free_port()),
+        redis=RedisSettings(port=free_port()),
     )
     server = stack.RedisServer(s, lambda _m: None)
     server.data_dir.mkdir(parents=True)

@@ -1,0 +1,115 @@
+"""Each flow on its workload while the process is killed or a server fails mid-run: the end
+state and the outputs equal the clean run's, nothing lost, nothing duplicated, nothing parked.
+
+* kill -9 once part of the input is applied, then ``run --until-caught-up`` from the recovery
+  store;
+* Cassandra stopped (SIGSTOP) for 20 s, then continued: the flow waits it out with retries;
+* Kafka, then Redis, stopped and started again mid-run: the clients reconnect.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.faults.harness import (
+    Case,
+    Reference,
+    Row,
+    compare,
+    paused,
+    produce_events,
+    restart,
+    snapshot,
+    wait_for_progress,
+)
+from tests.faults.workloads import WORKLOADS, Workload
+
+FLOWS = list(WORKLOADS)
+CASSANDRA_PAUSE_S = 20.0
+
+
+def _load(case: Case, workload: Workload, row: Row) -> int:
+    events = workload.load(case.settings)
+    produce_events(case.settings, workload.input(case.settings), events)
+    row.sent = len(events)
+    return len(events)
+
+
+def check_clean_state(case: Case, workload: Workload, ref: Reference, row: Row) -> None:
+    """Fill the row from what the case left, then require the clean run's state and outputs."""
+    got = snapshot(case.settings, workload)
+    diff = compare(ref.snapshot, got, workload.resends)
+    row.applied = workload.progress(case.settings)
+    row.parked, row.lost, row.duplicated = got.parked, diff.lost, diff.duplicated
+    row.resent = diff.resent
+    assert diff.none, f"{diff.lost} lost, {diff.duplicated} duplicated: {diff.examples}"
+    assert got.parked == ref.snapshot.parked, (
+        f"{got.parked} parked, clean run {ref.snapshot.parked}"
+    )
+
+
+@pytest.mark.parametrize("flow", FLOWS)
+def test_kill_9_mid_run_then_restart_gives_the_clean_state(
+    flow: str, clean: Callable[[str], Reference], new_case: Callable[..., Case],
+    record: Callable[..., Row],
+) -> None:  # fmt: skip
+    workload, ref = WORKLOADS[flow], clean(flow)
+    row = record(flow, "kill -9 mid-run, restart")
+    case = new_case(flow, "kill9")
+    total = _load(case, workload, row)
+    proc = case.run_flow()
+    applied = wait_for_progress(workload, case.settings, total // 3, proc)
+    alive = proc.alive()
+    proc.kill9()
+    assert alive, f"the flow exited ({proc.proc.returncode}) before the kill: {proc.tail()}"
+    assert 0 < applied < total, f"{applied} of {total} applied at the kill"
+    row.note = f"killed at {applied} of {total} applied"
+    done = case.catch_up()
+    row.skipped = int(done.counter("lernflow_events_skipped_total"))
+    check_clean_state(case, workload, ref, row)
+
+
+@pytest.mark.parametrize("flow", FLOWS)
+def test_cassandra_paused_mid_run_is_waited_out(
+    flow: str, clean: Callable[[str], Reference], new_case: Callable[..., Case],
+    record: Callable[..., Row],
+) -> None:  # fmt: skip
+    workload, ref = WORKLOADS[flow], clean(flow)
+    row = record(flow, f"Cassandra paused {CASSANDRA_PAUSE_S:.0f} s mid-run")
+    case = new_case(flow, "cassandra-pause")
+    total = _load(case, workload, row)
+    proc = case.run_flow("--until-caught-up")
+    applied = wait_for_progress(workload, case.settings, max(1, total // 5), proc)
+    assert proc.alive() and applied < total, f"finished before the pause: {applied} of {total}"
+    with paused(case.settings, "cassandra"):
+        time.sleep(CASSANDRA_PAUSE_S)
+        assert proc.alive(), f"the flow exited during the pause: {proc.tail()}"
+    row.note = f"paused at {applied} of {total} applied"
+    code = proc.wait(300)
+    assert code == 0, f"exit {code} after the pause: {proc.tail()}"
+    row.skipped = int(proc.counter("lernflow_events_skipped_total"))
+    check_clean_state(case, workload, ref, row)
+
+
+@pytest.mark.parametrize("server", ["kafka", "redis"])
+@pytest.mark.parametrize("flow", FLOWS)
+def test_server_restarted_mid_run_is_reconnected(
+    flow: str, server: str, clean: Callable[[str], Reference], new_case: Callable[..., Case],
+    record: Callable[..., Row],
+) -> None:  # fmt: skip
+    workload, ref = WORKLOADS[flow], clean(flow)
+    row = record(flow, f"{server.capitalize()} restarted mid-run")
+    case = new_case(flow, f"{server}-restart")
+    total = _load(case, workload, row)
+    proc = case.run_flow("--until-caught-up")
+    applied = wait_for_progress(workload, case.settings, max(1, total // 5), proc)
+    assert proc.alive() and applied < total, f"finished before the restart: {applied} of {total}"
+    took = restart(case.settings, server)
+    row.note = f"restarted at {applied} of {total} applied, down and up in {took:.1f} s"
+    code = proc.wait(300)
+    assert code == 0, f"exit {code} after the {server} restart: {proc.tail()}"
+    row.skipped = int(proc.counter("lernflow_events_skipped_total"))
+    check_clean_state(case, workload, ref, row)
