@@ -1,13 +1,33 @@
-"""activity-aggregate-updater: end-to-end events/s vs the raw Cassandra/Redis limit, same data."""
+"""activity-aggregate-updater: events/s end to end, the work per event, against the physical
+limit (the end state written with the fewest statements, :mod:`bench.limit`) and the raw loop
+(the flow's statements without Bytewax), on the simple and the realistic workload.
+
+Sizes: ``LERNFLOW_BENCH_ACTIVITY_EVENTS`` (default 54,000 events per workload); which
+workloads: ``LERNFLOW_BENCH_WORKLOAD`` (``simple``, ``realistic`` or ``both``, the default).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.common import Row, isolated, run_flow_subprocess
-from bench.workloads import BATCH, COURSE, LESSONS, UNITS, activity_events, seed_activity
+from bench.common import Row, isolated, run_flow_measured
+from bench.endstate import differences, read
+from bench.limit import write_end_state
+from bench.work import Meter
+from bench.workloads import (
+    BATCH,
+    COURSE,
+    LESSONS,
+    UNITS,
+    Workload,
+    realistic_workload,
+    seed_workload,
+    simple_workload,
+)
 from config import Settings
 from flows.activity_aggregate_updater import rules
 from flows.activity_aggregate_updater.store import BATCH_BYTES, Statements
@@ -15,41 +35,110 @@ from lernflow.kernel.cassandra import CassandraExecutor
 from lernflow.kernel.redis_batch import RedisBatch
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 
-LEARNERS = 15_000
+FLOW = "activity-aggregate-updater"
+EVENTS_PER_LEARNER = 3.6  # the simple workload: four lessons, every fifth learner stops at two
 
 
-def _prepare(label: str, settings: Settings) -> tuple[Settings, list[tuple[bytes, bytes]]]:
+def events_wanted() -> int:
+    """Events per workload (``LERNFLOW_BENCH_ACTIVITY_EVENTS``)."""
+    return int(os.environ.get("LERNFLOW_BENCH_ACTIVITY_EVENTS", "54000"))
+
+
+def workload_names() -> list[str]:
+    """The workloads to run (``LERNFLOW_BENCH_WORKLOAD``: simple, realistic or both)."""
+    chosen = os.environ.get("LERNFLOW_BENCH_WORKLOAD", "both")
+    return ["simple", "realistic"] if chosen == "both" else [chosen]
+
+
+def make_workload(name: str, events: int) -> Workload:
+    """The named workload of about ``events`` events."""
+    if name == "simple":
+        return simple_workload(max(1, round(events / EVENTS_PER_LEARNER)))
+    if name == "realistic":
+        return realistic_workload(events)
+    msg = f"unknown workload {name!r} (simple, realistic)"
+    raise ValueError(msg)
+
+
+def prepare(label: str, settings: Settings, w: Workload, produce: bool = True) -> Settings:
+    """Fresh bench keyspaces and topics, the workload seeded and (``produce``) its events on
+    the input topic."""
     s = isolated(settings, label)
-    seed_activity(s, LEARNERS)
-    return s, activity_events(LEARNERS)
+    seed_workload(s, w)
+    if produce:
+        topic = s.topics.full(s.topics.course_batch_job_request)
+        DeliveryTrackingProducer(s.kafka).produce_all(
+            [OutMessage(topic, v, key=k) for k, v in w.events]
+        )
+    return s
+
+
+def end_state_note(s: Settings, w: Workload) -> str:
+    """ "end state ok" or the first differences from the expected end state."""
+    diff = differences(read(s), w.expected, w.resent, limit=3)
+    return "end state ok" if not diff else "END STATE DIFFERS: " + "; ".join(diff)
+
+
+def flow_row(settings: Settings, w: Workload, label: str, title: str, *extra: str) -> Row:
+    """One measured end-to-end run of the flow over the workload."""
+    s = prepare(label, settings, w)
+    meter = Meter(s)
+    try:
+        before = meter.snapshot()
+        done = run_flow_measured(FLOW, s, *extra)
+        work = meter.work_since(before, done.cpu_s)
+    finally:
+        meter.close()
+    return Row(f"{FLOW} end to end ({title})", len(w.events), done.seconds,
+               rss_mb=done.peak_rss_mib, note=end_state_note(s, w) + "; incl. process start",
+               workload=w.name, work=work)  # fmt: skip
+
+
+def limit_row(settings: Settings, w: Workload) -> Row:
+    """The expected end state written with the fewest statements (prepared, unlogged,
+    concurrent), checked like the flow's."""
+    s = prepare("actlim", settings, w, produce=False)
+    meter = Meter(s)
+    try:
+        before = meter.snapshot()
+        seconds = write_end_state(s, w.expected)
+        work = meter.work_since(before)
+    finally:
+        meter.close()
+    return Row("activity physical limit (end state, each row once)", len(w.events), seconds,
+               note=end_state_note(s, w) + "; CPU = the driver loop's",
+               workload=w.name, ratio_to_limit=1.0, work=work)  # fmt: skip
+
+
+def raw_row(settings: Settings, w: Workload) -> Row:
+    """The flow's statement mix without Bytewax (the simple workload's course only)."""
+    s = prepare("actraw", settings, w, produce=False)
+    meter = Meter(s)
+    try:
+        before = meter.snapshot()
+        seconds = _raw_loop(s, w.events)
+        work = meter.work_since(before)
+    finally:
+        meter.close()
+    return Row("activity raw loop (same statements, no Bytewax)", len(w.events), seconds,
+               note="CPU = the driver loop's", workload=w.name, work=work)  # fmt: skip
 
 
 def run(settings: Settings) -> list[Row]:
-    rows = []
-    for workers in (1, 2):
-        s, events = _prepare(f"act{workers}", settings)
-        DeliveryTrackingProducer(s.kafka).produce_all(
-            [
-                OutMessage(s.topics.full(s.topics.course_batch_job_request), v, key=k)
-                for k, v in events
-            ]
-        )
-        seconds, rss = run_flow_subprocess("activity-aggregate-updater", s, "-w", str(workers))
-        rows.append(Row(f"activity-aggregate-updater end to end ({workers} worker{'s' if workers > 1 else ''})",
-                        len(events), seconds, rss_mb=rss, note="incl. process start"))  # fmt: skip
-        if workers == 1:
-            flow_rate = len(events) / seconds
-            s2, _ = _prepare("actraw", settings)
-            raw = _raw_loop(s2, events)
-            rows.append(Row("activity raw C*/Redis limit (driver loop)", len(events), raw,
-                            note=f"flow/raw = {flow_rate / (len(events) / raw):.2f}"))  # fmt: skip
-    s, events = _prepare("actp2", settings)
-    DeliveryTrackingProducer(s.kafka).produce_all(
-        [OutMessage(s.topics.full(s.topics.course_batch_job_request), v, key=k) for k, v in events]
-    )
-    seconds, rss = run_flow_subprocess("activity-aggregate-updater", s, "--processes", "2")
-    rows.append(Row("activity-aggregate-updater end to end (2 processes x 1 worker)", len(events),
-                    seconds, rss_mb=rss, note="local cluster; RSS of one process"))  # fmt: skip
+    rows: list[Row] = []
+    for name in workload_names():
+        w = make_workload(name, events_wanted())
+        flows = [
+            flow_row(settings, w, "act1", "1 worker"),
+            flow_row(settings, w, "act2", "2 workers", "-w", "2"),
+            flow_row(settings, w, "actp2", "2 processes x 1 worker", "--processes", "2"),
+        ]
+        limit = limit_row(settings, w)
+        rows += [dataclasses.replace(r, ratio_to_limit=r.rate / limit.rate) for r in flows]
+        if name == "simple":
+            raw = raw_row(settings, w)
+            rows.append(dataclasses.replace(raw, ratio_to_limit=raw.rate / limit.rate))
+        rows.append(limit)
     return rows
 
 

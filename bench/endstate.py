@@ -130,17 +130,18 @@ def differences(
     """What differs (at most ``limit`` lines); ``resent``: re-sends per consumption row."""
     resent = resent or {}
     out: list[str] = []
-    for name, a, w in (
-        ("consumption", actual.consumption, wanted.consumption),
-        ("aggregate", actual.aggregates, wanted.aggregates),
-        ("enrolment", actual.enrolments, wanted.enrolments),
-    ):
+    tables: list[tuple[str, dict[Any, Any], dict[Any, Any]]] = [
+        ("consumption", dict(actual.consumption), dict(wanted.consumption)),
+        ("aggregate", dict(actual.aggregates), dict(wanted.aggregates)),
+        ("enrolment", dict(actual.enrolments), dict(wanted.enrolments)),
+    ]
+    for name, a, w in tables:
         for k in sorted(set(a) | set(w), key=repr):
             got, want = a.get(k), w.get(k)
             if got == want:
                 continue
             if name == "consumption" and got is not None and want is not None:
-                extra = resent.get(k, 0)  # type: ignore[call-overload]
+                extra = resent.get(k, 0)
                 if got[0] == got[1] and want[0] <= got[0] <= want[0] + extra:
                     continue
             out.append(f"{name} {k}: got {got}, want {want}")

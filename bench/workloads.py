@@ -407,8 +407,8 @@ def realistic_workload(
     Learners enrol in 1-3 courses; three in ten finish the whole course, the others stop after
     a random number of leaves (0 included), in course order. Each enrolment's events come in
     sessions at random points of the stream, interleaved with everyone else's. 3 % of the
-    valid events are sent again 1-10 % of the stream later (a retry), 0.5 % malformed events
-    are added (parked by the flow, no state).
+    valid events (chosen at random) are sent again 1-10 % of the stream later (a retry), and
+    0.5 % (at least one) malformed copies are added (parked by the flow, no state).
     """
     rng = random.Random(seed)
     catalogue = [random_course(rng, n, leaves) for n in range(courses)]
@@ -440,18 +440,18 @@ def _with_noise(
     """Add the re-sent duplicates and the malformed events; order everything by time."""
     resent: dict[ConsumptionKey, int] = {}
     extra: list[_Timed] = []
-    malformed = 0
-    for e in timed:
-        if rng.random() < DUPLICATE_SHARE:
-            extra.append(_Timed(e.at + rng.uniform(0.01, 0.1), e.seq, e.key, e.value))
-            edata = json.loads(e.value)["edata"]
-            key = (edata["userId"], edata["courseId"], edata["batchId"])
-            for c in edata["contents"]:
-                ck = (*key, c["contentId"])
-                resent[ck] = resent.get(ck, 0) + 1
-        if rng.random() < MALFORMED_SHARE:
-            extra.append(_Timed(rng.random(), e.seq, e.key, _malformed(malformed % 4, e.value)))
-            malformed += 1
+    for i in sorted(rng.sample(range(len(timed)), round(len(timed) * DUPLICATE_SHARE))):
+        e = timed[i]
+        extra.append(_Timed(e.at + rng.uniform(0.01, 0.1), e.seq, e.key, e.value))
+        edata = json.loads(e.value)["edata"]
+        key = (edata["userId"], edata["courseId"], edata["batchId"])
+        for c in edata["contents"]:
+            ck = (*key, c["contentId"])
+            resent[ck] = resent.get(ck, 0) + 1
+    malformed = max(1, round(len(timed) * MALFORMED_SHARE))
+    for n, i in enumerate(sorted(rng.sample(range(len(timed)), malformed))):
+        e = timed[i]
+        extra.append(_Timed(rng.random(), e.seq, e.key, _malformed(n % 4, e.value)))
     ordered = sorted(timed + extra, key=lambda t: (t.at, t.seq))
     return Workload(
         "realistic", {c.course_id: c for c in catalogue}, tuple(enrolled), completions,
