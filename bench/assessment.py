@@ -10,7 +10,8 @@ import time
 from functools import partial
 from typing import Any
 
-from bench.common import Row, isolated, run_flow_subprocess
+from bench.common import Row, isolated
+from bench.work import measured_flow
 from config import Settings
 from flows.assessment_aggregator.content import leafnodes_key
 from flows.assessment_aggregator.events import BatchAssessEvent, parse_assess_message
@@ -57,10 +58,11 @@ def run(settings: Settings) -> list[Row]:
     producer.produce_all(
         [OutMessage(topic, p, key=f"u{i % LEARNERS}".encode()) for i, p in enumerate(payloads)]
     )
-    seconds, rss = run_flow_subprocess("assessment-aggregator", s)
+    done, work = measured_flow("assessment-aggregator", s)
+    seconds, rss = done.seconds, done.peak_rss_mib
     flow_rate = len(payloads) / seconds
     rows.append(Row("assessment-aggregator end to end (1 worker)", len(payloads), seconds, rss_mb=rss,
-                    note="incl. process start"))  # fmt: skip
+                    note="incl. process start", work=work))  # fmt: skip
 
     raw_s = _raw_loop(s, payloads)
     rows.append(Row("assessment raw C*/Redis limit (driver loop)", len(payloads), raw_s,

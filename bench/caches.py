@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 
-from bench.common import Row, isolated, peak_rss_mb, run_flow_subprocess
+from bench.common import Row, isolated, peak_rss_mb
+from bench.work import measured_flow
 from bench.workloads import audit_events, seed_hierarchies, seed_users, user_id
 from config import Settings
 from flows.relation_cache_updater import rules as relation_rules
@@ -58,13 +59,14 @@ def _user_flow(s: Settings) -> list[Row]:
     events = audit_events(FLOW_EVENTS)
     topic = s.topics.full(s.topics.telemetry_audit)
     DeliveryTrackingProducer(s.kafka).produce_all([OutMessage(topic, v, key=k) for k, v in events])
-    seconds, rss = run_flow_subprocess("user-cache-updater", s)
+    done, work = measured_flow("user-cache-updater", s)
+    seconds, rss = done.seconds, done.peak_rss_mib
     flow_rate = FLOW_EVENTS / seconds
     _flush(s, s.redis.user_cache_db)
     raw = _user_raw(s)
     return [
         Row("user-cache-updater end to end (Cassandra source)", FLOW_EVENTS, seconds, rss_mb=rss,
-            note="incl. process start"),
+            note="incl. process start", work=work),
         Row("user-cache raw C*/Redis limit (driver loop)", FLOW_EVENTS, raw,
             note=f"flow/raw = {flow_rate / (FLOW_EVENTS / raw):.2f}"),
     ]  # fmt: skip
@@ -98,7 +100,8 @@ def _relation_flow(s: Settings) -> list[Row]:
     events = seed_hierarchies(s, COURSES)
     topic = s.topics.full(s.topics.content_postpublish_request)
     DeliveryTrackingProducer(s.kafka).produce_all([OutMessage(topic, v, key=k) for k, v in events])
-    seconds, rss = run_flow_subprocess("relation-cache-updater", s)
+    done, work = measured_flow("relation-cache-updater", s)
+    seconds, rss = done.seconds, done.peak_rss_mib
     flow_rate = COURSES / seconds
     _flush(s, s.redis.relation_cache_db)
     writer = RelationCacheWriter(s)
@@ -115,7 +118,7 @@ def _relation_flow(s: Settings) -> list[Row]:
     writer.close()
     return [
         Row("relation-cache-updater end to end", COURSES, seconds, rss_mb=rss,
-            note="incl. process start; 3 units x 5 lessons"),
+            note="incl. process start; 3 units x 5 lessons", work=work),
         Row("relation-cache raw C*/Redis limit (driver loop)", COURSES, raw,
             note=f"flow/raw = {flow_rate / (COURSES / raw):.2f}"),
     ]  # fmt: skip

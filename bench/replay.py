@@ -8,23 +8,35 @@ offset 0 of every partition to the end. Seeding and producing are not timed.
 from __future__ import annotations
 
 import os
-import resource
-import subprocess
 import sys
-import time
 
-from bench.common import Row, env_for, isolated
-from bench.workloads import activity_event_count, iter_activity_events, seed_activity
+from bench.activity import end_state_note, workload_names
+from bench.common import Row, isolated, run_child
+from bench.work import Meter
+from bench.workloads import (
+    BATCH,
+    COURSE,
+    LESSONS,
+    Workload,
+    activity_event_count,
+    completes,
+    iter_activity_events,
+    realistic_workload,
+    seed_activity,
+    seed_workload,
+    simple_course,
+)
 from config import Settings
 from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 
 EVENTS_PER_LEARNER = 3.6  # four lessons; every fifth learner stops after two
+TARGET = 1_000_000 / 300  # the target: 1,000,000 events in 5 minutes
 
 
-def run(settings: Settings) -> list[Row]:
-    wanted = int(os.environ.get("LERNFLOW_BENCH_REPLAY_EVENTS", "1000000"))
+def _simple(s: Settings, wanted: int) -> Workload:
+    """The simple workload seeded and on the topic, streamed (a million events are not held);
+    its ``events`` list stays empty, its completions give the expected end state."""
     learners = max(1, round(wanted / EVENTS_PER_LEARNER))
-    s = isolated(settings, "replay")
     seed_activity(s, learners)
     topic = s.topics.full(s.topics.course_batch_job_request)
     producer = DeliveryTrackingProducer(s.kafka)
@@ -35,19 +47,47 @@ def run(settings: Settings) -> list[Row]:
             producer.produce_all(chunk)
             chunk = []
     producer.produce_all(chunk)
-    events = activity_event_count(learners)
-    start = ",".join(f"{topic}:{p}:0" for p in range(s.kafka.partitions))
-    cmd = [sys.executable, "-m", "lernflow.cli", "replay", "activity-aggregate-updater",
-           "--from", start]  # fmt: skip
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t0 = time.monotonic()
-    done = subprocess.run(cmd, env=env_for(s), capture_output=True, text=True)
-    seconds = time.monotonic() - t0
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-        raise RuntimeError(f"lernflow replay exited {done.returncode}:\n{tail}")
-    rss = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-    target = 1_000_000 / 300  # the target: 1,000,000 events in 5 minutes
-    name = f"replay activity-aggregate-updater, {events:,} events (1 worker)"
-    note = f"target >= {target:,.0f}/s (5 min per 1M)"
-    return [Row(name, events, seconds, rss_mb=rss, note=note)]
+    keys = [(f"learner{i}", COURSE, BATCH) for i in range(learners)]
+    done = {
+        k: tuple(c for j, c in enumerate(LESSONS) if completes(i, j)) for i, k in enumerate(keys)
+    }
+    w = Workload("simple", {COURSE: simple_course()}, tuple(keys), done, [], {}, 0)
+    assert activity_event_count(learners) == sum(len(v) for v in done.values())
+    return w
+
+
+def _realistic(s: Settings, wanted: int) -> Workload:
+    w = realistic_workload(wanted)
+    seed_workload(s, w)
+    topic = s.topics.full(s.topics.course_batch_job_request)
+    producer = DeliveryTrackingProducer(s.kafka)
+    for start in range(0, len(w.events), 50_000):
+        producer.produce_all(
+            [OutMessage(topic, v, key=k) for k, v in w.events[start : start + 50_000]]
+        )
+    return w
+
+
+def run(settings: Settings) -> list[Row]:
+    wanted = int(os.environ.get("LERNFLOW_BENCH_REPLAY_EVENTS", "1000000"))
+    rows = []
+    for name in workload_names():
+        s = isolated(settings, "replay")
+        w = _simple(s, wanted) if name == "simple" else _realistic(s, wanted)
+        events = len(w.events) or sum(len(v) for v in w.completions.values())
+        topic = s.topics.full(s.topics.course_batch_job_request)
+        start = ",".join(f"{topic}:{p}:0" for p in range(s.kafka.partitions))
+        cmd = [sys.executable, "-m", "lernflow.cli", "replay", "activity-aggregate-updater",
+               "--from", start]  # fmt: skip
+        meter = Meter(s)
+        try:
+            before = meter.snapshot()
+            done = run_child(cmd, s, "lernflow replay")
+            work = meter.work_since(before, done.cpu_s)
+        finally:
+            meter.close()
+        note = f"{end_state_note(s, w)}; target >= {TARGET:,.0f}/s (5 min per 1M)"
+        rows.append(Row(f"replay activity-aggregate-updater, {events:,} events (1 worker)",
+                        events, done.seconds, rss_mb=done.peak_rss_mib, note=note,
+                        workload=name, work=work))  # fmt: skip
+    return rows

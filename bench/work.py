@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench.common import Work
+from bench.common import ChildRun, Work, run_flow_measured
 from config import Settings
 from lernflow.devstack import stack
 from lernflow.kernel.clients import cassandra_session
@@ -116,3 +116,14 @@ class Meter:
 def short_table(name: str) -> str:
     """``bench_sunbird_courses.user_activity_agg`` → ``user_activity_agg``; the batchlog stays."""
     return name if name == BATCHLOG else name.split(".", 1)[1]
+
+
+def measured_flow(flow: str, settings: Settings, *extra: str) -> tuple[ChildRun, Work]:
+    """``lernflow run FLOW --until-caught-up`` in a child, with the work it cost."""
+    meter = Meter(settings)
+    try:
+        before = meter.snapshot()
+        done = run_flow_measured(flow, settings, *extra)
+        return done, meter.work_since(before, done.cpu_s)
+    finally:
+        meter.close()

@@ -30,13 +30,14 @@ def test_limit_loop_writes_the_flows_end_state(settings: Settings) -> None:
     failed = read_topic(settings, settings.topics.full(settings.topics.activity_agg_failed))
     assert len(failed) == w.malformed
 
-    _reset(settings)
-    seed_workload(settings, w)
-    write_end_state(settings, w.expected)
-    by_limit = read(settings)
-
     assert differences(by_flow, w.expected, w.resent) == []
-    assert differences(by_limit, w.expected) == []
-    assert set(by_limit.consumption) == set(by_flow.consumption)
-    assert by_limit.aggregates == by_flow.aggregates
-    assert by_limit.enrolments == by_flow.enrolments
+
+    for batched in (False, True):
+        _reset(settings)
+        seed_workload(settings, w)
+        write_end_state(settings, w.expected, batched=batched)
+        by_limit = read(settings)
+        assert differences(by_limit, w.expected) == [], batched
+        assert set(by_limit.consumption) == set(by_flow.consumption)
+        assert by_limit.aggregates == by_flow.aggregates
+        assert by_limit.enrolments == by_flow.enrolments
