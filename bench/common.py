@@ -69,17 +69,22 @@ class Row:
     def record(self) -> dict[str, Any]:
         """The ``--json`` record of this row."""
         w = self.work
-        cas = self.per_item(w.cassandra_cpu_s * 1000) if w else None
-        flow = self.per_item(w.flow_cpu_s * 1000) if w else None
+        cas = _round(self.per_item(w.cassandra_cpu_s * 1000)) if w else None
+        flow = _round(self.per_item(w.flow_cpu_s * 1000)) if w else None
+        writes = {t: round(n, 3) for t, n in self.writes_per_item().items()}
         return {
             "name": self.name, "workload": self.workload, "items": self.items,
             "unit": self.unit, "seconds": round(self.seconds, 3), "rate": round(self.rate, 1),
-            "ratio_to_limit": self.ratio_to_limit, "cassandra_cpu_ms_per_event": cas,
-            "flow_cpu_ms_per_event": flow, "peak_rss_mib": self.rss_mb,
-            "cassandra_writes_per_event": self.writes_per_item(),
-            "cassandra_writes_per_event_total": sum(self.writes_per_item().values()) or None,
+            "ratio_to_limit": _round(self.ratio_to_limit), "cassandra_cpu_ms_per_event": cas,
+            "flow_cpu_ms_per_event": flow, "peak_rss_mib": _round(self.rss_mb, 1),
+            "cassandra_writes_per_event": writes,
+            "cassandra_writes_per_event_total": round(sum(writes.values()), 3) if writes else None,
             "note": self.note,
         }  # fmt: skip
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def peak_rss_mb() -> float:
