@@ -40,6 +40,8 @@ def pre_config(settings: Settings) -> rules.PreConfig:
         ),
         suppress_missing_metadata=c.suppress_missing_metadata,
         cert_domain_url=c.cert_domain_url,
+        cloud_base_path_placeholder=c.cloud_base_path_placeholder,
+        cloud_base_url=c.cloud_base_url,
         zone=c.zone,
     )
 

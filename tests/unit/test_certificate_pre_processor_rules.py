@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from flows.certificate_pre_processor import rules
+from config import load_settings
+from flows.certificate_pre_processor import processor, rules
 from flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from tests.paths import DATA
@@ -1039,3 +1040,10 @@ def test_epoch_millis():
         )
         == COMPLETED_MS
     )
+
+
+def test_the_running_flow_takes_the_cloud_base_url_from_the_settings(monkeypatch):
+    monkeypatch.setenv("LERNFLOW_CERT_CLOUD_BASE_URL", "https://objects.lernflow.example/bucket")
+    cfg = processor.pre_config(load_settings())
+    assert cfg.cloud_base_url == "https://objects.lernflow.example/bucket"
+    assert cfg.cloud_base_path_placeholder == "CLOUD_BASE_PATH"
