@@ -136,7 +136,9 @@ def _edit_content(pdf: bytes, edit) -> bytes:
     def change(writer: pypdf.PdfWriter) -> None:
         page = writer.pages[0]
         stream = DecodedStreamObject()
-        stream.set_data(edit(page.get_contents().get_data()))
+        contents = page.get_contents()
+        assert contents is not None
+        stream.set_data(edit(contents.get_data()))
         page[NameObject("/Contents")] = writer._add_object(stream)
 
     return _rewrite(pdf, change)
@@ -230,7 +232,9 @@ def test_a_credential_in_the_keywords_of_other_pages_is_not_valid(issued, priya,
 
 def test_an_edited_name_is_not_valid(issued, verify):
     genuine = issued["cairosvg"].pdf
-    assert b"(Asha)" in pypdf.PdfReader(io.BytesIO(genuine)).pages[0].get_contents().get_data()
+    contents = pypdf.PdfReader(io.BytesIO(genuine)).pages[0].get_contents()
+    assert contents is not None
+    assert b"(Asha)" in contents.get_data()
     edited = _edit_content(genuine, lambda c: c.replace(b"(Asha)", b"(Rosa)"))
     assert "Rosa Rao" in pypdf.PdfReader(io.BytesIO(edited)).pages[0].extract_text()
     code, output = verify(edited)

@@ -3,6 +3,7 @@ the recovery store the launcher recreated is not recreated again by a process.""
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ def launched(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
         commands.append(cmd)
         return _Proc()
 
-    monkeypatch.setattr(cluster.subprocess, "Popen", popen)
+    monkeypatch.setattr(subprocess, "Popen", popen)
     return commands
 
 
