@@ -34,16 +34,12 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from certificates.fetch import TemplateUnavailable
-from certificates.model import CertificateData
-from certificates.sanitize import TemplateError
 from config import Settings
-from flows.certificate_generator import plan, rules
-from flows.certificate_generator.maker import CertificateMaker, MakeFailed, ToMake
+from flows.certificate_generator import plan, rules, stages
+from flows.certificate_generator.maker import CertificateMaker
 from flows.certificate_generator.store import CassandraGeneratorStore, GeneratorStore
 from flows.shell import Item, Round
 from sinks.kafka_producer import OutMessage
@@ -67,44 +63,6 @@ def gen_config(settings: Settings) -> rules.GenConfig:
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Pending:
-    """A certificate to make: its request's item and request, the data, the enrolment's list."""
-
-    item: Item[Request]
-    req: Request
-    data: CertificateData
-    issued: plan.IssuedCertificates
-
-
-Enrolments = dict[plan.EnrolmentKey, plan.Enrolment | None]
-
-
-@dataclass(frozen=True)
-class Ready:
-    """A certificate whose notification is planned and whose template is read."""
-
-    pending: Pending
-    notify: plan.NotifyPlan
-    template: str
-
-
-class Parker:
-    """Parks a round's requests, each at most once; later steps leave parked requests out."""
-
-    def __init__(self, round_: Round[Request]) -> None:
-        self._round = round_
-        self._parked: set[int] = set()
-
-    def park(self, item: Item[Request], reason: str, error_type: str) -> None:
-        if id(item) not in self._parked:
-            self._parked.add(id(item))
-            self._round.park(item, reason, error_type)
-
-    def parked(self, item: Item[Request]) -> bool:
-        return id(item) in self._parked
-
-
 class GeneratorLogic:
     """The flow's logic for the processor shell (store and maker injectable for tests)."""
 
@@ -125,7 +83,7 @@ class GeneratorLogic:
         return entity(value)
 
     def run_round(self, round_: Round[Request]) -> None:
-        parker = Parker(round_)
+        parker = stages.Parker(round_)
         valid: list[tuple[Item[Request], Request]] = []
         for item, req in round_.values():
             problem = rules.validate(req, self._cfg)
@@ -133,103 +91,13 @@ class GeneratorLogic:
                 parker.park(item, problem, "ValidationError")
             else:
                 valid.append((item, req))
-        enrolments: Enrolments = {}
-        pending = self._pending(round_, parker, valid, enrolments)
-        ready = self._with_template(parker, self._with_notification(parker, pending, enrolments))
-        made = self._make(parker, ready)
+        enrolments: stages.Enrolments = {}
+        todo = stages.pending(self._store, self._verify_base, round_, parker, valid, enrolments)
+        todo_notified = stages.with_notification(self._store, self._cfg, parker, todo, enrolments)
+        ready = stages.with_template(self._maker, parker, todo_notified)
+        made = stages.make(self._maker, parker, ready)
         if made:
             self._record(round_, made)
-
-    def _pending(
-        self,
-        round_: Round[Request],
-        parker: Parker,
-        valid: list[tuple[Item[Request], Request]],
-        enrolments: Enrolments,
-    ) -> list[Pending]:
-        """Read the enrolments (into ``enrolments``), skip what is issued, plan the
-        certificates of the rest."""
-        if not valid:
-            return []
-        enrolments.update(
-            self._store.read_enrolments([plan.enrolment_of(req) for _i, req in valid])
-        )
-        today = datetime.now(UTC).date().isoformat()
-        todo: list[Pending] = []
-        for item, req in valid:
-            row = enrolments[plan.enrolment_of(req)]
-            held = row.issued if row is not None else None
-            decision = plan.to_make(req, held, self._verify_base, today)
-            if decision.skip is not None:
-                round_.skip(decision.skip)
-            elif decision.problem is not None:
-                parker.park(item, decision.problem, "CertificateDataError")
-            todo += [Pending(item, req, data, held or []) for data in decision.certificates]
-        return todo
-
-    def _with_notification(
-        self, parker: Parker, todo: list[Pending], enrolments: Enrolments
-    ) -> list[tuple[Pending, plan.NotifyPlan]]:
-        """Plan each certificate's notification; a request whose notification cannot be built
-        is parked (nothing of it is made). The recipients' enrolments not read yet are read."""
-        if not todo:
-            return []
-        keys = [plan.EnrolmentKey(p.data.recipient_id, p.req.course_id, p.req.batch_id)
-                for p in todo]  # fmt: skip
-        unread = [k for k in dict.fromkeys(keys) if k not in enrolments]
-        if unread:
-            enrolments.update(self._store.read_enrolments(unread))
-        profiles = self._store.profiles([p.data.recipient_id for p in todo])
-        batches = self._store.cert_templates(
-            [plan.BatchKey(p.req.course_id, p.req.batch_id) for p in todo]
-        )
-        planned: list[tuple[Pending, plan.NotifyPlan]] = []
-        for p, key in zip(todo, keys, strict=True):
-            row = enrolments[key]
-            inputs = plan.NotifyInputs(
-                profiles[p.data.recipient_id],
-                batches[plan.BatchKey(p.req.course_id, p.req.batch_id)],
-                row.completed_on if row is not None else None,
-            )
-            note = plan.notification(p.req, p.data, inputs, self._cfg)
-            if note.problem is not None:
-                parker.park(p.item, note.problem, "NotificationError")
-            planned.append((p, note))
-        return [(p, n) for p, n in planned if not parker.parked(p.item)]
-
-    def _with_template(
-        self, parker: Parker, todo: list[tuple[Pending, plan.NotifyPlan]]
-    ) -> list[Ready]:
-        """The certificates whose template is readable; a request whose template is not is
-        parked (a host that is down: ``TemplateUnavailable``, to be requeued later)."""
-        ready: list[Ready] = []
-        for p, note in todo:
-            if parker.parked(p.item):
-                continue
-            try:
-                text = self._maker.template(p.req.svg_template)
-            except TemplateUnavailable as exc:
-                parker.park(p.item, str(exc), "TemplateUnavailable")
-                continue
-            except TemplateError as exc:
-                parker.park(p.item, str(exc), "TemplateError")
-                continue
-            ready.append(Ready(p, note, text))
-        return [r for r in ready if not parker.parked(r.pending.item)]
-
-    def _make(self, parker: Parker, ready: list[Ready]) -> list[plan.Made]:
-        """Make the certificates; a request with one that cannot be made is parked, whole."""
-        if not ready:
-            return []
-        results = self._maker.make([ToMake(r.pending.data, r.template) for r in ready])
-        made: list[tuple[Item[Request], plan.Made]] = []
-        for r, result in zip(ready, results, strict=True):
-            p = r.pending
-            if isinstance(result, MakeFailed):
-                parker.park(p.item, result.reason, result.error_type)
-            else:
-                made.append((p.item, plan.Made(p.req, p.data, p.issued, result, r.notify)))
-        return [m for item, m in made if not parker.parked(item)]
 
     def _record(self, round_: Round[Request], made: list[plan.Made]) -> None:
         """Registry rows, then AUDIT + notifications acknowledged, then the enrolment rewrites."""
