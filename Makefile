@@ -73,5 +73,5 @@ typecheck: setup ## mypy --strict on the packages (relaxed for tests/ and bench/
 check: lint typecheck test ## Lint, typecheck and test
 
 .PHONY: bench
-bench: schema ## Run the benchmarks and print a table
-	@$(PY) -m bench
+bench: schema ## Run the benchmarks and print a table (BENCH_ARGS="--json out.jsonl --workload realistic")
+	@$(PY) -m bench $(BENCH_ARGS)
