@@ -182,7 +182,11 @@ class FlowLogic(Protocol[V]):
     """What a flow supplies: the round key and one round's reads, plan and writes."""
 
     def round_key(self, value: V) -> object:
-        """Items with equal keys run in successive rounds (each sees the previous one's writes)."""
+        """Items with equal keys run in successive rounds (each sees the previous one's writes).
+
+        ``None``: the item has no ordering constraint the shell must keep — the whole batch is
+        one round and the logic orders one entity's items itself (activity merges them).
+        """
 
     def run_round(self, round_: Round[V]) -> None:
         """Read, plan (pure rules) and apply one round.
@@ -313,6 +317,11 @@ def rounds(items: Sequence[Item[V]], key: Callable[[V], object]) -> list[list[It
     seen: dict[object, int] = {}
     for item in items:
         k = key(item.value)  # type: ignore[arg-type]
+        if k is None:  # the logic orders this item itself: it goes in the first round
+            if not out:
+                out.append([])
+            out[0].append(item)
+            continue
         n = seen.get(k, 0)
         seen[k] = n + 1
         if n == len(out):

@@ -7,7 +7,7 @@ they return; :mod:`rules` decides each enrolment (docs/flows/activity-aggregate-
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from flows.activity_aggregate_updater import rules
@@ -84,9 +84,11 @@ class RoundPlan:
 
     @property
     def writes(self) -> list[rules.EnrolmentWrite]:
-        """One logged batch per enrolment."""
-        return [rules.enrolment_write(p.plan, p.work.new_counts, p.work.applied)
-                for p in self.planned]  # fmt: skip
+        """One logged batch per enrolment (its records of the round merged into one)."""
+        return rules.merge_writes(
+            [rules.enrolment_write(p.plan, p.work.new_counts, p.work.applied)
+             for p in self.planned]
+        )  # fmt: skip
 
     @property
     def checksums(self) -> list[str]:
@@ -194,3 +196,70 @@ def completions(
         else:
             out.append(rules.rebuilt_completion(key, ets))
     return out, already_sent
+
+
+# -- several records of one enrolment in one batch (docs/flows/activity-aggregate-updater.md#71)
+def steps(
+    requests: Sequence[tuple[Item[Request], Request]],
+) -> list[list[tuple[Item[Request], Request]]]:
+    """Step k holds the k-th request of every enrolment, input order kept."""
+    out: list[list[tuple[Item[Request], Request]]] = []
+    seen: dict[Key, int] = {}
+    for pair in requests:
+        n = seen.get(pair[1].key, 0)
+        seen[pair[1].key] = n + 1
+        if n == len(out):
+            out.append([])
+        out[n].append(pair)
+    return out
+
+
+@dataclass
+class RoundState:
+    """The round's enrolments as read once from the stores, then moved on by each step's plans
+    as if the step's writes had been made and read back."""
+
+    ledgers: dict[Key, rules.Ledger]
+    seen: set[str]
+    consumption: dict[Key, dict[str, rules.StoredContent]] = field(default_factory=dict)
+    enrolments: dict[Key, rules.EnrolmentRow | None] = field(default_factory=dict)
+    relation: dict[str, frozenset[str]] = field(default_factory=dict)
+    statuses: dict[str, str | None] = field(default_factory=dict)
+
+    def reads(self) -> Reads:
+        """The state as the planner's reads."""
+        return Reads(self.consumption, self.enrolments, self.relation, self.statuses)
+
+    def advance(self, plan: RoundPlan) -> None:
+        """Apply a step's plan: counters, enrolment rows, applied offsets, dedup keys."""
+        for p in plan.planned:
+            key, counts = p.work.request.key, p.work.new_counts
+            stored = self.consumption[key] = dict(self.consumption[key])
+            for m in p.plan.merged:
+                if m.content_id in counts:  # the counters are written, the status is not
+                    old = stored.get(m.content_id)
+                    status = old.status if old is not None else rules.NULL_STATUS
+                    stored[m.content_id] = rules.StoredContent(
+                        status, m.view_count, m.completed_count
+                    )
+            e = p.plan.enrolment
+            if e is not None and key in self.enrolments:  # read: the flow filters on it
+                row = self.enrolments[key]
+                done = e.completed_on_ms if e.completed_on_ms is not None else (
+                    row.completedon_ms if row is not None else None
+                )  # fmt: skip
+                self.enrolments[key] = rules.EnrolmentRow(e.status, e.progress, done)
+            if counts:
+                a, ledger = p.work.applied, self.ledgers[key]
+                offsets = {**ledger.offsets, a.source: a.offset}
+                self.ledgers[key] = rules.Ledger(offsets, ledger.pending_since_ms)
+            self.seen.update(p.plan.checksums)
+
+
+def combine(plans: Sequence[RoundPlan]) -> RoundPlan:
+    """The steps' plans as one (their writes merge per enrolment)."""
+    return RoundPlan(
+        [p for plan in plans for p in plan.planned],
+        [p for plan in plans for p in plan.parked],
+        sum(plan.retired for plan in plans),
+    )

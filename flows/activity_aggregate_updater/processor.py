@@ -1,17 +1,20 @@
-"""One round of activity-aggregate-updater: read through the store, plan, apply in a safe order.
+"""One batch of activity-aggregate-updater: read through the store, plan, apply in a safe order.
 
-A round holds at most one request per enrolment (the shell's rounds), so its reads and writes
-are batched while one enrolment's requests still see each other's writes. Per round:
+The shell hands the whole batch over as one round (``round_key`` is None); the records of one
+enrolment are planned one after another in memory and written once
+(docs/flows/activity-aggregate-updater.md#71-one-write-per-enrolment-and-batch). Per batch:
 
 1. read the applied-offset ledger and the dedup keys; a request whose offset is already counted
    is a *replay* (counts nothing twice), one whose completions are all known is dropped;
 2. read the consumption and enrolment rows (``userid IN ?``), the relation-cache sets (two
-   pipelined round trips) and, for courses without leaf nodes, the collection status;
-3. plan each enrolment (:mod:`planner`, :func:`rules.plan_enrolment`): a live course without
-   leaf nodes is parked and writes nothing; a Retired one is counted as skipped;
+   pipelined round trips) and, for courses without leaf nodes, the collection status — once
+   per enrolment, later steps plan on the state the earlier ones leave;
+3. plan each enrolment's records in steps (:mod:`planner`, :func:`rules.plan_enrolment`): a
+   live course without leaf nodes is parked and writes nothing; a Retired one is counted as
+   skipped;
 4. produce the content AUDIT events and wait for the acknowledgements;
-5. one LOGGED batch per enrolment: consumption counters, the applied offset, the enrolment row,
-   on completion a pending-certificate marker, and the aggregates;
+5. one LOGGED batch per enrolment: consumption counters, the applied offsets, the enrolment
+   row, on completion a pending-certificate marker, and the aggregates;
 6. produce the certificate requests and enrol-complete AUDITs (also those of markers left by an
    interrupted run), then delete the markers;
 7. SETEX the dedup checksums (last: a crash before it lets the completions through again).
@@ -25,7 +28,7 @@ from config import Settings
 from flows.activity_aggregate_updater import planner, rules
 from flows.activity_aggregate_updater.planner import Reads, RoundPlan, Work
 from flows.activity_aggregate_updater.store import FLOW, ActivityServerStore, ActivityStore
-from flows.shell import Round
+from flows.shell import Item, Round
 from lernflow.kernel import metrics
 from sinks.kafka_producer import OutMessage
 
@@ -48,23 +51,22 @@ class ActivityLogic:
         self._cert_topic = t.full(t.issue_certificate_request)
 
     def round_key(self, value: Request) -> object:
-        return value.key
+        return None  # the whole batch is one round; run_round steps through each enrolment
 
     def run_round(self, round_: Round[Request]) -> None:
         requests = round_.values()
-        ledgers = self._store.ledgers([r.key for _i, r in requests])
+        ledgers = self._store.ledgers(list(dict.fromkeys(r.key for _i, r in requests)))
         seen = set()
         if self._a.dedup_enabled:
             seen = self._store.seen_checksums(planner.checksums(requests))
-        selection = planner.select(requests, ledgers, seen)
-        if selection.deduplicated:
-            metrics.EVENTS_DEDUPLICATED.labels(FLOW).inc(selection.deduplicated)
-        if not selection.work:
+        state = planner.RoundState(dict(ledgers), set(seen))
+        plans, work = self._plan_steps(requests, state, round_)
+        if not work:
             return
-        plan = self._plan(selection.work, round_)
+        plan = planner.combine(plans)
         round_.send([self._audit(a) for a in plan.audit_events])
         self._store.write_enrolments(plan.writes)
-        leftover = planner.leftover_markers(plan, selection.work, ledgers)
+        leftover = planner.leftover_markers(plan, work, ledgers)
         on_topic = self._store.certificate_mids(min(leftover.values())) if leftover else set()
         completions, already_sent = planner.completions(plan, leftover, on_topic)
         round_.send(
@@ -75,33 +77,60 @@ class ActivityLogic:
         if self._a.dedup_enabled:
             self._store.store_checksums(plan.checksums)
 
-    def _plan(self, work: list[Work], round_: Round[Request]) -> RoundPlan:
-        """Read what the plans need, plan, and park or count what is not applied."""
+    def _plan_steps(
+        self,
+        requests: list[tuple[Item[Request], Request]],
+        state: planner.RoundState,
+        round_: Round[Request],
+    ) -> tuple[list[RoundPlan], list[Work]]:
+        """Plan step by step (the k-th request of every enrolment), each step on the state the
+        previous ones leave; nothing is written yet."""
         now_ms = int(time.time() * 1000)
-        plan = planner.plan_round(
-            work,
-            self._read(work),
-            now_ms,
-            module_aggs=self._a.module_aggs_enabled,
-            filter_processed=self._a.filter_processed_enrolments,
-        )
-        for parked in plan.parked:
-            round_.park(parked.work.item, parked.reason, "MissingLeafNodes")
-        if plan.retired:
-            round_.skip("retired-collection", plan.retired)
-        return plan
+        plans: list[RoundPlan] = []
+        work: list[Work] = []
+        for step in planner.steps(requests):
+            selection = planner.select(step, state.ledgers, state.seen)
+            if selection.deduplicated:
+                metrics.EVENTS_DEDUPLICATED.labels(FLOW).inc(selection.deduplicated)
+            if not selection.work:
+                continue
+            plan = planner.plan_round(
+                selection.work,
+                self._read(selection.work, state),
+                now_ms,
+                module_aggs=self._a.module_aggs_enabled,
+                filter_processed=self._a.filter_processed_enrolments,
+            )
+            for parked in plan.parked:
+                round_.park(parked.work.item, parked.reason, "MissingLeafNodes")
+            if plan.retired:
+                round_.skip("retired-collection", plan.retired)
+            state.advance(plan)
+            plans.append(plan)
+            work += selection.work
+        return plans, work
 
-    def _read(self, work: list[Work]) -> Reads:
-        keys = [w.request.key for w in work]
-        consumption = self._store.consumption(keys)
-        filtered = self._a.filter_processed_enrolments
-        enrolments = self._store.enrolments(keys) if filtered else {}
-        relation = self._store.relation_sets(planner.relation_keys(work, consumption))
+    def _read(self, work: list[Work], state: planner.RoundState) -> Reads:
+        """Read into ``state`` what the step needs and earlier steps have not read."""
+        new = [k for k in dict.fromkeys(w.request.key for w in work) if k not in state.consumption]
+        if new:
+            state.consumption.update(self._store.consumption(new))
+            if self._a.filter_processed_enrolments:
+                state.enrolments.update(self._store.enrolments(new))
+        relation = state.relation
+        relation.update(
+            self._store.relation_sets(
+                planner.relation_keys(work, state.consumption) - relation.keys()
+            )
+        )
         units = rules.unit_relation_keys([w.request.course_id for w in work], relation)
         relation.update(self._store.relation_sets(units - relation.keys()))
-        no_leaf = planner.courses_without_leaf_nodes(work, relation)
-        statuses = self._store.collection_status(no_leaf) if no_leaf else {}
-        return Reads(consumption, enrolments, relation, statuses)
+        no_leaf = [
+            c for c in planner.courses_without_leaf_nodes(work, relation) if c not in state.statuses
+        ]
+        if no_leaf:
+            state.statuses.update(self._store.collection_status(no_leaf))
+        return state.reads()
 
     def _audit(self, event: str) -> OutMessage:
         return OutMessage(self._audit_topic, event.encode("utf-8"))

@@ -45,6 +45,7 @@ Fixes over Sunbird
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -64,6 +65,7 @@ ACTION = "batch-enrolment-update"
 ACTIVITY_TYPE = "Course"
 COMPLETED = 2
 IN_PROGRESS = 1
+NULL_STATUS = IN_PROGRESS  # a consumption row whose status was never written reads as 1
 RETIRED = "Retired"
 
 
@@ -539,15 +541,15 @@ class AppliedOffset:
 class EnrolmentWrite:
     """One enrolment's state, written as one logged batch (all or nothing).
 
-    ``counters`` are the consumption rows this record counts, ``applied`` the offset that
-    counted them (so a replay counts nothing twice), ``enrolment`` the enrolment update (on a
+    ``counters`` are the consumption rows these records count, ``applied`` the highest offset
+    that counted them per source (so a replay counts nothing twice), ``enrolment`` the enrolment update (on a
     first completion with a certificate-pending marker) and ``aggregates`` the course and unit
     ``completedCount``.
     """
 
     key: tuple[str, str, str]
     counters: tuple[MergedContent, ...] = ()
-    applied: AppliedOffset | None = None
+    applied: tuple[AppliedOffset, ...] = ()
     enrolment: EnrolmentUpdate | None = None
     aggregates: tuple[AggregateUpdate, ...] = ()
 
@@ -571,13 +573,54 @@ def enrolment_write(
     return EnrolmentWrite(
         plan.key,
         counters=tuple(m for m in plan.merged if m.content_id in new_completions),
-        applied=applied if new_completions else None,
+        applied=(applied,) if new_completions else (),
         enrolment=plan.enrolment,
         aggregates=plan.aggregates,
     )
 
 
 # -- output payloads: docs/flows/activity-aggregate-updater.md#9-output-payloads --------------
+def merge_writes(writes: Sequence[EnrolmentWrite]) -> list[EnrolmentWrite]:
+    """One write per enrolment for a run of its records planned one after another.
+
+    Each column ends as the last write left it: the last counters of each content, the
+    highest applied offset of each source, the last enrolment update (keeping the completion
+    time and its certificate-pending marker if an earlier record completed the course) and the
+    last value of each aggregate. Writing that once equals writing each in turn
+    (docs/flows/activity-aggregate-updater.md#71-one-write-per-enrolment-and-batch).
+    """
+    merged: dict[tuple[str, str, str], EnrolmentWrite] = {}
+    for w in writes:
+        before = merged.get(w.key)
+        merged[w.key] = w if before is None else _merge_write(before, w)
+    return list(merged.values())
+
+
+def _merge_write(a: EnrolmentWrite, b: EnrolmentWrite) -> EnrolmentWrite:
+    counters = {m.content_id: m for m in (*a.counters, *b.counters)}
+    applied: dict[str, int] = {}
+    for x in (*a.applied, *b.applied):
+        applied[x.source] = max(applied.get(x.source, x.offset), x.offset)
+    enrolment = b.enrolment or a.enrolment
+    if (
+        enrolment is not None
+        and enrolment.completed_on_ms is None
+        and a.enrolment is not None
+        and a.enrolment.completed_on_ms is not None
+    ):
+        enrolment = dataclasses.replace(enrolment, completed_on_ms=a.enrolment.completed_on_ms)
+    aggregates = {
+        (g.activity_id, g.user_id, g.context_id): g for g in (*a.aggregates, *b.aggregates)
+    }
+    return EnrolmentWrite(
+        a.key,
+        counters=tuple(counters.values()),
+        applied=tuple(AppliedOffset(src, off) for src, off in applied.items()),
+        enrolment=enrolment,
+        aggregates=tuple(aggregates.values()),
+    )
+
+
 # One AUDIT event is built per content event, so it is assembled from pre-encoded parts (the
 # same bytes as ``json.dumps(doc, separators=(",", ":"), ensure_ascii=False)`` of the document
 # in docs/flows/activity-aggregate-updater.md#91-content-audit-event; a unit test holds them

@@ -196,7 +196,7 @@ class ActivityServerStore:
         return {
             key: {
                 r.contentid: rules.StoredContent(
-                    1 if r.status is None else int(r.status),
+                    rules.NULL_STATUS if r.status is None else int(r.status),
                     int(r.viewcount or 0),
                     int(r.completedcount or 0),
                 )
@@ -286,10 +286,7 @@ class ActivityServerStore:
              (m.view_count, m.completed_count, user, course, batch, m.content_id))
             for m in w.counters
         ]  # fmt: skip
-        if w.applied is not None:
-            group.append(
-                (q.write_ledger, (w.applied.offset, user, course, batch, w.applied.source))
-            )
+        group += [(q.write_ledger, (a.offset, user, course, batch, a.source)) for a in w.applied]
         e = w.enrolment
         if e is not None and e.completed_on_ms is None:
             group.append(

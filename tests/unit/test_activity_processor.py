@@ -106,8 +106,8 @@ class MemoryStore:
                 rows[m.content_id] = rules.StoredContent(
                     old.status, m.view_count, m.completed_count
                 )
-            if w.applied is not None:
-                self.ledger.setdefault(w.key, {})[w.applied.source] = w.applied.offset
+            for applied in w.applied:
+                self.ledger.setdefault(w.key, {})[applied.source] = applied.offset
             if w.enrolment is not None:
                 e = w.enrolment
                 row = self.enrolment_rows.setdefault(w.key, {})
