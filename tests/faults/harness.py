@@ -124,7 +124,7 @@ class Case:
         """``lernflow run FLOW --until-caught-up EXTRA``, waited for; it must exit 0."""
         done = self.run_flow("--until-caught-up", *extra)
         code = done.wait(timeout)
-        assert code == 0, f"{self.flow} exited {code}; log tail:\n{done.tail()}"
+        assert code == 0, f"{self.flow} exited {code}: {done.tail(1)}\n{done.tail()}"
         return done
 
     def close(self) -> None:

@@ -128,6 +128,10 @@ ACTIVITY = Workload(
         s.topics.full(s.topics.issue_certificate_request),
         s.topics.full(s.topics.telemetry_raw),
     ],
+    # content and enrol-complete AUDITs are produced before the enrolment's logged batch
+    # (docs/flows/activity-aggregate-updater.md §7.1): a kill between them sends them again.
+    # Certificate requests are checked on the topic before a re-send: never duplicated.
+    resends=frozenset({"telemetry.raw"}),
 )
 
 # ---- assessment-aggregator: bench's quiz, two attempts a learner ------------------------------
@@ -285,6 +289,9 @@ PRE_PROCESSOR = Workload(
     progress=_pre_progress,
     state=lambda _s: [],  # its only output is the generate topic, counted as an output
     outputs=_pre_outputs,
+    # docs/flows/certificate-pre-processor.md, "Deterministic mid": a replay emits the same
+    # generate events again (the generator makes each certificate once)
+    resends=frozenset({"generate.certificate.request"}),
 )
 
 # ---- certificate-generator: bench's generate requests, the bundled template -------------------
