@@ -133,6 +133,14 @@ class Case:
                 p.kill9()
 
 
+def keep_log(proc: FlowProcess, name: str) -> Path:
+    """Copy a run's log to ``out/faults/logs/<name>.log`` (kept after the case dir is removed)."""
+    target = REPO / "out" / "faults" / "logs" / f"{name}.log"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(proc.output())
+    return target.relative_to(REPO)
+
+
 # ---- servers of the suite's stack -------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from tests.faults.harness import (
     Reference,
     Row,
     compare,
+    keep_log,
     paused,
     produce_events,
     restart,
@@ -29,6 +30,7 @@ from tests.faults.workloads import WORKLOADS, Workload
 
 FLOWS = list(WORKLOADS)
 CASSANDRA_PAUSE_S = 20.0
+SLOW_RECOVERY_S = 60.0  # a flow slower than this after a restart keeps its log for a look
 
 
 def _load(case: Case, workload: Workload, row: Row) -> int:
@@ -45,6 +47,9 @@ def check_clean_state(case: Case, workload: Workload, ref: Reference, row: Row) 
     row.applied = workload.progress(case.settings)
     row.parked, row.lost, row.duplicated = got.parked, diff.lost, diff.duplicated
     row.resent = diff.resent
+    debris = workload.debris(case.settings)
+    if debris:
+        row.note += f"; {len(debris)} temporary file(s) left by the kill, e.g. {debris[0]}"
     assert diff.none, f"{diff.lost} lost, {diff.duplicated} duplicated: {diff.examples}"
     assert got.parked == ref.snapshot.parked, (
         f"{got.parked} parked, clean run {ref.snapshot.parked}"
@@ -108,8 +113,13 @@ def test_server_restarted_mid_run_is_reconnected(
     applied = wait_for_progress(workload, case.settings, max(1, total // 5), proc)
     assert proc.alive() and applied < total, f"finished before the restart: {applied} of {total}"
     took = restart(case.settings, server)
-    row.note = f"restarted at {applied} of {total} applied, down and up in {took:.1f} s"
+    t0 = time.monotonic()
     code = proc.wait(300)
+    after = time.monotonic() - t0
+    row.note = (f"restarted at {applied} of {total} applied, down and up in {took:.1f} s; "
+                f"the flow finished {after:.1f} s later")  # fmt: skip
+    if after > SLOW_RECOVERY_S:
+        row.note += f" (log kept: {keep_log(proc, f'{flow}-{server}-restart')})"
     assert code == 0, f"exit {code} after the {server} restart: {proc.tail()}"
     row.skipped = int(proc.counter("lernflow_events_skipped_total"))
     check_clean_state(case, workload, ref, row)

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bench.assessment import COURSE as ASSESS_COURSE
@@ -77,6 +78,8 @@ class Workload:
     # output topics (without the env) the flow's docs call at-least-once after a crash: their
     # messages sent again are counted as "resent", not as duplicates
     resends: frozenset[str] = frozenset()
+    # files a crash may leave behind that are not part of the state (reported, not compared)
+    debris: Callable[[Settings], list[str]] = lambda _s: []
 
 
 def _flat(*tables: list[Any]) -> list[Any]:
@@ -315,6 +318,15 @@ def _gen_load(s: Settings) -> list[KeyValue]:
     return [(f"{n}".encode(), json.dumps(generate_event(n)).encode()) for n in range(GEN_CERTS)]
 
 
+def _files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def _gen_debris(s: Settings) -> list[str]:
+    """Temporary files of writes a kill interrupted (``<batch>/.<id>.pdf.<random>.tmp``)."""
+    return [f for f in _files(s.certificates.storage_dir) if f.endswith(".tmp")]
+
+
 def _gen_state(s: Settings) -> list[Any]:
     cluster, session = cassandra_session(s.cassandra)
     try:
@@ -333,7 +345,7 @@ def _gen_state(s: Settings) -> list[Any]:
     finally:
         cluster.shutdown()
     store = s.certificates.storage_dir
-    files = sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file())
+    files = sorted(set(_files(store)) - set(_gen_debris(s)))
     # the store's path is the case's own: compare what is under it
     rows = [tuple(str(v).replace(str(store), "<store>") for v in r) for r in rows]
     return _flat(rows, enrol, [(f,) for f in files])
@@ -355,6 +367,7 @@ GENERATOR = Workload(
     # docs/flows/certificate-generator.md, "The notification is never lost": AUDIT and
     # notification are acknowledged before the enrolment update; a replay may send them again
     resends=frozenset({"telemetry.raw", "certificate.notification.request"}),
+    debris=_gen_debris,
 )
 
 WORKLOADS: dict[str, Workload] = {
