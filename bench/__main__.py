@@ -15,7 +15,7 @@ from rich.table import Table
 
 from bench.common import Row
 from bench.work import short_table
-from config import load_settings
+from lernflow.config import load_settings
 
 BENCHMARKS = [
     "bench.stack",

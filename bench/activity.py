@@ -28,12 +28,12 @@ from bench.workloads import (
     seed_workload,
     simple_workload,
 )
-from config import Settings
-from flows.activity_aggregate_updater import rules
-from flows.activity_aggregate_updater.store import BATCH_BYTES, Statements
+from lernflow.config import Settings
+from lernflow.flows.activity_aggregate_updater import rules
+from lernflow.flows.activity_aggregate_updater.store import BATCH_BYTES, Statements
 from lernflow.kernel.cassandra import CassandraExecutor
 from lernflow.kernel.redis_batch import RedisBatch
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 
 FLOW = "activity-aggregate-updater"
 EVENTS_PER_LEARNER = 3.6  # the simple workload: four lessons, every fifth learner stops at two

@@ -12,14 +12,14 @@ from typing import Any
 
 from bench.common import Row, isolated
 from bench.work import measured_flow
-from config import Settings
-from flows.assessment_aggregator.content import leafnodes_key
-from flows.assessment_aggregator.events import BatchAssessEvent, parse_assess_message
-from flows.assessment_aggregator.scoring import latest_answers, score_answers
+from lernflow.config import Settings
+from lernflow.flows.assessment_aggregator.content import leafnodes_key
+from lernflow.flows.assessment_aggregator.events import BatchAssessEvent, parse_assess_message
+from lernflow.flows.assessment_aggregator.scoring import latest_answers, score_answers
 from lernflow.kernel.cassandra import CassandraExecutor
 from lernflow.kernel.clients import redis_client
 from lernflow.kernel.redis_batch import RedisBatch
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 
 COURSE, BATCH, CONTENT = "do_bench_course", "bench_batch", "do_bench_quiz"
 LEARNERS = 5_000

@@ -8,15 +8,15 @@ import time
 from bench.common import Row, isolated, peak_rss_mb
 from bench.work import measured_flow
 from bench.workloads import audit_events, seed_hierarchies, seed_users, user_id
-from config import Settings
-from flows.relation_cache_updater import rules as relation_rules
-from flows.relation_cache_updater.store import RelationCacheWriter
-from flows.user_cache_updater import rules as user_rules
-from flows.user_cache_updater.profiles import CassandraUserSource, rules_config
-from flows.user_cache_updater.store import RedisUserCache
+from lernflow.config import Settings
+from lernflow.flows.relation_cache_updater import rules as relation_rules
+from lernflow.flows.relation_cache_updater.store import RelationCacheWriter
+from lernflow.flows.user_cache_updater import rules as user_rules
+from lernflow.flows.user_cache_updater.profiles import CassandraUserSource, rules_config
+from lernflow.flows.user_cache_updater.store import RedisUserCache
 from lernflow.kernel.clients import cassandra_session, redis_client
 from lernflow.ops.user_cache_rebuild import UserCacheRebuild
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 
 REBUILD_USERS = 100_000
 FLOW_EVENTS = 20_000

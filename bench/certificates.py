@@ -16,12 +16,12 @@ from pathlib import Path
 
 from bench.common import Row, isolated
 from bench.work import measured_flow
-from certificates import signing
-from certificates.fetch import bundled_template_path
-from config import Settings
+from lernflow.certificates import signing
+from lernflow.certificates.fetch import bundled_template_path
+from lernflow.config import Settings
 from lernflow.devstack.demo import SAMPLE_SIGNATURE
 from lernflow.kernel.clients import cassandra_session
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 
 CERTS = {"cairosvg": 2000, "weasyprint": 200}
 BATCH = "bench_cert_batch"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel.clients import redis_client
 from lernflow.ops import schema
 

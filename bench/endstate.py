@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel.clients import cassandra_session
 
 EnrolmentKey = tuple[str, str, str]  # (userid, courseid, batchid)

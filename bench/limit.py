@@ -14,9 +14,9 @@ import time
 from typing import Any
 
 from bench.endstate import EndState
-from config import Settings
-from flows.activity_aggregate_updater import rules
-from flows.activity_aggregate_updater.store import BATCH_BYTES, Statements
+from lernflow.config import Settings
+from lernflow.flows.activity_aggregate_updater import rules
+from lernflow.flows.activity_aggregate_updater.store import BATCH_BYTES, Statements
 from lernflow.kernel.cassandra import CassandraExecutor, combine
 
 #: statements handed to the driver at once (bounds the loop's memory, not its concurrency)

@@ -26,8 +26,8 @@ from bench.workloads import (
     seed_workload,
     simple_course,
 )
-from config import Settings
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from lernflow.config import Settings
+from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 
 EVENTS_PER_LEARNER = 3.6  # four lessons; every fifth learner stops after two
 TARGET = 1_000_000 / 300  # the target: 1,000,000 events in 5 minutes

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import Row, isolated, peak_rss_mb
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel.clients import cassandra_session, redis_client
-from reports.runner import run_batches
+from lernflow.reports.runner import run_batches
 
 ENROLMENTS = 100_000
 COURSE, BATCH = "do_bench_report_course", "bench_report_batch"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.common import Row
-from config import Settings
+from lernflow.config import Settings
 from lernflow.devstack import stack
 
 

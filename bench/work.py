@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.common import ChildRun, Work, run_flow_measured
-from config import Settings
+from lernflow.config import Settings
 from lernflow.devstack import stack
 from lernflow.kernel.clients import cassandra_session
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.endstate import ConsumptionKey, Course, EndState, EnrolmentKey, expected
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel.clients import cassandra_session
 
 COURSE = "do_syn_course"
@@ -55,8 +55,8 @@ def write_all(
 def seed_activity(settings: Settings, learners: int) -> None:
     """Relation cache, enrolments (status 0) and the LMS's consumption status rows."""
     # the relation cache as relation-cache-updater builds it from the published hierarchy
-    from flows.relation_cache_updater import rules as relation_rules
-    from flows.relation_cache_updater.store import RelationCacheWriter
+    from lernflow.flows.relation_cache_updater import rules as relation_rules
+    from lernflow.flows.relation_cache_updater.store import RelationCacheWriter
 
     collection = "application/vnd.ekstep.content-collection"
     tree = {
@@ -462,8 +462,8 @@ def _with_noise(
 def seed_workload(settings: Settings, workload: Workload) -> None:
     """The relation cache of every course, the enrolments (status 0) and the LMS's status rows
     of every completion (the LMS writes them before it sends the event)."""
-    from flows.relation_cache_updater import rules as relation_rules
-    from flows.relation_cache_updater.store import RelationCacheWriter
+    from lernflow.flows.relation_cache_updater import rules as relation_rules
+    from lernflow.flows.relation_cache_updater.store import RelationCacheWriter
 
     writer = RelationCacheWriter(settings)
     for course in workload.courses.values():

@@ -21,12 +21,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from certificates.credential import build_credential
-from certificates.fetch import TemplateCache, bundled_template_path
-from certificates.model import CertificateData, Signatory, normalize_issued_date
-from certificates.qr import qr_data_uri
-from certificates.sanitize import TemplateError, sanitize_svg
-from certificates.signing import (
+from lernflow.certificates.credential import build_credential
+from lernflow.certificates.fetch import TemplateCache, bundled_template_path
+from lernflow.certificates.model import CertificateData, Signatory, normalize_issued_date
+from lernflow.certificates.qr import qr_data_uri
+from lernflow.certificates.sanitize import TemplateError, sanitize_svg
+from lernflow.certificates.signing import (
     SigningKey,
     VerificationError,
     generate_keys,
@@ -36,12 +36,12 @@ from certificates.signing import (
     sign_credential,
     verify_credential,
 )
-from certificates.storage import InvalidKeyError, LocalStorage, Storage, object_key
-from certificates.template import fill_svg
-from certificates.values import PLACEHOLDERS, placeholder_values
+from lernflow.certificates.storage import InvalidKeyError, LocalStorage, Storage, object_key
+from lernflow.certificates.template import fill_svg
+from lernflow.certificates.values import PLACEHOLDERS, placeholder_values
 
 if TYPE_CHECKING:
-    from certificates.binding import (
+    from lernflow.certificates.binding import (
         IssuedPdf,
         Verdict,
         Verification,
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
         verify_pdf,
         verify_token,
     )
-    from certificates.render import extract_attachment, preview_png, render_pdf
+    from lernflow.certificates.render import extract_attachment, preview_png, render_pdf
 
 _LAZY = {
     "IssuedPdf": "certificates.binding",
@@ -58,9 +58,9 @@ _LAZY = {
     "issue_pdf": "certificates.binding",
     "verify_pdf": "certificates.binding",
     "verify_token": "certificates.binding",
-    "render_pdf": "certificates.render",
-    "extract_attachment": "certificates.render",
-    "preview_png": "certificates.render",
+    "render_pdf": "lernflow.certificates.render",
+    "extract_attachment": "lernflow.certificates.render",
+    "preview_png": "lernflow.certificates.render",
 }
 
 __all__ = [

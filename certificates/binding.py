@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from certificates import render, signing
-from certificates.credential import cert_id_of
-from certificates.storage import InvalidKeyError, Storage, object_key
+from lernflow.certificates import render, signing
+from lernflow.certificates.credential import cert_id_of
+from lernflow.certificates.storage import InvalidKeyError, Storage, object_key
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def issue_pdf(
         TemplateError: the SVG is not acceptable (from :func:`certificates.render.render_pdf`).
         ValueError: unknown renderer, or the credential cannot be signed.
     """
-    from certificates import pdfpages  # pypdf takes ~75 ms to import: only where used
+    from lernflow.certificates import pdfpages  # pypdf takes ~75 ms to import: only where used
 
     pages = pdfpages.PdfPages(render.render_pdf(svg, renderer, allowed_hosts=allowed_hosts))
     digest = pages.digest()
@@ -164,7 +164,7 @@ def verify_pdf(
 
 def _check_digest(pdf: bytes, claims: dict[str, Any]) -> Verification:
     """Compare the pages' digest with the one the credential was signed with."""
-    from certificates import pdfpages
+    from lernflow.certificates import pdfpages
 
     signature = _signature_ok(claims)
     claimed = claims[PAGES_CLAIM]
@@ -207,7 +207,7 @@ def _check_stored_copy(
     pdf: bytes, token: bytes, claims: dict[str, Any], storage: Storage | None
 ) -> Verification:
     """No page digest: compare the pages with the stored copy issued with the same credential."""
-    from certificates import pdfpages
+    from lernflow.certificates import pdfpages
 
     signature = _signature_ok(claims)
     no_digest = "this credential carries no page digest"

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from certificates.model import CertificateData
+from lernflow.certificates.model import CertificateData
 
 W3C_CREDENTIALS_V1 = "https://www.w3.org/2018/credentials/v1"
 CREDENTIAL_TYPE = "TrainingCertificate"

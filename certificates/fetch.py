@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from certificates.sanitize import TemplateError, host_allowed, sanitize_svg
+from lernflow.certificates.sanitize import TemplateError, host_allowed, sanitize_svg
 
 logger = logging.getLogger(__name__)
 

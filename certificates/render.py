@@ -34,7 +34,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from certificates.sanitize import (
+from lernflow.certificates.sanitize import (
     FETCH_TIMEOUT_SECONDS,
     TemplateError,
     is_allowed_url,
@@ -228,7 +228,7 @@ def render_pdf(
     if renderer == "weasyprint":
         # WeasyPrint is the optional high-fidelity renderer and takes ~0.5 s to import: only
         # a run that uses it pays for it (every flow process and CLI call would otherwise).
-        from certificates import weasy
+        from lernflow.certificates import weasy
 
         return weasy.weasyprint_pdf(
             clean, page_size_pt(clean), attachment, attachment_name, allowed_hosts

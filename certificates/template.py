@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from certificates.sanitize import xml_escape
+from lernflow.certificates.sanitize import xml_escape
 
 _PLACEHOLDER = re.compile(r"\$(\$)?\{([^{}$]*)\}")
 

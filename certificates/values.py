@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Mapping
 from datetime import date
 
-from certificates.model import CertificateData
+from lernflow.certificates.model import CertificateData
 
 SUNBIRD_PLACEHOLDERS: tuple[str, ...] = (
     "certificateName",

@@ -13,7 +13,7 @@ from typing import Any
 
 import weasyprint
 
-from certificates.sanitize import FETCH_TIMEOUT_SECONDS, RefusedURLError, is_allowed_url
+from lernflow.certificates.sanitize import FETCH_TIMEOUT_SECONDS, RefusedURLError, is_allowed_url
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Load them once at start with :func:`load_settings`; every value can be overridde
 environment variable named ``LERNFLOW_<GROUP>_<FIELD>`` (see ``lernflow config show``).
 """
 
-from config.settings import (
+from lernflow.config.settings import (
     ActivitySettings,
     AssessmentSettings,
     CassandraSettings,

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.jsondoc import DEFAULT_LIMITS, Limits, check_id
 

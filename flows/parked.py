@@ -17,9 +17,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from config import KafkaSettings
+from lernflow.config import KafkaSettings
 from lernflow.kernel.dlq import Origin, origin_of
-from sources.kafka import read_tail
+from lernflow.sources.kafka import read_tail
 
 logger = logging.getLogger(__name__)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.activity_aggregate_updater.flow import SPEC as ACTIVITY
-from flows.assessment_aggregator.flow import SPEC as ASSESSMENT
-from flows.certificate_generator.flow import SPEC as GENERATOR
-from flows.certificate_pre_processor.flow import SPEC as PRE_PROCESSOR
-from flows.relation_cache_updater.flow import SPEC as RELATION_CACHE
-from flows.shell import FlowSpec
-from flows.user_cache_updater.flow import SPEC as USER_CACHE
+from lernflow.flows.activity_aggregate_updater.flow import SPEC as ACTIVITY
+from lernflow.flows.assessment_aggregator.flow import SPEC as ASSESSMENT
+from lernflow.flows.certificate_generator.flow import SPEC as GENERATOR
+from lernflow.flows.certificate_pre_processor.flow import SPEC as PRE_PROCESSOR
+from lernflow.flows.relation_cache_updater.flow import SPEC as RELATION_CACHE
+from lernflow.flows.shell import FlowSpec
+from lernflow.flows.user_cache_updater.flow import SPEC as USER_CACHE
 from lernflow.kernel.errors import LernflowError
 
 FLOWS: dict[str, FlowSpec[Any]] = {

@@ -32,18 +32,18 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulBatchLogic
 
-from config import Settings
-from config.settings import TopicSettings
-from flows.parked import ParkedOrigins, tail_loader
-from flows.skipped import Skipped
+from lernflow.config import Settings
+from lernflow.config.settings import TopicSettings
+from lernflow.flows.parked import ParkedOrigins, tail_loader
+from lernflow.flows.skipped import Skipped
 from lernflow.kernel import metrics
 from lernflow.kernel.dlq import Origin, build_envelope, envelope_headers
 from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.retry import is_event_fault
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
-from sinks.processor_sink import ProcessorSink
-from sources.kafka import KafkaInput, KafkaRecord
-from sources.options import RunOptions
+from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from lernflow.sinks.processor_sink import ProcessorSink
+from lernflow.sources.kafka import KafkaInput, KafkaRecord
+from lernflow.sources.options import RunOptions
 
 logger = logging.getLogger(__name__)
 

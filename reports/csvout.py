@@ -44,7 +44,7 @@ from decimal import Decimal
 from typing import Any
 
 from lernflow.kernel.java import java_double_to_string
-from reports.paths import check_id
+from lernflow.reports.paths import check_id
 
 IST = timezone(timedelta(hours=5, minutes=30))
 

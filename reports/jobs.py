@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from config import Settings
-from reports import packaging
-from reports import requests as rq
-from reports.decrypt import decrypt_pii
-from reports.paths import UnsafePathError, is_safe_id, under_root
-from reports.runner import JOBS, run_batches
-from reports.sources import BatchRow, ReportStore
+from lernflow.config import Settings
+from lernflow.reports import packaging
+from lernflow.reports import requests as rq
+from lernflow.reports.decrypt import decrypt_pii
+from lernflow.reports.paths import UnsafePathError, is_safe_id, under_root
+from lernflow.reports.runner import JOBS, run_batches
+from lernflow.reports.sources import BatchRow, ReportStore
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from lernflow.kernel.java import java_trim
-from reports.model import Batch, BatchFailed, Enrolment, UserCache
+from lernflow.reports.model import Batch, BatchFailed, Enrolment, UserCache
 
 BATCH_ID_PREFIX = "BatchId_"
 

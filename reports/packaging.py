@@ -62,8 +62,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from lernflow.kernel.errors import LernflowError
-from reports.decrypt import decrypt_pii
-from reports.paths import check_id
+from lernflow.reports.decrypt import decrypt_pii
+from lernflow.reports.paths import check_id
 
 __all__ = [
     "IST",

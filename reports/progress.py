@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from reports.model import Attempt, Batch, BatchFailed, Enrolment, ReportContext, UserCache
-from reports.organize import (
+from lernflow.reports.model import Attempt, Batch, BatchFailed, Enrolment, ReportContext, UserCache
+from lernflow.reports.organize import (
     Learner,
     format_ddmmyyyy,
     instant,

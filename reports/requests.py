@@ -43,7 +43,7 @@ from datetime import date, datetime
 from typing import Any
 
 from lernflow.kernel.java import jackson_string, java_length
-from reports.packaging import (
+from lernflow.reports.packaging import (
     PASSWORD_PROTECTED_DATASET,
     PUBLIC_KEY_ENCRYPTED_DATASET,
     TEXT_KEY_ENCRYPTED_DATASET,

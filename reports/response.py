@@ -53,8 +53,8 @@ from typing import Any
 
 from lernflow.kernel.errors import LernflowError
 from lernflow.kernel.java import jackson_string, java_string_hash
-from reports.model import Attempt, Batch, BatchFailed, Enrolment, ReportContext, UserCache
-from reports.organize import (
+from lernflow.reports.model import Attempt, Batch, BatchFailed, Enrolment, ReportContext, UserCache
+from lernflow.reports.organize import (
     format_year,
     local_datetime,
     organize,

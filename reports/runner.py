@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from config import Settings
-from reports import csvout, progress, response, userinfo
-from reports.model import Batch, ReportContext
-from reports.paths import check_id, under_root
-from reports.sources import BatchRow, Collection, ReportStore
+from lernflow.config import Settings
+from lernflow.reports import csvout, progress, response, userinfo
+from lernflow.reports.model import Batch, ReportContext
+from lernflow.reports.paths import check_id, under_root
+from lernflow.reports.sources import BatchRow, Collection, ReportStore
 
 logger = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel.cassandra import CassandraExecutor
 from lernflow.kernel.clients import redis_client
-from reports.model import Attempt, Consent, Enrolment
+from lernflow.reports.model import Attempt, Consent, Enrolment
 
 logger = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from reports.model import Batch, BatchFailed, Consent, Enrolment, ReportContext, UserCache
-from reports.organize import organize, select_learners, timestamp_ddmmyyyy
+from lernflow.reports.model import Batch, BatchFailed, Consent, Enrolment, ReportContext, UserCache
+from lernflow.reports.organize import organize, select_learners, timestamp_ddmmyyyy
 
 COLUMN_MAPPING: dict[str, str] = {
     "courseid": "Collection Id",

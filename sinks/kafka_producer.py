@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from config import KafkaSettings
+from lernflow.config import KafkaSettings
 from lernflow.kernel.errors import TransientError
 
 logger = logging.getLogger(__name__)

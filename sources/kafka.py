@@ -24,12 +24,12 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from config import KafkaSettings
+from lernflow.config import KafkaSettings
 from lernflow.kernel import metrics, shutdown
 from lernflow.kernel.clients import kafka_consumer
 from lernflow.kernel.errors import LernflowError, TransientError
 from lernflow.kernel.retry import KAFKA_NOT_READY, kafka_not_ready, retry
-from sources.position_note import PositionHistory
+from lernflow.sources.position_note import PositionHistory
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from config import Settings
+from lernflow.config import Settings
 
 
 @dataclass(frozen=True)

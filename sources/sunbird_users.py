@@ -14,9 +14,9 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel.cassandra import CassandraExecutor
-from sources import user_rows
+from lernflow.sources import user_rows
 
 CUSTODIAN_SETTING_IDS = ("custodianOrgId", "custodianRootOrgId")
 USER_COLUMNS = (

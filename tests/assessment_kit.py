@@ -18,15 +18,15 @@ from typing import Any
 
 import pytest
 
-from config import Settings, load_settings
-from flows.assessment_aggregator.content import leafnodes_key
-from flows.assessment_aggregator.counters import Metric
-from flows.assessment_aggregator.decisions import AssessDecision
-from flows.assessment_aggregator.events import AttemptKey
-from flows.assessment_aggregator.flow import SPEC
-from flows.assessment_aggregator.logic import Event, Outcome
-from flows.assessment_aggregator.processor import AssessmentLogic
-from flows.assessment_aggregator.rows import (
+from lernflow.config import Settings, load_settings
+from lernflow.flows.assessment_aggregator.content import leafnodes_key
+from lernflow.flows.assessment_aggregator.counters import Metric
+from lernflow.flows.assessment_aggregator.decisions import AssessDecision
+from lernflow.flows.assessment_aggregator.events import AttemptKey
+from lernflow.flows.assessment_aggregator.flow import SPEC
+from lernflow.flows.assessment_aggregator.logic import Event, Outcome
+from lernflow.flows.assessment_aggregator.processor import AssessmentLogic
+from lernflow.flows.assessment_aggregator.rows import (
     AssessmentAggregatorRow,
     CurrentActivityAgg,
     StoredAttempt,
@@ -34,9 +34,9 @@ from flows.assessment_aggregator.rows import (
     UserActivityAggUpdate,
     stored_score_of,
 )
-from flows.shell import Item
+from lernflow.flows.shell import Item
 from lernflow.kernel.errors import TransientError
-from sources.kafka import KafkaRecord
+from lernflow.sources.kafka import KafkaRecord
 from tests.shellkit import MemoryOutbox
 
 START_MS = 1_700_000_000_000

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from config import Settings, load_settings
+from lernflow.config import Settings, load_settings
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -8,11 +8,11 @@ from typing import Any
 
 from bytewax.testing import run_main
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.ops import runner, schema
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
-from sources.kafka import read_to_end
-from sources.options import RunOptions
+from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from lernflow.sources.kafka import read_to_end
+from lernflow.sources.options import RunOptions
 
 
 def create_topics(settings: Settings) -> None:

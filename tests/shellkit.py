@@ -13,10 +13,10 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from config import Settings
-from flows.shell import BatchProcessor, FlowLogic, FlowSpec
-from sinks.kafka_producer import OutMessage
-from sources.kafka import KafkaRecord
+from lernflow.config import Settings
+from lernflow.flows.shell import BatchProcessor, FlowLogic, FlowSpec
+from lernflow.sinks.kafka_producer import OutMessage
+from lernflow.sources.kafka import KafkaRecord
 
 
 class MemoryOutbox:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from config import (
+from lernflow.config import (
     CassandraSettings,
     PostgresSettings,
     RedisSettings,

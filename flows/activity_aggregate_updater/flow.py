@@ -1,20 +1,20 @@
 """activity-aggregate-updater, declared once for the processor shell.
 
 Run: ``lernflow run activity-aggregate-updater`` or
-``python -m bytewax.run "flows.activity_aggregate_updater.flow:build_flow()"``.
+``python -m bytewax.run "lernflow.flows.activity_aggregate_updater.flow:build_flow()"``.
 """
 
 from __future__ import annotations
 
 from bytewax.dataflow import Dataflow
 
-from config import Settings, load_settings
-from flows.activity_aggregate_updater import rules
-from flows.activity_aggregate_updater.processor import ActivityLogic, entity
-from flows.activity_aggregate_updater.store import FLOW
-from flows.fields import with_limits
-from flows.shell import FlowSpec
-from sources.options import RunOptions
+from lernflow.config import Settings, load_settings
+from lernflow.flows.activity_aggregate_updater import rules
+from lernflow.flows.activity_aggregate_updater.processor import ActivityLogic, entity
+from lernflow.flows.activity_aggregate_updater.store import FLOW
+from lernflow.flows.fields import with_limits
+from lernflow.flows.shell import FlowSpec
+from lernflow.sources.options import RunOptions
 
 SPEC: FlowSpec[rules.EnrolmentRequest] = FlowSpec(
     name=FLOW,

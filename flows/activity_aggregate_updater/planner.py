@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from flows.activity_aggregate_updater import rules
+from lernflow.flows.activity_aggregate_updater import rules
 
 if TYPE_CHECKING:
-    from flows.shell import Item
+    from lernflow.flows.shell import Item
 
 Request = rules.EnrolmentRequest
 Key = tuple[str, str, str]

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import time
 
-from config import Settings
-from flows.activity_aggregate_updater import planner, rules
-from flows.activity_aggregate_updater.planner import Reads, RoundPlan, Work
-from flows.activity_aggregate_updater.store import FLOW, ActivityServerStore, ActivityStore
-from flows.shell import Item, Round
+from lernflow.config import Settings
+from lernflow.flows.activity_aggregate_updater import planner, rules
+from lernflow.flows.activity_aggregate_updater.planner import Reads, RoundPlan, Work
+from lernflow.flows.activity_aggregate_updater.store import FLOW, ActivityServerStore, ActivityStore
+from lernflow.flows.shell import Item, Round
 from lernflow.kernel import metrics
-from sinks.kafka_producer import OutMessage
+from lernflow.sinks.kafka_producer import OutMessage
 
 Request = rules.EnrolmentRequest
 

@@ -55,8 +55,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flows.fields import bounded_id, required_id
-from flows.skipped import Skipped
+from lernflow.flows.fields import bounded_id, required_id
+from lernflow.flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.ids import random_uuid
 from lernflow.kernel.jsondoc import DEFAULT_LIMITS, Limits, decode

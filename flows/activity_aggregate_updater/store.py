@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from confluent_kafka import TopicPartition
 
-from config import Settings
-from flows.activity_aggregate_updater import rules
+from lernflow.config import Settings
+from lernflow.flows.activity_aggregate_updater import rules
 from lernflow.kernel.cassandra import CassandraExecutor
 from lernflow.kernel.clients import kafka_consumer
 from lernflow.kernel.errors import InvalidEvent

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Final, NoReturn
 
-from flows.assessment_aggregator.counters import Metric
+from lernflow.flows.assessment_aggregator.counters import Metric
 from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.jsondoc import decode
 

@@ -11,16 +11,20 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from flows.assessment_aggregator.content import (
+from lernflow.flows.assessment_aggregator.content import (
     TotalQuestions,
     check_content,
     leafnodes_key,
     question_count_ok,
 )
-from flows.assessment_aggregator.counters import Metric
-from flows.assessment_aggregator.events import AttemptKey, BatchAssessEvent, RecomputeRequest
-from flows.assessment_aggregator.rows import AssessmentAggregatorRow, StoredAttempt
-from flows.assessment_aggregator.scoring import (
+from lernflow.flows.assessment_aggregator.counters import Metric
+from lernflow.flows.assessment_aggregator.events import (
+    AttemptKey,
+    BatchAssessEvent,
+    RecomputeRequest,
+)
+from lernflow.flows.assessment_aggregator.rows import AssessmentAggregatorRow, StoredAttempt
+from lernflow.flows.assessment_aggregator.scoring import (
     AttemptScore,
     ScoreAggregation,
     latest_answers,

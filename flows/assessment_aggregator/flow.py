@@ -1,21 +1,21 @@
 """assessment-aggregator, declared once for the processor shell.
 
 Run: ``lernflow run assessment-aggregator`` or
-``python -m bytewax.run "flows.assessment_aggregator.flow:build_flow()"``.
+``python -m bytewax.run "lernflow.flows.assessment_aggregator.flow:build_flow()"``.
 """
 
 from __future__ import annotations
 
 from bytewax.dataflow import Dataflow
 
-from config import Settings, load_settings
-from flows.assessment_aggregator.events import parse_assess_message
-from flows.assessment_aggregator.logic import Event
-from flows.assessment_aggregator.processor import AssessmentLogic, entity
-from flows.assessment_aggregator.store import FLOW
-from flows.fields import with_limits
-from flows.shell import FlowSpec
-from sources.options import RunOptions
+from lernflow.config import Settings, load_settings
+from lernflow.flows.assessment_aggregator.events import parse_assess_message
+from lernflow.flows.assessment_aggregator.logic import Event
+from lernflow.flows.assessment_aggregator.processor import AssessmentLogic, entity
+from lernflow.flows.assessment_aggregator.store import FLOW
+from lernflow.flows.fields import with_limits
+from lernflow.flows.shell import FlowSpec
+from lernflow.sources.options import RunOptions
 
 SPEC: FlowSpec[Event] = FlowSpec(
     name=FLOW,

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Final
 
-from flows.assessment_aggregator.events import BatchAssessEvent, RecomputeRequest
-from flows.assessment_aggregator.rows import StoredScore
+from lernflow.flows.assessment_aggregator.events import BatchAssessEvent, RecomputeRequest
+from lernflow.flows.assessment_aggregator.rows import StoredScore
 from lernflow.kernel.java import gson_string, java_double_to_string
 
 

@@ -20,23 +20,27 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from flows.assessment_aggregator.content import TotalQuestions, resolve_total_questions
-from flows.assessment_aggregator.counters import Metric
-from flows.assessment_aggregator.decisions import (
+from lernflow.flows.assessment_aggregator.content import TotalQuestions, resolve_total_questions
+from lernflow.flows.assessment_aggregator.counters import Metric
+from lernflow.flows.assessment_aggregator.decisions import (
     AssessDecision,
     evaluate_assess_event,
     should_emit_certificate,
 )
-from flows.assessment_aggregator.events import AttemptKey, BatchAssessEvent, RecomputeRequest
-from flows.assessment_aggregator.formats import certificate_request
-from flows.assessment_aggregator.rows import (
+from lernflow.flows.assessment_aggregator.events import (
+    AttemptKey,
+    BatchAssessEvent,
+    RecomputeRequest,
+)
+from lernflow.flows.assessment_aggregator.formats import certificate_request
+from lernflow.flows.assessment_aggregator.rows import (
     CurrentActivityAgg,
     StoredAttempt,
     StoredScore,
     UserActivityAggUpdate,
     stored_score_of,
 )
-from flows.assessment_aggregator.scoring import aggregate_scores
+from lernflow.flows.assessment_aggregator.scoring import aggregate_scores
 from lernflow.kernel.errors import InvalidEvent
 
 Event = BatchAssessEvent | RecomputeRequest

@@ -15,14 +15,14 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
-from config import Settings
-from flows.assessment_aggregator import logic
-from flows.assessment_aggregator.decisions import AssessDecision, Verdict
-from flows.assessment_aggregator.events import BatchAssessEvent
-from flows.assessment_aggregator.logic import Event, Outcome
-from flows.assessment_aggregator.store import FLOW, AssessmentStore, ServerStore
-from flows.shell import Item, Round
-from sinks.kafka_producer import OutMessage
+from lernflow.config import Settings
+from lernflow.flows.assessment_aggregator import logic
+from lernflow.flows.assessment_aggregator.decisions import AssessDecision, Verdict
+from lernflow.flows.assessment_aggregator.events import BatchAssessEvent
+from lernflow.flows.assessment_aggregator.logic import Event, Outcome
+from lernflow.flows.assessment_aggregator.store import FLOW, AssessmentStore, ServerStore
+from lernflow.flows.shell import Item, Round
+from lernflow.sinks.kafka_producer import OutMessage
 
 Report = Callable[[Item[Event], Outcome], None]
 """Receives each planned message's :class:`~.logic.Outcome` when its round is done (tests)."""

@@ -13,10 +13,14 @@ from datetime import UTC, tzinfo
 from decimal import Decimal
 from typing import Final
 
-from flows.assessment_aggregator.counters import Metric
-from flows.assessment_aggregator.events import AssessAnswer, BatchAssessEvent, RecomputeRequest
-from flows.assessment_aggregator.formats import agg_detail, format_grand_total
-from flows.assessment_aggregator.rows import (
+from lernflow.flows.assessment_aggregator.counters import Metric
+from lernflow.flows.assessment_aggregator.events import (
+    AssessAnswer,
+    BatchAssessEvent,
+    RecomputeRequest,
+)
+from lernflow.flows.assessment_aggregator.formats import agg_detail, format_grand_total
+from lernflow.flows.assessment_aggregator.rows import (
     ACTIVITY_TYPE,
     CurrentActivityAgg,
     QuestionUdt,

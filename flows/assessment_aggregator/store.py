@@ -14,11 +14,11 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Protocol
 
-from config import Settings
-from flows.assessment_aggregator.content import leafnodes_key
-from flows.assessment_aggregator.events import AttemptKey
-from flows.assessment_aggregator.formats import epoch_ms
-from flows.assessment_aggregator.rows import (
+from lernflow.config import Settings
+from lernflow.flows.assessment_aggregator.content import leafnodes_key
+from lernflow.flows.assessment_aggregator.events import AttemptKey
+from lernflow.flows.assessment_aggregator.formats import epoch_ms
+from lernflow.flows.assessment_aggregator.rows import (
     ACTIVITY_TYPE,
     AssessmentAggregatorRow,
     CurrentActivityAgg,

@@ -1,20 +1,20 @@
 """certificate-generator, declared once for the processor shell.
 
 Run: ``lernflow run certificate-generator`` or
-``python -m bytewax.run "flows.certificate_generator.flow:build_flow()"``.
+``python -m bytewax.run "lernflow.flows.certificate_generator.flow:build_flow()"``.
 """
 
 from __future__ import annotations
 
 from bytewax.dataflow import Dataflow
 
-from config import Settings, load_settings
-from flows.certificate_generator import rules
-from flows.certificate_generator.plan import FLOW
-from flows.certificate_generator.processor import GeneratorLogic, entity
-from flows.fields import with_limits
-from flows.shell import FlowSpec
-from sources.options import RunOptions
+from lernflow.config import Settings, load_settings
+from lernflow.flows.certificate_generator import rules
+from lernflow.flows.certificate_generator.plan import FLOW
+from lernflow.flows.certificate_generator.processor import GeneratorLogic, entity
+from lernflow.flows.fields import with_limits
+from lernflow.flows.shell import FlowSpec
+from lernflow.sources.options import RunOptions
 
 SPEC: FlowSpec[rules.GenerateRequest] = FlowSpec(
     name=FLOW,

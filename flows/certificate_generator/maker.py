@@ -28,18 +28,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from certificates import binding, signing
-from certificates import credential as cred
-from certificates.fetch import HostBackoff, TemplateCache, templates_dir
-from certificates.model import CertificateData
-from certificates.qr import qr_data_uri
-from certificates.sanitize import TemplateError
-from certificates.storage import LocalStorage, Storage
-from certificates.template import fill_svg
-from certificates.values import placeholder_values
-from config import Settings
-from flows.certificate_generator import rules
-from flows.certificate_generator.plan import Certificate
+from lernflow.certificates import binding, signing
+from lernflow.certificates import credential as cred
+from lernflow.certificates.fetch import HostBackoff, TemplateCache, templates_dir
+from lernflow.certificates.model import CertificateData
+from lernflow.certificates.qr import qr_data_uri
+from lernflow.certificates.sanitize import TemplateError
+from lernflow.certificates.storage import LocalStorage, Storage
+from lernflow.certificates.template import fill_svg
+from lernflow.certificates.values import placeholder_values
+from lernflow.config import Settings
+from lernflow.flows.certificate_generator import rules
+from lernflow.flows.certificate_generator.plan import Certificate
 from lernflow.kernel.errors import LernflowError
 
 logger = logging.getLogger(__name__)

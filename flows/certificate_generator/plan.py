@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from certificates.model import CertificateData, Signatory, normalize_issued_date
-from certificates.storage import object_key
-from flows.certificate_generator import rules
+from lernflow.certificates.model import CertificateData, Signatory, normalize_issued_date
+from lernflow.certificates.storage import object_key
+from lernflow.flows.certificate_generator import rules
 
 FLOW = "certificate-generator"
 

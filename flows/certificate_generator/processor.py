@@ -37,12 +37,12 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from config import Settings
-from flows.certificate_generator import plan, rules, stages
-from flows.certificate_generator.maker import CertificateMaker
-from flows.certificate_generator.store import CassandraGeneratorStore, GeneratorStore
-from flows.shell import Item, Round
-from sinks.kafka_producer import OutMessage
+from lernflow.config import Settings
+from lernflow.flows.certificate_generator import plan, rules, stages
+from lernflow.flows.certificate_generator.maker import CertificateMaker
+from lernflow.flows.certificate_generator.store import CassandraGeneratorStore, GeneratorStore
+from lernflow.flows.shell import Item, Round
+from lernflow.sinks.kafka_producer import OutMessage
 
 Request = rules.GenerateRequest
 

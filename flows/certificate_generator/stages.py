@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from certificates.fetch import TemplateUnavailable
-from certificates.model import CertificateData
-from certificates.sanitize import TemplateError
-from flows.certificate_generator import plan, rules
-from flows.certificate_generator.maker import CertificateMaker, MakeFailed, ToMake
-from flows.certificate_generator.store import GeneratorStore
-from flows.shell import Item, Round
+from lernflow.certificates.fetch import TemplateUnavailable
+from lernflow.certificates.model import CertificateData
+from lernflow.certificates.sanitize import TemplateError
+from lernflow.flows.certificate_generator import plan, rules
+from lernflow.flows.certificate_generator.maker import CertificateMaker, MakeFailed, ToMake
+from lernflow.flows.certificate_generator.store import GeneratorStore
+from lernflow.flows.shell import Item, Round
 
 Request = rules.GenerateRequest
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from config import Settings
-from flows.certificate_generator.plan import (
+from lernflow.config import Settings
+from lernflow.flows.certificate_generator.plan import (
     FLOW,
     BatchKey,
     CertTemplates,

@@ -1,20 +1,20 @@
 """certificate-pre-processor, declared once for the processor shell.
 
 Run: ``lernflow run certificate-pre-processor`` or
-``python -m bytewax.run "flows.certificate_pre_processor.flow:build_flow()"``.
+``python -m bytewax.run "lernflow.flows.certificate_pre_processor.flow:build_flow()"``.
 """
 
 from __future__ import annotations
 
 from bytewax.dataflow import Dataflow
 
-from config import Settings, load_settings
-from flows.certificate_pre_processor import rules
-from flows.certificate_pre_processor.processor import PreProcessorLogic, entity
-from flows.certificate_pre_processor.store import FLOW
-from flows.fields import with_limits
-from flows.shell import FlowSpec
-from sources.options import RunOptions
+from lernflow.config import Settings, load_settings
+from lernflow.flows.certificate_pre_processor import rules
+from lernflow.flows.certificate_pre_processor.processor import PreProcessorLogic, entity
+from lernflow.flows.certificate_pre_processor.store import FLOW
+from lernflow.flows.fields import with_limits
+from lernflow.flows.shell import FlowSpec
+from lernflow.sources.options import RunOptions
 
 SPEC: FlowSpec[rules.IssueRequest] = FlowSpec(
     name=FLOW,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flows.certificate_pre_processor import rules
+from lernflow.flows.certificate_pre_processor import rules
 
 
 @dataclass(frozen=True)

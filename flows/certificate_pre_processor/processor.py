@@ -17,11 +17,11 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from config import Settings
-from flows.certificate_pre_processor import plan, rules
-from flows.certificate_pre_processor.store import FLOW, PreProcessorStore, ServerStore
-from flows.shell import Round
-from sinks.kafka_producer import OutMessage
+from lernflow.config import Settings
+from lernflow.flows.certificate_pre_processor import plan, rules
+from lernflow.flows.certificate_pre_processor.store import FLOW, PreProcessorStore, ServerStore
+from lernflow.flows.shell import Round
+from lernflow.sinks.kafka_producer import OutMessage
 
 logger = logging.getLogger(__name__)
 

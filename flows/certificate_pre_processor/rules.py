@@ -80,8 +80,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flows.fields import required_id
-from flows.skipped import Skipped
+from lernflow.flows.fields import required_id
+from lernflow.flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.java import java_equals_ignore_case, java_trim
 from lernflow.kernel.jsondoc import DEFAULT_LIMITS, Limits, check_id, decode

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from config import Settings
-from flows.certificate_pre_processor import rules
-from flows.certificate_pre_processor.plan import BatchKey, LearnerKey
+from lernflow.config import Settings
+from lernflow.flows.certificate_pre_processor import rules
+from lernflow.flows.certificate_pre_processor.plan import BatchKey, LearnerKey
 from lernflow.kernel.cassandra import CassandraExecutor
 from lernflow.kernel.redis_batch import RedisBatch
-from sources.sunbird_users import SunbirdUserTables
+from lernflow.sources.sunbird_users import SunbirdUserTables
 
 FLOW = "certificate-pre-processor"
 

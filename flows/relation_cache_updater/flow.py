@@ -1,20 +1,20 @@
 """relation-cache-updater, declared once for the processor shell.
 
 Run: ``lernflow run relation-cache-updater`` or
-``python -m bytewax.run "flows.relation_cache_updater.flow:build_flow()"``.
+``python -m bytewax.run "lernflow.flows.relation_cache_updater.flow:build_flow()"``.
 """
 
 from __future__ import annotations
 
 from bytewax.dataflow import Dataflow
 
-from config import Settings, load_settings
-from flows.fields import with_limits
-from flows.relation_cache_updater import rules
-from flows.relation_cache_updater.processor import RelationCacheLogic, entity
-from flows.relation_cache_updater.store import FLOW
-from flows.shell import FlowSpec
-from sources.options import RunOptions
+from lernflow.config import Settings, load_settings
+from lernflow.flows.fields import with_limits
+from lernflow.flows.relation_cache_updater import rules
+from lernflow.flows.relation_cache_updater.processor import RelationCacheLogic, entity
+from lernflow.flows.relation_cache_updater.store import FLOW
+from lernflow.flows.shell import FlowSpec
+from lernflow.sources.options import RunOptions
 
 SPEC: FlowSpec[rules.PublishEvent] = FlowSpec(
     name=FLOW,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from config import Settings
-from flows.relation_cache_updater import rules
-from flows.relation_cache_updater.store import RelationCacheStore, RelationCacheWriter
-from flows.shell import Round
+from lernflow.config import Settings
+from lernflow.flows.relation_cache_updater import rules
+from lernflow.flows.relation_cache_updater.store import RelationCacheStore, RelationCacheWriter
+from lernflow.flows.shell import Round
 from lernflow.kernel.errors import InvalidEvent
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flows.skipped import Skipped
+from lernflow.flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.java import java_double_to_string
 from lernflow.kernel.jsondoc import DEFAULT_LIMITS, Limits, check_id, decode

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from config import Settings
-from flows.relation_cache_updater import rules
+from lernflow.config import Settings
+from lernflow.flows.relation_cache_updater import rules
 from lernflow.kernel.cassandra import CassandraExecutor
 from lernflow.kernel.redis_batch import RedisBatch
 from lernflow.kernel.retry import retry

@@ -1,7 +1,7 @@
 """user-cache-updater, declared once for the processor shell.
 
 Run: ``lernflow run user-cache-updater`` or
-``python -m bytewax.run "flows.user_cache_updater.flow:build_flow()"``.
+``python -m bytewax.run "lernflow.flows.user_cache_updater.flow:build_flow()"``.
 
 The parser depends on the settings (``LERNFLOW_USER_CACHE_*``: the user service's pid, the
 sign-in types, the Delete states; ``LERNFLOW_LIMITS_*``): the spec builds it from the settings
@@ -15,15 +15,15 @@ from collections.abc import Callable
 
 from bytewax.dataflow import Dataflow
 
-from config import Settings, load_settings
-from flows.shell import FlowSpec
-from flows.skipped import Skipped
-from flows.user_cache_updater import rules
-from flows.user_cache_updater.processor import UserCacheLogic, entity
-from flows.user_cache_updater.profiles import rules_config
-from flows.user_cache_updater.store import FLOW
+from lernflow.config import Settings, load_settings
+from lernflow.flows.shell import FlowSpec
+from lernflow.flows.skipped import Skipped
+from lernflow.flows.user_cache_updater import rules
+from lernflow.flows.user_cache_updater.processor import UserCacheLogic, entity
+from lernflow.flows.user_cache_updater.profiles import rules_config
+from lernflow.flows.user_cache_updater.store import FLOW
 from lernflow.kernel.jsondoc import Limits
-from sources.options import RunOptions
+from lernflow.sources.options import RunOptions
 
 
 def _parser(settings: Settings) -> Callable[[bytes], rules.AuditUser | Skipped]:

@@ -9,12 +9,12 @@ their sign-in fields are written (the shell sends what a round parked once the r
 
 from __future__ import annotations
 
-from config import Settings
-from flows.shell import Round
-from flows.skipped import Skipped
-from flows.user_cache_updater import rules
-from flows.user_cache_updater.profiles import rules_config
-from flows.user_cache_updater.store import UserCacheServers, UserCacheStore
+from lernflow.config import Settings
+from lernflow.flows.shell import Round
+from lernflow.flows.skipped import Skipped
+from lernflow.flows.user_cache_updater import rules
+from lernflow.flows.user_cache_updater.profiles import rules_config
+from lernflow.flows.user_cache_updater.store import UserCacheServers, UserCacheStore
 from lernflow.kernel.errors import InvalidEvent
 
 

@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from config import Settings
-from flows.user_cache_updater import rules
+from lernflow.config import Settings
+from lernflow.flows.user_cache_updater import rules
 from lernflow.kernel import metrics
 from lernflow.kernel.errors import InvalidEvent, TransientError
 from lernflow.kernel.retry import retry
-from sources.sunbird_users import SunbirdUserTables
+from lernflow.sources.sunbird_users import SunbirdUserTables
 
 Lookup = rules.Profile | rules.Blocked | rules.NotFound
 

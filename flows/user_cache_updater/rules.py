@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from flows.skipped import Skipped
+from lernflow.flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.java import gson_json, java_hashmap_order
 from lernflow.kernel.jsondoc import DEFAULT_LIMITS, Limits, check_id, decode

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from config import Settings
-from flows.user_cache_updater import rules
-from flows.user_cache_updater.profiles import Lookup, UserSource, make_user_source
+from lernflow.config import Settings
+from lernflow.flows.user_cache_updater import rules
+from lernflow.flows.user_cache_updater.profiles import Lookup, UserSource, make_user_source
 from lernflow.kernel.redis_batch import RedisBatch
 
 FLOW = "user-cache-updater"

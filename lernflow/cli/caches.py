@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from flows.relation_cache_updater import rules
-from flows.relation_cache_updater.store import RelationCacheWriter
 from lernflow.cli.common import console, get_settings, out, report
+from lernflow.flows.relation_cache_updater import rules
+from lernflow.flows.relation_cache_updater.store import RelationCacheWriter
 from lernflow.ops.user_cache_rebuild import RebuildResult, UserCacheRebuild
 
 relation_app = typer.Typer(

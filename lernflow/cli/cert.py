@@ -8,15 +8,15 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from certificates import binding, render, signing
-from certificates.fetch import TemplateCache, bundled_template_path
-from certificates.model import CertificateData, Signatory
-from certificates.qr import qr_data_uri
-from certificates.storage import InvalidKeyError, LocalStorage, validate_key
-from certificates.template import fill_svg
-from certificates.values import placeholder_values
-from config import Settings
+from lernflow.certificates import binding, render, signing
+from lernflow.certificates.fetch import TemplateCache, bundled_template_path
+from lernflow.certificates.model import CertificateData, Signatory
+from lernflow.certificates.qr import qr_data_uri
+from lernflow.certificates.storage import InvalidKeyError, LocalStorage, validate_key
+from lernflow.certificates.template import fill_svg
+from lernflow.certificates.values import placeholder_values
 from lernflow.cli.common import console, get_settings, out, report
+from lernflow.config import Settings
 from lernflow.ops.cert_why import explain, title
 
 cert_app = typer.Typer(

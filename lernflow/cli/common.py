@@ -8,8 +8,8 @@ import time
 import typer
 from rich.console import Console
 
-from config import Settings, SettingsError, load_settings
-from flows.registry import FLOWS
+from lernflow.config import Settings, SettingsError, load_settings
+from lernflow.flows.registry import FLOWS
 from lernflow.ops.runner import input_topic
 
 #: progress, warnings and errors (stderr)

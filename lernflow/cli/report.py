@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 
 from lernflow.cli.common import console, get_settings, out, report
-from reports.jobs import load, run_job
-from reports.paths import UnsafeIdError
-from reports.runner import BatchOutcome, run_batches
+from lernflow.reports.jobs import load, run_job
+from lernflow.reports.paths import UnsafeIdError
+from lernflow.reports.runner import BatchOutcome, run_batches
 
 report_app = typer.Typer(
     help="Sunbird's course exhaust reports (progress, response, userinfo) as CSV files.",

@@ -11,7 +11,7 @@ from lernflow.cli.common import console, flow_input_topic, flow_name, get_settin
 from lernflow.kernel import logs
 from lernflow.ops import cluster, runner
 from lernflow.ops import replay as replay_mod
-from sources.options import RunOptions
+from lernflow.sources.options import RunOptions
 
 _FLOW_ARG = typer.Argument(
     ...,

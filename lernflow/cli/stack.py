@@ -8,8 +8,8 @@ import time
 import typer
 from rich.table import Table
 
-from config.settings import env_var_for
 from lernflow.cli.common import console, get_settings, out, report
+from lernflow.config.settings import env_var_for
 from lernflow.devstack import demo as demo_mod
 from lernflow.devstack import stack
 from lernflow.ops import schema

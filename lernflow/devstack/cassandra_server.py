@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.devstack.base import Reporter, Server, find_java17
 from lernflow.kernel.clients import cassandra_session
 

@@ -16,18 +16,18 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from certificates import binding, signing
-from certificates.fetch import bundled_template_path
-from config import Settings
-from flows.relation_cache_updater import rules as relation_rules
+from lernflow.certificates import binding, signing
+from lernflow.certificates.fetch import bundled_template_path
+from lernflow.config import Settings
+from lernflow.flows.relation_cache_updater import rules as relation_rules
 from lernflow.kernel.clients import cassandra_session, kafka_consumer, redis_client
 from lernflow.ops import runner
 from lernflow.ops.cert_why import explain, title
 from lernflow.ops.user_cache_rebuild import UserCacheRebuild
-from reports.runner import run_batches
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
-from sources.kafka import read_to_end
-from sources.options import RunOptions
+from lernflow.reports.runner import run_batches
+from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from lernflow.sources.kafka import read_to_end
+from lernflow.sources.options import RunOptions
 
 Report = Callable[[str], None]
 

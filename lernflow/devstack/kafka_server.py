@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.devstack.base import Reporter, Server, StackError, find_java17
 
 _LOG4J2 = "\n".join(

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.devstack.base import Reporter, Server, StackError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.devstack.base import Reporter, Server, StackError
 
 

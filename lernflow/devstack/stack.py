@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.devstack.base import (
     Reporter,
     Server,

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from config import CassandraSettings, RunSettings
+from lernflow.config import CassandraSettings, RunSettings
 from lernflow.kernel import metrics
 from lernflow.kernel.clients import cassandra_session
 from lernflow.kernel.retry import retry

@@ -11,7 +11,7 @@ import logging
 import re
 from typing import Any
 
-from config import CassandraSettings, KafkaSettings, RedisSettings
+from lernflow.config import CassandraSettings, KafkaSettings, RedisSettings
 
 logger = logging.getLogger(__name__)
 

@@ -65,7 +65,7 @@ _SLACK = 64  # bytes for the payload field's quotes and name
 @functools.cache
 def default_max_bytes() -> int:
     """The envelope size limit from ``LERNFLOW_KAFKA_FAILED_ENVELOPE_MAX_BYTES`` (read once)."""
-    from config.settings import KafkaSettings
+    from lernflow.config.settings import KafkaSettings
 
     return KafkaSettings().failed_envelope_max_bytes
 

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
-from config.settings import LimitSettings, env_var_for
+from lernflow.config.settings import LimitSettings, env_var_for
 from lernflow.kernel.errors import InvalidEvent
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from config import RedisSettings, RunSettings
+from lernflow.config import RedisSettings, RunSettings
 from lernflow.kernel import metrics
 from lernflow.kernel.clients import redis_client
 from lernflow.kernel.retry import retry

@@ -28,7 +28,7 @@ from cassandra.connection import ConnectionException
 from cassandra.protocol import OverloadedErrorMessage
 from confluent_kafka import KafkaException
 
-from config import RunSettings
+from lernflow.config import RunSettings
 from lernflow.kernel.errors import LernflowError
 
 logger = logging.getLogger(__name__)

@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from config import Settings
-from flows.certificate_generator import rules as gen_rules
-from flows.certificate_generator.processor import gen_config
-from flows.certificate_pre_processor import rules as pre_rules
-from flows.certificate_pre_processor.plan import Candidate
-from flows.certificate_pre_processor.processor import PreProcessorLogic
+from lernflow.config import Settings
+from lernflow.flows.certificate_generator import rules as gen_rules
+from lernflow.flows.certificate_generator.processor import gen_config
+from lernflow.flows.certificate_pre_processor import rules as pre_rules
+from lernflow.flows.certificate_pre_processor.plan import Candidate
+from lernflow.flows.certificate_pre_processor.processor import PreProcessorLogic
 from lernflow.kernel.clients import redis_client
 
 STEP_TITLES = {

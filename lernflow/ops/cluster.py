@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.ops import runner
 
 logger = logging.getLogger(__name__)

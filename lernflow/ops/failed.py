@@ -22,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel.clients import kafka_consumer
 from lernflow.kernel.dlq import FailedEvent, parse_envelope
 from lernflow.ops.runner import failed_topic
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
-from sources.options import consumer_group
+from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from lernflow.sources.options import consumer_group
 
 logger = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel import metrics
 from lernflow.kernel.clients import kafka_consumer
 from lernflow.ops import runner
-from sources.kafka import kafka_retry, watermarks
-from sources.options import RunOptions
+from lernflow.sources.kafka import kafka_retry, watermarks
+from lernflow.sources.options import RunOptions
 
 logger = logging.getLogger(__name__)
 

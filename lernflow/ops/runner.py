@@ -1,6 +1,6 @@
 """Run a flow: recovery store, worker layout, garbage collection (flows come from the registry).
 
-``lernflow run FLOW`` and ``python -m bytewax.run "flows.<module>.flow:build_flow()"`` build the same
+``lernflow run FLOW`` and ``python -m bytewax.run "lernflow.flows.<module>.flow:build_flow()"`` build the same
 dataflow; the CLI adds a recovery store (on by default) and the bounded modes.
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 from bytewax.dataflow import Dataflow
 
-from config import Settings
-from flows.registry import spec
+from lernflow.config import Settings
+from lernflow.flows.registry import spec
 from lernflow.kernel import shutdown
-from sources.options import RunOptions
+from lernflow.sources.options import RunOptions
 
 logger = logging.getLogger(__name__)
 

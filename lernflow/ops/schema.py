@@ -14,8 +14,8 @@ from collections.abc import Callable
 from importlib import resources
 from string import Template
 
-from config import CassandraSettings, KafkaSettings, PostgresSettings, TopicSettings
-from flows.registry import FLOWS
+from lernflow.config import CassandraSettings, KafkaSettings, PostgresSettings, TopicSettings
+from lernflow.flows.registry import FLOWS
 from lernflow.kernel.clients import cassandra_session, kafka_admin
 
 logger = logging.getLogger(__name__)

@@ -14,13 +14,13 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from config import Settings
-from flows.registry import FLOWS
+from lernflow.config import Settings
+from lernflow.flows.registry import FLOWS
 from lernflow.kernel.clients import kafka_consumer
 from lernflow.ops.runner import failed_topic, input_topic, recovery_dir
-from sources.kafka import kafka_retry, watermarks
-from sources.options import consumer_group
-from sources.position_note import decode
+from lernflow.sources.kafka import kafka_retry, watermarks
+from lernflow.sources.options import consumer_group
+from lernflow.sources.position_note import decode
 
 logger = logging.getLogger(__name__)
 

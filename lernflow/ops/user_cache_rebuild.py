@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config import Settings
-from flows.user_cache_updater import rules
-from flows.user_cache_updater.profiles import CassandraUserSource, rules_config
-from flows.user_cache_updater.store import RedisUserCache
+from lernflow.config import Settings
+from lernflow.flows.user_cache_updater import rules
+from lernflow.flows.user_cache_updater.profiles import CassandraUserSource, rules_config
+from lernflow.flows.user_cache_updater.store import RedisUserCache
 from lernflow.kernel.retry import is_transient, retry
-from sources import user_rows
-from sources.sunbird_users import USER_COLUMNS
+from lernflow.sources import user_rows
+from lernflow.sources.sunbird_users import USER_COLUMNS
 
 logger = logging.getLogger(__name__)
 

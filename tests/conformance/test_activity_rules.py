@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from flows.activity_aggregate_updater import rules
-from flows.skipped import Skipped
+from lernflow.flows.activity_aggregate_updater import rules
+from lernflow.flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 

@@ -14,16 +14,20 @@ from typing import Any
 
 import pytest
 
-from flows.assessment_aggregator.content import total_questions_from_cache
-from flows.assessment_aggregator.decisions import AssessDecision, Verdict, evaluate_assess_event
-from flows.assessment_aggregator.events import (
+from lernflow.flows.assessment_aggregator.content import total_questions_from_cache
+from lernflow.flows.assessment_aggregator.decisions import (
+    AssessDecision,
+    Verdict,
+    evaluate_assess_event,
+)
+from lernflow.flows.assessment_aggregator.events import (
     BatchAssessEvent,
     RecomputeRequest,
     parse_assess_message,
 )
-from flows.assessment_aggregator.formats import certificate_request
-from flows.assessment_aggregator.rows import stored_score_of
-from flows.assessment_aggregator.scoring import aggregate_scores, score_answers
+from lernflow.flows.assessment_aggregator.formats import certificate_request
+from lernflow.flows.assessment_aggregator.rows import stored_score_of
+from lernflow.flows.assessment_aggregator.scoring import aggregate_scores, score_answers
 from lernflow.kernel.errors import InvalidEvent
 from tests.assessment_kit import START_MS, MemoryFlow
 from tests.conformance.conftest import SUNBIRD_FIXTURES

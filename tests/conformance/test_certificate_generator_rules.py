@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.certificate_generator import rules
+from lernflow.flows.certificate_generator import rules
 from lernflow.kernel.errors import InvalidEvent
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 

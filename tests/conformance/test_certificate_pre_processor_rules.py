@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from flows.certificate_pre_processor import rules
-from flows.skipped import Skipped
+from lernflow.flows.certificate_pre_processor import rules
+from lernflow.flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 

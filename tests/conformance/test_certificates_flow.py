@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings
+from lernflow.config import Settings
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 from tests.flowkit import produce, read_json, run_to_end
 from tests.integration import test_certificates_flow as flow

@@ -13,9 +13,9 @@ from pathlib import Path
 import jwt
 import pytest
 
-from certificates.credential import build_credential
-from certificates.model import CertificateData, Signatory
-from certificates.signing import (
+from lernflow.certificates.credential import build_credential
+from lernflow.certificates.model import CertificateData, Signatory
+from lernflow.certificates.signing import (
     SigningKey,
     generate_keys,
     load_public_keys,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import re
 
-from config import Settings
-from flows.relation_cache_updater import rules
-from flows.relation_cache_updater.store import RelationCacheWriter
+from lernflow.config import Settings
+from lernflow.flows.relation_cache_updater import rules
+from lernflow.flows.relation_cache_updater.store import RelationCacheWriter
 from lernflow.kernel.clients import cassandra_session, redis_client
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 from tests.flowkit import create_topics, produce, read_json, run_to_end

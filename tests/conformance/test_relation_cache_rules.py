@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from flows.relation_cache_updater import rules
+from lernflow.flows.relation_cache_updater import rules
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 
 FX = SUNBIRD_FIXTURES / "relation-cache"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from hypothesis import strategies as st
 
-from reports.csvout import report_path
+from lernflow.reports.csvout import report_path
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 
 CASES = json.loads((SUNBIRD_FIXTURES / "reports" / "test_cases_progress_exhaust.json").read_text())

@@ -9,7 +9,7 @@ from typing import Any
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from reports.decrypt import (
+from lernflow.reports.decrypt import (
     AES_KEY,
     decrypt_pii,
     encrypt_pii,

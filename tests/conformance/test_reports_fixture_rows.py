@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from reports.model import Attempt, Batch, Consent, Enrolment, ReportContext
-from reports.progress import assessment_content_ids, leaf_nodes_count
+from lernflow.reports.model import Attempt, Batch, Consent, Enrolment, ReportContext
+from lernflow.reports.progress import assessment_content_ids, leaf_nodes_count
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 
 FX = SUNBIRD_FIXTURES / "reports"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel.clients import cassandra_session, redis_client
-from reports.runner import run_batches
+from lernflow.reports.runner import run_batches
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 
 FX = SUNBIRD_FIXTURES / "reports"
@@ -165,8 +165,8 @@ def _insert_request(s: Settings, req: dict) -> None:  # type: ignore[type-arg]
 def test_run_job_processes_the_pending_request_like_sunbird(
     job_table: Settings, tmp_path: Path
 ) -> None:
-    from reports.jobs import load, run_job
-    from reports.packaging import decrypt_secured_file, request_key
+    from lernflow.reports.jobs import load, run_job
+    from lernflow.reports.packaging import decrypt_secured_file, request_key
 
     case = json.loads((FX / "test_cases_progress_exhaust.json").read_text())["cases"][0]
     _insert_request(job_table, case["job_request"])
@@ -220,7 +220,7 @@ def _urls(expected: str) -> list[str]:
 def test_upstream_progress_request_cases_through_run_job(
     job_table: Settings, tmp_path: Path, index: int
 ) -> None:
-    from reports.jobs import load, run_job
+    from lernflow.reports.jobs import load, run_job
 
     s = _limits(job_table)
     base = PROGRESS_CASES["cases"][0]["job_request"]
@@ -299,7 +299,7 @@ def test_upstream_userinfo_cases_through_run_job(
 ) -> None:
     import zipfile
 
-    from reports.jobs import load, run_job
+    from lernflow.reports.jobs import load, run_job
 
     s = userinfo_job
     base = {
@@ -379,8 +379,8 @@ def test_public_key_level_encrypts_the_csv_with_the_orgs_key(
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from reports.jobs import load, run_job
-    from reports.packaging import decrypt_secured_file
+    from lernflow.reports.jobs import load, run_job
+    from lernflow.reports.packaging import decrypt_secured_file
 
     s = job_table
     org = "b00bc992ef25f1a9a8d63291e20efc8d"

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from reports.packaging import (
+from lernflow.reports.packaging import (
     PASSWORD_PROTECTED_DATASET,
     PLAIN_DATASET,
     PUBLIC_KEY_ENCRYPTED_DATASET,

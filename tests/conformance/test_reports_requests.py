@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from reports import requests as rq
-from reports.packaging import (
+from lernflow.reports import requests as rq
+from lernflow.reports.packaging import (
     PackagingError,
     encrypt_csv,
     exhaust_file_path,
     report_date,
     zip_secured,
 )
-from reports.requests import (
+from lernflow.reports.requests import (
     FAILED,
     MSG_NO_DATA,
     MSG_RETIRED_COLLECTION,

@@ -8,9 +8,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from reports.csvout import to_csv
-from reports.model import Attempt, ReportContext
-from reports.response import (
+from lernflow.reports.csvout import to_csv
+from lernflow.reports.model import Attempt, ReportContext
+from lernflow.reports.response import (
     COLUMNS_ORDER,
     response_rows,
     sanitised_json,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from reports.csvout import to_csv
-from reports.model import Attempt, Batch, BatchFailed, ReportContext
-from reports.response import (
+from lernflow.reports.csvout import to_csv
+from lernflow.reports.model import Attempt, Batch, BatchFailed, ReportContext
+from lernflow.reports.response import (
     ARCHIVE_COLUMNS,
     COLUMNS_ORDER,
     archive_glob,

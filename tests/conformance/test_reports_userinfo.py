@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from reports.csvout import to_csv
-from reports.model import BatchFailed, Consent, ReportContext
-from reports.userinfo import COLUMNS_ORDER, NO_CONSENT_MESSAGE, userinfo_rows
+from lernflow.reports.csvout import to_csv
+from lernflow.reports.model import BatchFailed, Consent, ReportContext
+from lernflow.reports.userinfo import COLUMNS_ORDER, NO_CONSENT_MESSAGE, userinfo_rows
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 from tests.conformance.test_reports_fixture_rows import (
     CHANNEL,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from config import CassandraSettings
+from lernflow.config import CassandraSettings
 from lernflow.ops.schema import _CREATE_TABLE, _columns, cql_statements
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 

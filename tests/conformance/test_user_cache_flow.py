@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel.clients import cassandra_session, redis_client
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 from tests.flowkit import create_topics, produce, read_json, run_to_end

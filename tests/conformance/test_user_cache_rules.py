@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from flows.skipped import Skipped
-from flows.user_cache_updater import rules
+from lernflow.flows.skipped import Skipped
+from lernflow.flows.user_cache_updater import rules
 from lernflow.kernel.errors import InvalidEvent
 from tests.conformance.conftest import SUNBIRD_FIXTURES
 

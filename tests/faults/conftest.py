@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from certificates import signing
-from config import Settings, load_settings
+from lernflow.certificates import signing
+from lernflow.config import Settings, load_settings
 from lernflow.devstack import stack
 from lernflow.kernel.clients import cassandra_session, kafka_admin, redis_client
 from lernflow.ops import schema

@@ -24,12 +24,12 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.devstack import stack
 from lernflow.devstack.base import Server
 from lernflow.kernel.dlq import Origin, origin_of
 from lernflow.ops.runner import failed_topic
-from sources.kafka import read_tail
+from lernflow.sources.kafka import read_tail
 from tests.faults.workloads import Workload, identity
 
 REPO = Path(__file__).resolve().parents[2]

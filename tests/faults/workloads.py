@@ -28,8 +28,8 @@ from bench.workloads import (
     seed_users,
     write_all,
 )
-from config import Settings
-from flows.assessment_aggregator.content import leafnodes_key
+from lernflow.config import Settings
+from lernflow.flows.assessment_aggregator.content import leafnodes_key
 from lernflow.kernel.clients import cassandra_session, redis_client
 from tests.flowkit import read_topic
 from tests.integration.test_activity_flow import state as activity_state

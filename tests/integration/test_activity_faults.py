@@ -10,9 +10,9 @@ import threading
 import time
 
 from bench.workloads import activity_events, seed_activity
-from config import Settings
+from lernflow.config import Settings
 from lernflow.devstack import stack
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 from tests.flowkit import create_topics, read_json
 from tests.integration.test_activity_flow import state
 

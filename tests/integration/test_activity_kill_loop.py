@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from bench.workloads import activity_events, seed_activity
-from config import Settings
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from lernflow.config import Settings
+from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 from tests.flowkit import create_topics, read_json, run_to_end
 from tests.integration.test_activity_flow import committed_position, state
 from tests.integration.test_activity_recovery import _reset, applied_events

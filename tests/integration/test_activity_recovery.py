@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 from bench.workloads import activity_events, seed_activity
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel.clients import cassandra_session, redis_client
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 from tests.flowkit import create_topics, read_json, run_to_end
 from tests.integration.test_activity_flow import _rows, state
 

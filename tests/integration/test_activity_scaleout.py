@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from bench.workloads import activity_events
-from config import Settings
+from lernflow.config import Settings
 from tests.flowkit import read_json, run_to_end
 from tests.integration.test_activity_flow import state
 from tests.integration.test_activity_recovery import _reset, load_activity

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from config import Settings
+from lernflow.config import Settings
 from tests.flowkit import read_json, run_to_end
 from tests.integration.test_activity_flow import state
 from tests.integration.test_activity_recovery import (

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.workloads import activity_events
-from config import Settings
+from lernflow.config import Settings
 from tests.flowkit import read_json, run_to_end
 from tests.integration.test_activity_flow import state
 from tests.integration.test_activity_recovery import _reset, load_activity

@@ -16,9 +16,9 @@ import pytest
 from confluent_kafka import TopicPartition
 from prometheus_client import REGISTRY
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel.clients import cassandra_session, kafka_consumer, redis_client
-from sources.options import consumer_group
+from lernflow.sources.options import consumer_group
 from tests.flowkit import create_topics, produce, read_json, run_to_end
 from tests.paths import DATA
 

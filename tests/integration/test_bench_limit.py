@@ -8,8 +8,8 @@ from __future__ import annotations
 from bench.endstate import differences, read
 from bench.limit import write_end_state
 from bench.workloads import realistic_workload, seed_workload
-from config import Settings
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from lernflow.config import Settings
+from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 from tests.flowkit import create_topics, read_topic, run_to_end
 from tests.integration.test_activity_recovery import _reset
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from certificates.fetch import bundled_template_path
-from config import Settings
 from lernflow import cli
+from lernflow.certificates.fetch import bundled_template_path
+from lernflow.config import Settings
 from lernflow.devstack.demo import SAMPLE_SIGNATURE
 from lernflow.kernel.clients import cassandra_session
 from lernflow.ops.failed import requeue

@@ -20,14 +20,14 @@ from prometheus_client import REGISTRY
 from pypdf import PdfReader, PdfWriter
 from typer.testing import CliRunner
 
-from certificates import render, signing
-from certificates.fetch import bundled_template_path
-from config import Settings
 from lernflow import cli
+from lernflow.certificates import render, signing
+from lernflow.certificates.fetch import bundled_template_path
+from lernflow.config import Settings
 from lernflow.devstack.demo import SAMPLE_SIGNATURE
 from lernflow.kernel.clients import cassandra_session, kafka_consumer, redis_client
 from lernflow.ops.cert_why import explain
-from sources.options import consumer_group
+from lernflow.sources.options import consumer_group
 from tests.flowkit import create_topics, produce, read_json, run_to_end
 from tests.paths import DATA
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.devstack import demo
 from tests.flowkit import create_topics
 

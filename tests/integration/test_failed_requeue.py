@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel.dlq import build_envelope
 from lernflow.ops import failed, schema
 from lernflow.ops.runner import failed_topic, input_topic
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 from tests.flowkit import read_topic
 
 FLOW = "activity-aggregate-updater"

@@ -11,13 +11,13 @@ from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import run_main
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel.dlq import build_envelope
 from lernflow.ops import failed, schema
 from lernflow.ops.runner import failed_topic, input_topic
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
-from sinks.processor_sink import ProcessorSink
-from sources.kafka import KafkaInput, KafkaRecord
+from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from lernflow.sinks.processor_sink import ProcessorSink
+from lernflow.sources.kafka import KafkaInput, KafkaRecord
 from tests.flowkit import read_topic
 
 

@@ -14,7 +14,7 @@ import copy
 import json
 from typing import Any
 
-from config import Settings
+from lernflow.config import Settings
 from tests.flowkit import create_topics, produce, read_json, run_to_end
 from tests.integration.test_activity_flow import (
     MAYA,

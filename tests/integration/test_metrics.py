@@ -5,7 +5,7 @@ from __future__ import annotations
 from confluent_kafka import TopicPartition
 from prometheus_client import REGISTRY
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel import metrics
 from lernflow.kernel.clients import kafka_consumer
 from tests.flowkit import create_topics, produce, run_to_end

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from config import Settings
+from lernflow.config import Settings
 from tests.flowkit import create_topics, produce, read_json, read_topic, run_to_end
 from tests.integration.test_activity_flow import (
     MAYA,

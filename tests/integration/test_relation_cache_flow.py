@@ -11,11 +11,11 @@ import json
 
 from confluent_kafka import TopicPartition
 
-from config import Settings
-from flows.relation_cache_updater import rules
-from flows.relation_cache_updater.store import RelationCacheWriter
+from lernflow.config import Settings
+from lernflow.flows.relation_cache_updater import rules
+from lernflow.flows.relation_cache_updater.store import RelationCacheWriter
 from lernflow.kernel.clients import cassandra_session, kafka_consumer, redis_client
-from sources.options import consumer_group
+from lernflow.sources.options import consumer_group
 from tests.flowkit import create_topics, produce, read_json, run_to_end
 from tests.paths import DATA
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel.clients import redis_client
 from lernflow.ops import replay
 from lernflow.ops.runner import input_topic
-from sources.options import consumer_group
+from lernflow.sources.options import consumer_group
 from tests.flowkit import create_topics, produce, read_json, run_to_end
 from tests.integration.test_activity_flow import (
     T_A1,

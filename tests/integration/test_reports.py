@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.kernel.clients import cassandra_session, redis_client
-from reports.runner import run_batches
+from lernflow.reports.runner import run_batches
 from tests.paths import DATA
 from tests.unit import test_reports_fixture_rows as world
 from tests.unit.test_reports_progress import EXPECTED_CSV as PROGRESS_CSV
@@ -258,8 +258,8 @@ def test_run_job_processes_the_pending_request_like_sunbird(
     job_table: Settings, tmp_path: Path
 ) -> None:
     """B10.1 "generate the report with all the correct data" through run_job (TEXT_KEY level)."""
-    from reports.jobs import load, run_job
-    from reports.packaging import decrypt_secured_file, request_key
+    from lernflow.reports.jobs import load, run_job
+    from lernflow.reports.packaging import decrypt_secured_file, request_key
 
     _insert_request(job_table, BASE_REQUEST)
     run = run_job(job_table, "progress-exhaust", tmp_path)
@@ -384,7 +384,7 @@ PROGRESS_REQUEST_CASES: dict[str, tuple[list[tuple[Any, ...]], dict[str, dict[st
 def test_upstream_progress_request_cases_through_run_job(
     job_table: Settings, tmp_path: Path, name: str
 ) -> None:
-    from reports.jobs import load, run_job
+    from lernflow.reports.jobs import load, run_job
 
     s = _limits(job_table)
     requests, expected = PROGRESS_REQUEST_CASES[name]
@@ -483,7 +483,7 @@ def test_upstream_userinfo_cases_through_run_job(
 ) -> None:
     import zipfile
 
-    from reports.jobs import load, run_job
+    from lernflow.reports.jobs import load, run_job
 
     s = userinfo_job
     changes, exp, users = USERINFO_REQUEST_CASES[name]
@@ -548,8 +548,8 @@ def test_public_key_level_encrypts_the_csv_with_the_orgs_key(
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from reports.jobs import load, run_job
-    from reports.packaging import decrypt_secured_file
+    from lernflow.reports.jobs import load, run_job
+    from lernflow.reports.packaging import decrypt_secured_file
 
     s = job_table
     org = world.CHANNEL
@@ -655,8 +655,8 @@ def test_hostile_ids_never_write_outside_the_report_root(
 ) -> None:
     """Issue 15 D5: a request_id holding ``../`` fails its request (no file, no directory
     outside the root); a hostile batch id is refused before the stores are read."""
-    from reports.jobs import load, run_job
-    from reports.paths import UnsafeIdError
+    from lernflow.reports.jobs import load, run_job
+    from lernflow.reports.paths import UnsafeIdError
 
     out = tmp_path / "out"
     out.mkdir()

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from config import RedisSettings, Settings, StackSettings
+from lernflow.config import RedisSettings, Settings, StackSettings
 from lernflow.devstack import stack
 from lernflow.kernel.clients import cassandra_session, kafka_admin, redis_client
 from lernflow.ops import schema

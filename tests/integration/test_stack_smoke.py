@@ -7,11 +7,11 @@ import time
 
 import redis
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.devstack import stack
 from lernflow.kernel.clients import cassandra_session, redis_client
 from lernflow.ops import schema
-from sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
+from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 from tests.flowkit import read_topic
 
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from config import Settings
+from lernflow.config import Settings
 from lernflow.ops.runner import input_topic
 from tests.flowkit import create_topics, produce, run_to_end
 

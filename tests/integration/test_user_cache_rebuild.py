@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.workloads import audit_events, seed_users, user_id
-from config import Settings
 from lernflow import cli
+from lernflow.config import Settings
 from lernflow.kernel.clients import cassandra_session, redis_client
 from lernflow.ops.user_cache_rebuild import UserCacheRebuild, state_path
 from tests.flowkit import create_topics, produce, run_to_end

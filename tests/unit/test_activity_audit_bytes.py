@@ -10,7 +10,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.activity_aggregate_updater import rules
+from lernflow.flows.activity_aggregate_updater import rules
 from lernflow.kernel.ids import random_uuid
 
 ids = st.text(min_size=0, max_size=40)

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from config import Settings, load_settings
-from flows.activity_aggregate_updater import rules
-from flows.activity_aggregate_updater.flow import SPEC
-from flows.activity_aggregate_updater.processor import ActivityLogic
-from sinks.kafka_producer import OutMessage
+from lernflow.config import Settings, load_settings
+from lernflow.flows.activity_aggregate_updater import rules
+from lernflow.flows.activity_aggregate_updater.flow import SPEC
+from lernflow.flows.activity_aggregate_updater.processor import ActivityLogic
+from lernflow.sinks.kafka_producer import OutMessage
 from tests.paths import DATA
 from tests.shellkit import MemoryOutbox, metric, run
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.activity_aggregate_updater import rules
-from flows.skipped import Skipped
+from lernflow.flows.activity_aggregate_updater import rules
+from lernflow.flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from tests.paths import DATA
 

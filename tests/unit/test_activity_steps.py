@@ -18,11 +18,11 @@ from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from config import Settings, load_settings
-from flows.activity_aggregate_updater import rules
-from flows.activity_aggregate_updater.flow import SPEC
-from flows.activity_aggregate_updater.processor import ActivityLogic
-from flows.shell import BatchProcessor
+from lernflow.config import Settings, load_settings
+from lernflow.flows.activity_aggregate_updater import rules
+from lernflow.flows.activity_aggregate_updater.flow import SPEC
+from lernflow.flows.activity_aggregate_updater.processor import ActivityLogic
+from lernflow.flows.shell import BatchProcessor
 from tests.shellkit import MemoryOutbox, records
 from tests.unit.test_activity_processor import FLOWERS, LEAVES, MAYA, ROOTS, SEEDS, MemoryStore
 from tests.unit.test_activity_processor import _relation as botany

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.assessment_aggregator.content import (
+from lernflow.flows.assessment_aggregator.content import (
     ContentMetaUnavailable,
     TotalQuestions,
     check_content,
@@ -31,30 +31,38 @@ from flows.assessment_aggregator.content import (
     total_questions_from_cache,
     total_questions_from_content_read,
 )
-from flows.assessment_aggregator.counters import Metric
-from flows.assessment_aggregator.decisions import AssessDecision, Verdict, evaluate_assess_event
-from flows.assessment_aggregator.events import (
+from lernflow.flows.assessment_aggregator.counters import Metric
+from lernflow.flows.assessment_aggregator.decisions import (
+    AssessDecision,
+    Verdict,
+    evaluate_assess_event,
+)
+from lernflow.flows.assessment_aggregator.events import (
     AssessAnswer,
     AttemptKey,
     BatchAssessEvent,
     RecomputeRequest,
     parse_assess_message,
 )
-from flows.assessment_aggregator.flow import SPEC
-from flows.assessment_aggregator.formats import (
+from lernflow.flows.assessment_aggregator.flow import SPEC
+from lernflow.flows.assessment_aggregator.formats import (
     certificate_request,
     epoch_ms,
     format_agg_date,
     format_grand_total,
 )
-from flows.assessment_aggregator.processor import AssessmentLogic
-from flows.assessment_aggregator.rows import (
+from lernflow.flows.assessment_aggregator.processor import AssessmentLogic
+from lernflow.flows.assessment_aggregator.rows import (
     StoredAttempt,
     StoredScore,
     stored_score_of,
 )
-from flows.assessment_aggregator.scoring import aggregate_scores, latest_answers, score_answers
-from flows.assessment_aggregator.store import FLOW
+from lernflow.flows.assessment_aggregator.scoring import (
+    aggregate_scores,
+    latest_answers,
+    score_answers,
+)
+from lernflow.flows.assessment_aggregator.store import FLOW
 from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.java import gson_roundtrip_json, java_double_to_string
 from tests.assessment_kit import (

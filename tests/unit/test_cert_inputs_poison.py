@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from certificates import render, signing
-from certificates.fetch import bundled_template_path
-from config import Settings, load_settings
-from flows.certificate_generator.flow import SPEC
-from flows.certificate_generator.maker import CertificateMaker
-from flows.certificate_generator.plan import EnrolmentKey
-from flows.certificate_generator.processor import GeneratorLogic
+from lernflow.certificates import render, signing
+from lernflow.certificates.fetch import bundled_template_path
+from lernflow.config import Settings, load_settings
+from lernflow.flows.certificate_generator.flow import SPEC
+from lernflow.flows.certificate_generator.maker import CertificateMaker
+from lernflow.flows.certificate_generator.plan import EnrolmentKey
+from lernflow.flows.certificate_generator.processor import GeneratorLogic
 from tests.paths import DATA
 from tests.shellkit import MemoryOutbox, run
 from tests.unit.test_certificate_generator_processor import SIGNATURE, MemoryStore

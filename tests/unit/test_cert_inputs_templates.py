@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from certificates.fetch import TemplateCache, TemplateUnavailable, bundled_template_path
-from certificates.sanitize import TemplateError
-from config import load_settings
-from flows.certificate_generator.maker import template_cache
+from lernflow.certificates.fetch import TemplateCache, TemplateUnavailable, bundled_template_path
+from lernflow.certificates.sanitize import TemplateError
+from lernflow.config import load_settings
+from lernflow.flows.certificate_generator.maker import template_cache
 
 SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><text>hi</text></svg>'
 

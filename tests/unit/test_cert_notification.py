@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from certificates import signing
-from certificates.fetch import bundled_template_path
-from config import Settings, load_settings
-from flows.certificate_generator.flow import SPEC
-from flows.certificate_generator.maker import CertificateMaker
-from flows.certificate_generator.plan import BatchKey, CertTemplates, EnrolmentKey, Profile
-from flows.certificate_generator.processor import GeneratorLogic
+from lernflow.certificates import signing
+from lernflow.certificates.fetch import bundled_template_path
+from lernflow.config import Settings, load_settings
+from lernflow.flows.certificate_generator.flow import SPEC
+from lernflow.flows.certificate_generator.maker import CertificateMaker
+from lernflow.flows.certificate_generator.plan import BatchKey, CertTemplates, EnrolmentKey, Profile
+from lernflow.flows.certificate_generator.processor import GeneratorLogic
 from tests.paths import DATA
 from tests.shellkit import MemoryOutbox, metric, run
 from tests.unit.test_certificate_generator_processor import SIGNATURE, MemoryStore

@@ -20,16 +20,16 @@ import pytest
 from pypdf.generic import ArrayObject, DecodedStreamObject, NameObject, NumberObject
 from typer.testing import CliRunner
 
-from certificates import binding, pdfpages, render
-from certificates.credential import build_credential
-from certificates.fetch import bundled_template_path
-from certificates.model import CertificateData
-from certificates.qr import qr_data_uri
-from certificates.signing import SigningKey, generate_keys, sign_credential
-from certificates.storage import LocalStorage
-from certificates.template import fill_svg
-from certificates.values import placeholder_values
 from lernflow import cli
+from lernflow.certificates import binding, pdfpages, render
+from lernflow.certificates.credential import build_credential
+from lernflow.certificates.fetch import bundled_template_path
+from lernflow.certificates.model import CertificateData
+from lernflow.certificates.qr import qr_data_uri
+from lernflow.certificates.signing import SigningKey, generate_keys, sign_credential
+from lernflow.certificates.storage import LocalStorage
+from lernflow.certificates.template import fill_svg
+from lernflow.certificates.values import placeholder_values
 from tests.unit.test_certificates_signing import data_from_event
 
 ISSUER_ID = "http://127.0.0.1:8080/certs/Issuer.json"
@@ -358,7 +358,7 @@ def test_extra_claims_cannot_replace_the_standard_ones(key, asha):
 
 
 def test_the_generator_issues_certificates_that_verify(tmp_path, key, keys_dir, asha, verify):
-    from flows.certificate_generator.maker import MakeJob, make_certificate
+    from lernflow.flows.certificate_generator.maker import MakeJob, make_certificate
 
     job = MakeJob(asha.data, bundled_template_path().read_text(encoding="utf-8"), "cairosvg",
                   (), ISSUER_ID, LocalStorage(tmp_path / "made"))  # fmt: skip

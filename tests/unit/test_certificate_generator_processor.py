@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from certificates import render, signing
-from certificates.fetch import bundled_template_path
-from config import Settings, load_settings
-from flows.certificate_generator.flow import SPEC
-from flows.certificate_generator.maker import CertificateMaker
-from flows.certificate_generator.plan import (
+from lernflow.certificates import render, signing
+from lernflow.certificates.fetch import bundled_template_path
+from lernflow.config import Settings, load_settings
+from lernflow.flows.certificate_generator.flow import SPEC
+from lernflow.flows.certificate_generator.maker import CertificateMaker
+from lernflow.flows.certificate_generator.plan import (
     BatchKey,
     CertTemplates,
     Enrolment,
@@ -26,7 +26,7 @@ from flows.certificate_generator.plan import (
     Profile,
     RegistryRow,
 )
-from flows.certificate_generator.processor import GeneratorLogic
+from lernflow.flows.certificate_generator.processor import GeneratorLogic
 from tests.paths import DATA
 from tests.shellkit import MemoryOutbox, metric, run
 

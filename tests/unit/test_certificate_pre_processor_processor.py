@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from config import Settings, load_settings
-from flows.certificate_pre_processor import rules
-from flows.certificate_pre_processor.flow import SPEC
-from flows.certificate_pre_processor.plan import BatchKey, LearnerKey
-from flows.certificate_pre_processor.processor import PreProcessorLogic
+from lernflow.config import Settings, load_settings
+from lernflow.flows.certificate_pre_processor import rules
+from lernflow.flows.certificate_pre_processor.flow import SPEC
+from lernflow.flows.certificate_pre_processor.plan import BatchKey, LearnerKey
+from lernflow.flows.certificate_pre_processor.processor import PreProcessorLogic
 from tests.shellkit import metric, run
 from tests.unit import test_certificate_pre_processor_rules as pp
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from config import load_settings
-from flows.certificate_pre_processor import processor, rules
-from flows.skipped import Skipped
+from lernflow.config import load_settings
+from lernflow.flows.certificate_pre_processor import processor, rules
+from lernflow.flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from tests.paths import DATA
 

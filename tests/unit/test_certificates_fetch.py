@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from certificates.fetch import TemplateCache, bundled_template_path
-from certificates.sanitize import TemplateError, sanitize_svg
+from lernflow.certificates.fetch import TemplateCache, bundled_template_path
+from lernflow.certificates.sanitize import TemplateError, sanitize_svg
 
 
 @pytest.fixture(scope="module")

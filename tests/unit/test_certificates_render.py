@@ -11,22 +11,27 @@ from pathlib import Path
 import pypdf
 import pytest
 
-from certificates.credential import build_credential
-from certificates.fetch import bundled_template_path
-from certificates.model import CertificateData, Signatory
-from certificates.qr import qr_data_uri, qr_matrix
-from certificates.render import (
+from lernflow.certificates.credential import build_credential
+from lernflow.certificates.fetch import bundled_template_path
+from lernflow.certificates.model import CertificateData, Signatory
+from lernflow.certificates.qr import qr_data_uri, qr_matrix
+from lernflow.certificates.render import (
     GuardedCairoFetcher,
     extract_attachment,
     page_size_pt,
     preview_png,
     render_pdf,
 )
-from certificates.sanitize import RefusedURLError, TemplateError
-from certificates.signing import generate_keys, load_public_keys, sign_credential, verify_credential
-from certificates.template import fill_svg
-from certificates.values import placeholder_values
-from certificates.weasy import GuardedWeasyFetcher
+from lernflow.certificates.sanitize import RefusedURLError, TemplateError
+from lernflow.certificates.signing import (
+    generate_keys,
+    load_public_keys,
+    sign_credential,
+    verify_credential,
+)
+from lernflow.certificates.template import fill_svg
+from lernflow.certificates.values import placeholder_values
+from lernflow.certificates.weasy import GuardedWeasyFetcher
 from tests.unit.test_certificates_signing import data_from_event
 
 RENDERERS = ["weasyprint", "cairosvg"]

@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from certificates.fetch import bundled_template_path
-from certificates.sanitize import TemplateError, is_allowed_url, sanitize_svg
+from lernflow.certificates.fetch import bundled_template_path
+from lernflow.certificates.sanitize import TemplateError, is_allowed_url, sanitize_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certificates.credential import build_credential
-from certificates.model import CertificateData, Signatory, normalize_issued_date
-from certificates.signing import (
+from lernflow.certificates.credential import build_credential
+from lernflow.certificates.model import CertificateData, Signatory, normalize_issued_date
+from lernflow.certificates.signing import (
     SigningKey,
     VerificationError,
     generate_keys,

@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-import certificates
-from certificates.storage import InvalidKeyError, LocalStorage, Storage, object_key
+from lernflow import certificates
+from lernflow.certificates.storage import InvalidKeyError, LocalStorage, Storage, object_key
 
 CERT_ID = "8df30629-c979-588d-af87-70ac52335176"
 

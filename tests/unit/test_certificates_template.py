@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certificates.fetch import bundled_template_path
-from certificates.model import CertificateData
-from certificates.qr import qr_data_uri
-from certificates.sanitize import xml_escape
-from certificates.template import fill_svg
-from certificates.values import placeholder_values
+from lernflow.certificates.fetch import bundled_template_path
+from lernflow.certificates.model import CertificateData
+from lernflow.certificates.qr import qr_data_uri
+from lernflow.certificates.sanitize import xml_escape
+from lernflow.certificates.template import fill_svg
+from lernflow.certificates.values import placeholder_values
 from tests.unit.test_certificates_signing import data_from_event
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from certificates.model import CertificateData, Signatory
-from certificates.values import (
+from lernflow.certificates.model import CertificateData, Signatory
+from lernflow.certificates.values import (
     PLACEHOLDERS,
     SUNBIRD_PLACEHOLDERS,
     estimate_text_width,

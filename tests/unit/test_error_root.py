@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from certificates.sanitize import RefusedURLError, TemplateError
-from certificates.signing import VerificationError
-from certificates.storage import InvalidKeyError
+from lernflow.certificates.sanitize import RefusedURLError, TemplateError
+from lernflow.certificates.signing import VerificationError
+from lernflow.certificates.storage import InvalidKeyError
 from lernflow.kernel.errors import LernflowError
-from reports.model import BatchFailed
-from reports.packaging import PackagingError
-from reports.response import ArchiveReadError
+from lernflow.reports.model import BatchFailed
+from lernflow.reports.packaging import PackagingError
+from lernflow.reports.response import ArchiveReadError
 
 
 @pytest.mark.parametrize(

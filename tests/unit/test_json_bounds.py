@@ -21,27 +21,27 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from config import load_settings
-from config.settings import LimitSettings, SettingsError
-from flows.activity_aggregate_updater import rules as activity
-from flows.activity_aggregate_updater.flow import SPEC as ACTIVITY
-from flows.assessment_aggregator import content as assessment_content
-from flows.assessment_aggregator.events import parse_assess_message
-from flows.assessment_aggregator.flow import SPEC as ASSESSMENT
-from flows.certificate_generator import rules as generator
-from flows.certificate_generator.flow import SPEC as GENERATOR
-from flows.certificate_pre_processor import rules as pre
-from flows.certificate_pre_processor.flow import SPEC as PRE
-from flows.relation_cache_updater import rules as relation
-from flows.relation_cache_updater.flow import SPEC as RELATION
-from flows.shell import FlowSpec, parse_with
-from flows.skipped import Skipped
-from flows.user_cache_updater import rules as users
-from flows.user_cache_updater.flow import SPEC as USERS
+from lernflow.config import load_settings
+from lernflow.config.settings import LimitSettings, SettingsError
+from lernflow.flows.activity_aggregate_updater import rules as activity
+from lernflow.flows.activity_aggregate_updater.flow import SPEC as ACTIVITY
+from lernflow.flows.assessment_aggregator import content as assessment_content
+from lernflow.flows.assessment_aggregator.events import parse_assess_message
+from lernflow.flows.assessment_aggregator.flow import SPEC as ASSESSMENT
+from lernflow.flows.certificate_generator import rules as generator
+from lernflow.flows.certificate_generator.flow import SPEC as GENERATOR
+from lernflow.flows.certificate_pre_processor import rules as pre
+from lernflow.flows.certificate_pre_processor.flow import SPEC as PRE
+from lernflow.flows.relation_cache_updater import rules as relation
+from lernflow.flows.relation_cache_updater.flow import SPEC as RELATION
+from lernflow.flows.shell import FlowSpec, parse_with
+from lernflow.flows.skipped import Skipped
+from lernflow.flows.user_cache_updater import rules as users
+from lernflow.flows.user_cache_updater.flow import SPEC as USERS
 from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.jsondoc import Limits, decode
-from sources import user_rows
-from sources.kafka import KafkaRecord
+from lernflow.sources import user_rows
+from lernflow.sources.kafka import KafkaRecord
 
 LONG_ID = "x" * 70_000
 HOLE = "__HOLE__"  # replaced in the serialised event by hostile raw JSON
@@ -335,7 +335,7 @@ def test_a_recursion_error_in_a_parser_is_parked_with_one_warning_line(caplog):
         raise RecursionError
 
     step = parse_with("lf-test", parse, str)
-    with caplog.at_level(logging.DEBUG, logger="flows.shell"):
+    with caplog.at_level(logging.DEBUG, logger="lernflow.flows.shell"):
         item = step(_record(b"{}"))
     assert item.error_type == "InvalidEvent" and "nested too deeply" in (item.error or "")
     assert [(r.levelno, r.exc_info) for r in caplog.records] == [(logging.WARNING, None)]
@@ -348,7 +348,7 @@ def test_a_parser_bug_logs_its_traceback_once_per_exception_type(caplog):
         raise ValueError("v" * 1_000)
 
     step = parse_with("lf-test", parse, str)
-    with caplog.at_level(logging.DEBUG, logger="flows.shell"):
+    with caplog.at_level(logging.DEBUG, logger="lernflow.flows.shell"):
         items = [step(_record(v)) for v in (b"k", b"k", b"v", b"k", b"v")]
     assert [i.error_type for i in items] == ["ParseError"] * 5
     assert items[0].error == "parser bug: KeyError(b'k')"

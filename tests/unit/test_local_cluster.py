@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from config import Settings, load_settings
+from lernflow.config import Settings, load_settings
 from lernflow.ops import cluster, runner
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sources.position_note import STALE_MS, WINDOW_MS, PositionHistory, PositionNote, decode
+from lernflow.sources.position_note import (
+    STALE_MS,
+    WINDOW_MS,
+    PositionHistory,
+    PositionNote,
+    decode,
+)
 
 
 @given(st.integers(0, 2**62), st.integers(0, 2**62), st.integers(0, 2**50))

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from config import Settings, load_settings
-from flows.relation_cache_updater import rules
-from flows.relation_cache_updater.flow import SPEC
-from flows.relation_cache_updater.processor import RelationCacheLogic
+from lernflow.config import Settings, load_settings
+from lernflow.flows.relation_cache_updater import rules
+from lernflow.flows.relation_cache_updater.flow import SPEC
+from lernflow.flows.relation_cache_updater.processor import RelationCacheLogic
 from tests.paths import DATA
 from tests.shellkit import metric, run
 

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.relation_cache_updater import rules
-from flows.skipped import Skipped
+from lernflow.flows.relation_cache_updater import rules
+from lernflow.flows.skipped import Skipped
 from lernflow.kernel.errors import InvalidEvent
 from tests.paths import DATA
 

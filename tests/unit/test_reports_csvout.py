@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lernflow.kernel.java import java_double_to_string
-from reports.csvout import csv_line, report_file_name, report_path, to_csv
+from lernflow.reports.csvout import csv_line, report_file_name, report_path, to_csv
 
 REQUEST_ID = "9F2C61D0A7B34E58B1C4D2E6F8A01B37"
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reports.decrypt import (
+from lernflow.reports.decrypt import (
     AES_KEY,
     decrypt_pii,
     encrypt_pii,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reports.model import Batch, BatchFailed, Enrolment
-from reports.organize import (
+from lernflow.reports.model import Batch, BatchFailed, Enrolment
+from lernflow.reports.organize import (
     format_ddmmyyyy,
     organize,
     select_learners,

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reports.decrypt import encrypt_pii
-from reports.packaging import (
+from lernflow.reports.decrypt import encrypt_pii
+from lernflow.reports.packaging import (
     IST,
     PASSWORD_PROTECTED_DATASET,
     PLAIN_DATASET,

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from reports.csvout import to_csv
-from reports.model import Attempt, BatchFailed, Enrolment, ReportContext
-from reports.progress import (
+from lernflow.reports.csvout import to_csv
+from lernflow.reports.model import Attempt, BatchFailed, Enrolment, ReportContext
+from lernflow.reports.progress import (
     COLUMNS_ORDER,
     assessment_content_ids,
     completion_percentage,

@@ -24,12 +24,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from config import Settings, load_settings
-from reports import jobs
-from reports import requests as rq
-from reports.model import Attempt, Consent, Enrolment
-from reports.packaging import exhaust_file_path, report_date
-from reports.requests import (
+from lernflow.config import Settings, load_settings
+from lernflow.reports import jobs
+from lernflow.reports import requests as rq
+from lernflow.reports.model import Attempt, Consent, Enrolment
+from lernflow.reports.packaging import exhaust_file_path, report_date
+from lernflow.reports.requests import (
     FAILED,
     MSG_INVALID_REQUEST,
     MSG_NO_DATA,
@@ -45,7 +45,7 @@ from reports.requests import (
     JobRequest,
     ProcessedBatch,
 )
-from reports.sources import BatchRow, Collection, ReportStore
+from lernflow.reports.sources import BatchRow, Collection, ReportStore
 from tests.paths import DATA
 from tests.unit import test_reports_fixture_rows as world
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from reports.csvout import to_csv
-from reports.model import Attempt, ReportContext
-from reports.response import (
+from lernflow.reports.csvout import to_csv
+from lernflow.reports.model import Attempt, ReportContext
+from lernflow.reports.response import (
     COLUMNS_ORDER,
     question_duration,
     response_rows,

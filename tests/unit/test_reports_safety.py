@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from reports import jobs
-from reports.csvout import report_path, to_csv
-from reports.model import Enrolment
-from reports.packaging import exhaust_file_path
-from reports.requests import FAILED
-from reports.runner import run_batches
-from reports.sources import BatchRow
+from lernflow.reports import jobs
+from lernflow.reports.csvout import report_path, to_csv
+from lernflow.reports.model import Enrolment
+from lernflow.reports.packaging import exhaust_file_path
+from lernflow.reports.requests import FAILED
+from lernflow.reports.runner import run_batches
+from lernflow.reports.sources import BatchRow
 from tests.unit import test_reports_fixture_rows as world
 from tests.unit.test_reports_requests import (
     NOW,
@@ -63,7 +63,7 @@ def _files(root: Path) -> list[str]:
 
 @pytest.mark.parametrize("bad", [b for b in BAD_IDS if b])
 def test_naming_functions_refuse_ids_that_are_not_sunbird_ids(bad: str) -> None:
-    from reports.paths import UnsafeIdError
+    from lernflow.reports.paths import UnsafeIdError
 
     with pytest.raises(UnsafeIdError):
         report_path("", "progress-exhaust", "R", bad, "progress", NOW)
@@ -77,7 +77,7 @@ def test_naming_functions_refuse_ids_that_are_not_sunbird_ids(bad: str) -> None:
 
 @pytest.mark.parametrize("good", GOOD_IDS)
 def test_real_sunbird_ids_are_accepted(good: str) -> None:
-    from reports.paths import is_safe_id
+    from lernflow.reports.paths import is_safe_id
 
     assert is_safe_id(good)
     assert report_path("", "progress-exhaust", good, good, "progress", NOW).startswith(
@@ -86,7 +86,7 @@ def test_real_sunbird_ids_are_accepted(good: str) -> None:
 
 
 def test_under_root_refuses_paths_that_resolve_outside(tmp_path: Path) -> None:
-    from reports.paths import UnsafePathError, under_root
+    from lernflow.reports.paths import UnsafePathError, under_root
 
     root = tmp_path / "root"
     root.mkdir()
@@ -99,7 +99,7 @@ def test_under_root_refuses_paths_that_resolve_outside(tmp_path: Path) -> None:
 
 
 def test_run_batches_refuses_a_hostile_batch_id_before_writing(tmp_path: Path) -> None:
-    from reports.paths import UnsafeIdError
+    from lernflow.reports.paths import UnsafeIdError
 
     out = tmp_path / "out"
     settings = report_settings(out)
@@ -112,7 +112,7 @@ def test_cli_hostile_batch_id_is_a_usage_error_naming_option_and_value(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from lernflow import cli
-    from reports import runner
+    from lernflow.reports import runner
 
     monkeypatch.setattr(runner, "ReportStore", lambda *_a, **_k: _OwnedStore())
     out = tmp_path / "out"
@@ -238,7 +238,7 @@ def test_setting_off_keeps_the_cell_as_sunbird_writes_it(tmp_path: Path) -> None
 
 
 def test_setting_defaults_on_and_reads_its_env_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from config.settings import ReportSettings
+    from lernflow.config.settings import ReportSettings
 
     assert ReportSettings().model_dump().get("neutralise_formulas") is True
     monkeypatch.setenv("LERNFLOW_REPORTS_NEUTRALISE_FORMULAS", "false")

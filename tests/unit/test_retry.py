@@ -7,7 +7,7 @@ import redis.exceptions
 from cassandra import OperationTimedOut
 from confluent_kafka import KafkaError, KafkaException
 
-from config import RunSettings
+from lernflow.config import RunSettings
 from lernflow.kernel.errors import InvalidEvent, TransientError
 from lernflow.kernel.retry import KAFKA_NOT_READY, is_transient, kafka_not_ready, retry
 

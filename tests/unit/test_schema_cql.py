@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from config import CassandraSettings
+from lernflow.config import CassandraSettings
 from lernflow.ops.schema import _CREATE_TABLE, _columns, cql_statements
 
 # keyspace.table -> column -> CQL type (lower case, no spaces)

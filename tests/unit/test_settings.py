@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from config import SettingsError, load_settings
+from lernflow.config import SettingsError, load_settings
 
 
 @pytest.fixture

@@ -18,16 +18,16 @@ import pytest
 from cassandra import InvalidRequest, OperationTimedOut, Unauthorized
 from confluent_kafka import KafkaError, KafkaException
 
-from config import load_settings
-from flows.activity_aggregate_updater import rules
-from flows.activity_aggregate_updater.flow import SPEC as ACTIVITY
-from flows.activity_aggregate_updater.processor import ActivityLogic
-from flows.parked import ParkedOrigins
-from flows.shell import BatchProcessor, Item, Round, error_message
+from lernflow.config import load_settings
+from lernflow.flows.activity_aggregate_updater import rules
+from lernflow.flows.activity_aggregate_updater.flow import SPEC as ACTIVITY
+from lernflow.flows.activity_aggregate_updater.processor import ActivityLogic
+from lernflow.flows.parked import ParkedOrigins
+from lernflow.flows.shell import BatchProcessor, Item, Round, error_message
 from lernflow.kernel.dlq import Origin, envelope_headers, origin_of
 from lernflow.kernel.errors import InvalidEvent, TransientError
 from lernflow.kernel.retry import is_event_fault
-from sources.kafka import KafkaRecord
+from lernflow.sources.kafka import KafkaRecord
 from tests.shellkit import MemoryOutbox, metric, run
 from tests.unit.test_activity_processor import MAYA, MemoryStore, _events, _relation
 
@@ -111,7 +111,7 @@ def test_rejected_items_are_isolated_and_parked_and_the_rest_applied(
     logic = MemoryLogic(reject={"id3", "id7"})
     processor, outbox = _processor(logic)
     before = _failed(reason_kind="InvalidRequest")
-    with caplog.at_level(logging.WARNING, logger="flows.shell"):
+    with caplog.at_level(logging.WARNING, logger="lernflow.flows.shell"):
         processor.process(_items(*evs))
     assert sorted(logic.applied) == sorted(f"id{n}" for n in range(10) if n not in (3, 7))
     parked = outbox.on(FAILED)

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from config import Settings, load_settings
-from flows.user_cache_updater import rules
-from flows.user_cache_updater.flow import SPEC
-from flows.user_cache_updater.processor import UserCacheLogic
-from flows.user_cache_updater.profiles import Lookup, answer
+from lernflow.config import Settings, load_settings
+from lernflow.flows.user_cache_updater import rules
+from lernflow.flows.user_cache_updater.flow import SPEC
+from lernflow.flows.user_cache_updater.processor import UserCacheLogic
+from lernflow.flows.user_cache_updater.profiles import Lookup, answer
 from tests.paths import DATA
 from tests.shellkit import metric, run
 

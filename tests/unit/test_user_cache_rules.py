@@ -17,12 +17,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.skipped import Skipped
-from flows.user_cache_updater import rules
+from lernflow.flows.skipped import Skipped
+from lernflow.flows.user_cache_updater import rules
 from lernflow.kernel.errors import InvalidEvent
 from lernflow.kernel.java import gson_json
-from sources import user_rows
-from sources.sunbird_users import USER_COLUMNS
+from lernflow.sources import user_rows
+from lernflow.sources.sunbird_users import USER_COLUMNS
 from tests.paths import DATA
 
 FX = DATA / "usercache"
