@@ -187,7 +187,7 @@ def _raw_loop(s: Settings, events: list[tuple[bytes, bytes]]) -> float:
         )
         batches = [
             [(q["upd_cons"], (2, 1, r.user_id, COURSE, BATCH, c)) for c in LESSONS[:2]]
-            + [(q["upd_applied"], (i, r.user_id, COURSE, BATCH, "t:0")),
+            + [(q["upd_applied"], ({"t:0": i}, r.user_id, COURSE, BATCH)),
                (q["upd_enrol"], (1, 2, {c: 2 for c in LESSONS[:2]}, now, r.user_id, COURSE, BATCH))]
             + [(q["agg"], ({"completedCount": 2.0}, {"completedCount": now}, "Course", a, r.user_id,
                            f"cb:{BATCH}")) for a in (COURSE, *UNITS)]

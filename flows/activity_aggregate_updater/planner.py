@@ -6,6 +6,7 @@ they return; :mod:`rules` decides each enrolment (docs/flows/activity-aggregate-
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -171,13 +172,21 @@ def plan_round(
 def leftover_markers(
     plan: RoundPlan, work: Sequence[Work], ledgers: dict[Key, rules.Ledger]
 ) -> dict[Key, int]:
-    """Pending-certificate markers an interrupted run left (and this round does not replace)."""
+    """Completions whose certificate request an interrupted run may not have sent: the replay
+    of the very record the ledger row names as completing (and an older version's marker rows).
+    """
     new = {p.work.request.key for p in plan.planned if p.plan.completion is not None}
-    return {
-        w.request.key: ets for w in work
-        if (ets := ledgers[w.request.key].pending_since_ms) is not None
-        and w.request.key not in new
-    }  # fmt: skip
+    out: dict[Key, int] = {}
+    for w in work:
+        ledger = ledgers[w.request.key]
+        mark = ledger.completion
+        if w.request.key in new:
+            continue
+        if ledger.pending_since_ms is not None:
+            out[w.request.key] = ledger.pending_since_ms
+        elif mark is not None and mark.record == w.applied:
+            out[w.request.key] = mark.completed_on_ms
+    return out
 
 
 def completions(
@@ -252,7 +261,7 @@ class RoundState:
             if counts:
                 a, ledger = p.work.applied, self.ledgers[key]
                 offsets = {**ledger.offsets, a.source: a.offset}
-                self.ledgers[key] = rules.Ledger(offsets, ledger.pending_since_ms)
+                self.ledgers[key] = dataclasses.replace(ledger, offsets=offsets)
             self.seen.update(p.plan.checksums)
 
 

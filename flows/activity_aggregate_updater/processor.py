@@ -13,10 +13,10 @@ enrolment are planned one after another in memory and written once
    live course without leaf nodes is parked and writes nothing; a Retired one is counted as
    skipped;
 4. produce the content AUDIT events and wait for the acknowledgements;
-5. one LOGGED batch per enrolment: consumption counters, the applied offsets, the enrolment
-   row, on completion a pending-certificate marker, and the aggregates;
-6. produce the certificate requests and enrol-complete AUDITs (also those of markers left by an
-   interrupted run), then delete the markers;
+5. one LOGGED batch per enrolment: consumption counters, the ledger row (applied offsets and,
+   on completion, the completing record), the enrolment row and the aggregates;
+6. produce the certificate requests and enrol-complete AUDITs (also those of a replayed
+   completing record whose request is not on the topic: §7.2); nothing is deleted;
 7. SETEX the dedup checksums (last: a crash before it lets the completions through again).
 """
 
@@ -73,7 +73,12 @@ class ActivityLogic:
             [OutMessage(self._cert_topic, c.certificate_event.encode("utf-8")) for c in completions]
             + [self._audit(c.audit_event) for c in completions]
         )
-        self._store.delete_markers([c.key for c in completions] + already_sent)
+        legacy = [
+            k for k in dict.fromkeys([c.key for c in completions] + already_sent)
+            if (ledger := ledgers.get(k)) is not None and ledger.pending_since_ms is not None
+        ]  # fmt: skip
+        if legacy:  # an older version's marker rows; ours are never deleted (§7.2)
+            self._store.delete_markers(legacy)
         if self._a.dedup_enabled:
             self._store.store_checksums(plan.checksums)
 

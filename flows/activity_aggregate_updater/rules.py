@@ -220,11 +220,25 @@ class Ledger:
     """An enrolment's rows of the applied-offset ledger (``lernflow_activity_applied``).
 
     ``offsets``: the highest input offset already counted, per ``topic:partition``;
-    ``pending_since_ms``: the completion time of a certificate-pending marker, if one is left.
+    ``pending_since_ms``: the completion time of a certificate-pending marker row an older
+    version left (``source = 'certificate-pending'``); ``completion``: the completing record.
     """
 
     offsets: dict[str, int]
     pending_since_ms: int | None = None
+    completion: CompletionMark | None = None
+
+
+@dataclass(frozen=True)
+class CompletionMark:
+    """The record that completed the enrolment and the completion time, kept in the ledger row.
+
+    Written with the completion, never cleared: only a replay of that very record can find the
+    certificate request unsent (docs/flows/activity-aggregate-updater.md#72-the-ledger-row).
+    """
+
+    record: AppliedOffset
+    completed_on_ms: int
 
 
 @dataclass(frozen=True)
@@ -552,6 +566,7 @@ class EnrolmentWrite:
     applied: tuple[AppliedOffset, ...] = ()
     enrolment: EnrolmentUpdate | None = None
     aggregates: tuple[AggregateUpdate, ...] = ()
+    completed_by: AppliedOffset | None = None
 
     @property
     def pending_since_ms(self) -> int | None:
@@ -576,6 +591,9 @@ def enrolment_write(
         applied=(applied,) if new_completions else (),
         enrolment=plan.enrolment,
         aggregates=plan.aggregates,
+        completed_by=applied
+        if plan.enrolment is not None and plan.enrolment.completed_on_ms is not None
+        else None,
     )
 
 
@@ -618,6 +636,7 @@ def _merge_write(a: EnrolmentWrite, b: EnrolmentWrite) -> EnrolmentWrite:
         applied=tuple(AppliedOffset(src, off) for src, off in applied.items()),
         enrolment=enrolment,
         aggregates=tuple(aggregates.values()),
+        completed_by=a.completed_by or b.completed_by,
     )
 
 

@@ -2,7 +2,8 @@
 
 Reads are batched per round: one pipelined Redis round trip, or one concurrent set of prepared
 Cassandra statements naming many learners of a course batch at once (``userid IN ?``). Writes
-are idempotent upserts; an enrolment's state is one LOGGED batch (all or nothing), and
+are idempotent upserts; an enrolment's state, its ledger row included, is one LOGGED batch (all
+or nothing), and
 enrolments' batches are joined up to about 4 KB. Every CQL text of the flow is in
 :class:`Statements`. No business rules live here (docs/flows/activity-aggregate-updater.md).
 """
@@ -28,7 +29,8 @@ logger = logging.getLogger(__name__)
 
 FLOW = "activity-aggregate-updater"
 
-#: ``lernflow_activity_applied.source`` of the pending-certificate marker of an enrolment.
+#: ``lernflow_activity_applied.source`` of the pending-certificate marker row of an older
+#: version (read and deleted, never written: docs/flows/activity-aggregate-updater.md#72)
 PENDING = "certificate-pending"
 #: up to this many aggregate updates join their enrolment's logged batch (course + units)
 AGGREGATES_IN_BATCH = 16
@@ -49,6 +51,7 @@ class Statements:
     read_hierarchy: str
     write_consumption: str
     write_ledger: str
+    write_ledger_completion: str
     write_progress: str
     write_completion: str
     write_aggregate: str
@@ -64,14 +67,17 @@ class Statements:
             f"FROM {ks}.user_content_consumption {enrolment}",
             read_enrolments="SELECT userid, status, progress, completedon "
             f"FROM {ks}.user_enrolments {enrolment}",
-            read_ledger="SELECT userid, source, applied_offset "
-            f"FROM {ks}.lernflow_activity_applied {enrolment}",
+            read_ledger="SELECT userid, source, applied_offset, offsets, completion_record, "
+            f"completion_ms FROM {ks}.lernflow_activity_applied {enrolment}",
             read_hierarchy="SELECT hierarchy "
             f"FROM {hierarchy_keyspace}.content_hierarchy WHERE identifier=?",
             write_consumption=f"UPDATE {ks}.user_content_consumption SET viewcount=?, "
             "completedcount=? WHERE userid=? AND courseid=? AND batchid=? AND contentid=?",
-            write_ledger=f"UPDATE {ks}.lernflow_activity_applied SET applied_offset=? "
-            "WHERE userid=? AND courseid=? AND batchid=? AND source=?",
+            write_ledger=f"UPDATE {ks}.lernflow_activity_applied SET offsets = offsets + ? "
+            "WHERE userid=? AND courseid=? AND batchid=?",
+            write_ledger_completion=f"UPDATE {ks}.lernflow_activity_applied "
+            "SET offsets = offsets + ?, completion_record=?, completion_ms=? "
+            "WHERE userid=? AND courseid=? AND batchid=?",
             write_progress=f"UPDATE {ks}.user_enrolments SET status=?, progress=?, "
             "contentstatus=?, datetime=? WHERE userid=? AND courseid=? AND batchid=?",
             write_completion=f"UPDATE {ks}.user_enrolments SET status=?, progress=?, "
@@ -92,7 +98,7 @@ class ActivityStore(Protocol):
         """The dedup checksums already stored."""
 
     def ledgers(self, keys: Sequence[EnrolmentKey]) -> dict[EnrolmentKey, rules.Ledger]:
-        """Each enrolment's applied offsets and certificate-pending marker."""
+        """Each enrolment's applied offsets and completing record (one ledger row)."""
 
     def consumption(
         self, keys: Sequence[EnrolmentKey]
@@ -111,13 +117,13 @@ class ActivityStore(Protocol):
         """Each course's published status (None: not published)."""
 
     def write_enrolments(self, writes: Sequence[rules.EnrolmentWrite]) -> None:
-        """Write each enrolment's state as one logged batch (with its pending marker)."""
+        """Write each enrolment's state as one logged batch (with its ledger row)."""
 
     def certificate_mids(self, since_ms: int) -> set[str]:
         """The ``mid`` of every certificate request produced since ``since_ms``."""
 
     def delete_markers(self, keys: Sequence[EnrolmentKey]) -> None:
-        """Delete the certificate-pending markers of these enrolments."""
+        """Delete the certificate-pending marker rows an older version left."""
 
     def store_checksums(self, checksums: Iterable[str]) -> None:
         """Store the dedup checksums with the configured expiry."""
@@ -223,13 +229,13 @@ class ActivityServerStore:
         return out
 
     def ledgers(self, keys: Sequence[EnrolmentKey]) -> dict[EnrolmentKey, rules.Ledger]:
-        """Per enrolment, the counted offsets per ``topic:partition`` and the pending marker."""
+        """Per enrolment, the counted offsets per ``topic:partition`` and the completing record.
+
+        The ledger row's static columns, merged with the clustering rows an older version wrote
+        (the higher offset of a source wins; its marker row is reported as pending).
+        """
         results = self._read(self._q.read_ledger, keys, "read applied offsets")
-        out: dict[EnrolmentKey, rules.Ledger] = {}
-        for key, rows in zip(keys, results, strict=True):
-            offsets = {r.source: int(r.applied_offset) for r in rows}
-            out[key] = rules.Ledger(offsets, offsets.pop(PENDING, None))
-        return out
+        return {key: _ledger(rows) for key, rows in zip(keys, results, strict=True)}
 
     def collection_status(self, course_ids: Sequence[str]) -> dict[str, str | None]:
         """The published status of each course from the hierarchy store (None: not published).
@@ -279,14 +285,20 @@ class ActivityServerStore:
         self._cas.execute_many(self._q.write_aggregate, separate, "write aggregates")
 
     def _state(self, w: rules.EnrolmentWrite) -> list[tuple[str, tuple[Any, ...]]]:
-        """Counters, applied offset, enrolment update and pending marker of one enrolment."""
+        """Counters, the ledger row (applied offsets, completing record), enrolment update."""
         q, (user, course, batch) = self._q, w.key
         group: list[tuple[str, tuple[Any, ...]]] = [
             (q.write_consumption,
              (m.view_count, m.completed_count, user, course, batch, m.content_id))
             for m in w.counters
         ]  # fmt: skip
-        group += [(q.write_ledger, (a.offset, user, course, batch, a.source)) for a in w.applied]
+        offsets = {a.source: a.offset for a in w.applied}
+        done, done_ms = w.completed_by, w.pending_since_ms
+        if done is not None and done_ms is not None:
+            record = f"{done.source}@{done.offset}"
+            group.append((q.write_ledger_completion, (offsets, record, done_ms, *w.key)))
+        elif offsets:
+            group.append((q.write_ledger, (offsets, *w.key)))
         e = w.enrolment
         if e is not None and e.completed_on_ms is None:
             group.append(
@@ -297,7 +309,6 @@ class ActivityServerStore:
                 (q.write_completion,
                  (e.status, e.progress, e.content_status, e.datetime_ms, e.completed_on_ms, *w.key))
             )  # fmt: skip
-            group.append((q.write_ledger, (e.completed_on_ms, user, course, batch, PENDING)))
         return group
 
     def delete_markers(self, keys: Sequence[EnrolmentKey]) -> None:
@@ -336,6 +347,27 @@ class ActivityServerStore:
         self._cas.close()
         self._relation.close()
         self._dedup.close()
+
+
+def _ledger(rows: Sequence[Any]) -> rules.Ledger:
+    """One enrolment's ledger from its rows (static columns repeat on every row)."""
+    offsets: dict[str, int] = {}
+    pending: int | None = None
+    completion: rules.CompletionMark | None = None
+    for r in rows:
+        if r.source == PENDING:
+            pending = int(r.applied_offset)
+        elif r.source is not None and r.applied_offset is not None:
+            offsets[r.source] = max(offsets.get(r.source, -1), int(r.applied_offset))
+    if rows:
+        first = rows[0]
+        for source, offset in (first.offsets or {}).items():
+            offsets[source] = max(offsets.get(source, -1), int(offset))
+        if first.completion_record and first.completion_ms is not None:
+            source, _at, offset = first.completion_record.rpartition("@")
+            record = rules.AppliedOffset(source, int(offset))
+            completion = rules.CompletionMark(record, int(first.completion_ms))
+    return rules.Ledger(offsets, pending, completion)
 
 
 def _aggregate_params(a: rules.AggregateUpdate) -> tuple[Any, ...]:

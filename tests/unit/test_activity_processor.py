@@ -38,14 +38,21 @@ Key = tuple[str, str, str]
 
 
 class LoggingOutbox(MemoryOutbox):
-    """A :class:`MemoryOutbox` that also logs each produce call in the store's call log."""
+    """A :class:`MemoryOutbox` that also logs each produce call in the store's call log and
+    keeps the ``mid`` of each certificate request where ``certificate_mids`` finds it (the topic).
+    """
 
-    def __init__(self, log: list[str]) -> None:
+    def __init__(self, log: list[str], mids: set[str] | None = None) -> None:
         super().__init__()
         self.log = log
+        self.mids = mids if mids is not None else set()
 
     def produce_all(self, messages: Sequence[OutMessage]) -> None:
         super().produce_all(messages)
+        self.mids.update(
+            json.loads(m.value)["mid"] for m in messages
+            if m.topic.endswith("issue.certificate.request")
+        )  # fmt: skip
         self.log.append("send " + ",".join(sorted({m.topic.rsplit(".", 2)[-2] for m in messages})))
 
 
@@ -66,7 +73,8 @@ class MemoryStore:
         self.relation = {k: frozenset(v) for k, v in relation.items()}
         self.statuses: dict[str, str] = statuses or {}
         self.ledger: dict[Key, dict[str, int]] = {}
-        self.markers: dict[Key, int] = {}
+        self.markers: dict[Key, int] = {}  # an older version's marker rows
+        self.completions: dict[Key, rules.CompletionMark] = {}
         self.aggregates: dict[tuple[str, str, str], float] = {}
         self.dedup: set[str] = set()
         self.mids: set[str] = set()
@@ -77,7 +85,12 @@ class MemoryStore:
         return {c for c in checksums if c in self.dedup}
 
     def ledgers(self, keys: Sequence[Key]) -> dict[Key, rules.Ledger]:
-        return {k: rules.Ledger(dict(self.ledger.get(k, {})), self.markers.get(k)) for k in keys}
+        return {
+            k: rules.Ledger(
+                dict(self.ledger.get(k, {})), self.markers.get(k), self.completions.get(k)
+            )
+            for k in keys
+        }
 
     def consumption(self, keys: Sequence[Key]) -> dict[Key, dict[str, rules.StoredContent]]:
         return {k: dict(self.consumption_rows.get(k, {})) for k in keys}
@@ -114,8 +127,8 @@ class MemoryStore:
                 row.update(status=e.status, progress=e.progress, contentstatus=e.content_status)
                 if e.completed_on_ms is not None:
                     row["completedon"] = e.completed_on_ms
-            if w.pending_since_ms is not None:
-                self.markers[w.key] = w.pending_since_ms
+            if w.completed_by is not None and w.pending_since_ms is not None:
+                self.completions[w.key] = rules.CompletionMark(w.completed_by, w.pending_since_ms)
             for a in w.aggregates:
                 self.aggregates[(a.activity_id, a.user_id, a.context_id)] = a.completed_count
 
@@ -147,7 +160,7 @@ def _events(*names: str) -> list[bytes]:
 
 
 def _run(settings: Settings, store: MemoryStore, payloads: list[bytes]) -> LoggingOutbox:
-    outbox = LoggingOutbox(store.log)
+    outbox = LoggingOutbox(store.log, store.mids)
     run(SPEC, settings, ActivityLogic(settings, store), payloads, outbox=outbox)
     return outbox
 
@@ -198,15 +211,14 @@ def test_t_a1_completes_once_sends_certificate_and_audit_and_clears_the_marker(
 
 
 def test_side_effects_keep_the_crash_safe_order(settings: Settings) -> None:
-    """Audits, then the logged batches (with the marker), then the certificate request and
-    enrol-complete AUDIT, then the marker deletes, then the dedup keys."""
+    """Audits, then the logged batches (with the completing record), then the certificate
+    request and enrol-complete AUDIT, then the dedup keys (no marker delete)."""
     store = MemoryStore(_relation())
     _run(settings, store, _events(T_A1[0]))
     assert store.log == [
         "send telemetry",
         "write_enrolments",
         "send certificate,telemetry",
-        "delete_markers 1",
         "store_checksums",
     ]
 
