@@ -24,7 +24,9 @@ def qr_data_uri(text: str) -> str:
 
     A bitmap with ``QR_PIXELS_PER_MODULE`` pixels per module (sharp edges, ~200 dpi in the
     sample's 130 pt box): renderers place it as one image, which is ~2x faster to render
-    than the same code drawn as vector paths.
+    than the same code drawn as vector paths. The PNG is 1 bit per pixel: the renderers
+    decode it to the same pixels as an 8-bit one (the PDF is byte for byte the same) and it
+    is faster to write and a third of the size in the filled SVG.
     """
     from PIL import Image
 
@@ -32,7 +34,7 @@ def qr_data_uri(text: str) -> str:
     n = len(rows)
     gray = b"".join(bytes(0 if dark else 255 for dark in row) for row in rows)
     scale = QR_PIXELS_PER_MODULE
-    img = Image.frombytes("L", (n, n), gray).resize(
+    img = Image.frombytes("1", (n, n), gray, "raw", "L").resize(
         (n * scale, n * scale), Image.Resampling.NEAREST
     )
     buf = BytesIO()

@@ -184,6 +184,9 @@ def _cairosvg_pdf(svg: str, attachment: bytes | None, name: str, hosts: tuple[st
     import cairocffi  # type: ignore[import-untyped]
     import cairosvg  # type: ignore[import-untyped]
 
+    from lernflow.certificates import cairotext
+
+    cairotext.install()  # plain texts in one glyph run: a third of the render time
     tree = cairosvg.parser.Tree(
         bytestring=svg.encode("utf-8"), url_fetcher=GuardedCairoFetcher(hosts), unsafe=False
     )
