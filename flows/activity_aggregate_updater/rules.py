@@ -18,11 +18,10 @@ How the flow uses this module
    :func:`course_keys`, :func:`ancestor_key` and :func:`unit_keys`, then call
    :func:`plan_enrolment` once per enrolment with all its requests of the round.
 5. Apply the :class:`EnrolmentPlan`: produce the content AUDIT events; write, in one logged
-   batch per enrolment, the consumption counters, the applied offset, the enrolment update and
-   (on completion) a pending-certificate marker; write the aggregates; produce the certificate
-   request and enrol-complete AUDIT; clear the marker; store ``checksums``. A replay that finds
-   a marker re-sends those two events (the only duplicate window is between their
-   acknowledgement and the marker's deletion).
+   batch per enrolment, the consumption counters, the ledger row (applied offsets and, on
+   completion, the completing record), the enrolment update and the aggregates; produce the
+   certificate request and enrol-complete AUDIT; store ``checksums``. A replay of the completing
+   record re-sends those two events unless the request's deterministic ``mid`` is on the topic.
 
 Fixes over Sunbird
 ------------------
