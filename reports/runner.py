@@ -2,7 +2,9 @@
 
 One pass per requested batch: resolve the batch and its collection (``course_batch`` and the
 published hierarchy), read the batch's enrolments and the rows the report needs, call the
-pure report module, write the CSV at Sunbird's path. The user cache is read once per run.
+pure report module, write the CSV at Sunbird's path. The user cache is read per batch, for
+that batch's learners only, while the enrolments are still being read (``ReportStore.
+enrolments_and_users``); the CSV is written to its file as it is rendered.
 
 Beyond Sunbird: the learners of a batch who are left out because their ``user:<id>`` hash is
 missing are counted for every batch (and listed with ``--explain``); Sunbird drops them
@@ -89,7 +91,7 @@ def run_batches(
         run = _Run(
             settings=settings, job_id=job_id, store=store, out_dir=out_dir,
             requested_org=requested_org, request_id=request_id, decrypt=decrypt, now=now,
-            ctx=ctx, users=store.user_cache(), custodian=store.custodian_org() or "",
+            ctx=ctx, custodian=store.custodian_org() or "",
         )  # fmt: skip
         return _run_rows(run, batch_ids, course_id, progress)
     finally:
@@ -110,7 +112,6 @@ class _Run:
     decrypt: Callable[[str], str]
     now: datetime
     ctx: ReportContext
-    users: dict[str, dict[str, str]]  # the user cache, read once per run
     custodian: str
 
 
@@ -147,18 +148,17 @@ def _run_rows(
 def _run_batch(run: _Run, row: BatchRow, coll: Collection) -> BatchOutcome:
     """One live batch: its report, written as a CSV at Sunbird's path (or why it failed)."""
     batch = _batch(row, coll, run.requested_org, run.custodian)
-    result = _one(run.settings, run.job_id, run.store, batch, run.users, run.ctx, run.decrypt)
+    result = _one(run.settings, run.job_id, run.store, batch, run.ctx, run.decrypt)
     if result.error is not None:
         return BatchOutcome(row.batch_id, error=result.error)
     header, data, dropped = result.table
-    body = csvout.to_csv(header, data, neutralise=run.settings.reports.neutralise_formulas)
     rel = csvout.report_path(
         "", run.job_id, run.request_id, row.batch_id, JOBS[run.job_id], run.now
     )
     path = under_root(run.out_dir, rel)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(body)
-    return BatchOutcome(row.batch_id, path, len(data), len(body), dropped)
+    size = csvout.write_csv(path, header, data, neutralise=run.settings.reports.neutralise_formulas)
+    return BatchOutcome(row.batch_id, path, len(data), size, dropped)
 
 
 @dataclass
@@ -172,13 +172,12 @@ def _one(
     job_id: str,
     store: ReportStore,
     batch: Batch,
-    users: dict[str, dict[str, str]],
     ctx: ReportContext,
     decrypt: Callable[[str], str],
 ) -> _Result:
 
     t0 = time.perf_counter()
-    enrolments = store.enrolments(batch.batch_id)
+    enrolments, users = store.enrolments_and_users(batch.batch_id)
     learners = [e.userid for e in enrolments]
     try:
         if job_id == "progress-exhaust":

@@ -193,6 +193,14 @@ class MemoryStore(ReportStore):
     def user_cache(self, fields: Sequence[str] = ()) -> dict[str, dict[str, str]]:
         return self._users
 
+    def enrolments_and_users(
+        self, batch_id: str, fields: Sequence[str] = ()
+    ) -> tuple[list[Enrolment], dict[str, dict[str, str]]]:
+        enrolments = self.enrolments(batch_id)
+        return enrolments, {
+            e.userid: self._users[e.userid] for e in enrolments if e.userid in self._users
+        }
+
     def optional_nodes(self, course_id: str, db: int = 5) -> set[str]:
         return set()
 
