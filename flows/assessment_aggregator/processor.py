@@ -20,6 +20,8 @@ from lernflow.flows.assessment_aggregator import logic
 from lernflow.flows.assessment_aggregator.decisions import AssessDecision, Verdict
 from lernflow.flows.assessment_aggregator.events import BatchAssessEvent
 from lernflow.flows.assessment_aggregator.logic import Event, Outcome
+from lernflow.flows.assessment_aggregator.rows import StoredScore
+from lernflow.flows.assessment_aggregator.steps import BatchState, ScoreKey, steps
 from lernflow.flows.assessment_aggregator.store import FLOW, AssessmentStore, ServerStore
 from lernflow.flows.shell import Item, Round
 from lernflow.sinks.kafka_producer import OutMessage
@@ -62,29 +64,45 @@ class AssessmentLogic:
         self._report = report
 
     def round_key(self, value: Event) -> object:
-        return entity(value)
+        return None  # the whole batch is one round; run_round steps through each learner
 
     def run_round(self, round_: Round[Event]) -> None:
         now_ms = self._clock()
         values = round_.values()
         reads = self._attempt_reads([e for _i, e in values])
-        planned = [
-            (item, logic.plan_attempt(e, reads, now_ms=now_ms, content_read=self._store.content_read))
-            for item, e in values
-        ]  # fmt: skip
-        decided: list[tuple[Outcome, AssessDecision]] = []
-        for item, outcome in planned:
-            if outcome.parked is not None:
-                round_.park(item, outcome.parked, outcome.error_type)
-            elif outcome.skipped is not None:
-                round_.skip(outcome.skipped)
-            if outcome.decision is not None:
-                decided.append((outcome, outcome.decision))
-        self._store.write_attempts([d.row for _o, d in decided if d.row is not None])
-        self._score_step(round_, [(o, d) for o, d in decided if d.aggregate], now_ms)
-        if self._report is not None:
+        state = BatchState(dict(reads.stored), reads.stored)
+        stepped: list[list[tuple[Item[Event], Outcome]]] = []
+        for step in steps(values, entity):
+            step_reads = logic.AttemptReads(reads.leaf_nodes, state.stored, reads.content_cache)
+            planned = [
+                (item, logic.plan_attempt(
+                    e, step_reads, now_ms=now_ms, content_read=self._store.content_read))
+                for item, e in step
+            ]  # fmt: skip
+            state.write_rows(o.decision for _i, o in planned if o.decision is not None)
+            stepped.append(planned)
+        for planned in stepped:
             for item, outcome in planned:
-                self._report(item, outcome)
+                if outcome.parked is not None:
+                    round_.park(item, outcome.parked, outcome.error_type)
+                elif outcome.skipped is not None:
+                    round_.skip(outcome.skipped)
+        to_agg = [
+            [
+                (o, o.decision)
+                for _i, o in planned
+                if o.decision is not None and o.decision.aggregate
+            ]
+            for planned in stepped
+        ]
+        early = state.overwritten_before_use([[d for _o, d in step] for step in to_agg])
+        base = dict(zip(early, self._store.scores(early), strict=True)) if early else {}
+        self._store.write_attempts(list(state.written.values()))
+        self._score_steps(round_, to_agg, state, base, now_ms)
+        if self._report is not None:
+            for planned in stepped:
+                for item, outcome in planned:
+                    self._report(item, outcome)
 
     def _attempt_reads(self, events: Sequence[Event]) -> logic.AttemptReads:
         """Leaf-node sets, stored attempt rows and (when counting questions) content cache."""
@@ -92,7 +110,7 @@ class AssessmentLogic:
         courses = sorted({e.course_id for e in events})
         leaf_nodes = dict(zip(courses, store.leaf_nodes(courses), strict=True))
         attempts = [e for e in events if isinstance(e, BatchAssessEvent)]
-        keys = [e.key for e in attempts]
+        keys = list(dict.fromkeys(e.key for e in attempts))
         stored = dict(zip(keys, store.stored_attempts(keys), strict=True))
         cache: dict[str, str | bytes | None] | None = None
         if self._check_questions:
@@ -100,32 +118,42 @@ class AssessmentLogic:
             cache = dict(zip(cids, store.content_cache(cids), strict=True)) if cids else {}
         return logic.AttemptReads(leaf_nodes, stored, cache)
 
-    def _score_step(
-        self, round_: Round[Event], to_agg: list[tuple[Outcome, AssessDecision]], now_ms: int
+    def _score_steps(
+        self,
+        round_: Round[Event],
+        to_agg: list[list[tuple[Outcome, AssessDecision]]],
+        state: BatchState,
+        base: dict[ScoreKey, list[StoredScore]],
+        now_ms: int,
     ) -> None:
-        """Aggregate, send the certificate requests (acknowledged), then store the aggregates."""
-        if not to_agg:
-            return
-        keys = [logic.score_key(d.event) for _o, d in to_agg]
-        scores = self._store.scores(keys)
-        replayed = [n for n, (_o, d) in enumerate(to_agg) if d.verdict is Verdict.REPLAYED]
-        current_rows = self._store.current_aggs([keys[n] for n in replayed])
-        current = dict(zip(replayed, current_rows, strict=True))
+        """Aggregate step by step, send the certificate requests (acknowledged), then store
+        each learner's aggregates once."""
+        keys = list(dict.fromkeys(logic.score_key(d.event) for s in to_agg for _o, d in s))
+        missing = [k for k in keys if k not in base]
+        if missing:
+            for key, rows in zip(missing, self._store.scores(missing), strict=True):
+                base[key] = state.base_scores(key, rows)
         certs: list[OutMessage] = []
-        updates = []
-        for n, ((outcome, decision), rows) in enumerate(zip(to_agg, scores, strict=True)):
-            step = logic.plan_score_step(
-                decision, rows, current.get(n),
-                now_ms=now_ms, agg_type=self._agg_type, request_id=self._request_id,
-            )  # fmt: skip
-            outcome.counters.extend(step.counters)
-            if step.update is not None:
-                updates.append(step.update)
-            if step.certificate is not None:
-                outcome.certificate = step.certificate
-                certs.append(OutMessage(self._cert_topic, step.certificate.encode("utf-8")))
+        for n, step in enumerate(to_agg):
+            replayed = [logic.score_key(d.event) for _o, d in step if d.verdict is Verdict.REPLAYED]
+            unread = list(dict.fromkeys(k for k in replayed if k not in state.stored_aggs))
+            if unread:
+                state.stored_aggs.update(zip(unread, self._store.current_aggs(unread), strict=True))
+            for outcome, decision in step:
+                key = logic.score_key(decision.event)
+                current = state.current(key) if decision.verdict is Verdict.REPLAYED else None
+                plan = logic.plan_score_step(
+                    decision, state.view(key, base[key], n), current,
+                    now_ms=now_ms, agg_type=self._agg_type, request_id=self._request_id,
+                )  # fmt: skip
+                outcome.counters.extend(plan.counters)
+                if plan.update is not None:
+                    state.update(key, plan.update)
+                if plan.certificate is not None:
+                    outcome.certificate = plan.certificate
+                    certs.append(OutMessage(self._cert_topic, plan.certificate.encode("utf-8")))
         round_.send(certs)
-        self._store.update_aggs(updates)
+        self._store.update_aggs(list(state.updates.values()))
 
     def close(self) -> None:
         self._store.close()

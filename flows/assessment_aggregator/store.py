@@ -12,7 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from lernflow.config import Settings
 from lernflow.flows.assessment_aggregator.content import leafnodes_key
@@ -31,6 +31,10 @@ from lernflow.kernel.errors import InvalidEvent, TransientError
 from lernflow.kernel.redis_batch import RedisBatch
 
 FLOW = "assessment-aggregator"
+#: learners named in one read (``user_id IN ?``)
+READ_IN_SIZE = 50
+#: consecutive rows' logged batches are joined up to about this size (Cassandra warns from 5 KiB)
+BATCH_BYTES = 4000
 
 UserCourseBatch = tuple[str, str, str]
 """``(user_id, course_id, batch_id)``: whose attempts the score step reads."""
@@ -80,9 +84,12 @@ class ServerStore:
             settings.redis, settings.redis.content_cache_db, settings.run, flow
         )
         ks = settings.cassandra.courses_keyspace
+        # Reads name many learners at once (``user_id IN ?``): one request per ``READ_IN_SIZE``
+        # learners instead of one each, the driver's per-request CPU being what bounds a flow.
         self._q_attempt = (
-            f"SELECT last_attempted_on, created_on FROM {ks}.assessment_aggregator "
-            "WHERE user_id=? AND course_id=? AND batch_id=? AND content_id=? AND attempt_id=?"
+            f"SELECT user_id, attempt_id, last_attempted_on, created_on "
+            f"FROM {ks}.assessment_aggregator "
+            "WHERE user_id IN ? AND course_id=? AND batch_id=? AND content_id=?"
         )
         self._q_insert = (
             f"INSERT INTO {ks}.assessment_aggregator (user_id, course_id, batch_id, content_id, "
@@ -90,12 +97,13 @@ class ServerStore:
             "grand_total, question) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self._q_scores = (
-            f"SELECT content_id, attempt_id, last_attempted_on, total_max_score, total_score "
-            f"FROM {ks}.assessment_aggregator WHERE user_id=? AND course_id=? AND batch_id=?"
+            f"SELECT user_id, content_id, attempt_id, last_attempted_on, total_max_score, "
+            f"total_score FROM {ks}.assessment_aggregator "
+            "WHERE user_id IN ? AND course_id=? AND batch_id=?"
         )
         self._q_current = (
-            f"SELECT aggregates, agg_details FROM {ks}.user_activity_agg "
-            "WHERE activity_type=? AND activity_id=? AND user_id=? AND context_id=?"
+            f"SELECT user_id, aggregates, agg_details FROM {ks}.user_activity_agg "
+            "WHERE activity_type=? AND activity_id=? AND user_id IN ? AND context_id=?"
         )
         self._q_update = (
             f"UPDATE {ks}.user_activity_agg SET aggregates = aggregates + ?, agg_details = ?, "
@@ -133,28 +141,54 @@ class ServerStore:
             msg = f"content read {url}: {exc}"
             raise TransientError(msg) from exc
 
-    def stored_attempts(self, keys: Sequence[AttemptKey]) -> list[StoredAttempt | None]:
-        results = self._cas.execute_many(
-            self._q_attempt,
-            [(k.user_id, k.course_id, k.batch_id, k.content_id, k.attempt_id) for k in keys],
-            "read attempts",
-        )
-        return [
-            StoredAttempt(epoch_ms(rows[0].last_attempted_on), epoch_ms(rows[0].created_on))
-            if rows
-            else None
-            for rows in results
+    def _read_in(
+        self, cql: str, groups: dict[tuple[Any, ...], list[str]], what: str, user_at: int = 0
+    ) -> dict[tuple[Any, ...], list[Any]]:
+        """Rows of ``cql`` per ``(*group, user)``: ``user_id IN ?`` bound at ``user_at`` among
+        each group's values, ``READ_IN_SIZE`` users a request, all requests concurrent."""
+        params = [
+            (*group[:user_at], users[i : i + READ_IN_SIZE], *group[user_at:])
+            for group, users in groups.items()
+            for i in range(0, len(users), READ_IN_SIZE)
         ]
+        found: dict[tuple[Any, ...], list[Any]] = {}
+        for p, rows in zip(params, self._cas.execute_many(cql, params, what), strict=True):
+            group = (*p[:user_at], *p[user_at + 1 :])
+            for r in rows:
+                found.setdefault((*group, r.user_id), []).append(r)
+        return found
+
+    def stored_attempts(self, keys: Sequence[AttemptKey]) -> list[StoredAttempt | None]:
+        groups: dict[tuple[Any, ...], list[str]] = {}
+        for k in dict.fromkeys(keys):
+            groups.setdefault((k.course_id, k.batch_id, k.content_id), []).append(k.user_id)
+        found = self._read_in(self._q_attempt, groups, "read attempts")
+        out: list[StoredAttempt | None] = []
+        for k in keys:
+            rows = [
+                r
+                for r in found.get((k.course_id, k.batch_id, k.content_id, k.user_id), [])
+                if r.attempt_id == k.attempt_id
+            ]
+            out.append(
+                StoredAttempt(epoch_ms(rows[0].last_attempted_on), epoch_ms(rows[0].created_on))
+                if rows
+                else None
+            )
+        return out
 
     def write_attempts(self, rows: Sequence[AssessmentAggregatorRow]) -> None:
-        self._cas.execute_many(
-            self._q_insert,
-            [tuple(r.columns().values()) for r in rows],  # the INSERT's column order
+        self._cas.execute_logged_batches(
+            [[(self._q_insert, tuple(r.columns().values()))] for r in rows],  # column order
             "insert attempts",
+            combine_bytes=BATCH_BYTES,
         )
 
     def scores(self, keys: Sequence[UserCourseBatch]) -> list[list[StoredScore]]:
-        results = self._cas.execute_many(self._q_scores, list(keys), "read scores")
+        groups: dict[tuple[Any, ...], list[str]] = {}
+        for user, course, batch in dict.fromkeys(keys):
+            groups.setdefault((course, batch), []).append(user)
+        found = self._read_in(self._q_scores, groups, "read scores")
         return [
             [
                 StoredScore(
@@ -164,33 +198,36 @@ class ServerStore:
                     r.total_max_score,
                     r.total_score,
                 )
-                for r in rows
+                for r in found.get((course, batch, user), [])
             ]
-            for rows in results
+            for user, course, batch in keys
         ]
 
     def current_aggs(self, keys: Sequence[UserCourseBatch]) -> list[CurrentActivityAgg | None]:
-        results = self._cas.execute_many(
-            self._q_current,
-            [(ACTIVITY_TYPE, course, user, f"cb:{batch}") for user, course, batch in keys],
-            "read activity agg",
-        )
-        return [
-            CurrentActivityAgg(dict(rows[0].aggregates or {}), list(rows[0].agg_details or []))
-            if rows
-            else None
-            for rows in results
-        ]
+        groups: dict[tuple[Any, ...], list[str]] = {}
+        for user, course, batch in dict.fromkeys(keys):
+            groups.setdefault((ACTIVITY_TYPE, course, f"cb:{batch}"), []).append(user)
+        found = self._read_in(self._q_current, groups, "read activity agg", user_at=2)
+        out: list[CurrentActivityAgg | None] = []
+        for user, course, batch in keys:
+            rows = found.get((ACTIVITY_TYPE, course, f"cb:{batch}", user), [])
+            out.append(
+                CurrentActivityAgg(dict(rows[0].aggregates or {}), list(rows[0].agg_details or []))
+                if rows
+                else None
+            )
+        return out
 
     def update_aggs(self, updates: Sequence[UserActivityAggUpdate]) -> None:
-        self._cas.execute_many(
-            self._q_update,
+        self._cas.execute_logged_batches(
             [
-                (u.aggregates, list(u.agg_details), u.agg_last_updated, u.activity_type,
-                 u.activity_id, u.user_id, u.context_id)
+                [(self._q_update,
+                  (u.aggregates, list(u.agg_details), u.agg_last_updated, u.activity_type,
+                   u.activity_id, u.user_id, u.context_id))]
                 for u in updates
             ],
             "update activity agg",
+            combine_bytes=BATCH_BYTES,
         )  # fmt: skip
 
     def close(self) -> None:
