@@ -11,11 +11,17 @@ import segno
 # eight (segno's default) costs ~4 ms per code, 80% of the encoding time.
 QR_MASK = 4
 QR_PIXELS_PER_MODULE = 10
+QR_BORDER = 3
+_GRAY = bytes([255] + [0] * 255)  # a module's value (0 light, else dark) -> its gray pixel
 
 
-def qr_matrix(text: str, border: int = 3) -> list[list[bool]]:
+def _make(text: str) -> segno.QRCode:
+    return segno.make_qr(text, error="h", boost_error=False, mask=QR_MASK)
+
+
+def qr_matrix(text: str, border: int = QR_BORDER) -> list[list[bool]]:
     """The QR modules of ``text`` (error correction H), quiet zone included; True = dark."""
-    qr = segno.make_qr(text, error="h", boost_error=False, mask=QR_MASK)
+    qr = _make(text)
     return [[bool(v) for v in row] for row in qr.matrix_iter(border=border)]
 
 
@@ -30,9 +36,11 @@ def qr_data_uri(text: str) -> str:
     """
     from PIL import Image
 
-    rows = qr_matrix(text)
-    n = len(rows)
-    gray = b"".join(bytes(0 if dark else 255 for dark in row) for row in rows)
+    matrix = _make(text).matrix  # rows of module values, no quiet zone
+    n = len(matrix) + 2 * QR_BORDER
+    edge, light = b"\xff" * QR_BORDER, b"\xff" * n * QR_BORDER
+    body = b"".join(edge + bytes(row).translate(_GRAY) + edge for row in matrix)
+    gray = light + body + light  # what qr_matrix draws, one byte a module (0 dark, 255 light)
     scale = QR_PIXELS_PER_MODULE
     img = Image.frombytes("1", (n, n), gray, "raw", "L").resize(
         (n * scale, n * scale), Image.Resampling.NEAREST
