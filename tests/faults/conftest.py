@@ -94,9 +94,8 @@ def faults_stack() -> Iterator[Settings]:
     if not any(keys.glob("*.private.pem")):
         signing.generate_keys(keys)
     yield s.with_overrides(certificates=s.certificates.model_copy(update={"keys_dir": keys}))
-    if not KEEP_STACK:
+    if not KEEP_STACK:  # failed cases' logs stay in .stack-faults/cases
         stack.down(s, _noop, wipe=True)
-        shutil.rmtree(STACK_DIR / "cases", ignore_errors=True)
 
 
 def _reset_stores(s: Settings) -> None:

@@ -353,6 +353,33 @@ class Row:
     note: str = ""
 
 
+# ---- checks ------------------------------------------------------------------------------------
+
+
+def check_clean_state(case: Case, workload: Workload, ref: Reference, row: Row) -> None:
+    """Fill the row from what the case left, then require the clean run's state and outputs."""
+    got = snapshot(case.settings, workload)
+    diff = compare(ref.snapshot, got, workload.resends)
+    row.applied = workload.progress(case.settings)
+    row.parked, row.lost, row.duplicated = got.parked, diff.lost, diff.duplicated
+    row.resent = diff.resent
+    debris = workload.debris(case.settings)
+    if debris:
+        row.note += f"; {len(debris)} temporary file(s) left by the kill, e.g. {debris[0]}"
+    assert diff.none, f"{diff.lost} lost, {diff.duplicated} duplicated: {diff.examples}"
+    assert got.parked == ref.snapshot.parked, (
+        f"{got.parked} parked, clean run {ref.snapshot.parked}"
+    )
+
+
+def assert_running(proc: FlowProcess, applied: int, total: int) -> None:
+    """The flow is still running and has work left: a fault now lands inside the run."""
+    assert proc.alive(), (
+        f"the flow exited ({proc.proc.returncode}) at {applied} of {total}: {proc.tail()}"
+    )
+    assert applied < total, f"all {total} events applied before the fault"
+
+
 # ---- waiting ----------------------------------------------------------------------------------
 
 

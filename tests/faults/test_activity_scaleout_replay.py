@@ -11,11 +11,11 @@ from tests.faults.harness import (
     Case,
     Reference,
     Row,
+    check_clean_state,
     produce_events,
     wait_for_count,
     wait_for_progress,
 )
-from tests.faults.test_server_faults import check_clean_state
 from tests.faults.workloads import ACTIVITY
 
 FLOW = ACTIVITY.flow

@@ -13,6 +13,8 @@ from tests.faults.harness import (
     Case,
     Reference,
     Row,
+    assert_running,
+    check_clean_state,
     fill,
     no_space_line,
     parked_origins,
@@ -20,7 +22,6 @@ from tests.faults.harness import (
     small_disk,
     wait_for_progress,
 )
-from tests.faults.test_server_faults import check_clean_state
 from tests.faults.workloads import ACTIVITY, GENERATOR, Workload
 
 STOP_TIMEOUT_S = 120.0
@@ -34,7 +35,7 @@ def _disk_full_mid_run(
     row.sent = total = len(events)
     proc = case.run_flow("--until-caught-up")
     applied = wait_for_progress(workload, case.settings, max(1, total // 4), proc)
-    assert proc.alive() and applied < total, f"finished before the disk filled: {applied}/{total}"
+    assert_running(proc, applied, total)
     filler = fill(disk)
     code = proc.wait(STOP_TIMEOUT_S)
     stopped_at = workload.progress(case.settings)

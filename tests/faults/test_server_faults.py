@@ -18,12 +18,12 @@ from tests.faults.harness import (
     Case,
     Reference,
     Row,
-    compare,
+    assert_running,
+    check_clean_state,
     keep_log,
     paused,
     produce_events,
     restart,
-    snapshot,
     wait_for_progress,
 )
 from tests.faults.workloads import WORKLOADS, Workload
@@ -38,22 +38,6 @@ def _load(case: Case, workload: Workload, row: Row) -> int:
     produce_events(case.settings, workload.input(case.settings), events)
     row.sent = len(events)
     return len(events)
-
-
-def check_clean_state(case: Case, workload: Workload, ref: Reference, row: Row) -> None:
-    """Fill the row from what the case left, then require the clean run's state and outputs."""
-    got = snapshot(case.settings, workload)
-    diff = compare(ref.snapshot, got, workload.resends)
-    row.applied = workload.progress(case.settings)
-    row.parked, row.lost, row.duplicated = got.parked, diff.lost, diff.duplicated
-    row.resent = diff.resent
-    debris = workload.debris(case.settings)
-    if debris:
-        row.note += f"; {len(debris)} temporary file(s) left by the kill, e.g. {debris[0]}"
-    assert diff.none, f"{diff.lost} lost, {diff.duplicated} duplicated: {diff.examples}"
-    assert got.parked == ref.snapshot.parked, (
-        f"{got.parked} parked, clean run {ref.snapshot.parked}"
-    )
 
 
 @pytest.mark.parametrize("flow", FLOWS)
@@ -88,7 +72,7 @@ def test_cassandra_paused_mid_run_is_waited_out(
     total = _load(case, workload, row)
     proc = case.run_flow("--until-caught-up")
     applied = wait_for_progress(workload, case.settings, max(1, total // 5), proc)
-    assert proc.alive() and applied < total, f"finished before the pause: {applied} of {total}"
+    assert_running(proc, applied, total)
     with paused(case.settings, "cassandra"):
         time.sleep(CASSANDRA_PAUSE_S)
         assert proc.alive(), f"the flow exited during the pause: {proc.tail()}"
@@ -111,7 +95,7 @@ def test_server_restarted_mid_run_is_reconnected(
     total = _load(case, workload, row)
     proc = case.run_flow("--until-caught-up")
     applied = wait_for_progress(workload, case.settings, max(1, total // 5), proc)
-    assert proc.alive() and applied < total, f"finished before the restart: {applied} of {total}"
+    assert_running(proc, applied, total)
     took = restart(case.settings, server)
     t0 = time.monotonic()
     code = proc.wait(300)
