@@ -2,7 +2,7 @@
 
 CairoSVG draws every letter of a text on its own (save, move, measure, draw, restore: ~10
 Python-level Cairo calls a letter, twice per text: once as a path, once as text), which is
-two thirds of a certificate's render time (docs/flows/certificate-generator.md#10-performance).
+two thirds of a certificate's render time (docs/flows/certificate-generator.md#8-pdf-and-storage).
 For the common case — a ``<text>`` with no child elements, one ``x`` and one ``y``, no
 ``dx``/``dy``/``rotate``, not on a path — :func:`fast_text` computes the same letter positions
 (each letter's own advance plus ``letter-spacing``, whitespace skipped) and the same bounding
@@ -10,9 +10,12 @@ box from memoised per-letter extents, and draws all the letters with one ``show_
 ``glyph_path``). Every other text goes to CairoSVG's own drawer unchanged.
 
 :func:`install` puts it in CairoSVG's tag table; :mod:`certificates.render` calls it before
-rendering. Letters land where CairoSVG puts them (to the last digit Cairo writes, see
-tests/unit/test_cert_speed_text.py); the PDF content differs only in grouping the letters of
-a text into one text object.
+rendering. The letters are the same glyphs at the same positions; the PDF holds them as one
+text run per element instead of one per letter, which viewers place by the font's advances
+rounded to 1/1000 em, so edges can move by a small fraction of a pixel (a raster of the
+sample's text differs from CairoSVG's in anti-aliasing only: tests/unit/test_cert_speed_text.py).
+With no stroke, the outline pass (which only feeds a transparent stroke) is skipped; inside a
+clip path it is kept.
 """
 
 from __future__ import annotations
@@ -153,7 +156,10 @@ def fast_text(surface: Any, node: Any, draw_as_text: bool = False) -> None:
         box = extend_bounding_box(box, (end, (end[0] + advance, end[1] + height)))
         if not letter.isspace():
             glyphs.append((indices[i][0], gx, gy))
-    if glyphs:
+    # The outline pass only feeds the stroke that follows (or a clip path): with no stroke
+    # CairoSVG strokes it transparent, which draws nothing, so the outlines are skipped.
+    outline = not surface.stroke_and_fill or bool(node.get("stroke"))
+    if glyphs and (draw_as_text or outline):
         context.save()
         if draw_as_text:
             context.show_glyphs(glyphs)

@@ -23,6 +23,8 @@ TEXTS = """<svg xmlns="http://www.w3.org/2000/svg" width="800" height="400" view
 <text x="20" y="200" font-size="16" stroke="#aa0000" stroke-width="0.5" fill="none">Outlined</text>
 <text x="20" y="250" font-size="16">A <tspan fill="red">tspan</tspan> falls back</text>
 <text x="20 40 60" y="300" font-size="16">xyz positions fall back</text>
+<clipPath id="letters"><text x="420" y="370" font-size="60" font-weight="bold">CLIP</text></clipPath>
+<rect x="400" y="300" width="380" height="90" fill="#0a6" clip-path="url(#letters)"/>
 </svg>"""
 
 INSTALL = cairotext.install
