@@ -12,6 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import astuple
 from typing import Any, Protocol
 
 from lernflow.config import Settings
@@ -26,15 +27,17 @@ from lernflow.flows.assessment_aggregator.rows import (
     StoredScore,
     UserActivityAggUpdate,
 )
-from lernflow.kernel.cassandra import CassandraExecutor
+from lernflow.kernel.cassandra import CassandraExecutor, estimated_size
 from lernflow.kernel.errors import InvalidEvent, TransientError
 from lernflow.kernel.redis_batch import RedisBatch
 
 FLOW = "assessment-aggregator"
 #: learners named in one read (``user_id IN ?``)
 READ_IN_SIZE = 50
-#: consecutive rows' logged batches are joined up to about this size (Cassandra warns from 5 KiB)
+#: rows written together are joined up to about this size (Cassandra warns from 5 KiB) ...
 BATCH_BYTES = 4000
+#: ... and at most this many (it warns from 10 partitions in one unlogged batch)
+BATCH_ROWS = 8
 
 UserCourseBatch = tuple[str, str, str]
 """``(user_id, course_id, batch_id)``: whose attempts the score step reads."""
@@ -178,11 +181,9 @@ class ServerStore:
         return out
 
     def write_attempts(self, rows: Sequence[AssessmentAggregatorRow]) -> None:
-        self._cas.execute_logged_batches(
-            [[(self._q_insert, tuple(r.columns().values()))] for r in rows],  # column order
-            "insert attempts",
-            combine_bytes=BATCH_BYTES,
-        )
+        params = [tuple(r.columns().values()) for r in rows]  # the INSERT's column order
+        size = _row_size(rows[0]) if rows else 0
+        self._write_joined(self._q_insert, params, size, "insert attempts")
 
     def scores(self, keys: Sequence[UserCourseBatch]) -> list[list[StoredScore]]:
         groups: dict[tuple[Any, ...], list[str]] = {}
@@ -219,18 +220,45 @@ class ServerStore:
         return out
 
     def update_aggs(self, updates: Sequence[UserActivityAggUpdate]) -> None:
-        self._cas.execute_logged_batches(
-            [
-                [(self._q_update,
-                  (u.aggregates, list(u.agg_details), u.agg_last_updated, u.activity_type,
-                   u.activity_id, u.user_id, u.context_id))]
-                for u in updates
-            ],
-            "update activity agg",
-            combine_bytes=BATCH_BYTES,
-        )  # fmt: skip
+        params = [
+            (u.aggregates, list(u.agg_details), u.agg_last_updated, u.activity_type,
+             u.activity_id, u.user_id, u.context_id)
+            for u in updates
+        ]  # fmt: skip
+        size = estimated_size(params[0]) if params else 0
+        self._write_joined(self._q_update, params, size, "update activity agg")
+
+    def _write_joined(
+        self, cql: str, params: Sequence[tuple[Any, ...]], size: int, what: str
+    ) -> None:
+        """Upserts of independent rows as UNLOGGED batches of about ``BATCH_BYTES`` (rows of
+        about ``size`` bytes, at most ``BATCH_ROWS``), concurrently: one request per batch, and
+        no batchlog, for no row needs another's all-or-nothing (each is an idempotent upsert;
+        docs/flows/assessment-aggregator.md#one-batch)."""
+        n = max(1, min(BATCH_ROWS, BATCH_BYTES // max(1, size + len(cql) // 8)))
+        full = len(params) - len(params) % n
+        for rows, count in ((params[:full], n), (params[full:], len(params) - full)):
+            if rows:
+                joined = [
+                    tuple(v for p in rows[i : i + count] for v in p)
+                    for i in range(0, len(rows), count)
+                ]
+                self._cas.execute_many(_unlogged(cql, count), joined, what)
 
     def close(self) -> None:
         self._cas.close()
         self._relation.close()
         self._content.close()
+
+
+def _unlogged(cql: str, count: int) -> str:
+    """``count`` times ``cql`` as one UNLOGGED batch (prepared once per count)."""
+    if count == 1:
+        return cql
+    return "BEGIN UNLOGGED BATCH " + "; ".join([cql] * count) + " APPLY BATCH"
+
+
+def _row_size(row: AssessmentAggregatorRow) -> int:
+    """The estimated bytes of an attempt row, its questions included."""
+    columns = [v for k, v in row.columns().items() if k != "question"]
+    return estimated_size(columns) + sum(estimated_size(astuple(q)) for q in row.question)
