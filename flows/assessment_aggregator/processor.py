@@ -1,12 +1,13 @@
-"""One round of assessment-aggregator: read through the store, plan with ``logic``, apply.
+"""One batch of assessment-aggregator: read through the store, plan with ``logic``, apply.
 
-The shell (:mod:`flows.shell`) parks unparseable messages and splits a batch into rounds (the
-k-th message of every ``(user, course)``), so a round's Redis and Cassandra calls are batched
-while one learner's messages still see each other's writes, as Sunbird's chained operators do.
-Per round: attempt step reads → :func:`~.logic.plan_attempt` → attempt rows written → score
-step reads → :func:`~.logic.plan_score_step` → certificate requests produced and acknowledged
-→ ``user_activity_agg`` updated. A crash between two of these is healed on replay
-(docs/flows/assessment-aggregator.md#design-replays-heal).
+The shell (:mod:`flows.shell`) parks unparseable messages and hands the whole batch over as one
+round (``round_key`` None). The messages are planned in steps, the k-th message of every
+``(user, course)`` in step k (:mod:`.steps`), each step on the rows and aggregates the earlier
+steps leave, so one learner's messages still see each other's writes, as Sunbird's chained
+operators do, while the batch reads each learner once and writes each row once: stored attempts
+read → attempts planned step by step → attempt rows written → scores read → score steps planned
+→ certificate requests produced and acknowledged → ``user_activity_agg`` updated. A crash
+between two of these is healed on replay (docs/flows/assessment-aggregator.md#one-batch).
 """
 
 from __future__ import annotations
