@@ -106,10 +106,15 @@ def _field(text: str | None, first_column: bool, neutralise: bool = False) -> st
 def csv_line(values: Sequence[Any], *, neutralise: bool = True) -> str:
     """One record without its line ending; ``neutralise``: text cells that would be read as
     formulas get a leading ``'`` (module docstring)."""
-    return ",".join(
-        _field(render_value(value), index == 0, neutralise and isinstance(value, str))
-        for index, value in enumerate(values)
-    )
+    fields = []
+    first = True
+    for value in values:
+        if isinstance(value, str):
+            fields.append(_field(value, first, neutralise))
+        else:
+            fields.append(_field(render_value(value), first, False))
+        first = False
+    return ",".join(fields)
 
 
 def to_csv(

@@ -104,17 +104,21 @@ def organize(
             msg = f"cannot resolve '{name}' given input columns: [{', '.join(display)}]"
             raise BatchFailed(msg)
     strings = set(string_columns)
+    # each display column takes its value from the last internal column of that display name
+    source = {mapping.get(name, name): name for name in columns}
+    plan = [(name, source[name], source[name] == "batchid", source[name] in strings) for name in header]  # fmt: skip
     out: list[dict[str, Any]] = []
     for row in rows:
         values: dict[str, Any] = {}
-        for name in columns:
-            value = row.get(name)
-            if name == "batchid" and value is not None:
+        for name, internal, is_batch, is_string in plan:
+            value = row.get(internal)
+            if value is None:
+                if is_string:
+                    value = ""
+            elif is_batch:
                 value = BATCH_ID_PREFIX + str(value)
-            if value is None and name in strings:
-                value = ""
-            values[mapping.get(name, name)] = value
-        out.append({name: values[name] for name in header})
+            values[name] = value
+        out.append(values)
     return header, out
 
 

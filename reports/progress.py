@@ -18,6 +18,7 @@ A missing ``content_hierarchy`` row (``hierarchy=None``) fails the batch with Su
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import struct
@@ -293,6 +294,11 @@ def completion_percentage(
     completed = sum(
         1 for content, status in contentstatus.items() if status == 2 and content not in optional
     )
+    return _percentage(completed, leaf_nodes)
+
+
+@functools.lru_cache(maxsize=4096)
+def _percentage(completed: int, leaf_nodes: int) -> int:
     if completed >= leaf_nodes:
         return 100
     ratio = _float32(_float32(float(completed)) / _float32(float(leaf_nodes)))
@@ -325,6 +331,7 @@ def _reject_constant(name: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of a value with few distinct texts
 def declared_board(board: str | None) -> str | None:
     """Sunbird's ``extractFromArrayString``: the first element if the value parses (Jackson,
     trailing content ignored) as a JSON list whose head is a string; a null head gives null;
