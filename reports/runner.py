@@ -13,9 +13,11 @@ silently, which is how a report ends up empty.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,8 +147,27 @@ def _run_rows(
     return out
 
 
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """Rarer cyclic garbage collections while a batch is built: its rows are 100,000s of
+    acyclic objects that every collection of the oldest generation walks again (5 of 16 s
+    of a 100,000-enrolment batch went to the collector; docs/flows/progress-exhaust.md §15).
+    The previous thresholds are restored after the batch."""
+    before = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def _run_batch(run: _Run, row: BatchRow, coll: Collection) -> BatchOutcome:
     """One live batch: its report, written as a CSV at Sunbird's path (or why it failed)."""
+    with _few_collections():
+        return _write_batch(run, row, coll)
+
+
+def _write_batch(run: _Run, row: BatchRow, coll: Collection) -> BatchOutcome:
     batch = _batch(row, coll, run.requested_org, run.custodian)
     result = _one(run.settings, run.job_id, run.store, batch, run.ctx, run.decrypt)
     if result.error is not None:
