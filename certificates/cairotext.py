@@ -26,11 +26,7 @@ from typing import Any
 import cairocffi as cairo  # type: ignore[import-untyped]
 import cairosvg.surface  # type: ignore[import-untyped]
 import cairosvg.text  # type: ignore[import-untyped]
-from cairosvg.bounding_box import (  # type: ignore[import-untyped]
-    EMPTY_BOUNDING_BOX,
-    extend_bounding_box,
-    is_valid_bounding_box,
-)
+from cairosvg.bounding_box import is_valid_bounding_box  # type: ignore[import-untyped]
 from cairosvg.helpers import normalize, size  # type: ignore[import-untyped]
 from cairosvg.url import parse_url  # type: ignore[import-untyped]
 
@@ -143,7 +139,9 @@ def fast_text(surface: Any, node: Any, draw_as_text: bool = False) -> None:
         d[0] = 0
     if y0:
         d[1] = 0
-    glyphs, box = [], EMPTY_BOUNDING_BOX
+    glyphs: list[tuple[int, float, float]] = []
+    xs: list[float] = []
+    ys: list[float] = []
     x = x0
     for i, ((advance, height), letter) in enumerate(
         zip(_letter_extents(context, key, text), text, strict=True)
@@ -152,8 +150,9 @@ def fast_text(surface: Any, node: Any, draw_as_text: bool = False) -> None:
             x += letter_spacing
         gx, gy = x + d[0] + x_align, y0 + d[1] + y_align
         x += advance
-        end = (x + x_align + d[0], y0 + y_align + d[1])
-        box = extend_bounding_box(box, (end, (end[0] + advance, end[1] + height)))
+        end_x, end_y = x + x_align + d[0], y0 + y_align + d[1]  # CairoSVG's box points
+        xs += (end_x, end_x + advance)
+        ys += (end_y, end_y + height)
         if not letter.isspace():
             glyphs.append((indices[i][0], gx, gy))
     # The outline pass only feeds the stroke that follows (or a clip path): with no stroke
@@ -167,6 +166,7 @@ def fast_text(surface: Any, node: Any, draw_as_text: bool = False) -> None:
             context.glyph_path(glyphs)
         context.restore()
     surface.cursor_position = (x, y0)
+    box = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
     if is_valid_bounding_box(box):
         node["text_bounding_box"] = box
 
