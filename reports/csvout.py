@@ -38,9 +38,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -118,45 +119,38 @@ def csv_line(values: Sequence[Any], *, neutralise: bool = True) -> str:
 
 
 def to_csv(
-    header: Sequence[str], rows: Iterable[Mapping[str, Any]], *, neutralise: bool = True
+    header: Sequence[str],
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    neutralise: bool = True,
+    header_line: bool = True,
 ) -> bytes:
     """The CSV file Sunbird writes for ``header`` and ``rows`` (rows keyed by header text;
     a missing key is null). ``neutralise=False`` (``LERNFLOW_REPORTS_NEUTRALISE_FORMULAS=false``)
-    writes Sunbird's bytes exactly; the default neutralises formula cells."""
-    return "".join(_lines(header, rows, neutralise)).encode("utf-8")
-
-
-def _lines(
-    header: Sequence[str], rows: Iterable[Mapping[str, Any]], neutralise: bool
-) -> Iterator[str]:
-    """The file's records, each with its ``\n`` (records that render empty are skipped)."""
-    first = csv_line(list(header), neutralise=neutralise)
-    if first:
-        yield first + "\n"
-    for row in rows:
-        line = csv_line([row.get(name) for name in header], neutralise=neutralise)
-        if line:
-            yield line + "\n"
+    writes Sunbird's bytes exactly; the default neutralises formula cells. ``header_line=False``
+    leaves the header record out (a later part of a file, :func:`write_csv`)."""
+    lines = [csv_line(list(header), neutralise=neutralise)] if header_line else []
+    lines.extend(
+        csv_line([row.get(name) for name in header], neutralise=neutralise) for row in rows
+    )
+    return "".join(line + "\n" for line in lines if line).encode("utf-8")
 
 
 def write_csv(
     path: Path, header: Sequence[str], rows: Iterable[Mapping[str, Any]], *, neutralise: bool = True
 ) -> int:
-    """Write :func:`to_csv`'s bytes to ``path`` as they are rendered (the whole file is never
-    held in memory); return its size in bytes."""
-    size = 0
+    """Write :func:`to_csv`'s bytes to ``path`` part by part (``_ROWS_PER_WRITE`` rows at a
+    time: the whole file is never held in memory); return its size in bytes."""
+    pending = iter(rows)
     with path.open("wb") as out:
-        buffer: list[str] = []
-        for line in _lines(header, rows, neutralise):
-            buffer.append(line)
-            if len(buffer) >= _LINES_PER_WRITE:
-                size += out.write("".join(buffer).encode("utf-8"))
-                buffer.clear()
-        size += out.write("".join(buffer).encode("utf-8"))
+        part = list(islice(pending, _ROWS_PER_WRITE))
+        size = out.write(to_csv(header, part, neutralise=neutralise))
+        while part := list(islice(pending, _ROWS_PER_WRITE)):
+            size += out.write(to_csv(header, part, neutralise=neutralise, header_line=False))
     return size
 
 
-_LINES_PER_WRITE = 2000
+_ROWS_PER_WRITE = 2000
 
 
 def _ist_day(moment: datetime) -> date:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lernflow.reports.csvout import to_csv
+from lernflow.reports import csvout
+from lernflow.reports.csvout import to_csv, write_csv
 from lernflow.reports.model import Attempt, Batch, Enrolment, ReportContext
 from lernflow.reports.progress import progress_rows
 
@@ -115,3 +117,23 @@ def test_large_report_bytes_are_pinned(org: str, neutralise: bool) -> None:
     header, rows, _dropped = _report(org)
     body = to_csv(header, rows, neutralise=neutralise)
     assert (hashlib.sha256(body).hexdigest(), len(rows)) == PINNED[(org, neutralise)]
+
+
+@pytest.mark.parametrize("rows_per_write", [2000, 7, 1])
+def test_write_csv_writes_the_bytes_of_to_csv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows_per_write: int
+) -> None:
+    monkeypatch.setattr(csvout, "_ROWS_PER_WRITE", rows_per_write)
+    header, rows, _dropped = _report("org-large")
+    cases = [
+        (header, rows, True),
+        (header, rows, False),
+        (header, [], True),  # header only
+        (["One"], [{"One": None}, {"One": "x"}, {}], True),  # records that render empty
+    ]
+    for n, (head, body, neutralise) in enumerate(cases):
+        path = tmp_path / f"{n}.csv"
+        size = write_csv(path, head, body, neutralise=neutralise)
+        expected = to_csv(head, body, neutralise=neutralise)
+        assert path.read_bytes() == expected
+        assert size == len(expected)
