@@ -125,7 +125,7 @@ def test_write_csv_writes_the_bytes_of_to_csv(
 ) -> None:
     monkeypatch.setattr(csvout, "_ROWS_PER_WRITE", rows_per_write)
     header, rows, _dropped = _report("org-large")
-    cases = [
+    cases: list[tuple[list[str], list[dict[str, Any]], bool]] = [
         (header, rows, True),
         (header, rows, False),
         (header, [], True),  # header only
