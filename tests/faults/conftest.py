@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -77,11 +78,39 @@ def _noop(_message: str) -> None:
     pass
 
 
+@contextlib.contextmanager
+def _only_session() -> Iterator[None]:
+    """Hold ``.stack-faults/session.lock`` for the session: two sessions on one stack would
+    truncate each other's tables and stop each other's servers, so a second one stops at once."""
+    lock = (STACK_DIR / "session.lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "?"
+        lock.close()
+        pytest.exit(f"another fault-suite session (pid {holder}) is using {STACK_DIR}; "
+                    "run again when it has ended", returncode=3)  # fmt: skip
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    try:
+        yield
+    finally:
+        lock.close()  # releases the lock
+
+
 @pytest.fixture(scope="session")
 def faults_stack() -> Iterator[Settings]:
     base = load_settings()
     STACK_DIR.mkdir(parents=True, exist_ok=True)
     STACK_DIR.chmod(0o755)  # PostgreSQL runs as the postgres user and must reach its data
+    with _only_session():
+        yield from _the_stack(base)
+
+
+def _the_stack(base: Settings) -> Iterator[Settings]:
     s = second_stack_settings(base, STACK_DIR, FAULTS_PORTS, kafka_heap="512m", cassandra_heap="1G")
     assert s.kafka.brokers != base.kafka.brokers and s.cassandra.port != base.cassandra.port
     for srv in stack.servers(s, _noop):
