@@ -21,8 +21,7 @@ from lernflow.flows.assessment_aggregator import logic
 from lernflow.flows.assessment_aggregator.decisions import AssessDecision, Verdict
 from lernflow.flows.assessment_aggregator.events import BatchAssessEvent
 from lernflow.flows.assessment_aggregator.logic import Event, Outcome
-from lernflow.flows.assessment_aggregator.rows import StoredScore
-from lernflow.flows.assessment_aggregator.steps import BatchState, ScoreKey, steps
+from lernflow.flows.assessment_aggregator.steps import BatchState, steps
 from lernflow.flows.assessment_aggregator.store import FLOW, AssessmentStore, ServerStore
 from lernflow.flows.shell import Item, Round
 from lernflow.sinks.kafka_producer import OutMessage
@@ -96,10 +95,13 @@ class AssessmentLogic:
             ]
             for planned in stepped
         ]
-        early = state.overwritten_before_use([[d for _o, d in step] for step in to_agg])
-        base = dict(zip(early, self._store.scores(early), strict=True)) if early else {}
-        self._store.write_attempts(list(state.written.values()))
-        self._score_steps(round_, to_agg, state, base, now_ms)
+        self._store.write_attempts(state.step_rows[0] if state.step_rows else [])
+        certs = self._score_steps(to_agg, state, now_ms)
+        for n, step_certs in enumerate(certs):  # a step's rows after the earlier steps' requests
+            if n and state.step_rows[n]:
+                self._store.write_attempts(state.step_rows[n])
+            round_.send(step_certs)
+        self._store.update_aggs(list(state.updates.values()))
         if self._report is not None:
             for planned in stepped:
                 for item, outcome in planned:
@@ -121,25 +123,22 @@ class AssessmentLogic:
 
     def _score_steps(
         self,
-        round_: Round[Event],
         to_agg: list[list[tuple[Outcome, AssessDecision]]],
         state: BatchState,
-        base: dict[ScoreKey, list[StoredScore]],
         now_ms: int,
-    ) -> None:
-        """Aggregate step by step, send the certificate requests (acknowledged), then store
-        each learner's aggregates once."""
+    ) -> list[list[OutMessage]]:
+        """Aggregate step by step (the scores read after the first step's rows are written);
+        each step's certificate requests."""
         keys = list(dict.fromkeys(logic.score_key(d.event) for s in to_agg for _o, d in s))
-        missing = [k for k in keys if k not in base]
-        if missing:
-            for key, rows in zip(missing, self._store.scores(missing), strict=True):
-                base[key] = state.base_scores(key, rows)
-        certs: list[OutMessage] = []
+        base = dict(zip(keys, self._store.scores(keys), strict=True)) if keys else {}
+        base = {k: state.base_scores(k, rows) for k, rows in base.items()}
+        certs: list[list[OutMessage]] = []
         for n, step in enumerate(to_agg):
             replayed = [logic.score_key(d.event) for _o, d in step if d.verdict is Verdict.REPLAYED]
             unread = list(dict.fromkeys(k for k in replayed if k not in state.stored_aggs))
             if unread:
                 state.stored_aggs.update(zip(unread, self._store.current_aggs(unread), strict=True))
+            certs.append([])
             for outcome, decision in step:
                 key = logic.score_key(decision.event)
                 current = state.current(key) if decision.verdict is Verdict.REPLAYED else None
@@ -152,9 +151,9 @@ class AssessmentLogic:
                     state.update(key, plan.update)
                 if plan.certificate is not None:
                     outcome.certificate = plan.certificate
-                    certs.append(OutMessage(self._cert_topic, plan.certificate.encode("utf-8")))
-        round_.send(certs)
-        self._store.update_aggs(list(state.updates.values()))
+                    message = OutMessage(self._cert_topic, plan.certificate.encode("utf-8"))
+                    certs[-1].append(message)
+        return certs
 
     def close(self) -> None:
         self._store.close()

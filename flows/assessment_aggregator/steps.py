@@ -106,28 +106,10 @@ class BatchState:
             self.by_score_key.setdefault(score_key_of(key), []).append(entry)
         self.step_rows.append(rows)
 
-    def overwritten_before_use(self, to_agg: Sequence[Sequence[AssessDecision]]) -> list[ScoreKey]:
-        """Score keys whose stored rows the batch overwrites after an earlier step aggregates
-        them: their scores must be read before the batch writes (the read after it would give
-        the new values to that earlier step)."""
-        first_write: dict[AttemptKey, int] = {}
-        for n, rows in enumerate(self.step_rows):
-            for row in rows:
-                first_write.setdefault(attempt_key(row), n)
-        first_agg: dict[ScoreKey, int] = {}
-        for n, decisions in enumerate(to_agg):
-            for d in decisions:
-                first_agg.setdefault((d.event.user_id, d.event.course_id, d.event.batch_id), n)
-        out = {
-            score_key_of(k)
-            for k, n in first_write.items()
-            if self.before.get(k) is not None and first_agg.get(score_key_of(k), n) < n
-        }
-        return sorted(out)
-
     def base_scores(self, key: ScoreKey, read_after: Sequence[StoredScore]) -> list[StoredScore]:
-        """The rows before the batch, from a read after its writes: the rows it added left out
-        (a row it overwrote is overlaid by each step's view before it is used)."""
+        """The rows before the batch, from a read after its first step's writes: the rows the
+        batch added left out (a row overwritten in the first step is overlaid from that step on;
+        the later steps' rows are not written yet)."""
         return [
             s
             for s in read_after

@@ -12,7 +12,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import astuple
 from typing import Any, Protocol
 
 from lernflow.config import Settings
@@ -182,7 +181,7 @@ class ServerStore:
 
     def write_attempts(self, rows: Sequence[AssessmentAggregatorRow]) -> None:
         params = [tuple(r.columns().values()) for r in rows]  # the INSERT's column order
-        size = _row_size(rows[0]) if rows else 0
+        size = max((_row_size(r) for r in rows), default=0)
         self._write_joined(self._q_insert, params, size, "insert attempts")
 
     def scores(self, keys: Sequence[UserCourseBatch]) -> list[list[StoredScore]]:
@@ -225,14 +224,15 @@ class ServerStore:
              u.activity_id, u.user_id, u.context_id)
             for u in updates
         ]  # fmt: skip
-        size = estimated_size(params[0]) if params else 0
+        size = max((estimated_size(p) for p in params), default=0)
         self._write_joined(self._q_update, params, size, "update activity agg")
 
     def _write_joined(
         self, cql: str, params: Sequence[tuple[Any, ...]], size: int, what: str
     ) -> None:
         """Upserts of independent rows as UNLOGGED batches of about ``BATCH_BYTES`` (rows of
-        about ``size`` bytes, at most ``BATCH_ROWS``), concurrently: one request per batch, and
+        at most about ``size`` bytes, at most ``BATCH_ROWS``; a row over ``BATCH_BYTES`` goes
+        alone, as a plain statement), concurrently: one request per batch, and
         no batchlog, for no row needs another's all-or-nothing (each is an idempotent upsert;
         docs/flows/assessment-aggregator.md#one-batch)."""
         n = max(1, min(BATCH_ROWS, BATCH_BYTES // max(1, size + len(cql) // 8)))
@@ -259,6 +259,9 @@ def _unlogged(cql: str, count: int) -> str:
 
 
 def _row_size(row: AssessmentAggregatorRow) -> int:
-    """The estimated bytes of an attempt row, its questions included."""
-    columns = [v for k, v in row.columns().items() if k != "question"]
-    return estimated_size(columns) + sum(estimated_size(astuple(q)) for q in row.question)
+    """The estimated bytes of an attempt row, its questions' texts included."""
+    size = 160 + len(row.user_id) + len(row.course_id) + len(row.batch_id) + len(row.attempt_id)
+    for q in row.question:
+        size += 60 + len(q.id) + len(q.type or "") + len(q.title or "") + len(q.description or "")
+        size += sum(len(k) + len(v) + 8 for m in (*q.params, *q.resvalues) for k, v in m.items())
+    return size

@@ -20,9 +20,12 @@ from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
+from bench.assessment import _row
 from lernflow.flows.assessment_aggregator.content import leafnodes_key
+from lernflow.flows.assessment_aggregator.events import BatchAssessEvent, parse_assess_message
 from lernflow.flows.assessment_aggregator.flow import SPEC
 from lernflow.flows.assessment_aggregator.processor import AssessmentLogic
+from lernflow.flows.assessment_aggregator.store import BATCH_BYTES, ServerStore
 from lernflow.flows.shell import BatchProcessor
 from lernflow.kernel.errors import TransientError
 from tests.assessment_kit import START_MS, MemoryStore, base_settings
@@ -145,7 +148,7 @@ def test_one_batch_ends_where_one_message_at_a_time_ends(
     assert together.state() == one_by_one.state()
     assert together.messages() == one_by_one.messages()
     reference = Run().process(first, payloads)  # what the batch itself has to write, at most
-    attempts = {(m[0], m[1], m[2], m[3], m[4]) for m in batch if m[6]}
+    attempts = [m for m in batch if m[6]]  # a row at most per attempt message (crash points)
     learners = {(m[0], m[1], m[2]) for m in batch}
     assert together.store.attempt_writes - reference.store.attempt_writes <= len(attempts)
     assert together.store.agg_writes - reference.store.agg_writes <= len(learners)
@@ -175,7 +178,10 @@ def test_a_batch_stopped_by_a_lost_server_and_run_again_ends_where_one_at_a_time
         assert got[who][-1] == certs[-1]
 
 
-def test_a_learners_two_attempts_in_one_batch_read_once_and_write_the_aggregates_once() -> None:
+def test_a_learners_three_messages_in_one_batch_write_the_aggregates_once() -> None:
+    """Each step's attempt rows go after the earlier steps' certificate requests (a crash
+    between them must not turn a stored row into the earlier messages' view), the aggregates
+    once at the end."""
     msgs: list[Message] = [
         ("lf-user-ada", CACHED, "lf-batch-1", QUIZ, "a1", 1_600_000_001_000, (("q1", 1),)),
         ("lf-user-ada", CACHED, "lf-batch-1", QUIZ, "a2", 1_600_000_002_000, (("q1", 2),)),
@@ -184,7 +190,7 @@ def test_a_learners_two_attempts_in_one_batch_read_once_and_write_the_aggregates
     payloads = [_payload(m) for m in msgs]
     together = Run().process([[0, 1, 2]], payloads)
     one_by_one = Run().process([[0], [1], [2]], payloads)
-    assert (together.store.attempt_writes, together.store.agg_writes) == (2, 1)
+    assert (together.store.attempt_writes, together.store.agg_writes) == (3, 1)
     assert (one_by_one.store.attempt_writes, one_by_one.store.agg_writes) == (3, 3)
     assert together.state() == one_by_one.state()
     assert together.messages() == one_by_one.messages()
@@ -207,3 +213,39 @@ def test_the_first_message_overwritten_later_in_the_batch_sees_the_row_as_stored
     assert together.state() == one_by_one.state()
     certs = together.messages()["certificates"][("lf-user-ada", CACHED, "lf-batch-1")]
     assert [json.loads(c)["edata"]["attemptId"] for c in certs] == ["a1", "a2", "a1"]
+
+
+class RecordingExecutor:
+    """``CassandraExecutor.execute_many`` recorded: (CQL, parameter tuples) per call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[tuple[Any, ...]]]] = []
+
+    def execute_many(self, cql: str, params: Any, what: str) -> list[Any]:
+        self.calls.append((cql, list(params)))
+        return [[] for _p in params]
+
+
+def _rows(count: int, questions: int, text: str = "t") -> list[Any]:
+    out = []
+    for n in range(count):
+        m: Message = ("lf-user-" + str(n), CACHED, "lf-batch-1", QUIZ, "a1", 1_600_000_001_000,
+                      tuple((f"q{i}-{text}", 1) for i in range(questions)))  # fmt: skip
+        event = parse_assess_message(_payload(m))
+        assert isinstance(event, BatchAssessEvent)
+        out.append(_row(event, START_MS))
+    return out
+
+
+def test_attempt_rows_are_joined_in_unlogged_batches_and_a_large_row_goes_alone() -> None:
+    store = object.__new__(ServerStore)
+    store._cas = cas = RecordingExecutor()  # type: ignore[assignment]
+    store._q_insert = "INSERT INTO t (a) VALUES (?)"
+    store.write_attempts(_rows(11, 2))
+    assert [c.count("INSERT") for c, _p in cas.calls] == [8, 3]
+    assert all(c.startswith("BEGIN UNLOGGED BATCH ") for c, _p in cas.calls)
+    assert sum(len(p) for _c, ps in cas.calls for p in ps) == 11 * 12
+    cas.calls.clear()
+    large = _rows(1, 3, "x" * BATCH_BYTES)
+    store.write_attempts([*_rows(3, 2), *large])
+    assert [(c, len(ps)) for c, ps in cas.calls] == [(store._q_insert, 4)]
