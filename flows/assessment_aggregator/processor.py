@@ -4,9 +4,10 @@ The shell (:mod:`flows.shell`) parks unparseable messages and hands the whole ba
 round (``round_key`` None). The messages are planned in steps, the k-th message of every
 ``(user, course)`` in step k (:mod:`.steps`), each step on the rows and aggregates the earlier
 steps leave, so one learner's messages still see each other's writes, as Sunbird's chained
-operators do, while the batch reads each learner once and writes each row once: stored attempts
-read → attempts planned step by step → attempt rows written → scores read → score steps planned
-→ certificate requests produced and acknowledged → ``user_activity_agg`` updated. A crash
+operators do, while the batch reads each learner once and writes its aggregates once: stored
+attempts read → attempts planned step by step → the first step's attempt rows written → scores
+read → score steps planned → per step: its attempt rows (after the first) and its certificate
+requests, produced and acknowledged → ``user_activity_agg`` updated. A crash
 between two of these is healed on replay (docs/flows/assessment-aggregator.md#one-batch).
 """
 

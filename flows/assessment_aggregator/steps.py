@@ -3,8 +3,9 @@
 See docs/flows/assessment-aggregator.md#one-batch. Step k holds the k-th message of every
 (user, course), the rounds the shell used to run one after another with a read and a write
 each; here every step plans on the state the earlier steps leave (the attempt rows they wrote,
-the aggregates they stored), as if their writes had been made and read back, and the batch
-writes each attempt row and each ``user_activity_agg`` row once.
+the aggregates they stored), as if their writes had been made and read back; the batch writes
+each step's attempt rows after the earlier steps' certificate requests, and each
+``user_activity_agg`` row once.
 """
 
 from __future__ import annotations
