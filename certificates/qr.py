@@ -19,12 +19,6 @@ def _make(text: str) -> segno.QRCode:
     return segno.make_qr(text, error="h", boost_error=False, mask=QR_MASK)
 
 
-def qr_matrix(text: str, border: int = QR_BORDER) -> list[list[bool]]:
-    """The QR modules of ``text`` (error correction H), quiet zone included; True = dark."""
-    qr = _make(text)
-    return [[bool(v) for v in row] for row in qr.matrix_iter(border=border)]
-
-
 def qr_data_uri(text: str) -> str:
     """A QR code of ``text`` (error correction H, quiet zone 3 modules) as a PNG data URI.
 
@@ -40,7 +34,9 @@ def qr_data_uri(text: str) -> str:
     n = len(matrix) + 2 * QR_BORDER
     edge, light = b"\xff" * QR_BORDER, b"\xff" * n * QR_BORDER
     body = b"".join(edge + bytes(row).translate(_GRAY) + edge for row in matrix)
-    gray = light + body + light  # what qr_matrix draws, one byte a module (0 dark, 255 light)
+    gray = (
+        light + body + light
+    )  # the code with its quiet zone, one byte a module (0 dark, 255 light)
     scale = QR_PIXELS_PER_MODULE
     img = Image.frombytes("1", (n, n), gray, "raw", "L").resize(
         (n * scale, n * scale), Image.Resampling.NEAREST

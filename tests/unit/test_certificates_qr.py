@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from lernflow.certificates.qr import QR_MASK, QR_PIXELS_PER_MODULE, qr_data_uri, qr_matrix
+from lernflow.certificates.qr import QR_MASK, QR_PIXELS_PER_MODULE, qr_data_uri
 from lernflow.certificates.render import decode_data_uri
+from tests.qrkit import qr_matrix
 
 
 def test_qr_code_is_a_png_data_uri_with_whole_pixels_per_module():

@@ -14,7 +14,7 @@ import pytest
 from lernflow.certificates.credential import build_credential
 from lernflow.certificates.fetch import bundled_template_path
 from lernflow.certificates.model import CertificateData, Signatory
-from lernflow.certificates.qr import qr_data_uri, qr_matrix
+from lernflow.certificates.qr import qr_data_uri
 from lernflow.certificates.render import (
     GuardedCairoFetcher,
     extract_attachment,
@@ -32,6 +32,7 @@ from lernflow.certificates.signing import (
 from lernflow.certificates.template import fill_svg
 from lernflow.certificates.values import placeholder_values
 from lernflow.certificates.weasy import GuardedWeasyFetcher
+from tests.qrkit import qr_matrix
 from tests.unit.test_certificates_signing import data_from_event
 
 RENDERERS = ["weasyprint", "cairosvg"]
