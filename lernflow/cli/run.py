@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -9,7 +10,7 @@ import typer
 
 from lernflow.cli.common import console, flow_input_topic, flow_name, get_settings, report
 from lernflow.kernel import logs
-from lernflow.ops import cluster, runner
+from lernflow.ops import cluster, runner, stopped
 from lernflow.ops import replay as replay_mod
 from lernflow.sources.options import RunOptions
 
@@ -115,17 +116,26 @@ def run_flow(
         )  # fmt: skip
         raise typer.Exit(code)
     t0 = time.monotonic()
-    runner.run(
-        flow,
-        settings,
-        options,
-        workers=workers,
-        process_id=process_id,
-        addresses=addresses.split(";") if addresses else None,
-        recovery=not no_recovery,
-        recovery_partitions=max(4, workers),
-        recovery_prepared=recovery_prepared,
-    )
+    try:
+        runner.run(
+            flow,
+            settings,
+            options,
+            workers=workers,
+            process_id=process_id,
+            addresses=addresses.split(";") if addresses else None,
+            recovery=not no_recovery,
+            recovery_partitions=max(4, workers),
+            recovery_prepared=recovery_prepared,
+        )
+    except Exception as exc:
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise  # -v: the whole traceback
+        where = None if no_recovery else runner.recovery_dir(settings, flow)
+        console.print(
+            stopped.stop_reason(exc, flow, where), markup=False, highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(1) from None
     report(f"{flow}: finished in {time.monotonic() - t0:.1f}s")
 
 
