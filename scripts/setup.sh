@@ -24,6 +24,12 @@ dpkg -s fonts-dejavu-core >/dev/null 2>&1 || need+=(fonts-dejavu-core)  # the sa
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)  # job_request (reports)
 command -v unzip >/dev/null 2>&1 || need+=(unzip)  # tests open report zips as users do
 command -v python3.11 >/dev/null 2>&1 || need+=(python3.11 python3.11-venv)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)            # browser tests of `lernflow serve`
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v pdfdetach >/dev/null 2>&1 || need+=(poppler-utils)     # interop: the credential attachment
+command -v zbarimg >/dev/null 2>&1 || need+=(zbar-tools)          # interop: a real QR reader
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)         # alert rules checked offline
+command -v podman >/dev/null 2>&1 || need+=(podman)               # the container image
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
