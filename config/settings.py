@@ -348,6 +348,20 @@ class LimitSettings(_Base):
     max_id_chars: int = Field(256, ge=16, le=2048)
 
 
+class ServeSettings(_Base):
+    """``lernflow serve``, the certificate verification page (env ``LERNFLOW_SERVE_*``).
+
+    The QR code of a certificate points at ``{LERNFLOW_CERT_CERT_DOMAIN_URL}/certs/<id>``: serve
+    on the host and port that URL reaches (directly or behind a reverse proxy). docs/serve.md.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LERNFLOW_SERVE_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)  # 0: any free port
+    max_upload_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)  # else 413
+
+
 class Settings:
     """All settings groups, validated together."""
 
@@ -366,6 +380,7 @@ class Settings:
         postgres: PostgresSettings | None = None,
         reports: ReportSettings | None = None,
         limits: LimitSettings | None = None,
+        serve: ServeSettings | None = None,
     ) -> None:
         self.kafka = kafka
         self.cassandra = cassandra
@@ -380,6 +395,7 @@ class Settings:
         self.postgres = postgres or PostgresSettings()
         self.reports = reports or ReportSettings()
         self.limits = limits or LimitSettings()
+        self.serve = serve or ServeSettings()
 
     def groups(self) -> dict[str, _Base]:
         """Return the settings groups by name."""
@@ -397,6 +413,7 @@ class Settings:
             "postgres": self.postgres,
             "reports": self.reports,
             "limits": self.limits,
+            "serve": self.serve,
         }
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
@@ -486,4 +503,5 @@ def load_settings() -> Settings:
         postgres=_build(PostgresSettings),
         reports=_build(ReportSettings),
         limits=_build(LimitSettings),
+        serve=_build(ServeSettings),
     )
