@@ -117,6 +117,7 @@ class RedisSettings(_Base):
     user_cache_db: int = Field(12, ge=0, le=255)
     dedup_db: int = Field(13, ge=0, le=255)
     dedup_expiry_s: int = Field(604_800, ge=1)
+    heartbeat_db: int = Field(14, ge=0, le=255)  # running flows' heartbeats (lernflow status)
     socket_timeout_s: float = Field(5.0, gt=0, le=600)
 
 
@@ -218,6 +219,8 @@ class RunSettings(_Base):
     retry_max_attempts: int = Field(8, ge=1, le=1000)
     retry_base_delay_s: float = Field(0.2, gt=0)
     retry_max_delay_s: float = Field(10.0, gt=0)
+    # every running flow process writes a heartbeat this often; it expires after 3 intervals
+    heartbeat_interval_s: float = Field(5.0, gt=0, le=300)
 
 
 class AssessmentSettings(_Base):
