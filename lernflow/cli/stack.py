@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import typer
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from lernflow.cli.common import console, get_settings, out, report
+from lernflow.config import Settings
 from lernflow.config.settings import env_var_for
 from lernflow.devstack import demo as demo_mod
 from lernflow.devstack import stack
@@ -148,19 +153,64 @@ def demo() -> None:
     demo_mod.run(get_settings(), lambda m: out.print(m))
 
 
+@dataclass(frozen=True)
+class ConfigRow:
+    """One setting as ``config show`` prints it (``value`` with secrets masked)."""
+
+    setting: str
+    env_var: str
+    value: Any
+
+
+def config_rows(settings: Settings) -> list[ConfigRow]:
+    """Every setting, its env var and its effective value (SecretStr fields masked)."""
+    values = settings.as_dict()
+    return [
+        ConfigRow(f"{name}.{field}", env_var_for(type(group), field), value)
+        for name, group in settings.groups().items()
+        for field, value in values[name].items()
+    ]
+
+
+def _shown(value: Any) -> Text:
+    return Text("(not set)" if value is None else str(value))  # Text: no markup in values
+
+
+def config_table(rows: list[ConfigRow], width: int) -> Table:
+    """The settings as a table ``width`` columns wide whose names are never cut: setting, env
+    var, value side by side when they fit, else the env var above its setting in one column;
+    values wrap."""
+    env_w = max(len(r.env_var) for r in rows)
+    set_w = max(len(r.setting) for r in rows)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    if width >= set_w + env_w + 30:
+        table.add_column("setting", no_wrap=True, min_width=set_w)
+        table.add_column("env var", no_wrap=True, min_width=env_w)
+        table.add_column("value", overflow="fold")
+        for r in rows:
+            table.add_row(Text(r.setting), Text(r.env_var), _shown(r.value))
+        return table
+    table.add_column("env var / setting", no_wrap=True, min_width=max(env_w, set_w + 2))
+    table.add_column("value", overflow="fold")
+    for r in rows:
+        table.add_row(Text.assemble(r.env_var, "\n", ("  " + r.setting, "dim")), _shown(r.value))
+    return table
+
+
 @config_app.command("show")
 def config_show(
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: bool = typer.Option(
+        False, "--json", help="A JSON list of {setting, env_var, value}, for scripts."
+    ),
 ) -> None:
-    """Print the effective settings (secrets hidden) and the env var for each."""
+    """Print every effective setting with its env var (secrets hidden).
 
-    settings = get_settings()
+    The env var names are never cut: at 80 columns each env var is printed above its setting
+    and long values wrap.
+    """
+
+    rows = config_rows(get_settings())
     if as_json:
-        out.print_json(json.dumps(settings.as_dict()))
+        out.print_json(json.dumps([asdict(r) for r in rows]))
         return
-    table = Table("setting", "value", "env var")
-    for name, group in settings.groups().items():
-        values = settings.as_dict()[name]
-        for field, value in values.items():
-            table.add_row(f"{name}.{field}", str(value), env_var_for(type(group), field))
-    out.print(table)
+    out.print(config_table(rows, out.width))
