@@ -7,11 +7,12 @@ the setting, its environment variable and the offending value.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _HOSTPORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
@@ -26,6 +27,37 @@ class _Base(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore", validate_default=True)
 
 
+def _readable_file(value: Path | None) -> Path | None:
+    """A TLS file setting: None, or a file this process can read (checked at start-up)."""
+    if value is not None and not (value.is_file() and os.access(value, os.R_OK)):
+        msg = f"{str(value)!r} is not a readable file"
+        raise ValueError(msg)
+    return value
+
+
+def _need_both(model: _Base, first: str, second: str, why: str) -> None:
+    """Fail when exactly one of two settings that only work together is set."""
+    one, two = getattr(model, first) is not None, getattr(model, second) is not None
+    if one != two:
+        given, missing = (first, second) if one else (second, first)
+        msg = (
+            f"{env_var_for(type(model), given)} is set but {env_var_for(type(model), missing)} "
+            f"is not: {why}"
+        )
+        raise ValueError(msg)
+
+
+def _tls_files_need(model: _Base, enabled: bool, how: str) -> None:
+    """TLS file settings are an error when TLS is off (they would be silently ignored)."""
+    if enabled:
+        _need_both(model, "tls_cert_file", "tls_key_file", "a client certificate needs its key")
+        return
+    for name in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+        if getattr(model, name) is not None:
+            msg = f"{env_var_for(type(model), name)} is set but TLS is off: {how}"
+            raise ValueError(msg)
+
+
 class KafkaSettings(_Base):
     """Kafka connection and topic-creation defaults (env ``LERNFLOW_KAFKA_*``)."""
 
@@ -36,8 +68,16 @@ class KafkaSettings(_Base):
     replication_factor: int = Field(1, ge=1, le=16)
     retention_ms: int = Field(172_800_000, ge=60_000)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    # TLS (security_protocol SSL or SASL_SSL): the CA the brokers' certificates chain to
+    # (default: the system's CAs), a client certificate and key (PEM) for brokers that ask for one
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_key_password: SecretStr | None = None
+    tls_verify_hostname: bool = True  # the broker's certificate must name the host connected to
     consumer_batch_size: int = Field(1000, ge=1, le=100_000)
     producer_linger_ms: int = Field(5, ge=0, le=10_000)
     # failed-topic envelopes larger than this carry a truncated payload (+ its size and SHA-256);
@@ -56,17 +96,56 @@ class KafkaSettings(_Base):
                 raise ValueError(msg)
         return value
 
+    @field_validator("tls_ca_file", "tls_cert_file", "tls_key_file")
+    @classmethod
+    def _tls_file(cls, value: Path | None) -> Path | None:
+        return _readable_file(value)
+
+    @model_validator(mode="after")
+    def _security_consistent(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and (not self.sasl_username or self.sasl_password is None):
+            msg = (
+                f"LERNFLOW_KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs "
+                "LERNFLOW_KAFKA_SASL_USERNAME and LERNFLOW_KAFKA_SASL_PASSWORD"
+            )
+            raise ValueError(msg)
+        if not sasl and (self.sasl_username or self.sasl_password is not None):
+            msg = (
+                "LERNFLOW_KAFKA_SASL_USERNAME/PASSWORD are set but "
+                f"LERNFLOW_KAFKA_SECURITY_PROTOCOL={self.security_protocol} sends no "
+                "credentials: set it to SASL_SSL (or SASL_PLAINTEXT)"
+            )
+            raise ValueError(msg)
+        _tls_files_need(
+            self,
+            self.security_protocol.endswith("SSL"),
+            "set LERNFLOW_KAFKA_SECURITY_PROTOCOL to SSL or SASL_SSL",
+        )
+        return self
+
     def client_config(self) -> dict[str, str | int | float | bool]:
         """Return the librdkafka connection settings shared by producers and consumers."""
         conf: dict[str, str | int | float | bool] = {
             "bootstrap.servers": self.brokers,
             "security.protocol": self.security_protocol,
         }
-        if self.sasl_username:
-            conf["sasl.username"] = self.sasl_username
-            conf["sasl.mechanism"] = "PLAIN"
-        if self.sasl_password is not None:
+        if self.security_protocol.startswith("SASL_") and self.sasl_password is not None:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+            conf["sasl.username"] = self.sasl_username or ""
             conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.security_protocol.endswith("SSL"):
+            conf["ssl.endpoint.identification.algorithm"] = (
+                "https" if self.tls_verify_hostname else "none"
+            )
+            files = {
+                "ssl.ca.location": self.tls_ca_file,
+                "ssl.certificate.location": self.tls_cert_file,
+                "ssl.key.location": self.tls_key_file,
+            }
+            conf.update({k: str(v) for k, v in files.items() if v is not None})
+            if self.tls_key_password is not None:
+                conf["ssl.key.password"] = self.tls_key_password.get_secret_value()
         return conf
 
 
@@ -77,8 +156,14 @@ class CassandraSettings(_Base):
 
     hosts: str = "127.0.0.1"
     port: int = Field(9042, ge=1, le=65535)
-    username: str | None = None
+    username: str | None = None  # PasswordAuthenticator credentials (with password)
     password: SecretStr | None = None
+    tls: bool = False  # client_encryption_options; the CA below, else the system's CAs
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None  # when the nodes require client certificates
+    tls_key_file: Path | None = None
+    tls_key_password: SecretStr | None = None
+    tls_verify_hostname: bool = True
     courses_keyspace: str = "sunbird_courses"
     sunbird_keyspace: str = "sunbird"
     hierarchy_keyspace: str = "hierarchy_store"
@@ -98,6 +183,17 @@ class CassandraSettings(_Base):
             raise ValueError(msg)
         return value
 
+    @field_validator("tls_ca_file", "tls_cert_file", "tls_key_file")
+    @classmethod
+    def _tls_file(cls, value: Path | None) -> Path | None:
+        return _readable_file(value)
+
+    @model_validator(mode="after")
+    def _security_consistent(self) -> CassandraSettings:
+        _need_both(self, "username", "password", "Cassandra logs in with both")
+        _tls_files_need(self, self.tls, "set LERNFLOW_CASSANDRA_TLS=true")
+        return self
+
     def host_list(self) -> list[str]:
         """Return the contact points as a list."""
         return [h.strip() for h in self.hosts.split(",") if h.strip()]
@@ -110,7 +206,13 @@ class RedisSettings(_Base):
 
     host: str = "127.0.0.1"
     port: int = Field(6379, ge=1, le=65535)
+    username: str | None = None  # an ACL user (Redis 6+); without it, AUTH <password> (default)
     password: SecretStr | None = None
+    tls: bool = False  # a TLS port (--tls-port); the CA below, else the system's CAs
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None  # when the server asks for client certificates
+    tls_key_file: Path | None = None
+    tls_verify_hostname: bool = True
     relation_cache_db: int = Field(10, ge=0, le=255)
     content_cache_db: int = Field(5, ge=0, le=255)
     collection_cache_db: int = Field(0, ge=0, le=255)
@@ -119,6 +221,19 @@ class RedisSettings(_Base):
     dedup_expiry_s: int = Field(604_800, ge=1)
     heartbeat_db: int = Field(14, ge=0, le=255)  # running flows' heartbeats (lernflow status)
     socket_timeout_s: float = Field(5.0, gt=0, le=600)
+
+    @field_validator("tls_ca_file", "tls_cert_file", "tls_key_file")
+    @classmethod
+    def _tls_file(cls, value: Path | None) -> Path | None:
+        return _readable_file(value)
+
+    @model_validator(mode="after")
+    def _security_consistent(self) -> RedisSettings:
+        if self.username is not None and self.password is None:
+            msg = "LERNFLOW_REDIS_USERNAME is set but LERNFLOW_REDIS_PASSWORD is not"
+            raise ValueError(msg)
+        _tls_files_need(self, self.tls, "set LERNFLOW_REDIS_TLS=true")
+        return self
 
 
 class PostgresSettings(_Base):
@@ -132,6 +247,22 @@ class PostgresSettings(_Base):
     password: SecretStr = SecretStr("lernflow")
     database: str = "analytics"
     job_request_table: str = "job_request"  # Sunbird's postgres.table.job_request
+    # libpq's sslmode: verify-full checks the server's certificate and host name against
+    # sslrootcert (default ~/.postgresql/root.crt); require encrypts without checking
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    sslrootcert: Path | None = None
+    sslcert: Path | None = None  # a client certificate, when pg_hba asks for one (+ sslkey)
+    sslkey: Path | None = None
+
+    @field_validator("sslrootcert", "sslcert", "sslkey")
+    @classmethod
+    def _tls_file(cls, value: Path | None) -> Path | None:
+        return _readable_file(value)
+
+    @model_validator(mode="after")
+    def _security_consistent(self) -> PostgresSettings:
+        _need_both(self, "sslcert", "sslkey", "a client certificate needs its key")
+        return self
 
     @field_validator("job_request_table", "database", "user")
     @classmethod
@@ -141,12 +272,29 @@ class PostgresSettings(_Base):
             raise ValueError(msg)
         return value
 
-    def conninfo(self) -> str:
+    def conninfo(self, database: str | None = None) -> str:
         """A libpq connection string (the password included: do not log it)."""
-        return (
-            f"host={self.host} port={self.port} user={self.user} dbname={self.database} "
-            f"password={self.password.get_secret_value()} connect_timeout=10"
-        )
+        pairs: dict[str, object] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "dbname": database or self.database,
+            "password": self.password.get_secret_value(),
+            "connect_timeout": 10,
+            "sslmode": self.sslmode,
+            "sslrootcert": self.sslrootcert,
+            "sslcert": self.sslcert,
+            "sslkey": self.sslkey,
+        }
+        return " ".join(f"{k}={_libpq_value(v)}" for k, v in pairs.items() if v is not None)
+
+
+def _libpq_value(value: object) -> str:
+    """A conninfo value, quoted when it holds a space, a quote or a backslash (libpq rules)."""
+    text = str(value)
+    if text and not re.search(r"[\s'\\]", text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class TopicSettings(_Base):
@@ -285,6 +433,11 @@ class CertificateSettings(_Base):
     storage_dir: Path = Path(".stack/certificates")  # local storage of PDFs and credentials
     renderer: Literal["weasyprint", "cairosvg"] = "cairosvg"
     cert_domain_url: str = "http://127.0.0.1:8080"  # Sunbird cert_domain_url (basePath = +/certs)
+    # W3C VC Data Model of the credentials: 1.1 (issuanceDate/expirationDate) or 2.0
+    # (v2 context, validFrom/validUntil); docs/flows/certificate-generator.md#6
+    vc_version: Literal["1.1", "2.0"] = "1.1"
+    issuer_name: str = ""  # the issuer profile served at {cert_domain_url}/certs/issuer
+    issuer_url: str = ""
     template_hosts: str = ""  # comma-separated hosts templates and images may be fetched from
     # comma-separated folders local templates may be read from, besides the packaged templates
     template_roots: str = ""
@@ -475,7 +628,10 @@ def _build(model: type[_Base]) -> Any:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
+            if not err["loc"]:  # a model validator: its message names the env vars
+                problems.append(f"settings {model.__name__}: {err['msg']}")
+                continue
+            field = str(err["loc"][0])
             if field == "LERNFLOW_ENV":
                 field = "env"
             var = env_var_for(model, field) if field in model.model_fields else field
