@@ -6,10 +6,13 @@ digest of the pages it was issued with (docs/flows/certificate-generator.md#6-cr
 
 * :func:`issue_pdf` renders the pages without the credential, computes their digest
   (:func:`certificates.pdfpages.pages_digest`), signs the credential with the claim
-  ``pdf_pages: {"form": "lernflow-pages-1", "sha256": "<hex>"}`` and appends the JWT as the
-  attachment ``credential.jwt`` in an incremental update, which leaves the pages as they were.
-* :func:`verify_pdf` checks the signature, then recomputes the digest of the pages in front
-  of it and compares. A credential issued before the claim existed has no digest: the pages
+  ``pdf_pages: {"form": "lernflow-pages-1", "sha256": "<hex>"}`` and appends the JWT in an
+  incremental update, which leaves the pages as they were: the PDF/A-3 style associated file
+  ``credential.jwt`` (``application/jwt``, ``/AFRelationship /Data``) and its decoded copy
+  ``credential.json``, the same whatever the renderer.
+* :func:`verify_pdf` reads ``credential.jwt`` (the embedded file, else the Keywords metadata
+  where CairoSVG certificates issued before page digests carry it), checks the signature, then
+  recomputes the digest of the pages in front of it and compares. A credential issued before the claim existed has no digest: the pages
   are then compared with the stored copy of the certificate when one is at hand, else the
   answer is *unchecked* — neither valid nor invalid.
 * :func:`verify_token` checks a credential on its own: the signature only, so *unchecked*.
@@ -20,9 +23,12 @@ the signing key is still trusted beyond being in the key directory.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
+import json
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -37,6 +43,8 @@ PAGES_CLAIM = "pdf_pages"
 
 ATTACHMENT_NAME = "credential.jwt"
 ATTACHMENT_DESCRIPTION = "Signed W3C Verifiable Credential (JWT)"
+JSON_NAME = "credential.json"
+JSON_DESCRIPTION = f"The credential of {ATTACHMENT_NAME}, decoded (unsigned: verify the JWT)"
 NOT_CHECKED_OFFLINE = (
     "revocation (isrevoked in sunbird.cert_registry) and whether the signing key is still "
     "trusted are not checked offline"
@@ -71,7 +79,24 @@ def issue_pdf(
     digest = pages.digest()
     claim = {"form": pdfpages.PAGES_FORM, "sha256": digest}
     token = signing.sign_credential(credential, key, {PAGES_CLAIM: claim})
-    pdf = pages.with_attachment(ATTACHMENT_NAME, token.encode("ascii"), ATTACHMENT_DESCRIPTION)
+    decoded = json.dumps(credential, ensure_ascii=False, indent=2).encode("utf-8")
+    files = [
+        pdfpages.EmbeddedFile(
+            ATTACHMENT_NAME,
+            token.encode("ascii"),
+            mime="application/jwt",
+            description=ATTACHMENT_DESCRIPTION,
+            relationship="Data",  # what the pages are drawn from
+        ),
+        pdfpages.EmbeddedFile(
+            JSON_NAME,
+            decoded,
+            mime="application/json",
+            description=JSON_DESCRIPTION,
+            relationship="Supplement",
+        ),
+    ]
+    pdf = pages.with_files(files, datetime.now(UTC))
     return IssuedPdf(token=token, pdf=pdf, pages_digest=digest)
 
 
@@ -150,16 +175,30 @@ def verify_pdf(
         VALID (signature and pages hold), INVALID (no credential, a bad signature, pages that
         differ or cannot be read) or UNCHECKED (signature valid, pages could not be checked).
     """
-    token = render.extract_attachment(pdf, ATTACHMENT_NAME)
-    if token is None:
+    found = render.find_attachment(pdf, ATTACHMENT_NAME)
+    if found is None:
         reason = f"no embedded credential ({ATTACHMENT_NAME}) in this PDF"
         return _invalid(reason, Check("credential", "failed", reason))
-    claims = _signature(token, public_keys)
+    claims = _signature(found.data, public_keys)
     if isinstance(claims, Check):
         return _invalid(claims.detail, claims)
     if PAGES_CLAIM in claims:
-        return _check_digest(pdf, claims)
-    return _check_stored_copy(pdf, token, claims, storage)
+        result = _check_digest(pdf, claims)
+    else:
+        result = _check_stored_copy(pdf, found.data, claims, storage)
+    return dataclasses.replace(result, checks=(_where(found), *result.checks))
+
+
+def _where(found: render.FoundAttachment) -> Check:
+    """Where the credential was found: the embedded file, or the old Keywords form."""
+    if found.where == render.EMBEDDED:
+        return Check("credential", "ok", f"the embedded file {ATTACHMENT_NAME}")
+    return Check(
+        "credential",
+        "ok",
+        f"in the Keywords metadata ({ATTACHMENT_NAME}:…), as CairoSVG certificates were "
+        "issued before page digests",
+    )
 
 
 def _check_digest(pdf: bytes, claims: dict[str, Any]) -> Verification:

@@ -1,4 +1,4 @@
-"""A digest of what a PDF shows, and attaching a file without changing it.
+"""A digest of what a PDF shows, and attaching files without changing it.
 
 :func:`pages_digest` is the SHA-256 of a canonical form of the PDF's pages (form
 :data:`PAGES_FORM`): for each page in order, everything reachable from its page object — the
@@ -26,6 +26,9 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pypdf
 from pypdf import generic
@@ -51,6 +54,22 @@ _STREAM_CODING = frozenset({"/Length", "/Filter", "/DecodeParms", "/DL"})
 
 class UnreadablePdfError(LernflowError):
     """The PDF cannot be read, or its pages exceed the limits of :func:`pages_digest`."""
+
+
+@dataclass(frozen=True)
+class EmbeddedFile:
+    """A file to embed in a PDF as an associated file (:meth:`PdfPages.with_files`).
+
+    ``relationship`` is the PDF 2.0 / PDF/A-3 ``/AFRelationship`` of the document to the file:
+    ``Data`` (what the pages are drawn from), ``Source``, ``Alternative``, ``Supplement`` or
+    ``Unspecified``.
+    """
+
+    name: str
+    data: bytes
+    mime: str = "application/octet-stream"
+    description: str = ""
+    relationship: str = "Unspecified"
 
 
 class _PageHasher:
@@ -217,23 +236,37 @@ class PdfPages:
         return digest.hexdigest()
 
     def with_attachment(self, name: str, data: bytes, description: str = "") -> bytes:
-        """The PDF with ``data`` embedded as the file attachment ``name``, pages untouched.
+        """The PDF with ``data`` embedded as the file ``name`` (see :meth:`with_files`)."""
+        return self.with_files([EmbeddedFile(name, data, description=description)])
 
-        The attachment is appended as an incremental update (the original bytes stay a
-        prefix of the result): the embedded file, its file specification, the name tree, the
-        catalog pointing at it, and a cross-reference stream. A PDF that already has embedded
-        files or is encrypted is left to pypdf's own (slower) incremental writer.
+    def with_files(self, files: Sequence[EmbeddedFile], modified: datetime | None = None) -> bytes:
+        """The PDF with ``files`` embedded as PDF/A-3 style associated files, pages untouched.
+
+        Each file is an embedded file stream (``/Subtype`` its MIME type, ``/Params`` its size,
+        MD5 and ``modified`` time) with a file specification (``/AFRelationship``, ``/Desc``)
+        listed both in the document's ``EmbeddedFiles`` name tree (viewers' attachment panel,
+        ``pdfdetach -list``) and in the catalog's ``/AF`` array. They are appended as an
+        incremental update (the original bytes stay a prefix of the result): the files, their
+        specifications, the name tree, the catalog pointing at them, and a cross-reference
+        stream. A PDF that already has embedded or associated files, or is encrypted, is left
+        to pypdf's own (slower) incremental writer.
 
         Raises:
             UnreadablePdfError: the PDF's trailer or catalog cannot be read.
+            ValueError: no files, or two with the same name.
         """
+        names = [f.name for f in files]
+        if not names or len(set(names)) != len(names):
+            msg = f"files to embed must be one or more, with distinct names: {names}"
+            raise ValueError(msg)
+        stamp = _pdf_date(modified or datetime.now(UTC))
         try:
             update = _AttachmentUpdate(self._reader, len(self.pdf), _startxref(self.pdf))
-            return self.pdf + update.encode(name, data, description)
+            return self.pdf + update.encode(sorted(files, key=lambda f: f.name), stamp)
         except _NotSimple:
-            return _pypdf_attach(self.pdf, name, data, description)
+            return _pypdf_attach(self.pdf, files, stamp)
         except (pypdf.errors.PyPdfError, ValueError, KeyError, TypeError) as exc:
-            msg = f"cannot attach {name} to the PDF: {type(exc).__name__}: {exc}"
+            msg = f"cannot attach {names} to the PDF: {type(exc).__name__}: {exc}"
             raise UnreadablePdfError(msg) from exc
 
 
@@ -268,7 +301,7 @@ def _serialise(obj: generic.PdfObject) -> bytes:
 
 
 class _AttachmentUpdate:
-    """The bytes of an incremental update that adds one embedded file to a PDF."""
+    """The bytes of an incremental update that adds embedded, associated files to a PDF."""
 
     def __init__(self, reader: pypdf.PdfReader, end: int, prev: int) -> None:
         trailer = reader.trailer
@@ -276,7 +309,7 @@ class _AttachmentUpdate:
         if "/Encrypt" in trailer or not isinstance(root, generic.IndirectObject):
             raise _NotSimple
         catalog = root.get_object()
-        if not isinstance(catalog, generic.DictionaryObject):
+        if not isinstance(catalog, generic.DictionaryObject) or "/AF" in catalog:
             raise _NotSimple
         names = catalog.get("/Names", generic.DictionaryObject())
         names = names.get_object() if isinstance(names, generic.IndirectObject) else names
@@ -292,44 +325,37 @@ class _AttachmentUpdate:
     def _ref(self, number: int) -> generic.IndirectObject:
         return generic.IndirectObject(number, 0, self._reader)
 
-    def _bodies(self, name: str, data: bytes, description: str) -> dict[tuple[int, int], bytes]:
-        file_no, spec_no, tree_no = self._size, self._size + 1, self._size + 2
-        title = generic.TextStringObject(name)
-        spec = generic.DictionaryObject({
-            generic.NameObject("/Type"): generic.NameObject("/Filespec"),
-            generic.NameObject("/F"): title,
-            generic.NameObject("/UF"): title,
-            generic.NameObject("/EF"): generic.DictionaryObject({generic.NameObject("/F"): self._ref(file_no)}),
-            generic.NameObject("/Desc"): generic.TextStringObject(description),
-        })  # fmt: skip
-        tree = generic.DictionaryObject(
-            {generic.NameObject("/Names"): generic.ArrayObject([title, self._ref(spec_no)])}
-        )
+    def _bodies(self, files: list[EmbeddedFile], stamp: str) -> dict[tuple[int, int], bytes]:
+        """Object bodies: per file its stream and specification, then the tree and catalog."""
+        bodies: dict[tuple[int, int], bytes] = {}
+        listed: list[generic.PdfObject] = []
+        specs: list[generic.PdfObject] = []
+        for i, file in enumerate(files):
+            file_no, spec_no = self._size + 2 * i, self._size + 2 * i + 1
+            bodies[(file_no, 0)] = _file_stream(file, stamp)
+            bodies[(spec_no, 0)] = _serialise(_filespec(file, self._ref(file_no)))
+            listed += [generic.TextStringObject(file.name), self._ref(spec_no)]
+            specs.append(self._ref(spec_no))
+        tree_no = self._size + 2 * len(files)
+        tree = generic.DictionaryObject({generic.NameObject("/Names"): generic.ArrayObject(listed)})
         names = generic.DictionaryObject(self._names)
         names[generic.NameObject("/EmbeddedFiles")] = self._ref(tree_no)
         catalog = generic.DictionaryObject(self._catalog)
         catalog[generic.NameObject("/Names")] = names
-        size = len(data)
-        head = b"<< /Type /EmbeddedFile /Length %d /Params << /Size %d >> >>\nstream\n" % (
-            size,
-            size,
-        )
-        return {
-            (self._root.idnum, self._root.generation): _serialise(catalog),
-            (file_no, 0): head + data + b"\nendstream",
-            (spec_no, 0): _serialise(spec),
-            (tree_no, 0): _serialise(tree),
-        }
+        catalog[generic.NameObject("/AF")] = generic.ArrayObject(specs)
+        bodies[(tree_no, 0)] = _serialise(tree)
+        bodies[(self._root.idnum, self._root.generation)] = _serialise(catalog)
+        return bodies
 
-    def encode(self, name: str, data: bytes, description: str) -> bytes:
+    def encode(self, files: list[EmbeddedFile], stamp: str) -> bytes:
         """The update: the new objects, then a cross-reference stream for them."""
         out = io.BytesIO()
         out.write(b"\n")  # in case the file does not end with an end-of-line
         offsets: dict[tuple[int, int], int] = {}
-        for (number, generation), body in self._bodies(name, data, description).items():
+        for (number, generation), body in self._bodies(files, stamp).items():
             offsets[(number, generation)] = self._end + out.tell()
             out.write(b"%d %d obj\n" % (number, generation) + body + b"\nendobj\n")
-        xref_no = self._size + 3
+        xref_no = self._size + 2 * len(files) + 1
         offsets[(xref_no, 0)] = self._end + out.tell()
         out.write(self._xref_stream(xref_no, offsets))
         out.write(b"startxref\n%d\n%%%%EOF\n" % offsets[(xref_no, 0)])
@@ -358,15 +384,61 @@ class _AttachmentUpdate:
         return head + entries + b"\nendstream\nendobj\n"
 
 
-def _pypdf_attach(pdf: bytes, name: str, data: bytes, description: str) -> bytes:
+def _pdf_date(when: datetime) -> str:
+    """``when`` as a PDF date string in UTC (``D:YYYYMMDDHHmmSSZ``)."""
+    return when.astimezone(UTC).strftime("D:%Y%m%d%H%M%SZ")
+
+
+def _file_stream(file: EmbeddedFile, stamp: str) -> bytes:
+    """The embedded file stream's object body: dictionary, then the data unfiltered."""
+    size = len(file.data)
+    checksum = hashlib.md5(file.data, usedforsecurity=False).hexdigest().encode("ascii")
+    subtype = _serialise(generic.NameObject("/" + file.mime))
+    head = (
+        b"<< /Type /EmbeddedFile /Subtype %s /Length %d /Params << /Size %d /ModDate %s "
+        b"/CheckSum <%s> >> >>\nstream\n"
+    ) % (subtype, size, size, _serialise(generic.TextStringObject(stamp)), checksum)
+    return head + file.data + b"\nendstream"
+
+
+def _filespec(file: EmbeddedFile, stream: generic.PdfObject) -> generic.DictionaryObject:
+    """The file specification of ``file`` whose embedded file stream is ``stream``."""
+    title = generic.TextStringObject(file.name)
+    spec = generic.DictionaryObject({
+        generic.NameObject("/Type"): generic.NameObject("/Filespec"),
+        generic.NameObject("/F"): title,
+        generic.NameObject("/UF"): title,
+        generic.NameObject("/EF"): generic.DictionaryObject(
+            {generic.NameObject("/F"): stream, generic.NameObject("/UF"): stream}
+        ),
+        generic.NameObject("/AFRelationship"): generic.NameObject("/" + file.relationship),
+    })  # fmt: skip
+    if file.description:
+        spec[generic.NameObject("/Desc")] = generic.TextStringObject(file.description)
+    return spec
+
+
+def _pypdf_attach(pdf: bytes, files: Sequence[EmbeddedFile], stamp: str) -> bytes:
+    """``pdf`` with ``files`` attached by pypdf's incremental writer, listed in ``/AF`` too."""
     try:
         writer = pypdf.PdfWriter(io.BytesIO(pdf), incremental=True)
-        embedded = writer.add_attachment(name, data)
-        if description:
-            embedded.description = generic.TextStringObject(description)
+        associated = writer.root_object.get("/AF")
+        if not isinstance(associated, generic.ArrayObject):
+            associated = generic.ArrayObject()
+            writer.root_object[generic.NameObject("/AF")] = associated
+        for file in files:
+            embedded = writer.add_attachment(file.name, file.data)
+            embedded.subtype = generic.NameObject("/" + file.mime)
+            embedded.associated_file_relationship = generic.NameObject("/" + file.relationship)
+            embedded.modification_date = datetime.strptime(stamp, "D:%Y%m%d%H%M%SZ").replace(
+                tzinfo=UTC
+            )
+            if file.description:
+                embedded.description = generic.TextStringObject(file.description)
+            associated.append(embedded.pdf_object.indirect_reference)
         out = io.BytesIO()
         writer.write(out)
     except (pypdf.errors.PyPdfError, ValueError, KeyError, TypeError) as exc:
-        msg = f"cannot attach {name} to the PDF: {type(exc).__name__}: {exc}"
+        msg = f"cannot attach {[f.name for f in files]} to the PDF: {type(exc).__name__}: {exc}"
         raise UnreadablePdfError(msg) from exc
     return out.getvalue()

@@ -1,12 +1,13 @@
-"""Filled certificate SVG → one-page PDF (WeasyPrint or CairoSVG), with the signed JWT inside.
+"""Filled certificate SVG → one-page PDF (WeasyPrint or CairoSVG); finding the credential in one.
 
 Both renderers draw the SVG at its own size (``width``/``height``, else the ``viewBox`` in CSS
-pixels), so the sample template (``297mm`` x ``210mm``) gives a landscape A4 page. The signed
-credential is embedded as a PDF file attachment (``credential.jwt`` by default), so the PDF
-alone is enough to verify the certificate offline (:func:`extract_attachment`). Certificates
-are issued through :func:`certificates.binding.issue_pdf`, which renders here *without* the
-credential, signs it with the digest of the rendered pages and then appends it, so the
-credential names the pages it belongs to; ``attachment=`` here cannot do that.
+pixels), so the sample template (``297mm`` x ``210mm``) gives a landscape A4 page. They draw
+the pages only: certificates are issued through :func:`certificates.binding.issue_pdf`, which
+renders here, signs the credential with the digest of the rendered pages and then appends it
+as the associated file ``credential.jwt`` the same way whatever the renderer
+(:meth:`certificates.pdfpages.PdfPages.with_files`). :func:`find_attachment` reads it back,
+or the ``credential.jwt:<JWT>`` entry of the Keywords metadata where CairoSVG certificates
+issued before page digests carry it (docs/flows/certificate-generator.md#8-pdf-and-storage).
 
 Nothing is fetched from the network or the file system while rendering except ``data:`` URIs
 and http(s) URLs on ``allowed_hosts``: both renderers get a URL fetcher that refuses (and
@@ -32,6 +33,7 @@ import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from lernflow.certificates.sanitize import (
@@ -174,14 +176,8 @@ def page_size_pt(svg: str) -> tuple[float, float]:
 # -- rendering ------------------------------------------------------------------------------
 
 
-def _cairosvg_pdf(svg: str, attachment: bytes | None, name: str, hosts: tuple[str, ...]) -> bytes:
-    """CairoSVG's PDF; the attachment goes into the document's Keywords as ``<name>:<text>``.
-
-    Cairo cannot write embedded files and re-writing the PDF with pypdf to add one costs
-    ~40% of the render time, so for this renderer the (ASCII) credential is carried in the
-    PDF metadata instead; :func:`extract_attachment` reads either form.
-    """
-    import cairocffi  # type: ignore[import-untyped]
+def _cairosvg_pdf(svg: str, hosts: tuple[str, ...]) -> bytes:
+    """CairoSVG's PDF of ``svg``."""
     import cairosvg  # type: ignore[import-untyped]
 
     from lernflow.certificates import cairotext
@@ -192,9 +188,6 @@ def _cairosvg_pdf(svg: str, attachment: bytes | None, name: str, hosts: tuple[st
     )
     out = io.BytesIO()
     surface = cairosvg.surface.PDFSurface(tree, out, 96)
-    if attachment is not None:
-        text = attachment.decode("ascii")  # a compact JWT is base64url and dots
-        surface.cairo.set_metadata(cairocffi.PDF_METADATA_KEYWORDS, f"{name}:{text}")
     surface.finish()
     return out.getvalue()
 
@@ -202,18 +195,15 @@ def _cairosvg_pdf(svg: str, attachment: bytes | None, name: str, hosts: tuple[st
 def render_pdf(
     svg: str,
     renderer: Literal["weasyprint", "cairosvg"] = "weasyprint",
-    attachment: bytes | None = None,
-    attachment_name: str = "credential.jwt",
     allowed_hosts: tuple[str, ...] = (),
 ) -> bytes:
-    """Render a filled certificate SVG to a one-page PDF.
+    """Render a filled certificate SVG to a one-page PDF, without credential (see
+    :func:`certificates.binding.issue_pdf`).
 
     Args:
         svg: the filled SVG document (see :func:`certificates.template.fill_svg`).
         renderer: ``"weasyprint"`` (SVG drawn by WeasyPrint inside an HTML page) or
             ``"cairosvg"`` (faster, Cairo's PDF backend).
-        attachment: bytes to embed as a PDF file attachment, normally the signed JWT.
-        attachment_name: the attachment's file name.
         allowed_hosts: hosts remote images may be fetched from; everything but ``data:`` URIs
             and these hosts is refused.
 
@@ -233,31 +223,47 @@ def render_pdf(
         # a run that uses it pays for it (every flow process and CLI call would otherwise).
         from lernflow.certificates import weasy
 
-        return weasy.weasyprint_pdf(
-            clean, page_size_pt(clean), attachment, attachment_name, allowed_hosts
-        )
-    return _cairosvg_pdf(clean, attachment, attachment_name, allowed_hosts)
+        return weasy.weasyprint_pdf(clean, page_size_pt(clean), allowed_hosts)
+    return _cairosvg_pdf(clean, allowed_hosts)
 
 
-def extract_attachment(pdf: bytes, name: str = "credential.jwt") -> bytes | None:
-    """The embedded file ``name`` of ``pdf`` (or the ``<name>:`` entry of its Keywords, as
-    the cairosvg renderer writes it); None when there is none or the PDF is unreadable."""
+EMBEDDED = "embedded file"
+KEYWORDS = "Keywords metadata"
+
+
+@dataclass(frozen=True)
+class FoundAttachment:
+    """A file found in a PDF, and where: :data:`EMBEDDED` or :data:`KEYWORDS` (the old form)."""
+
+    data: bytes
+    where: str
+
+
+def find_attachment(pdf: bytes, name: str = "credential.jwt") -> FoundAttachment | None:
+    """The embedded file ``name`` of ``pdf``, else the ``<name>:`` entry of its Keywords
+    metadata (where CairoSVG certificates issued before page digests carry the credential);
+    None when there is neither or the PDF is unreadable."""
     import pypdf
 
     try:
         reader = pypdf.PdfReader(io.BytesIO(pdf))
         contents = reader.attachments.get(name)
+        if contents:
+            return FoundAttachment(contents[0], EMBEDDED)
         metadata = reader.metadata
         keywords = metadata.get("/Keywords") if metadata is not None else None
     except (pypdf.errors.PyPdfError, ValueError, KeyError) as exc:
-        logger.warning("extract_attachment: unreadable PDF: %s", exc)
+        logger.warning("find_attachment: unreadable PDF: %s", exc)
         return None
-    if contents:
-        data: bytes = contents[0]
-        return data
     if isinstance(keywords, str) and keywords.startswith(f"{name}:"):
-        return keywords[len(name) + 1 :].encode("ascii", "replace")
+        return FoundAttachment(keywords[len(name) + 1 :].encode("ascii", "replace"), KEYWORDS)
     return None
+
+
+def extract_attachment(pdf: bytes, name: str = "credential.jwt") -> bytes | None:
+    """The bytes :func:`find_attachment` finds, None when there are none."""
+    found = find_attachment(pdf, name)
+    return None if found is None else found.data
 
 
 def preview_png(pdf_or_svg: bytes, width: int = 1200) -> bytes:

@@ -1,4 +1,4 @@
-"""The WeasyPrint renderer: the certificate SVG drawn inside an HTML page, credential embedded.
+"""The WeasyPrint renderer: the certificate SVG drawn inside an HTML page.
 
 Imported only when ``LERNFLOW_CERT_RENDERER=weasyprint`` (see :func:`certificates.render.render_pdf`):
 WeasyPrint takes about half a second to import.
@@ -44,10 +44,9 @@ class GuardedWeasyFetcher(weasyprint.URLFetcher):  # type: ignore[misc]
         return super().fetch(url, headers)
 
 
-def weasyprint_pdf(
-    svg: str, size: tuple[float, float], attachment: bytes | None, name: str, hosts: tuple[str, ...]
-) -> bytes:
-    """WeasyPrint's one-page PDF of ``svg`` with ``attachment`` embedded as file ``name``."""
+def weasyprint_pdf(svg: str, size: tuple[float, float], hosts: tuple[str, ...]) -> bytes:
+    """WeasyPrint's one-page PDF of ``svg`` (the credential is attached by
+    :func:`certificates.binding.issue_pdf`, as for CairoSVG)."""
     width, height = size
     image = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
     html = (
@@ -58,21 +57,11 @@ def weasyprint_pdf(
         f"</style></head><body><img src='{image}' alt=''></body></html>"
     )
     fetcher = GuardedWeasyFetcher(hosts)
-    attachments = []
-    if attachment is not None:
-        attachments.append(
-            weasyprint.Attachment(
-                string=attachment,
-                name=name,
-                description="Signed W3C Verifiable Credential (JWT)",
-                url_fetcher=fetcher,
-            )
-        )
     document = weasyprint.HTML(string=html, url_fetcher=fetcher).render()
     if len(document.pages) != 1:
         logger.warning(
             "render: weasyprint laid the certificate out on %d pages", len(document.pages)
         )
         document = document.copy(document.pages[:1])
-    pdf: bytes = document.write_pdf(attachments=attachments)
+    pdf: bytes = document.write_pdf()
     return pdf

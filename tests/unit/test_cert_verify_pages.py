@@ -120,6 +120,17 @@ def _with_token(pdf: bytes, token: str) -> bytes:
     return pdfpages.PdfPages(_pages_only(pdf)).with_attachment("credential.jwt", token.encode())
 
 
+def _keywords_form(pdf: bytes, token: str) -> bytes:
+    """``pdf``'s pages with ``token`` in the Keywords metadata (``credential.jwt:<JWT>``), where
+    CairoSVG certificates issued before page digests carry it (a real one:
+    tests/data/certificates/issued-before-18/keywords-form.pdf, test_cert_interop.py)."""
+    writer = pypdf.PdfWriter(clone_from=io.BytesIO(_pages_only(pdf)))
+    writer.add_metadata({"/Keywords": f"credential.jwt:{token}"})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
 def _rewrite(pdf: bytes, change) -> bytes:
     """``pdf`` re-written by pypdf (its credential kept) after ``change(writer)``, as a forger
     editing the certificate would."""
@@ -185,10 +196,13 @@ def test_the_credential_is_appended_and_another_reader_finds_it(renderer, issued
     assert pdfpages.pages_digest(appended) == pdfpages.pages_digest(pages)
     document = pypdfium2.PdfDocument(cert.pdf)
     try:
-        assert len(document) == 1 and document.count_attachments() == 1
-        attachment = document.get_attachment(0)
-        assert attachment.get_name() == "credential.jwt"
-        assert bytes(attachment.get_data()) == cert.token.encode()
+        assert len(document) == 1 and document.count_attachments() == 2
+        found = {}
+        for i in range(2):
+            attachment = document.get_attachment(i)
+            found[attachment.get_name()] = bytes(attachment.get_data())
+        assert found["credential.jwt"] == cert.token.encode()
+        assert json.loads(found["credential.json"]) == _claims(cert.token)["vc"]
     finally:
         document.close()
 
@@ -198,7 +212,10 @@ def test_a_second_attachment_goes_through_pypdfs_writer_and_keeps_the_pages(issu
     both = pdfpages.PdfPages(cert.pdf).with_attachment("notes.txt", b"hello")
     assert both.startswith(cert.pdf)
     attachments = pypdf.PdfReader(io.BytesIO(both)).attachments
-    assert sorted(attachments) == ["credential.jwt", "notes.txt"]
+    assert sorted(attachments) == ["credential.json", "credential.jwt", "notes.txt"]
+    catalog = pypdf.PdfReader(io.BytesIO(both)).trailer["/Root"]
+    names = sorted(str(spec.get_object()["/F"]) for spec in catalog["/AF"])  # type: ignore[index]
+    assert names == ["credential.json", "credential.jwt", "notes.txt"]  # associated files, all
     assert render.extract_attachment(both) == cert.token.encode()
     assert pdfpages.pages_digest(both) == cert.pages_digest
 
@@ -224,7 +241,7 @@ def test_learner_as_credential_on_learner_bs_pages_is_not_valid(issued, verify):
 
 def test_a_credential_in_the_keywords_of_other_pages_is_not_valid(issued, priya, verify):
     # the form the CairoSVG renderer wrote before page digests: the JWT in the Keywords
-    swapped = render.render_pdf(priya.svg, "cairosvg", attachment=issued["cairosvg"].token.encode())
+    swapped = _keywords_form(issued["priya"].pdf, issued["cairosvg"].token)
     code, output = verify(swapped)
     assert code == 1, output
     assert "NOT VALID: pages differ from the issued certificate" in output
@@ -293,7 +310,7 @@ def test_a_pdf_without_credential_or_with_unreadable_pages_is_not_valid(issued, 
 def pre_change(key: SigningKey, asha: Learner) -> tuple[str, bytes]:
     """A certificate as issued before page digests: no pdf_pages claim, JWT in the Keywords."""
     token = sign_credential(asha.credential, key)
-    return token, render.render_pdf(asha.svg, "cairosvg", attachment=token.encode())
+    return token, _keywords_form(render.render_pdf(asha.svg, "cairosvg"), token)
 
 
 def test_a_credential_issued_before_page_digests_is_unchecked(pre_change, verify):

@@ -11,9 +11,11 @@ from pathlib import Path
 import pypdf
 import pytest
 
+from lernflow.certificates.binding import issue_pdf
 from lernflow.certificates.credential import build_credential
 from lernflow.certificates.fetch import bundled_template_path
 from lernflow.certificates.model import CertificateData, Signatory
+from lernflow.certificates.pdfpages import PdfPages
 from lernflow.certificates.qr import qr_data_uri
 from lernflow.certificates.render import (
     GuardedCairoFetcher,
@@ -24,9 +26,9 @@ from lernflow.certificates.render import (
 )
 from lernflow.certificates.sanitize import RefusedURLError, TemplateError
 from lernflow.certificates.signing import (
+    SigningKey,
     generate_keys,
     load_public_keys,
-    sign_credential,
     verify_credential,
 )
 from lernflow.certificates.template import fill_svg
@@ -59,13 +61,9 @@ def data() -> CertificateData:
 @pytest.fixture(scope="module")
 def signed(
     data: CertificateData, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[str, dict[str, object]]:
+) -> tuple[SigningKey, dict[str, object]]:
     keydir = tmp_path_factory.mktemp("render-keys")
-    key = generate_keys(keydir)
-    vc = build_credential(
-        data, "http://127.0.0.1:8080/certs/Issuer.json", key.kid, datetime(2021, 5, 27, tzinfo=UTC)
-    )
-    return sign_credential(vc, key), load_public_keys(keydir)
+    return generate_keys(keydir), load_public_keys(keydir)
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +73,17 @@ def svg(data: CertificateData) -> str:
 
 
 @pytest.fixture(scope="module")
-def pdfs(svg: str, signed: tuple[str, dict[str, object]]) -> dict[str, bytes]:
-    token = signed[0].encode("ascii")
-    return {r: render_pdf(svg, r, attachment=token) for r in RENDERERS}  # type: ignore[arg-type]
+def issued(svg: str, signed: tuple[SigningKey, dict[str, object]], data: CertificateData):
+    key = signed[0]
+    vc = build_credential(
+        data, "http://127.0.0.1:8080/certs/Issuer.json", key.kid, datetime(2021, 5, 27, tzinfo=UTC)
+    )
+    return {r: issue_pdf(svg, vc, key, r) for r in RENDERERS}  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def pdfs(issued) -> dict[str, bytes]:
+    return {r: issued[r].pdf for r in RENDERERS}
 
 
 @pytest.mark.parametrize("renderer", RENDERERS)
@@ -105,11 +111,11 @@ def test_pdf_text_shows_the_recipient_course_and_certificate(renderer, pdfs, dat
 
 
 @pytest.mark.parametrize("renderer", RENDERERS)
-def test_the_signed_jwt_is_embedded_and_verifies(renderer, pdfs, signed, data):
-    token, public_keys = signed
+def test_the_signed_jwt_is_embedded_and_verifies(renderer, pdfs, issued, signed, data):
+    public_keys = signed[1]
     embedded = extract_attachment(pdfs[renderer])
     assert embedded is not None
-    assert embedded == token.encode("ascii")
+    assert embedded == issued[renderer].token.encode("ascii")
     claims = verify_credential(embedded.decode("ascii"), public_keys)
     assert claims["vc"]["credentialSubject"]["name"] == data.recipient_name
 
@@ -159,10 +165,13 @@ def test_pdf_without_attachment_has_none_and_garbage_has_none(svg):
     assert extract_attachment(b"not a pdf") is None
 
 
-def test_attachment_name_is_configurable(svg):
-    pdf = render_pdf(svg, "weasyprint", attachment=b"{}", attachment_name="credential.json")
-    assert extract_attachment(pdf, "credential.json") == b"{}"
-    assert extract_attachment(pdf) is None
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_the_renderers_draw_pages_only_and_the_attachment_name_is_configurable(svg, renderer):
+    pdf = render_pdf(svg, renderer)  # type: ignore[arg-type]
+    assert pypdf.PdfReader(io.BytesIO(pdf)).attachments == {}
+    with_json = PdfPages(pdf).with_attachment("credential.json", b"{}")
+    assert extract_attachment(with_json, "credential.json") == b"{}"
+    assert extract_attachment(with_json) is None
 
 
 def test_unknown_renderer_and_broken_svg_are_refused(svg):
