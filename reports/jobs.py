@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lernflow.config import Settings
+from lernflow.kernel.clients import postgres_connect
 from lernflow.reports import packaging
 from lernflow.reports import requests as rq
 from lernflow.reports.decrypt import decrypt_pii
@@ -53,9 +54,7 @@ class JobRun:
 
 
 def _conn(settings: Settings) -> Any:
-    import psycopg
-
-    return psycopg.connect(settings.postgres.conninfo(), autocommit=True)
+    return postgres_connect(settings.postgres)
 
 
 def load(settings: Settings) -> list[rq.JobRequest]:

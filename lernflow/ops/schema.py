@@ -16,7 +16,7 @@ from string import Template
 
 from lernflow.config import CassandraSettings, KafkaSettings, PostgresSettings, TopicSettings
 from lernflow.flows.registry import FLOWS
-from lernflow.kernel.clients import cassandra_session, kafka_admin
+from lernflow.kernel.clients import cassandra_session, kafka_admin, postgres_connect
 
 logger = logging.getLogger(__name__)
 
@@ -172,12 +172,10 @@ JOB_REQUEST_DDL = """CREATE TABLE IF NOT EXISTS {table} (
 
 def apply_postgres(settings: PostgresSettings, table: str | None = None) -> list[str]:
     """Create the database (if missing) and Sunbird's ``job_request`` table; return what was done."""
-    import psycopg
     from psycopg import sql
 
     done = []
-    admin = settings.conninfo().replace(f"dbname={settings.database}", "dbname=postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with postgres_connect(settings, database="postgres") as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (settings.database,)
         ).fetchone()
@@ -185,7 +183,7 @@ def apply_postgres(settings: PostgresSettings, table: str | None = None) -> list
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.database)))
             done.append(f"database {settings.database} created")
     name = table or settings.job_request_table
-    with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
+    with postgres_connect(settings) as conn:
         conn.execute(sql.SQL(JOB_REQUEST_DDL).format(table=sql.Identifier(name)))
         # an older table (the test harness's) lacks batch_number: add it
         conn.execute(
