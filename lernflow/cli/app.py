@@ -10,7 +10,7 @@ import logging
 
 import typer
 
-from lernflow.cli import caches, cert, failed, report, run, stack, status
+from lernflow.cli import caches, cert, failed, report, run, serve, stack, status
 from lernflow.cli.common import console
 from lernflow.kernel import logs
 
@@ -32,6 +32,7 @@ app.command("status")(status.status)
 app.command("replay")(run.replay_cmd)
 app.command("run-job")(report.run_job_command)
 app.command("demo")(stack.demo)
+app.command("serve")(serve.serve)
 app.add_typer(cert.cert_app, name="cert")
 app.add_typer(report.report_app, name="report")
 app.add_typer(failed.failed_app, name="failed")
