@@ -355,6 +355,9 @@ class StackSettings(_Base):
     # once; production brokers default to 3000, which tests can run against (docs/runbook.md)
     kafka_group_rebalance_delay_ms: int = Field(0, ge=0, le=300_000)
     start_timeout_s: float = Field(240.0, gt=0)
+    # the servers require TLS (certificates from <dir>/pki) and the credentials of the kafka,
+    # cassandra, redis and postgres settings: ``lernflow stack up --secure`` (docs/runbook.md)
+    secure: bool = False
 
 
 class RunSettings(_Base):
