@@ -104,6 +104,9 @@ class CertificateData:
         expiry: ``""``, an ISO date / ``YYYY-MM-DDTHH:MM:SSZ`` datetime, or Sunbird's relative
             ``<n>d|m|y`` tokens (see :meth:`expiry_at`).
         verify_base_url: the QR code points to ``f"{verify_base_url}/{cert_id}"``.
+        status_index: the certificate's bit in the revocation status list (allocated once per
+            certificate id, docs/flows/certificate-generator.md#14-revocation-and-status-list);
+            None: no ``credentialStatus`` (as certificates issued before it existed).
 
     Raises:
         ValueError: ``cert_id`` is not a UUID, ``issued_date`` is not a ``YYYY-MM-DD`` date or
@@ -125,6 +128,7 @@ class CertificateData:
     description: str = ""
     expiry: str = ""
     verify_base_url: str = "http://127.0.0.1:8080/certs"
+    status_index: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.signatories, tuple):  # a list from JSON is accepted and frozen
@@ -144,6 +148,9 @@ class CertificateData:
             raise ValueError(msg) from None
         if self.expiry:
             self.expiry_at()  # validates
+        if self.status_index is not None and self.status_index < 0:
+            msg = f"status_index must be >= 0, got {self.status_index}"
+            raise ValueError(msg)
 
     def expiry_at(self) -> datetime | None:
         """The expiry as an aware UTC datetime, or None when there is none.

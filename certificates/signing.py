@@ -257,7 +257,8 @@ def sign_credential(
 
     Header: ``alg``, ``kid``, ``typ: "JWT"``. Claims: ``vc`` (the credential), ``jti``
     (credential id), ``sub`` (``credentialSubject.id``), ``iss`` (``issuer.id``), ``iat`` and
-    ``nbf`` (``issuanceDate``) and ``exp`` when the credential has an ``expirationDate``; then
+    ``nbf`` (``issuanceDate``, or ``validFrom`` of a VC 2.0 credential) and ``exp`` when the
+    credential has an ``expirationDate`` (``validUntil``); then
     ``extra_claims`` (e.g. the page digest of :mod:`certificates.binding`), which may not
     replace any of those.
 
@@ -273,7 +274,7 @@ def sign_credential(
         msg = f"extra claims may not replace {reserved}"
         raise ValueError(msg)
     try:
-        issued = _epoch(credential["issuanceDate"])
+        issued = _epoch(credential.get("issuanceDate") or credential["validFrom"])
         claims: dict[str, Any] = {
             "vc": credential,
             "jti": credential["id"],
@@ -282,12 +283,14 @@ def sign_credential(
             "iat": issued,
             "nbf": issued,
         }
-        if credential.get("expirationDate"):
-            claims["exp"] = _epoch(credential["expirationDate"])
+        expires = credential.get("expirationDate") or credential.get("validUntil")
+        if expires:
+            claims["exp"] = _epoch(expires)
         claims.update(extra_claims or {})
     except (KeyError, TypeError) as exc:
         msg = (
-            f"credential is missing {exc}: it needs id, credentialSubject.id, issuer, issuanceDate"
+            f"credential is missing {exc}: it needs id, credentialSubject.id, issuer, "
+            "issuanceDate or validFrom"
         )
         raise ValueError(msg) from exc
     return jwt.encode(

@@ -114,6 +114,7 @@ class MakeJob:
     hosts: tuple[str, ...]
     issuer_id: str
     storage: Storage
+    vc_version: cred.VcVersion = "1.1"
 
 
 _WORKER_KEY: signing.SigningKey | None = None  # the signing key inside a pool process
@@ -137,7 +138,7 @@ def make_certificate(job: MakeJob, key: signing.SigningKey | None = None) -> Cer
     data = job.data
     issued_at = datetime.fromisoformat(data.issued_date).replace(tzinfo=UTC)
     credential = cred.build_credential(
-        data, issuer_id=job.issuer_id, kid=signer.kid, issued_at=issued_at
+        data, issuer_id=job.issuer_id, kid=signer.kid, issued_at=issued_at, version=job.vc_version
     )
     qr = qr_data_uri(f"{data.verify_base_url}/{data.cert_id}")
     svg = fill_svg(job.svg_template, placeholder_values(data, qr))
@@ -189,7 +190,10 @@ class CertificateMaker:
         c = self._s.certificates
         issuer = f"{c.cert_domain_url}/certs/issuer"
         hosts = allowed_hosts(self._s)
-        jobs = [MakeJob(i.data, i.template, c.renderer, hosts, issuer, self.storage) for i in items]
+        jobs = [
+            MakeJob(i.data, i.template, c.renderer, hosts, issuer, self.storage, c.vc_version)
+            for i in items
+        ]
         if not self._timeout and (len(jobs) < 4 or (os.cpu_count() or 1) < 2):
             return [self._here(j) for j in jobs]
         results: dict[int, Certificate | MakeFailed] = {}

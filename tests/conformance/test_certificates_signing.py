@@ -88,7 +88,7 @@ def test_credential_is_a_w3c_vc_carrying_recipient_course_issuer_and_signatories
         "publicKey": ["kid-1"],
     }
     subject = vc["credentialSubject"]
-    assert (subject["id"], subject["name"]) == ("user001", "Creation ")
+    assert (subject["id"], subject["name"]) == ("urn:lernflow:user:user001", "Creation ")
     assert subject["badge"]["id"] == "do_11309999837886054415"
     assert subject["badge"]["name"] == "new course may23"
     assert subject["badge"]["batchId"] == "0131000245281587206"
@@ -114,6 +114,6 @@ def test_sign_then_verify_round_trips_the_credential(which, request, data, publi
     claims = verify_credential(token, public_keys)
     assert claims["vc"] == vc
     assert claims["jti"] == f"urn:uuid:{data.cert_id}"
-    assert claims["sub"] == "user001"
+    assert claims["sub"] == "urn:lernflow:user:user001"
     assert claims["iss"] == ISSUER_ID
     assert claims["iat"] == claims["nbf"] == int(ISSUED_AT.timestamp())

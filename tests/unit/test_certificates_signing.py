@@ -105,7 +105,7 @@ def test_credential_is_a_w3c_vc_carrying_recipient_course_issuer_and_signatories
         "publicKey": ["kid-1"],
     }
     subject = vc["credentialSubject"]
-    assert (subject["id"], subject["name"]) == ("lf_user_07", "Priya Natarajan")
+    assert (subject["id"], subject["name"]) == ("urn:lernflow:user:lf_user_07", "Priya Natarajan")
     assert subject["badge"]["id"] == "do_lf_geometry_110"
     assert subject["badge"]["name"] == "Geometry Essentials"
     assert subject["badge"]["batchId"] == "lfbatch0930"
@@ -265,7 +265,7 @@ def test_sign_then_verify_round_trips_the_credential(which, request, data, publi
     claims = verify_credential(token, public_keys)
     assert claims["vc"] == vc
     assert claims["jti"] == f"urn:uuid:{data.cert_id}"
-    assert claims["sub"] == "lf_user_07"
+    assert claims["sub"] == "urn:lernflow:user:lf_user_07"
     assert claims["iss"] == ISSUER_ID
     assert claims["iat"] == claims["nbf"] == int(ISSUED_AT.timestamp())
 
