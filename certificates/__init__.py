@@ -6,10 +6,11 @@ The pieces, in the order a certificate is made:
    :func:`sign_credential` (compact ES256/EdDSA JWT; :func:`verify_credential` checks it).
 2. :class:`TemplateCache` (fetch + sanitise a Sunbird ``${name}`` SVG template) →
    :func:`placeholder_values` + :func:`qr_data_uri` → :func:`fill_svg` (XML-escaped values).
-3. :func:`render_pdf` (WeasyPrint or CairoSVG, JWT embedded as ``credential.jwt``) →
+3. :func:`render_pdf` (WeasyPrint or CairoSVG: the pages only) →
    :class:`LocalStorage` (atomic writes under ``<batchId>/<certId>.pdf``).
 4. :func:`issue_pdf` does 1 and 3 bound together: it renders the pages, signs the credential
-   with their digest (``pdf_pages`` claim) and attaches it; :func:`verify_pdf` checks both the
+   with their digest (``pdf_pages`` claim) and attaches it as the associated file
+   ``credential.jwt`` (and ``credential.json``); :func:`verify_pdf` checks both the
    signature and that the pages are the ones issued (:func:`verify_token`: a JWT on its own).
 
 The rendering names are imported lazily (WeasyPrint takes about half a second to import), so
