@@ -10,7 +10,7 @@ import logging
 
 import typer
 
-from lernflow.cli import caches, cert, failed, report, run, serve, stack, status
+from lernflow.cli import caches, cert, doctor, failed, report, run, serve, stack, status
 from lernflow.cli.common import console
 from lernflow.kernel import logs
 
@@ -29,6 +29,7 @@ app = typer.Typer(
 
 app.command("run")(run.run_flow)
 app.command("status")(status.status)
+app.command("doctor")(doctor.doctor)
 app.command("replay")(run.replay_cmd)
 app.command("run-job")(report.run_job_command)
 app.command("demo")(stack.demo)
