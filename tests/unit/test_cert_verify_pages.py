@@ -220,6 +220,16 @@ def test_a_second_attachment_goes_through_pypdfs_writer_and_keeps_the_pages(issu
     assert pdfpages.pages_digest(both) == cert.pages_digest
 
 
+def test_files_to_embed_need_distinct_names(issued):
+    pages = pdfpages.PdfPages(issued["cairosvg"].pdf)
+    with pytest.raises(ValueError, match="distinct names"):
+        pages.with_files(
+            [pdfpages.EmbeddedFile("a.txt", b"1"), pdfpages.EmbeddedFile("a.txt", b"2")]
+        )
+    with pytest.raises(ValueError, match="one or more"):
+        pages.with_files([])
+
+
 def test_a_re_saved_genuine_pdf_stays_valid(issued, verify):
     resaved = _with_token(issued["cairosvg"].pdf, issued["cairosvg"].token)
     assert resaved != issued["cairosvg"].pdf
