@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from lernflow.certificates.model import CertificateData, Signatory, normalize_issued_date
 from lernflow.certificates.storage import object_key
 from lernflow.flows.certificate_generator import rules
+from lernflow.flows.certificate_generator.revocation import Revocation
 
 FLOW = "certificate-generator"
 
@@ -94,7 +95,7 @@ def certificate_data(
         for s in req.signatory_list if isinstance(s, dict)
     )  # fmt: skip
     return CertificateData(
-        cert_id=rules.certificate_id(rid, req.course_id, req.batch_id, req.name),
+        cert_id=rules.certificate_id(rid, req.course_id, req.batch_id, req.name, req.old_id),
         recipient_id=rid,
         recipient_name=str(recipient.get("recipientName") or ""),
         course_id=req.course_id,
@@ -253,11 +254,13 @@ class IssuedUpdate:
 
 @dataclass(frozen=True)
 class Records:
-    """What a round records, in this order: registry rows, announcements, enrolment rewrites."""
+    """What a round records, in this order: registry rows, the revocation of the certificates
+    re-issues replace, announcements, enrolment rewrites."""
 
     registry: list[RegistryRow]
     announcements: list[Announcement]
     enrolments: list[IssuedUpdate]
+    replaced: list[Revocation] = field(default_factory=list)
 
 
 def registry_row(m: Made, now: datetime) -> RegistryRow:
@@ -306,4 +309,14 @@ def records(
         [registry_row(m, now) for m in made],
         [announcement(m, now_ms, new_id) for m in made],
         [IssuedUpdate(k, v) for k, v in merged.items()],
+        [replaced(m, now) for m in made if m.req.old_id and m.req.old_id != m.cert.cert_id],
     )
+
+
+def replaced(m: Made, now: datetime) -> Revocation:
+    """The revocation of the certificate a re-issue replaces (``oldId``), as Sunbird-RC marks
+    it revoked; only when it is the same learner's."""
+    return Revocation(
+        m.req.old_id, f"replaced by {m.cert.cert_id} (re-issue)", FLOW, now,
+        recipient=m.data.recipient_id,
+    )  # fmt: skip

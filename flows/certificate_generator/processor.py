@@ -21,7 +21,9 @@ enrolment, so the read-modify-write of ``issued_certificates`` is safe):
    (``TemplateError``); the other requests go on. The W3C credential is signed as a JWT, the SVG
    template filled and rendered to PDF with the JWT embedded (in worker processes, each bounded
    in time), both stored (:mod:`.maker`); a certificate that cannot be drawn parks its request;
-6. ``sunbird.cert_registry`` rows written, then AUDIT (``<env>.telemetry.raw``) and the
+6. ``sunbird.cert_registry`` rows written (each credential carries its status-list index,
+   allocated before making: :mod:`.revocation`), the certificates re-issues replace revoked
+   (``isrevoked``, reason ``replaced by <id> (re-issue)``), then AUDIT (``<env>.telemetry.raw``) and the
    notification requests (``<env>.certificate.notification.request``) produced and acknowledged;
 7. last, ``user_enrolments.issued_certificates`` rewritten with the new entry. A crash before
    this step replays the whole request (same id, same files; the events may be sent twice);
@@ -33,6 +35,7 @@ What to make and what to record is planned by the pure :mod:`.plan` (on :mod:`.r
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +46,8 @@ from lernflow.flows.certificate_generator.maker import CertificateMaker
 from lernflow.flows.certificate_generator.store import CassandraGeneratorStore, GeneratorStore
 from lernflow.flows.shell import Item, Round
 from lernflow.sinks.kafka_producer import OutMessage
+
+logger = logging.getLogger(__name__)
 
 Request = rules.GenerateRequest
 
@@ -95,7 +100,7 @@ class GeneratorLogic:
         todo = stages.pending(self._store, self._verify_base, round_, parker, valid, enrolments)
         todo_notified = stages.with_notification(self._store, self._cfg, parker, todo, enrolments)
         ready = stages.with_template(self._maker, parker, todo_notified)
-        made = stages.make(self._maker, parker, ready)
+        made = stages.make(self._maker, parker, stages.with_status(self._store, ready))
         if made:
             self._record(round_, made)
 
@@ -103,6 +108,12 @@ class GeneratorLogic:
         """Registry rows, then AUDIT + notifications acknowledged, then the enrolment rewrites."""
         records = plan.records(made, datetime.now(UTC), self._cfg)
         self._store.register(records.registry)
+        for outcome in self._store.revoke(records.replaced):
+            if outcome.status in ("unknown", "other-recipient"):
+                logger.warning(
+                    "re-issue: the replaced certificate %s is not revoked (%s)",
+                    outcome.cert_id, outcome.status,
+                )  # fmt: skip
         round_.send([
             m for a in records.announcements
             for m in (self._message(self._audit, a.recipient_id, a.audit),

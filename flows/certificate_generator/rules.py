@@ -320,13 +320,16 @@ def is_not_issued(
     return req.old_id != "" or not issued
 
 
-def certificate_id(user_id: str, course_id: str, batch_id: str, name: str) -> str:
-    """Stable certificate id: UUIDv5 of (user, course, batch, lower-cased name).
+def certificate_id(user_id: str, course_id: str, batch_id: str, name: str, old_id: str = "") -> str:
+    """Stable certificate id: UUIDv5 of (user, course, batch, lower-cased name), and of the
+    replaced certificate's id for a re-issue (``oldId``).
 
-    Every retry or replay of the same certificate gets the same id (a re-issue too: the caller
-    replaces the old record).
+    Every retry or replay of the same certificate gets the same id. A re-issue gets a new id
+    (the same on its replays), so the certificate it replaces keeps its own and can be revoked
+    (docs/flows/certificate-generator.md#14-revocation-and-status-list).
     """
-    key = json.dumps([user_id, course_id, batch_id, name.lower()])
+    parts = [user_id, course_id, batch_id, name.lower()] + ([old_id] if old_id else [])
+    key = json.dumps(parts)
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "lernflow:certificate:" + key))
 
 

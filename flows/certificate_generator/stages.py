@@ -6,7 +6,7 @@ through :class:`Parker`) and hands the rest to the next; :mod:`.processor` runs 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from lernflow.certificates.fetch import TemplateUnavailable
@@ -137,6 +137,19 @@ def with_template(
             continue
         ready.append(Ready(p, note, text))
     return [r for r in ready if not parker.parked(r.pending.item)]
+
+
+def with_status(store: GeneratorStore, ready: list[Ready]) -> list[Ready]:
+    """Each certificate with its status-list index (kept from its registry row on a replay,
+    else newly allocated): its bit in the revocation list."""
+    if not ready:
+        return []
+    indexes = store.status_indexes([r.pending.data.cert_id for r in ready])
+    return [
+        replace(r, pending=replace(r.pending, data=replace(
+            r.pending.data, status_index=indexes[r.pending.data.cert_id])))
+        for r in ready
+    ]  # fmt: skip
 
 
 def make(maker: CertificateMaker, parker: Parker, ready: list[Ready]) -> list[plan.Made]:

@@ -5,7 +5,8 @@ the notification's ``heldDate``) read, and ``issued_certificates`` rewritten (la
 round); the learners' ``sunbird.user`` rows (``firstname``, ``maskedphone``, ``isdeleted``: the
 fields of Sunbird's user read the notifier uses) and the batches' ``course_batch.cert_templates``
 (the template's ``notifyTemplate``) read; ``sunbird.cert_registry`` rows inserted (a re-issue
-replaces, a new id inserts if absent). The certificate files are stored by the maker
+replaces, a new id inserts if absent); status-list indexes allocated and the certificates
+re-issues replace revoked (:mod:`.revocation`). The certificate files are stored by the maker
 (:mod:`.maker`), not here.
 """
 
@@ -23,6 +24,11 @@ from lernflow.flows.certificate_generator.plan import (
     IssuedUpdate,
     Profile,
     RegistryRow,
+)
+from lernflow.flows.certificate_generator.revocation import (
+    CertStatusStore,
+    Revocation,
+    RevokeOutcome,
 )
 from lernflow.kernel.cassandra import CassandraExecutor
 
@@ -50,6 +56,13 @@ class GeneratorStore(Protocol):
     def set_issued(self, updates: list[IssuedUpdate]) -> None:
         """Rewrite the enrolments' ``issued_certificates``."""
 
+    def status_indexes(self, cert_ids: list[str]) -> dict[str, int]:
+        """Each certificate's status-list index: the one its registry row's credential has,
+        else a newly allocated one (:mod:`.revocation`)."""
+
+    def revoke(self, requests: list[Revocation]) -> list[RevokeOutcome]:
+        """Revoke certificates (the ones re-issues replace)."""
+
     def close(self) -> None:
         """Release connections."""
 
@@ -75,6 +88,7 @@ class CassandraGeneratorStore:
         )
         self._q_registry_new = f"{insert} IF NOT EXISTS"
         self._q_registry_replace = insert
+        self._status = CertStatusStore(settings, FLOW)
 
     def read_enrolments(self, keys: list[EnrolmentKey]) -> dict[EnrolmentKey, Enrolment | None]:
         params = [(k.user_id, k.course_id, k.batch_id) for k in keys]
@@ -121,5 +135,12 @@ class CassandraGeneratorStore:
         params = [(u.issued, u.key.user_id, u.key.course_id, u.key.batch_id) for u in updates]
         self._cas.execute_many(self._q_update, params, "issued_certificates")
 
+    def status_indexes(self, cert_ids: list[str]) -> dict[str, int]:
+        return self._status.indexes(cert_ids)
+
+    def revoke(self, requests: list[Revocation]) -> list[RevokeOutcome]:
+        return self._status.revoke(requests)
+
     def close(self) -> None:
+        self._status.close()
         self._cas.close()

@@ -27,6 +27,7 @@ from lernflow.flows.certificate_generator.plan import (
     RegistryRow,
 )
 from lernflow.flows.certificate_generator.processor import GeneratorLogic
+from lernflow.flows.certificate_generator.revocation import Revocation, RevokeOutcome
 from tests.paths import DATA
 from tests.shellkit import MemoryOutbox, metric, run
 
@@ -58,6 +59,8 @@ class MemoryStore:
         self.batches = dict(batches or {})
         self.completed = dict(completed or {})
         self.registry: dict[str, RegistryRow] = {}
+        self.indexes: dict[str, int] = {}  # status-list index per certificate id
+        self.revoked: dict[str, Revocation] = {}
         self.reads: list[list[EnrolmentKey]] = []
         self.log: list[str] = []  # the order of the writes
 
@@ -85,6 +88,25 @@ class MemoryStore:
         self.log.append("enrolments")
         for u in updates:
             self.enrolments[u.key] = [dict(e) for e in u.issued]
+
+    def status_indexes(self, cert_ids: list[str]) -> dict[str, int]:
+        for cert_id in cert_ids:
+            self.indexes.setdefault(cert_id, len(self.indexes))
+        return {i: self.indexes[i] for i in cert_ids}
+
+    def revoke(self, requests: list[Revocation]) -> list[RevokeOutcome]:
+        if requests:
+            self.log.append("revoke")
+        out = []
+        for r in requests:
+            if r.cert_id not in self.registry:
+                out.append(RevokeOutcome("unknown", r.cert_id))
+            elif r.cert_id in self.revoked:
+                out.append(RevokeOutcome("already", r.cert_id))
+            else:
+                self.revoked[r.cert_id] = r
+                out.append(RevokeOutcome("revoked", r.cert_id, r.reason, r.by, r.at))
+        return out
 
     def close(self) -> None:
         return None
@@ -206,6 +228,34 @@ def test_a_re_issue_replaces_the_held_certificate_of_that_name(settings: Setting
         ("Another Award", "x"),
         ("Geometry Completion Award", row.cert_id),
     ]
+
+
+def test_a_re_issue_gets_a_new_id_and_revokes_the_one_it_replaces(settings: Settings) -> None:
+    """Issue 18 D: the replaced certificate keeps its id and is revoked (Sunbird-RC marks it
+    revoked); the new one carries its own status-list index; a replay changes nothing."""
+    first = MemoryStore({KEY: []})
+    run(SPEC, settings, _logic(settings, first), [_request()])
+    [old] = first.registry.values()
+    held = dict(first.enrolments[KEY][0])
+    store = MemoryStore({KEY: [held]})
+    store.registry[old.cert_id] = old
+    store.indexes[old.cert_id] = 0
+    event = _request("gen.request.first.json", oldId=old.cert_id)
+    run(SPEC, settings, _logic(settings, store), [event])
+    new = next(r for r in store.registry.values() if r.cert_id != old.cert_id)
+    assert store.enrolments[KEY][0]["identifier"] == new.cert_id
+    revoked = store.revoked[old.cert_id]
+    assert revoked.reason == f"replaced by {new.cert_id} (re-issue)"
+    assert (revoked.by, revoked.recipient) == ("certificate-generator", USER)
+    status = json.loads(new.credential)["credentialStatus"]
+    assert (status["statusPurpose"], status["statusListIndex"]) == ("revocation", "1")
+    assert store.log[:2] == ["registry", "revoke"]  # before the events and the enrolment
+
+    # the replay of the re-issue: the same new id, the same index, nothing revoked again
+    store.enrolments[KEY] = [held]
+    run(SPEC, settings, _logic(settings, store), [event])
+    assert {r.cert_id for r in store.registry.values()} == {old.cert_id, new.cert_id}
+    assert store.indexes == {old.cert_id: 0, new.cert_id: 1}
 
 
 def test_invalid_and_unenrolled_requests_are_parked_or_skipped(settings: Settings) -> None:
