@@ -237,3 +237,29 @@ def test_a_new_certificate_says_where_its_credential_is(renderer, made, keys_dir
     output = " ".join(result.output.split())
     assert result.exit_code == 0, output
     assert "credential ok the embedded file credential.jwt" in output
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_rewriting_the_metadata_keeps_the_credential(renderer, made, keys_dir, tmp_path):
+    """A tool that rewrites the document information (as a mail gateway or an optimiser may)
+    stripped the old Keywords form; the associated file stays."""
+    writer = pypdf.PdfWriter(clone_from=made[renderer].pdf)
+    writer.add_metadata({"/Keywords": "rewritten", "/Producer": "some optimiser"})
+    rewritten = tmp_path / "rewritten.pdf"
+    with rewritten.open("wb") as out:
+        writer.write(out)
+    assert "credential.jwt" in _run("pdfdetach", "-list", rewritten)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LERNFLOW_CERT_KEYS_DIR", str(keys_dir))
+        result = CliRunner().invoke(cli.app, ["cert", "verify", str(rewritten)])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_embedded_file_comes_before_the_keywords(made):
+    """A PDF carrying both forms: the embedded file is the credential."""
+    writer = pypdf.PdfWriter(clone_from=made["cairosvg"].pdf)
+    writer.add_metadata({"/Keywords": "credential.jwt:not.the.one"})
+    out = io.BytesIO()
+    writer.write(out)
+    found = render.find_attachment(out.getvalue())
+    assert found == render.FoundAttachment(made["cairosvg"].stored_token, render.EMBEDDED)
