@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from lernflow.certificates.model import CertificateData
 
@@ -52,13 +52,6 @@ def subject_uri(user_id: str) -> str:
     """``credentialSubject.id`` (and JWT ``sub``): ``urn:lernflow:user:`` + the user id,
     percent-encoded except for ``A-Z a-z 0-9 - . _ ~``. Stable: it depends on the user id alone."""
     return SUBJECT_PREFIX + quote(user_id, safe="-._~")
-
-
-def user_id_of(subject: str) -> str:
-    """The user id in a :func:`subject_uri` (a bare id, as before the URI, is returned as is)."""
-    if subject.startswith(SUBJECT_PREFIX):
-        return unquote(subject.removeprefix(SUBJECT_PREFIX))
-    return subject
 
 
 def status_entry(verify_base_url: str, index: int) -> dict[str, Any]:

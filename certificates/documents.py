@@ -4,7 +4,7 @@ JSON-LD document loader.
 A credential names ``{verify_base_url}/v1/context.json`` (``/v2/`` for VC 2.0), an issuer at
 ``{verify_base_url}/issuer`` with its key ids, and a status list at
 ``{verify_base_url}/status/revocation``; the keys are published as a JWKS at
-``{verify_base_url}/jwks.json``. These pure functions build those documents so a server
+``{cert_domain_url}/.well-known/jwks.json``. These pure functions build those documents so a server
 (``lernflow serve``) can publish them and a verifier can resolve them without a network
 (docs/flows/certificate-generator.md#6-credential-and-signature).
 
@@ -73,8 +73,9 @@ def issuer_url(verify_base_url: str) -> str:
 
 
 def jwks_url(verify_base_url: str) -> str:
-    """Where the public keys are published as a JWKS."""
-    return f"{verify_base_url.rstrip('/')}/jwks.json"
+    """Where the public keys are published as a JWKS: ``/.well-known/jwks.json`` beside
+    ``/certs`` (``lernflow serve`` answers both at ``cert_domain_url``)."""
+    return f"{verify_base_url.rstrip('/').removesuffix('/certs')}/.well-known/jwks.json"
 
 
 def issuer_profile(verify_base_url: str, name: str, url: str, kids: list[str]) -> dict[str, Any]:

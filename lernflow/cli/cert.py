@@ -1,7 +1,9 @@
-"""``lernflow cert``: signing keys, verification, previews, and why a certificate is missing."""
+"""``lernflow cert``: signing keys, verification, revocation and the status list, previews,
+and why a certificate is missing."""
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from lernflow.certificates.template import fill_svg
 from lernflow.certificates.values import placeholder_values
 from lernflow.cli.common import console, get_settings, out, report
 from lernflow.config import Settings
+from lernflow.ops.cert_status import revocation_check, revoke, signed_status_list
 from lernflow.ops.cert_why import explain, title
 
 cert_app = typer.Typer(
@@ -57,7 +60,7 @@ def cert_keys_export() -> None:
     out.print_json(json.dumps(signing.jwks(keys)))
 
 
-EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_UNCHECKED = 0, 1, 2, 3
+EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_UNCHECKED, EXIT_REVOKED = 0, 1, 2, 3, 4
 _EXIT = {
     binding.Verdict.VALID: EXIT_VALID,
     binding.Verdict.INVALID: EXIT_INVALID,
@@ -101,31 +104,97 @@ def cert_verify(
     target: str = typer.Argument(
         ..., help="A certificate PDF, a credential (JWT) file, or a stored certificate id."
     ),
+    status_list_file: str = typer.Option(
+        None, "--status-list", help="A status list JWT (offline revocation check)."
+    ),
+    offline: bool = typer.Option(
+        False, "--offline", help="Do not ask the registry whether it was revoked."
+    ),
 ) -> None:
-    """Check a certificate: the credential's signature, and that the PDF's pages are the ones
-    issued with it (the credential carries their digest). Revocation is not checked offline.
+    """Check a certificate: the credential's signature, that the PDF's pages are the ones
+    issued with it (the credential carries their digest), and whether it was revoked (the
+    status list given with --status-list, else the registry, sunbird.cert_registry).
 
     Exit codes:
-    0 valid: signature and pages hold.
+    0 valid: signature and pages hold, not revoked (or revocation not checked: see the line).
     1 NOT VALID: no credential, a bad signature (tampered, unknown key, alg none, expired …) or pages that differ from the issued ones.
     2 usage error: no such file or stored certificate.
     3 unchecked: the signature is valid but the pages were not checked (a credential on its own, or one issued before page digests with no stored copy to compare).
+    4 REVOKED: genuine, but revoked (the reason is shown when the registry is at hand).
     """
 
     settings = get_settings()
     result = _verify_target(settings, target)
-    for check in result.checks:
+    status = None
+    if result.verdict is not binding.Verdict.INVALID and result.claims is not None:
+        keys = signing.load_public_keys(settings.certificates.keys_dir)
+        token = Path(status_list_file).read_text().strip() if status_list_file else None
+        status = revocation_check(settings, result.claims, keys, token, offline)
+    for check in (*result.checks, *((status.check,) if status else ())):
         console.print(f"  {check.name:<10} {_OUTCOME[check.outcome]}  {check.detail}")
     if result.verdict is binding.Verdict.INVALID:
         console.print(f"[red]NOT VALID: {result.reason}[/red]")
         raise typer.Exit(EXIT_INVALID)
     out.print_json(json.dumps(result.claims, default=str))
-    console.print(f"  [dim]{binding.NOT_CHECKED_OFFLINE}[/dim]")
+    if status is not None and status.revoked:
+        console.print(f"[red]REVOKED: {status.check.detail.removeprefix('REVOKED')}[/red]")
+        raise typer.Exit(EXIT_REVOKED)
     if result.verdict is binding.Verdict.UNCHECKED:
         console.print(f"[yellow]UNCHECKED: {result.reason}[/yellow]")
     else:
         console.print(f"[green]VALID: {result.reason}[/green]")
     raise typer.Exit(_EXIT[result.verdict])
+
+
+@cert_app.command("revoke")
+def cert_revoke(
+    cert_id: str = typer.Argument(..., help="The certificate id (cert_registry.id)."),
+    reason: str = typer.Option(..., "--reason", help="Why (shown by cert verify)."),
+    by: str = typer.Option(None, "--by", help="Who revokes (default: the login name)."),
+) -> None:
+    """Revoke a certificate: sunbird.cert_registry isrevoked=true with the reason, who and
+    when, and its bit in the revocation status list. Revoking again changes nothing.
+
+    Exit codes: 0 revoked, or already revoked (nothing changed); 1 no such certificate.
+    """
+
+    settings = get_settings()
+    who = by or getpass.getuser() or "operator"
+    try:
+        outcome = revoke(settings, cert_id, reason, who)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_USAGE) from None
+    bit = f" (status list index {outcome.index})" if outcome.index is not None else ""
+    when = outcome.at.isoformat() if outcome.at is not None else "?"
+    if outcome.status == "unknown":
+        console.print(
+            f"[red]no certificate {outcome.cert_id} in cert_registry; nothing revoked[/red]"
+        )
+        raise typer.Exit(1)
+    if outcome.status == "already":
+        report(
+            f"{outcome.cert_id} was already revoked on {when} by {outcome.by or '?'}: "
+            f"{outcome.reason or '(no reason)'}; nothing changed{bit}"
+        )
+        return
+    report(f"{outcome.cert_id} revoked{bit}: {outcome.reason}")
+
+
+@cert_app.command("status-list")
+def cert_status_list(
+    out_path: str = typer.Option(None, "--out", help="Write the JWT to this file."),
+) -> None:
+    """Print (or write) the revocation status list: a W3C Bitstring Status List credential
+    built from the registry and signed with the certificate key (a JWT; publish it at
+    {cert_domain_url}/certs/status/revocation)."""
+
+    token = signed_status_list(get_settings())
+    if out_path is None:
+        out.print(token, soft_wrap=True)
+        return
+    Path(out_path).write_text(token + "\n")
+    report(f"status list written to {out_path}")
 
 
 @cert_app.command("why")

@@ -8,6 +8,8 @@ Routes (docs/serve.md):
 ``GET /certs/{cert_id}/pdf``          the stored PDF, as a download
 ``POST /verify``                      the upload form: a PDF or a credential JWT (multipart)
 ``GET /.well-known/jwks.json``        the public keys (as ``lernflow cert keys export``)
+``GET /certs/v1/context.json`` …       what credentials point to: JSON-LD contexts, issuer
+                                      profile, revocation status list (:mod:`.documents`)
 ``GET /``                             the upload form
 ``GET /assets/serve.css``             the one stylesheet
 ====================================  ==========================================================
@@ -38,6 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lernflow.certificates import signing
 from lernflow.config import Settings
 from lernflow.ops.serve import lookup, pages
+from lernflow.ops.serve.documents import document_routes
 from lernflow.ops.serve.security import BodyLimit, SecurityHeaders
 
 logger = logging.getLogger(__name__)
@@ -207,7 +210,7 @@ def certificate_routes(ctx: ServeContext) -> list[BaseRoute]:
     ]
 
 
-ROUTE_GROUPS: tuple[RouteGroup, ...] = (base_routes, certificate_routes)
+ROUTE_GROUPS: tuple[RouteGroup, ...] = (base_routes, document_routes, certificate_routes)
 """Every route group, in matching order; add a group before :func:`certificate_routes`."""
 
 
