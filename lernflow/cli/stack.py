@@ -16,6 +16,7 @@ from lernflow.cli.common import console, get_settings, out, report
 from lernflow.config import Settings
 from lernflow.config.settings import env_var_for
 from lernflow.devstack import demo as demo_mod
+from lernflow.devstack import secure as secure_mod
 from lernflow.devstack import stack
 from lernflow.ops import schema
 
@@ -33,29 +34,47 @@ schema_app = typer.Typer(
 config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
 
 
+_SECURE_HELP = (
+    "The secured stack instead: TLS and passwords required on every server, its own ports "
+    "(29xxx) and dir (.stack-secure); see docs/runbook.md."
+)
+
+
+def _stack_settings(secure: bool) -> Settings:
+    settings = get_settings()
+    return secure_mod.secure_settings(settings) if secure else settings
+
+
 @stack_app.command("up")
-def stack_up() -> None:
-    """Start Redis, Kafka and Cassandra unless already running, then wait until each answers.
+def stack_up(secure: bool = typer.Option(False, "--secure", help=_SECURE_HELP)) -> None:
+    """Start Redis, Kafka, Cassandra and PostgreSQL unless already running, then wait until
+    each answers.
 
     Idempotent: a running server is left alone. First start fetches the Kafka and Cassandra
-    jars with Maven into the stack dir (LERNFLOW_STACK_DIR, default .stack/).
+    jars with Maven into the stack dir (LERNFLOW_STACK_DIR, default .stack/). With --secure,
+    a throwaway CA and certificates are made first, and the client settings are written to
+    .stack-secure/env.sh (source it to run lernflow against that stack).
     """
 
-    settings = get_settings()
+    settings = _stack_settings(secure)
     try:
         stack.up(settings, report)
     except stack.StackError as exc:
         console.print(f"[red]stack up failed:[/red] {exc}")
         raise typer.Exit(1) from None
+    if secure:
+        env = secure_mod.write_env_file(settings)
+        report(f"secure stack: the client settings are in {env}; 'source {env}' to use it")
 
 
 @stack_app.command("down")
 def stack_down(
     wipe: bool = typer.Option(False, "--wipe", help="Also delete the servers' data."),
+    secure: bool = typer.Option(False, "--secure", help=_SECURE_HELP),
 ) -> None:
     """Stop the servers this stack started (by pid file); data is kept unless --wipe."""
 
-    stack.down(get_settings(), report, wipe=wipe)
+    stack.down(_stack_settings(secure), report, wipe=wipe)
 
 
 def _status_json(rows: list[stack.ServerStatus]) -> str:
@@ -92,10 +111,11 @@ def _status_table(rows: list[stack.ServerStatus]) -> Table:
 @stack_app.command("status")
 def stack_status(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    secure: bool = typer.Option(False, "--secure", help=_SECURE_HELP),
 ) -> None:
     """Show each server: up/down, pid, port, RSS, data and log location."""
 
-    rows = stack.status(get_settings())
+    rows = stack.status(_stack_settings(secure))
     if as_json:
         out.print_json(_status_json(rows))
         return

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from lernflow.config import Settings
 from lernflow.devstack.base import Reporter, Server, find_java17
-from lernflow.kernel.clients import cassandra_session
+from lernflow.devstack.secure import stack_pki, stack_secrets
+from lernflow.kernel.clients import AccessRefused, cassandra_session
 
 # JDK 17 module flags Cassandra ships in conf/jvm17-server.options.
 _CASSANDRA_JDK17_FLAGS = [
@@ -80,6 +83,16 @@ batch_size_warn_threshold: 64KiB
 batch_size_fail_threshold: 640KiB
 """
 
+_CASSANDRA_YAML_SECURE = """client_encryption_options:
+  enabled: true
+  optional: false
+  keystore: {p12}
+  keystore_password: {password}
+  store_type: PKCS12
+  require_client_auth: false
+  accepted_protocols: [TLSv1.2, TLSv1.3]
+"""
+
 _LOGBACK = """<configuration>
   <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
     <encoder><pattern>%-5level [%thread] %date{ISO8601} %F:%L - %msg%n</pattern></encoder>
@@ -115,9 +128,22 @@ class CassandraServer(Server):
                 port=self.port,
                 storage_port=self.settings.stack.cassandra_storage_port,
                 d=self.data_dir,
-            )
+            ).replace("authenticator: AllowAllAuthenticator\n", self._authenticator())
+            + self._secure_yaml()
         )
         (self.home / "logback.xml").write_text(_LOGBACK)
+
+    def _authenticator(self) -> str:
+        name = "PasswordAuthenticator" if self.settings.stack.secure else "AllowAllAuthenticator"
+        return f"authenticator: {name}\n"
+
+    def _secure_yaml(self) -> str:
+        """``--secure``: TLS required on the native port (a client certificate is accepted,
+        not required) and PasswordAuthenticator (overrides the open settings above)."""
+        if not self.settings.stack.secure:
+            return ""
+        pki, secret = stack_pki(self.settings), stack_secrets(self.settings)
+        return _CASSANDRA_YAML_SECURE.format(p12=pki.server_p12, password=secret.keystore)
 
     def command(self) -> list[str]:
         java = find_java17(self.settings.stack.java_home)
@@ -149,11 +175,41 @@ class CassandraServer(Server):
         return dict(os.environ, MALLOC_ARENA_MAX="4")
 
     def ready(self) -> bool:
-
+        if self.settings.stack.secure:
+            self._create_role()
         cluster, session = cassandra_session(self.settings.cassandra, keyspace=None)
         try:
             row = session.execute("SELECT release_version FROM system.local").one()
             return row is not None
+        finally:
+            cluster.shutdown()
+
+    def _create_role(self) -> None:
+        """``--secure``: the settings' user as a login role, made by the default superuser
+        (``cassandra``, whose password then becomes the stack's own)."""
+        cas = self.settings.cassandra
+        user, password = cas.username or "lernflow", cas.password
+        secret = stack_secrets(self.settings).cassandra
+        made = self.home / "role-made"  # the superuser's password is the stack's after that
+        for su_password in (secret,) if made.exists() else ("cassandra", secret):
+            superuser = cas.model_copy(
+                update={"username": "cassandra", "password": SecretStr(su_password)}
+            )
+            try:
+                cluster, session = cassandra_session(superuser, keyspace=None)
+            except AccessRefused:
+                continue
+            break
+        else:
+            return  # not answering yet (the superuser is made a moment after start)
+        try:
+            pw = password.get_secret_value() if password else ""
+            session.execute(
+                f"CREATE ROLE IF NOT EXISTS {user} WITH PASSWORD = %s AND LOGIN = true",
+                (pw,),
+            )
+            session.execute("ALTER ROLE cassandra WITH PASSWORD = %s", (secret,))
+            made.touch()
         finally:
             cluster.shutdown()
 

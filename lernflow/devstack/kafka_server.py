@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from lernflow.config import Settings
 from lernflow.devstack.base import Reporter, Server, StackError, find_java17
+from lernflow.devstack.secure import stack_pki, stack_secrets
 
 _LOG4J2 = "\n".join(
     [
@@ -63,12 +65,7 @@ class KafkaServer(Server):
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-                f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-                "controller.listener.names=CONTROLLER",
-                "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                *self._listeners(),
                 f"log.dirs={self.data_dir}",
                 f"num.partitions={kafka.partitions}",
                 "num.recovery.threads.per.data.dir=1",
@@ -87,6 +84,55 @@ class KafkaServer(Server):
             ]
         )
 
+    def _listeners(self) -> list[str]:
+        """Plaintext, or SASL_SSL with SCRAM and client certificates required (``--secure``);
+        the KRaft controller listener stays plaintext on 127.0.0.1."""
+        secure = self.settings.stack.secure
+        name = "SASL_SSL" if secure else "PLAINTEXT"
+        lines = [
+            f"listeners={name}://127.0.0.1:{self.port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners={name}://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            f"inter.broker.listener.name={name}",
+            f"listener.security.protocol.map=CONTROLLER:PLAINTEXT,{name}:{name}",
+        ]
+        if not secure:
+            return lines
+        pki, secret = stack_pki(self.settings), stack_secrets(self.settings)
+        jaas = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="admin" password="{secret.kafka_admin}";'
+        )
+        return [
+            *lines,
+            "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            f"listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={jaas}",
+            f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas}",
+            "ssl.keystore.type=PKCS12",
+            f"ssl.keystore.location={pki.server_p12}",
+            f"ssl.keystore.password={secret.keystore}",
+            f"ssl.key.password={secret.keystore}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={pki.ca}",
+            "listener.name.sasl_ssl.ssl.client.auth=required",
+            "ssl.enabled.protocols=TLSv1.3,TLSv1.2",
+        ]
+
+    def _scram_users(self) -> list[str]:
+        """``--add-scram`` arguments: the broker's ``admin`` and the clients' user (both
+        mechanisms), stored in the metadata log when the storage is formatted."""
+        if not self.settings.stack.secure:
+            return []
+        secret = stack_secrets(self.settings)
+        user = self.settings.kafka.sasl_username or "lernflow"
+        args: list[str] = []
+        for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+            for name, password in (("admin", secret.kafka_admin), (user, secret.kafka)):
+                args += ["--add-scram", f"{mechanism}=[name={name},password={password}]"]
+        return args
+
     def _format_storage(self, java: Path, lib: Path) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cp = f"{lib}/*"
@@ -99,7 +145,7 @@ class KafkaServer(Server):
                 str(java), "-cp", cp,
                 f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
                 "kafka.tools.StorageTool", "format", "-t", uuid,
-                "-c", str(self.home / "server.properties"),
+                "-c", str(self.home / "server.properties"), *self._scram_users(),
             ],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
@@ -121,7 +167,7 @@ class KafkaServer(Server):
     def ready(self) -> bool:
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.port}"})
+        admin = AdminClient(self._client_config())
         md = admin.list_topics(timeout=3)
         if not md.brokers:
             return False
@@ -133,8 +179,7 @@ class KafkaServer(Server):
         COORDINATOR_LOAD_IN_PROGRESS (seen in CI on the first test after ``stack up``)."""
         from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-        probe = Consumer({"bootstrap.servers": f"127.0.0.1:{self.port}",
-                          "group.id": "lernflow-stack-ready"})  # fmt: skip
+        probe = Consumer({**self._client_config(), "group.id": "lernflow-stack-ready"})
         try:
             probe.committed([TopicPartition("lernflow-stack-ready", 0)], timeout=3)
             return True
@@ -142,6 +187,13 @@ class KafkaServer(Server):
             return False
         finally:
             probe.close()
+
+    def _client_config(self) -> dict[str, Any]:
+        """The settings' client configuration (TLS, SASL) aimed at this broker."""
+        return {
+            **self.settings.kafka.client_config(),
+            "bootstrap.servers": f"127.0.0.1:{self.port}",
+        }
 
     def hints(self, log: str) -> str:
         if "UnsupportedClassVersionError" in log:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from lernflow.config import Settings
 from lernflow.devstack.base import Reporter, Server, StackError
+from lernflow.devstack.secure import stack_pki
+from lernflow.kernel.clients import postgres_connect
 
 
 class PostgresServer(Server):
@@ -52,8 +54,26 @@ class PostgresServer(Server):
                 os.chown(p, pw.pw_uid, pw.pw_gid)
 
     def prepare(self) -> None:
-        if (self.data_dir / "PG_VERSION").exists():
-            return
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+        if self.settings.stack.secure:
+            self._require_tls()
+
+    def _require_tls(self) -> None:
+        """``--secure``: the server's certificate and key in the data dir (owned by the server's
+        user, 0600, as PostgreSQL insists) and a pg_hba.conf admitting TLS connections only."""
+        pki = stack_pki(self.settings)
+        for source, name in ((pki.server_cert, "server.crt"), (pki.server_key, "server.key")):
+            target = self.data_dir / name
+            target.write_bytes(source.read_bytes())
+            target.chmod(0o600)
+        (self.data_dir / "pg_hba.conf").write_text(
+            "# lernflow stack up --secure: TLS and scram-sha-256 only\n"
+            "hostssl all all 127.0.0.1/32 scram-sha-256\n"
+        )
+        self._chown(self.data_dir)
+
+    def _initdb(self) -> None:
         pg = self.settings.postgres
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.chmod(0o700)
@@ -86,19 +106,18 @@ class PostgresServer(Server):
         return self._as_owner([
             str(self._bin() / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-            "-c", "fsync=on", "-c", "max_connections=50",
+            "-c", "fsync=on", "-c", "max_connections=50", *self._tls_options(),
         ])  # fmt: skip
 
-    def ready(self) -> bool:
-        import psycopg
+    def _tls_options(self) -> list[str]:
+        if not self.settings.stack.secure:
+            return []
+        return ["-c", "ssl=on", "-c", "ssl_min_protocol_version=TLSv1.2"]
 
-        pg = self.settings.postgres
-        conninfo = (
-            f"host=127.0.0.1 port={self.port} user={pg.user} dbname=postgres "
-            f"password={pg.password.get_secret_value()} connect_timeout=3"
-        )
-        with psycopg.connect(conninfo) as conn:
-            return conn.execute("SELECT 1").fetchone() == (1,)
+    def ready(self) -> bool:
+        pg = self.settings.postgres.model_copy(update={"host": "127.0.0.1", "port": self.port})
+        with postgres_connect(pg, database="postgres") as conn:
+            return bool(conn.execute("SELECT 1").fetchone() == (1,))
 
     def hints(self, log: str) -> str:
         if "could not bind" in log or "Address already in use" in log:

@@ -10,6 +10,7 @@ import functools
 import logging
 import re
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -273,10 +274,62 @@ def postgres_connect(
 
 
 def kafka_admin(settings: KafkaSettings) -> Any:
-    """Return a ``confluent_kafka.admin.AdminClient``."""
+    """Return a ``confluent_kafka.admin.AdminClient`` (after :func:`kafka_preflight`)."""
     from confluent_kafka.admin import AdminClient
 
+    kafka_preflight(settings)
     return AdminClient(settings.client_config())
+
+
+# librdkafka error names meaning the broker refused our credentials
+_KAFKA_CREDENTIALS = frozenset(
+    {"_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED", "UNSUPPORTED_SASL_MECHANISM"}
+)
+
+
+def kafka_preflight(settings: KafkaSettings, timeout_s: float = 10.0) -> None:
+    """With TLS or SASL on, one metadata request before anything else: ``AccessRefused``
+    naming the settings when a broker refuses our credentials or client certificate, or we
+    refuse its certificate (librdkafka would only retry and time out). A broker that is down
+    or slow is left to the callers' own waits and retries. Plaintext: nothing to check."""
+    if settings.security_protocol == "PLAINTEXT":
+        return
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    errors: list[Any] = []
+    conf: dict[str, Any] = {**settings.client_config(), "error_cb": errors.append}
+    admin = AdminClient(conf)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            admin.list_topics(timeout=0.5)
+            return
+        except KafkaException:
+            admin.poll(0)  # serves error_cb
+        refused = _kafka_refusal(settings, [(e.name(), e.str()) for e in errors])
+        if refused is not None:
+            raise refused
+
+
+def _kafka_refusal(settings: KafkaSettings, errors: list[tuple[str, str]]) -> AccessRefused | None:
+    """The first refusal among librdkafka errors ``(name, text)``, as ``AccessRefused``."""
+    where = settings.brokers
+    for name, text in errors:
+        lowered = text.lower()
+        if name in _KAFKA_CREDENTIALS or "authentication failed" in lowered:
+            msg = _credentials_refused(
+                "Kafka", where, "LERNFLOW_KAFKA_SASL_USERNAME", "LERNFLOW_KAFKA_SASL_PASSWORD"
+            )
+            return AccessRefused(f"{msg} (and LERNFLOW_KAFKA_SASL_MECHANISM): {text}")
+        if "certificate verify failed" in lowered:
+            return AccessRefused(_untrusted("Kafka", where, "LERNFLOW_KAFKA_TLS_CA_FILE", text))
+        if "alert bad certificate" in lowered or "alert certificate required" in lowered:
+            return AccessRefused(
+                f"Kafka at {where} refused the TLS handshake ({text}): it may require a client "
+                "certificate: check LERNFLOW_KAFKA_TLS_CERT_FILE and LERNFLOW_KAFKA_TLS_KEY_FILE"
+            )
+    return None
 
 
 def kafka_consumer(settings: KafkaSettings, group_id: str, **extra: str) -> Any:

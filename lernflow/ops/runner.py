@@ -17,6 +17,7 @@ from bytewax.dataflow import Dataflow
 from lernflow.config import Settings
 from lernflow.flows.registry import spec
 from lernflow.kernel import shutdown
+from lernflow.kernel.clients import kafka_preflight
 from lernflow.sources.options import RunOptions
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,12 @@ def input_topic(settings: Settings, flow: str) -> str:
 
 
 def build(flow: str, settings: Settings, options: RunOptions) -> Dataflow:
-    """The flow's dataflow (:class:`~flows.registry.UnknownFlow` for an unknown name)."""
+    """The flow's dataflow (:class:`~flows.registry.UnknownFlow` for an unknown name).
+
+    With Kafka TLS or SASL on, a refused password or certificate stops here, at once, with
+    :class:`~lernflow.kernel.clients.AccessRefused` naming the settings.
+    """
+    kafka_preflight(settings.kafka)
     return spec(flow).build(settings, options)
 
 

@@ -52,7 +52,9 @@ def test_kafka_scram_over_tls_gives_librdkafka_every_setting(pem):
         tls_key_file=pem["key"],
         tls_key_password="kp",
     )
-    assert kafka.client_config() == {
+    conf = kafka.client_config()
+    conf.pop("logger", None)  # where librdkafka logs (lernflow.kernel.logs), not security
+    assert conf == {
         "bootstrap.servers": "broker:9093",
         "security.protocol": "SASL_SSL",
         "sasl.mechanism": "SCRAM-SHA-512",
@@ -67,10 +69,9 @@ def test_kafka_scram_over_tls_gives_librdkafka_every_setting(pem):
 
 
 def test_kafka_plaintext_and_tls_only_configs():
-    assert KafkaSettings().client_config() == {
-        "bootstrap.servers": "127.0.0.1:9092",
-        "security.protocol": "PLAINTEXT",
-    }
+    plain = KafkaSettings().client_config()
+    plain.pop("logger", None)
+    assert plain == {"bootstrap.servers": "127.0.0.1:9092", "security.protocol": "PLAINTEXT"}
     conf = KafkaSettings(security_protocol="SSL", tls_verify_hostname=False).client_config()
     assert conf["ssl.endpoint.identification.algorithm"] == "none"
     assert "sasl.mechanism" not in conf and "ssl.ca.location" not in conf
@@ -260,3 +261,30 @@ def _self_signed_ca(tmp_path: Path) -> Path:
     path = tmp_path / "ca.pem"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return path
+
+
+def test_kafka_refusals_name_the_settings():
+    kafka = KafkaSettings()
+    wrong = clients._kafka_refusal(
+        kafka, [("_TRANSPORT", "down"), ("_AUTHENTICATION", "SASL authentication error: ...")]
+    )
+    assert wrong is not None and "LERNFLOW_KAFKA_SASL_PASSWORD" in str(wrong)
+    untrusted = clients._kafka_refusal(
+        kafka, [("_SSL", "SSL handshake failed: ...: certificate verify failed: broker ...")]
+    )
+    assert untrusted is not None and "LERNFLOW_KAFKA_TLS_CA_FILE" in str(untrusted)
+    no_cert = clients._kafka_refusal(
+        kafka, [("_TRANSPORT", "Receive failed: ...:ssl/tls alert bad certificate: ...")]
+    )
+    assert no_cert is not None and "LERNFLOW_KAFKA_TLS_CERT_FILE" in str(no_cert)
+    assert clients._kafka_refusal(kafka, [("_TRANSPORT", "Connection refused")]) is None
+
+
+def test_kafka_preflight_is_skipped_for_plaintext(monkeypatch):
+    import confluent_kafka.admin
+
+    def no_admin(conf):  # pragma: no cover - must not be called
+        raise AssertionError("no client for a plaintext cluster")
+
+    monkeypatch.setattr(confluent_kafka.admin, "AdminClient", no_admin)
+    clients.kafka_preflight(KafkaSettings(brokers="127.0.0.1:1"))
