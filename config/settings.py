@@ -7,6 +7,7 @@ the setting, its environment variable and the offending value.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -15,6 +16,9 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: the logger librdkafka's own lines go to (``client_config``'s ``logger``); lernflow.kernel.logs
+#: rate-limits it (docs/runbook.md, "client logs")
+KAFKA_CLIENT_LOGGER = "lernflow.kafka.client"
 _HOSTPORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
 _ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
@@ -124,11 +128,13 @@ class KafkaSettings(_Base):
         )
         return self
 
-    def client_config(self) -> dict[str, str | int | float | bool]:
-        """Return the librdkafka connection settings shared by producers and consumers."""
-        conf: dict[str, str | int | float | bool] = {
+    def client_config(self) -> dict[str, Any]:
+        """Return the librdkafka connection settings shared by producers and consumers; the
+        client's log lines go through Python logging (:data:`KAFKA_CLIENT_LOGGER`)."""
+        conf: dict[str, Any] = {
             "bootstrap.servers": self.brokers,
             "security.protocol": self.security_protocol,
+            "logger": logging.getLogger(KAFKA_CLIENT_LOGGER),
         }
         if self.security_protocol.startswith("SASL_") and self.sasl_password is not None:
             conf["sasl.mechanism"] = self.sasl_mechanism
@@ -397,6 +403,10 @@ class ActivitySettings(_Base):
     # learners per Cassandra read (``userid IN (...)`` within one course batch), as Sunbird
     # reads a whole window with IN lists; 1 reads partition by partition
     read_in_size: int = Field(50, ge=1, le=500)
+    # enrolments whose last written course and unit ``completedCount`` a worker remembers, to
+    # skip rewriting an unchanged one (docs/flows/activity-aggregate-updater.md#73); 0 rewrites
+    # every aggregate of an enrolment on each write, as Sunbird does
+    aggregate_memory: int = Field(50_000, ge=0, le=10_000_000)
 
 
 class UserCacheSettings(_Base):

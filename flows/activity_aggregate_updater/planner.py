@@ -7,6 +7,7 @@ they return; :mod:`rules` decides each enrolment (docs/flows/activity-aggregate-
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -122,15 +123,22 @@ def select(
     return Selection(work, deduplicated)
 
 
-def relation_keys(
+def ancestor_keys(
     work: Sequence[Work], consumption: dict[Key, dict[str, rules.StoredContent]]
-) -> set[str]:
-    """The course keys and the ancestors of every content the round's enrolments merge."""
-    return {
-        k for w in work for k in rules.relation_keys(
-            w.request.course_id, [*w.new_counts, *w.replayed, *consumption[w.request.key]]
-        )
-    }  # fmt: skip
+) -> dict[str, set[str]]:
+    """Per course, the ancestors key of every content the round's enrolments merge."""
+    out: dict[str, set[str]] = {}
+    for w in work:
+        course = w.request.course_id
+        keys = out.setdefault(course, set())
+        for content in (*w.new_counts, *w.replayed, *consumption[w.request.key]):
+            keys.add(rules.ancestor_key(course, content))
+    return out
+
+
+def relation_keys(ancestors: dict[str, set[str]]) -> set[str]:
+    """The course keys of every course and the ancestors keys of :func:`ancestor_keys`."""
+    return {k for course, keys in ancestors.items() for k in (*rules.course_keys(course), *keys)}
 
 
 def courses_without_leaf_nodes(
@@ -272,3 +280,44 @@ def combine(plans: Sequence[RoundPlan]) -> RoundPlan:
         [p for plan in plans for p in plan.parked],
         sum(plan.retired for plan in plans),
     )
+
+
+class AggregateMemory:
+    """The ``completedCount`` this worker last wrote for each aggregate of its most recently
+    written enrolments (least recently written forgotten beyond ``capacity``).
+
+    An aggregate whose value equals the remembered one is left out of the next write: the row
+    holds it already (docs/flows/activity-aggregate-updater.md#73-unchanged-aggregates). Only
+    what a write that succeeded carried is remembered; a restart starts empty and rewrites.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._last: OrderedDict[Key, dict[str, float]] = OrderedDict()
+
+    def changed(self, writes: Sequence[rules.EnrolmentWrite]) -> list[rules.EnrolmentWrite]:
+        """``writes`` without the aggregates this worker knows to be stored already."""
+        if not self._capacity:
+            return list(writes)
+        out = []
+        for w in writes:
+            last = self._last.get(w.key)
+            if last is None:
+                out.append(w)
+                continue
+            keep = tuple(a for a in w.aggregates if last.get(a.activity_id) != a.completed_count)
+            out.append(
+                w if len(keep) == len(w.aggregates) else dataclasses.replace(w, aggregates=keep)
+            )
+        return out
+
+    def remember(self, writes: Sequence[rules.EnrolmentWrite]) -> None:
+        """Record the aggregates of ``writes`` as stored (call after the write succeeded)."""
+        if not self._capacity:
+            return
+        for w in writes:
+            last = self._last.pop(w.key, None) or {}
+            last.update((a.activity_id, a.completed_count) for a in w.aggregates)
+            self._last[w.key] = last
+        while len(self._last) > self._capacity:
+            self._last.popitem(last=False)

@@ -49,6 +49,7 @@ class ActivityLogic:
         t = settings.topics
         self._audit_topic = t.full(t.telemetry_raw)
         self._cert_topic = t.full(t.issue_certificate_request)
+        self._aggregates = planner.AggregateMemory(self._a.aggregate_memory)
 
     def round_key(self, value: Request) -> object:
         return None  # the whole batch is one round; run_round steps through each enrolment
@@ -65,7 +66,9 @@ class ActivityLogic:
             return
         plan = planner.combine(plans)
         round_.send([self._audit(a) for a in plan.audit_events])
-        self._store.write_enrolments(plan.writes)
+        writes = self._aggregates.changed(plan.writes)
+        self._store.write_enrolments(writes)
+        self._aggregates.remember(writes)
         leftover = planner.leftover_markers(plan, work, ledgers)
         on_topic = self._store.certificate_mids(min(leftover.values())) if leftover else set()
         completions, already_sent = planner.completions(plan, leftover, on_topic)
@@ -123,12 +126,11 @@ class ActivityLogic:
             if self._a.filter_processed_enrolments:
                 state.enrolments.update(self._store.enrolments(new))
         relation = state.relation
+        ancestors = planner.ancestor_keys(work, state.consumption)
         relation.update(
-            self._store.relation_sets(
-                planner.relation_keys(work, state.consumption) - relation.keys()
-            )
+            self._store.relation_sets(planner.relation_keys(ancestors) - relation.keys())
         )
-        units = rules.unit_relation_keys([w.request.course_id for w in work], relation)
+        units = rules.unit_relation_keys(ancestors, relation)
         relation.update(self._store.relation_sets(units - relation.keys()))
         no_leaf = [
             c for c in planner.courses_without_leaf_nodes(work, relation) if c not in state.statuses

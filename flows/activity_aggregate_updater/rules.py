@@ -497,21 +497,19 @@ def new_counts(request: EnrolmentRequest, seen: Collection[str]) -> dict[str, in
     )
 
 
-def relation_keys(course_id: str, contents: Iterable[str]) -> set[str]:
-    """The course's leaf and optional keys and the ancestors key of each content."""
-    return {*course_keys(course_id), *(ancestor_key(course_id, c) for c in contents)}
-
-
 def unit_relation_keys(
-    course_ids: Iterable[str], relation: Mapping[str, frozenset[str]]
+    ancestors: Mapping[str, Iterable[str]], relation: Mapping[str, frozenset[str]]
 ) -> set[str]:
-    """The leaf and optional keys of every unit in the courses' ancestors sets of ``relation``."""
+    """The leaf and optional keys of every unit named by the ``ancestors`` keys (course id →
+    its ``<course>:<content>:ancestors`` keys) in ``relation``."""
     keys: set[str] = set()
-    for course in set(course_ids):
-        for key, members in relation.items():
-            if key.startswith(f"{course}:") and key.endswith(":ancestors"):
-                for unit in members - {course}:
-                    keys.update(unit_keys(course, unit))
+    for course, ancestor_keys in ancestors.items():
+        units: set[str] = set()
+        for key in ancestor_keys:
+            units |= _members(relation, key)
+        units.discard(course)
+        for unit in units:
+            keys.update(unit_keys(course, unit))
     return keys
 
 
