@@ -97,8 +97,9 @@ def _from_list(vc: dict[str, Any], token: str, keys: dict[str, object]) -> Revoc
 
 
 def _from_registry(settings: Settings, cert_id: str) -> RevocationCheck:
+    once = settings.with_overrides(run=settings.run.model_copy(update={"retry_max_attempts": 1}))
     try:
-        store = CertStatusStore(settings, FLOW)
+        store = CertStatusStore(once, FLOW)  # one attempt: a verifier does not wait for it
         try:
             state = store.registry([cert_id])[cert_id]
         finally:
