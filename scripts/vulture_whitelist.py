@@ -78,6 +78,9 @@ failed_at  # unused variable (lernflow/kernel/dlq.py)
 requeued  # unused variable (lernflow/ops/failed.py)
 skipped_not_envelope  # unused variable (lernflow/ops/failed.py)
 committed_at  # unused variable (lernflow/ops/status.py)
+interval_s  # unused variable (lernflow/ops/heartbeat.py)
+events_in  # unused variable (lernflow/ops/heartbeat.py)
+events_failed  # unused variable (lernflow/ops/heartbeat.py)
 dt_file_created  # unused variable (reports/requests.py)
 
 # Kept for tests and operators: settings as env (subprocess tests), the closed metric list,

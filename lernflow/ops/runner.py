@@ -9,6 +9,8 @@ from __future__ import annotations
 import gc
 import logging
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from lernflow.config import Settings
 from lernflow.flows.registry import spec
 from lernflow.kernel import shutdown
 from lernflow.kernel.clients import kafka_preflight
+from lernflow.ops.heartbeat import Heartbeat, Layout, RedisBeatStore
 from lernflow.sources.options import RunOptions
 
 logger = logging.getLogger(__name__)
@@ -106,11 +109,37 @@ def run(
         flow, workers, process_id or 0, len(addresses or [""]), "on" if recovery else "off",
         extra={"workers": workers, "recovery": recovery},
     )  # fmt: skip
-    cli_main(  # type: ignore[no-untyped-call]
-        dataflow,
-        workers_per_process=workers,
-        process_id=process_id,
-        addresses=addresses,
-        epoch_interval=interval,
-        recovery_config=recovery_config,
+    layout = Layout(
+        flow,
+        input_topic(settings, flow),
+        workers,
+        process_id or 0,
+        len(addresses or [""]),
+        recovery_dir(settings, flow) if recovery else None,
     )
+    # the live flow beats for `lernflow status` (a replay, reporting no position, does not)
+    with _beating(settings, layout, on=options.report_position):
+        cli_main(  # type: ignore[no-untyped-call]
+            dataflow,
+            workers_per_process=workers,
+            process_id=process_id,
+            addresses=addresses,
+            epoch_interval=interval,
+            recovery_config=recovery_config,
+        )
+
+
+@contextmanager
+def _beating(settings: Settings, layout: Layout, *, on: bool) -> Iterator[None]:
+    """Heartbeats while the block runs (:mod:`lernflow.ops.heartbeat`); deleted at its end."""
+    if not on:
+        yield
+        return
+    store = RedisBeatStore(settings)
+    beats = Heartbeat(store, settings, layout)
+    beats.start()
+    try:
+        yield
+    finally:
+        beats.stop()
+        store.close()
