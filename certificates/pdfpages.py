@@ -235,10 +235,6 @@ class PdfPages:
             digest.update(page)
         return digest.hexdigest()
 
-    def with_attachment(self, name: str, data: bytes, description: str = "") -> bytes:
-        """The PDF with ``data`` embedded as the file ``name`` (see :meth:`with_files`)."""
-        return self.with_files([EmbeddedFile(name, data, description=description)])
-
     def with_files(self, files: Sequence[EmbeddedFile], modified: datetime | None = None) -> bytes:
         """The PDF with ``files`` embedded as PDF/A-3 style associated files, pages untouched.
 
@@ -427,15 +423,23 @@ def _pypdf_attach(pdf: bytes, files: Sequence[EmbeddedFile], stamp: str) -> byte
             associated = generic.ArrayObject()
             writer.root_object[generic.NameObject("/AF")] = associated
         for file in files:
-            embedded = writer.add_attachment(file.name, file.data)
-            embedded.subtype = generic.NameObject("/" + file.mime)
-            embedded.associated_file_relationship = generic.NameObject("/" + file.relationship)
-            embedded.modification_date = datetime.strptime(stamp, "D:%Y%m%d%H%M%SZ").replace(
-                tzinfo=UTC
-            )
-            if file.description:
-                embedded.description = generic.TextStringObject(file.description)
-            associated.append(embedded.pdf_object.indirect_reference)
+            spec = writer.add_attachment(file.name, file.data).pdf_object
+            holder = spec.get("/EF")
+            ref = holder.raw_get("/F") if isinstance(holder, generic.DictionaryObject) else None
+            if not isinstance(ref, generic.IndirectObject) or not isinstance(
+                stream := ref.get_object(), generic.StreamObject
+            ):
+                msg = f"pypdf wrote no embedded file stream for {file.name}"
+                raise TypeError(msg)
+            stream[generic.NameObject("/Subtype")] = generic.NameObject("/" + file.mime)
+            stream[generic.NameObject("/Params")] = generic.DictionaryObject({
+                generic.NameObject("/Size"): generic.NumberObject(len(file.data)),
+                generic.NameObject("/ModDate"): generic.TextStringObject(stamp),
+            })  # fmt: skip
+            for key, value in _filespec(file, ref).items():
+                if key != "/EF":
+                    spec[generic.NameObject(key)] = value
+            associated.append(spec.indirect_reference)
         out = io.BytesIO()
         writer.write(out)
     except (pypdf.errors.PyPdfError, ValueError, KeyError, TypeError) as exc:

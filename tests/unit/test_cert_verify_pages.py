@@ -117,7 +117,11 @@ def _pages_only(pdf: bytes) -> bytes:
 
 def _with_token(pdf: bytes, token: str) -> bytes:
     """``pdf``'s pages with ``token`` attached as the credential (nothing else of ``pdf``)."""
-    return pdfpages.PdfPages(_pages_only(pdf)).with_attachment("credential.jwt", token.encode())
+    return _attach(_pages_only(pdf), "credential.jwt", token.encode())
+
+
+def _attach(pdf: bytes, name: str, data: bytes) -> bytes:
+    return pdfpages.PdfPages(pdf).with_files([pdfpages.EmbeddedFile(name, data)])
 
 
 def _keywords_form(pdf: bytes, token: str) -> bytes:
@@ -191,7 +195,7 @@ def test_the_credential_is_appended_and_another_reader_finds_it(renderer, issued
 
     cert = issued[renderer]
     pages = render.render_pdf(asha.svg, renderer)
-    appended = pdfpages.PdfPages(pages).with_attachment("credential.jwt", cert.token.encode())
+    appended = _attach(pages, "credential.jwt", cert.token.encode())
     assert appended.startswith(pages)  # an incremental update: the pages' bytes untouched
     assert pdfpages.pages_digest(appended) == pdfpages.pages_digest(pages)
     document = pypdfium2.PdfDocument(cert.pdf)
@@ -209,13 +213,22 @@ def test_the_credential_is_appended_and_another_reader_finds_it(renderer, issued
 
 def test_a_second_attachment_goes_through_pypdfs_writer_and_keeps_the_pages(issued):
     cert = issued["cairosvg"]
-    both = pdfpages.PdfPages(cert.pdf).with_attachment("notes.txt", b"hello")
+    both = pdfpages.PdfPages(cert.pdf).with_files(
+        [pdfpages.EmbeddedFile("notes.txt", b"hello", "text/plain", "notes", "Supplement")]
+    )
     assert both.startswith(cert.pdf)
     attachments = pypdf.PdfReader(io.BytesIO(both)).attachments
     assert sorted(attachments) == ["credential.json", "credential.jwt", "notes.txt"]
     catalog = pypdf.PdfReader(io.BytesIO(both)).trailer["/Root"]
-    names = sorted(str(spec.get_object()["/F"]) for spec in catalog["/AF"])  # type: ignore[index]
-    assert names == ["credential.json", "credential.jwt", "notes.txt"]  # associated files, all
+    specs = {str(ref.get_object()["/F"]): ref.get_object() for ref in catalog["/AF"]}  # type: ignore[index]
+    assert sorted(specs) == ["credential.json", "credential.jwt", "notes.txt"]  # all associated
+    notes = specs["notes.txt"]
+    assert (notes["/AFRelationship"], notes["/UF"], notes["/Desc"]) == (
+        "/Supplement",
+        "notes.txt",
+        "notes",
+    )
+    assert notes["/EF"]["/F"].get_object()["/Subtype"] == "/text/plain"
     assert render.extract_attachment(both) == cert.token.encode()
     assert pdfpages.pages_digest(both) == cert.pages_digest
 

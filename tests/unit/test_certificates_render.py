@@ -15,7 +15,7 @@ from lernflow.certificates.binding import issue_pdf
 from lernflow.certificates.credential import build_credential
 from lernflow.certificates.fetch import bundled_template_path
 from lernflow.certificates.model import CertificateData, Signatory
-from lernflow.certificates.pdfpages import PdfPages
+from lernflow.certificates.pdfpages import EmbeddedFile, PdfPages
 from lernflow.certificates.qr import qr_data_uri
 from lernflow.certificates.render import (
     GuardedCairoFetcher,
@@ -169,7 +169,7 @@ def test_pdf_without_attachment_has_none_and_garbage_has_none(svg):
 def test_the_renderers_draw_pages_only_and_the_attachment_name_is_configurable(svg, renderer):
     pdf = render_pdf(svg, renderer)  # type: ignore[arg-type]
     assert pypdf.PdfReader(io.BytesIO(pdf)).attachments == {}
-    with_json = PdfPages(pdf).with_attachment("credential.json", b"{}")
+    with_json = PdfPages(pdf).with_files([EmbeddedFile("credential.json", b"{}")])
     assert extract_attachment(with_json, "credential.json") == b"{}"
     assert extract_attachment(with_json) is None
 
