@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
+from lernflow import cli
 from lernflow.cli.status import EXIT_DOWN, EXIT_OK, age, compact, exit_code, summary_table
 from lernflow.config import Settings, load_settings
 from lernflow.flows.registry import FLOWS
@@ -196,3 +198,16 @@ def test_exit_code_is_non_zero_when_a_flow_is_stopped_or_failing() -> None:
     assert exit_code([_status(FLOW, "ok", True), _status(FLOW, "lagging", True)]) == EXIT_OK
     assert exit_code([_status(FLOW, "ok", True), _status(FLOW, "stopped", False)]) == EXIT_DOWN
     assert exit_code([_status(FLOW, "failing", True)]) == EXIT_DOWN
+
+
+def test_status_exits_69_with_one_line_when_redis_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LERNFLOW_REDIS_PORT", "1")  # nothing listens there: refused at once
+    res = CliRunner().invoke(cli.app, ["status", FLOW])
+    assert res.exit_code == 69, res.output
+    assert "status unknown" in res.output and "heartbeats" in res.output
+
+
+def test_status_exits_2_for_an_unknown_flow() -> None:
+    assert CliRunner().invoke(cli.app, ["status", "no-such-flow"]).exit_code == 2
