@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from lernflow.cli.common import console, get_settings, out, report
+from lernflow.cli.common import console, get_settings, out, report, stops_cleanly
 from lernflow.reports.jobs import load, run_job
 from lernflow.reports.paths import UnsafeIdError
 from lernflow.reports.runner import BatchOutcome, run_batches
@@ -97,6 +97,9 @@ def report_userinfo(
     _report_command("userinfo-exhaust", batch_id, course_id, out_dir, explain)
 
 
+_PENDING = "run it again: it picks up every request still SUBMITTED or FAILED"
+
+
 def run_job_command(
     job: str = typer.Argument(..., help="progress-exhaust | response-exhaust | userinfo-exhaust"),
     out_dir: str = typer.Option(
@@ -104,11 +107,16 @@ def run_job_command(
     ),
 ) -> None:
     """Process every pending request of one report in Sunbird's job_request table (PostgreSQL),
-    like Sunbird's run-job.sh: statuses, duplicates, per-channel limits, zips and passwords."""
+    like Sunbird's run-job.sh: statuses, duplicates, per-channel limits, zips and passwords.
+
+    Exit codes as for 'lernflow run' (69: PostgreSQL, Cassandra or Redis unreachable; 78: a
+    setting or credentials to fix); the last line on stderr says why.
+    """
 
     settings = get_settings()
     root = Path(out_dir) if out_dir else settings.reports.out_dir
-    result = run_job(settings, job, root)
+    with stops_cleanly(f"run-job {job}", settings, resume=_PENDING):
+        result = run_job(settings, job, root)
     table = Table("request_id", "tag", "status", "files", "error")
     for r in result.requests:
         table.add_row(

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 
 import typer
 
-from lernflow.cli.common import console, flow_input_topic, flow_name, get_settings, report
+from lernflow.cli.common import (
+    console,
+    flow_input_topic,
+    flow_name,
+    get_settings,
+    report,
+    stops_cleanly,
+)
 from lernflow.kernel import logs
-from lernflow.ops import cluster, runner, stopped
+from lernflow.kernel.errors import ExitCode
+from lernflow.ops import cluster, runner
 from lernflow.ops import replay as replay_mod
 from lernflow.sources.options import RunOptions
 
@@ -70,13 +77,13 @@ def _check_cluster_args(process_id: int | None, addresses: str | None, processes
             "[red]-i/--process-id (LERNFLOW_PROCESS_ID) and -a/--addresses (LERNFLOW_ADDRESSES) "
             "go together[/red]"
         )
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.USAGE)
     if process_id is not None and addresses and process_id >= len(addresses.split(";")):
         console.print(
             f"[red]-i/--process-id {process_id} has no entry in -a/--addresses "
             f"({len(addresses.split(';'))} addresses)[/red]"
         )
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.USAGE)
 
 
 def _serve_metrics(port: int) -> None:
@@ -101,6 +108,10 @@ def run_flow(
 
     By default the flow keeps a Bytewax recovery store under LERNFLOW_RUN_RECOVERY_DIR and
     resumes from it after a crash; bad events go to the flow's failed topic.
+
+    Exit codes: 0 done; 2 a bad command line; 69 a server stayed unreachable; 70 an internal
+    error; 74 a disk is full; 78 a setting, credentials or the schema must be fixed
+    (docs/runbook.md). The last line on stderr says why it stopped; -v adds the traceback.
     """
     flow_name(flow)
     settings = get_settings()
@@ -116,7 +127,8 @@ def run_flow(
         )  # fmt: skip
         raise typer.Exit(code)
     t0 = time.monotonic()
-    try:
+    where = None if no_recovery else runner.recovery_dir(settings, flow)
+    with stops_cleanly(flow, settings, where):
         runner.run(
             flow,
             settings,
@@ -128,15 +140,10 @@ def run_flow(
             recovery_partitions=max(4, workers),
             recovery_prepared=recovery_prepared,
         )
-    except Exception as exc:
-        if logging.getLogger().isEnabledFor(logging.DEBUG):
-            raise  # -v: the whole traceback
-        where = None if no_recovery else runner.recovery_dir(settings, flow)
-        console.print(
-            stopped.stop_reason(exc, flow, where), markup=False, highlight=False, soft_wrap=True
-        )
-        raise typer.Exit(1) from None
     report(f"{flow}: finished in {time.monotonic() - t0:.1f}s")
+
+
+_REPLAY_AGAIN = "nothing is lost: run the same replay again, every flow is replay-safe"
 
 
 def replay_cmd(
@@ -152,33 +159,35 @@ def replay_cmd(
     """Re-process a bounded range of a flow's input (backfill / recovery replay).
 
     Uses its own recovery store and does not move the live flow's consumer group. Every flow
-    is replay-safe, so the state afterwards equals the original processing.
+    is replay-safe, so the state afterwards equals the original processing. Exit codes as
+    for 'lernflow run'.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     settings = get_settings()
     topic = flow_input_topic(settings, flow)
-    try:
-        start_offsets = replay_mod.parse_point(start, topic, settings)
-        end_offsets = (
-            replay_mod.parse_point(end, topic, settings)
-            if end
-            else replay_mod.end_offsets(settings, topic)
-        )
-    except ValueError as exc:
-        console.print(f"[red]bad range:[/red] {exc}")
-        raise typer.Exit(2) from None
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(),
-        TextColumn("{task.completed:,}/{task.fields[of]} events"), TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(), console=console,
-    ) as bar:  # fmt: skip
-        task = bar.add_task(f"replay {flow}", total=None, rate="", of="?")
+    with stops_cleanly(f"replay of {flow}", settings, resume=_REPLAY_AGAIN):
+        try:
+            start_offsets = replay_mod.parse_point(start, topic, settings)
+            end_offsets = (
+                replay_mod.parse_point(end, topic, settings)
+                if end
+                else replay_mod.end_offsets(settings, topic)
+            )
+        except ValueError as exc:
+            console.print(f"[red]bad range:[/red] {exc}")
+            raise typer.Exit(ExitCode.USAGE) from None
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("{task.completed:,}/{task.fields[of]} events"), TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(), console=console,
+        ) as bar:  # fmt: skip
+            task = bar.add_task(f"replay {flow}", total=None, rate="", of="?")
 
-        def show(done: int, total: int, elapsed: float) -> None:
-            rate = done / elapsed if elapsed > 0 else 0.0
-            bar.update(task, completed=done, total=total, rate=f"{rate:,.0f} events/s",
-                       of=f"{total:,}")  # fmt: skip
+            def show(done: int, total: int, elapsed: float) -> None:
+                rate = done / elapsed if elapsed > 0 else 0.0
+                bar.update(task, completed=done, total=total, rate=f"{rate:,.0f} events/s",
+                           of=f"{total:,}")  # fmt: skip
 
-        total = replay_mod.replay(flow, settings, start_offsets, end_offsets, show, workers)
+            total = replay_mod.replay(flow, settings, start_offsets, end_offsets, show, workers)
     report(f"{flow}: replayed {total:,} events")

@@ -77,6 +77,27 @@ _KAFKA_NOT_READY = frozenset({
 
 
 @dataclass(frozen=True)
+class GaveUp:
+    """How long and how often :func:`retry` tried before it raised (on the raised exception)."""
+
+    what: str
+    attempts: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return f"{self.what}: {self.attempts} attempts in {self.seconds:.1f} s"
+
+
+_GAVE_UP = "lernflow_gave_up"
+
+
+def gave_up(exc: BaseException) -> GaveUp | None:
+    """The retries behind ``exc`` when :func:`retry` raised it after its last attempt."""
+    found = getattr(exc, _GAVE_UP, None)
+    return found if isinstance(found, GaveUp) else None
+
+
+@dataclass(frozen=True)
 class Backoff:
     """How often and how long to retry: ``attempts`` calls, delays ``base_s`` doubling to ``cap_s``."""
 
@@ -121,7 +142,7 @@ def is_event_fault(exc: BaseException) -> bool:
         return False
     if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
         return False
-    if isinstance(exc, cassandra.InvalidRequest) and _CASSANDRA_SCHEMA_FAULT.search(str(exc)):
+    if is_schema_fault(exc):
         return False
     if isinstance(exc, KafkaException):
         err = exc.args[0] if exc.args else None
@@ -129,6 +150,14 @@ def is_event_fault(exc: BaseException) -> bool:
             return False
         return not (kafka_not_ready(exc) or err.retriable() or err.fatal())
     return True
+
+
+def is_schema_fault(exc: BaseException) -> bool:
+    """True for Cassandra's answer that a table, keyspace or column the statement names is
+    missing (``lernflow schema apply`` not run, or an older schema)."""
+    return isinstance(exc, cassandra.InvalidRequest) and bool(
+        _CASSANDRA_SCHEMA_FAULT.search(str(exc))
+    )
 
 
 def kafka_not_ready(exc: BaseException) -> bool:
@@ -149,12 +178,16 @@ def retry(
     """Call ``fn`` until it succeeds, retrying errors ``transient`` accepts, up to the policy."""
     backoff = policy if isinstance(policy, Backoff) else Backoff.of(policy)
     attempt = 0
+    started = time.monotonic()
     while True:
         attempt += 1
         try:
             return fn()
         except Exception as exc:
-            if not transient(exc) or attempt >= backoff.attempts:
+            if not transient(exc):
+                raise
+            if attempt >= backoff.attempts:
+                setattr(exc, _GAVE_UP, GaveUp(what, attempt, time.monotonic() - started))
                 raise
             delay = backoff.delay(attempt)
             logger.warning(

@@ -9,7 +9,13 @@ from confluent_kafka import KafkaError, KafkaException
 
 from lernflow.config import RunSettings
 from lernflow.kernel.errors import InvalidEvent, TransientError
-from lernflow.kernel.retry import KAFKA_NOT_READY, is_transient, kafka_not_ready, retry
+from lernflow.kernel.retry import (
+    KAFKA_NOT_READY,
+    gave_up,
+    is_transient,
+    kafka_not_ready,
+    retry,
+)
 
 
 class NamedLikeADriverError(Exception):
@@ -69,10 +75,19 @@ def test_retry_succeeds_after_transient_failures_with_growing_capped_delays():
     assert sleeps[0] <= 0.1
 
 
-def test_retry_gives_up_after_the_last_attempt():
+def test_retry_gives_up_after_the_last_attempt_and_says_how_often_it_tried():
     run = RunSettings(retry_max_attempts=3)
-    with pytest.raises(OperationTimedOut):
+    with pytest.raises(OperationTimedOut) as raised:
         retry(lambda: (_ for _ in ()).throw(OperationTimedOut()), run, "t", sleep=lambda _s: None)
+    tried = gave_up(raised.value)
+    assert tried is not None and (tried.what, tried.attempts) == ("t", 3)
+    assert tried.seconds >= 0
+
+
+def test_an_error_not_retried_carries_no_give_up_record():
+    with pytest.raises(ValueError) as raised:
+        retry(lambda: (_ for _ in ()).throw(ValueError("no")), RunSettings(), "t")
+    assert gave_up(raised.value) is None
 
 
 def test_non_transient_errors_are_not_retried():
