@@ -289,6 +289,8 @@ class Heartbeat:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=max(5.0, math.ceil(self._interval)))
+        if self._failing:  # Redis did not take the last beat: do not wait for it again
+            return
         try:
             self._store.drop(self._index, self._key)
         except Exception as exc:

@@ -130,6 +130,10 @@ def test_a_failed_beat_write_never_stops_the_flow(settings: Settings) -> None:
     hb = _heartbeat(settings, store, clock)
     hb.beat()
     hb.beat()  # no exception
+    dropped: list[str] = []
+    store.drop = lambda _index, key: dropped.append(key)  # type: ignore[method-assign,assignment]
+    hb.stop()
+    assert dropped == []  # the end does not wait for Redis again (the beat expires anyway)
 
 
 def _beat(**over: object) -> Beat:
