@@ -175,6 +175,14 @@ def _one(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _unreachable(text: str, timeout_s: float, host_var: str, port_var: str) -> str:
+    """A connection that failed for another reason than credentials, and what to check."""
+    reason = (
+        "connection refused" if "refused" in text.lower() else f"no answer within {timeout_s:g} s"
+    )
+    return f"{reason}: check {host_var} and {port_var}"
+
+
 # -- Kafka -----------------------------------------------------------------------------------
 
 
@@ -415,10 +423,7 @@ def cassandra_refusal(cassandra: CassandraSettings, exc: BaseException, timeout_
             "refused the credentials: check LERNFLOW_CASSANDRA_USERNAME and "
             "LERNFLOW_CASSANDRA_PASSWORD"
         )
-    reason = (
-        "connection refused" if "refused" in text.lower() else f"no answer within {timeout_s:g} s"
-    )
-    return f"{reason}: check LERNFLOW_CASSANDRA_HOSTS and LERNFLOW_CASSANDRA_PORT"
+    return _unreachable(text, timeout_s, "LERNFLOW_CASSANDRA_HOSTS", "LERNFLOW_CASSANDRA_PORT")
 
 
 def cassandra_checks(settings: Settings, p: Plan, timeout_s: float) -> list[Check]:
@@ -457,10 +462,7 @@ def redis_refusal(exc: BaseException, timeout_s: float) -> str:
     text = _one(exc, 200)
     if "AUTH" in text or "WRONGPASS" in text or "password" in text.lower():
         return f"refused the credentials ({text}): check LERNFLOW_REDIS_PASSWORD"
-    reason = (
-        "connection refused" if "refused" in text.lower() else f"no answer within {timeout_s:g} s"
-    )
-    return f"{reason}: check LERNFLOW_REDIS_HOST and LERNFLOW_REDIS_PORT"
+    return _unreachable(text, timeout_s, "LERNFLOW_REDIS_HOST", "LERNFLOW_REDIS_PORT")
 
 
 def relation_cache_check(db: int, sample: str | None, scanned: int) -> Check:
@@ -625,10 +627,7 @@ def postgres_refusal(exc: BaseException, timeout_s: float) -> str:
         )
     if "does not exist" in text and "database" in text:
         return f"{text}: run 'lernflow schema apply' or set LERNFLOW_POSTGRES_DATABASE"
-    reason = (
-        "connection refused" if "refused" in text.lower() else f"no answer within {timeout_s:g} s"
-    )
-    return f"{reason}: check LERNFLOW_POSTGRES_HOST and LERNFLOW_POSTGRES_PORT"
+    return _unreachable(text, timeout_s, "LERNFLOW_POSTGRES_HOST", "LERNFLOW_POSTGRES_PORT")
 
 
 def postgres_checks(settings: Settings, p: Plan, timeout_s: float) -> list[Check]:
