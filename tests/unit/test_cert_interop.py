@@ -200,7 +200,7 @@ def verify_old(monkeypatch, tmp_path):
     monkeypatch.setenv("LERNFLOW_CERT_STORAGE_DIR", str(tmp_path / "store"))
 
     def run(pdf: Path) -> tuple[int, str]:
-        result = CliRunner().invoke(cli.app, ["cert", "verify", str(pdf)])
+        result = CliRunner().invoke(cli.app, ["cert", "verify", "--offline", str(pdf)])
         return result.exit_code, " ".join(result.output.split())
 
     return run
@@ -233,7 +233,7 @@ def test_a_certificate_with_a_plain_embedded_jwt_still_verifies(verify_old):
 @pytest.mark.parametrize("renderer", RENDERERS)
 def test_a_new_certificate_says_where_its_credential_is(renderer, made, keys_dir, monkeypatch):
     monkeypatch.setenv("LERNFLOW_CERT_KEYS_DIR", str(keys_dir))
-    result = CliRunner().invoke(cli.app, ["cert", "verify", str(made[renderer].pdf)])
+    result = CliRunner().invoke(cli.app, ["cert", "verify", "--offline", str(made[renderer].pdf)])
     output = " ".join(result.output.split())
     assert result.exit_code == 0, output
     assert "credential ok the embedded file credential.jwt" in output
@@ -251,7 +251,7 @@ def test_rewriting_the_metadata_keeps_the_credential(renderer, made, keys_dir, t
     assert "credential.jwt" in _run("pdfdetach", "-list", rewritten)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("LERNFLOW_CERT_KEYS_DIR", str(keys_dir))
-        result = CliRunner().invoke(cli.app, ["cert", "verify", str(rewritten)])
+        result = CliRunner().invoke(cli.app, ["cert", "verify", "--offline", str(rewritten)])
     assert result.exit_code == 0, result.output
 
 

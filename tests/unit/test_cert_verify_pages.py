@@ -99,7 +99,7 @@ def verify(tmp_path: Path, keys_dir: Path, key: SigningKey, store: Path, monkeyp
             path = tmp_path / name
             path.write_bytes(target)
             target = str(path)
-        result = CliRunner().invoke(cli.app, ["cert", "verify", target])
+        result = CliRunner().invoke(cli.app, ["cert", "verify", "--offline", target])
         return result.exit_code, " ".join(result.output.split())  # unwrapped
 
     return run
