@@ -360,11 +360,8 @@ def expected_tables(cassandra: CassandraSettings) -> dict[str, dict[str, set[str
     apply`` creates them (by setting, so two settings naming one keyspace stay apart)."""
     by_field = cassandra.model_copy(update={f: f for f in _KEYSPACE_FIELDS})
     out: dict[str, dict[str, set[str]]] = {}
-    for stmt in schema.cql_statements(by_field):
-        match = schema._CREATE_TABLE.match(stmt)
-        if match:
-            field, table, body = match.groups()
-            out.setdefault(field, {})[table] = set(schema._columns(body))
+    for table in schema.table_defs(by_field):
+        out.setdefault(table.keyspace, {})[table.table] = set(table.columns)
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from string import Template
 
@@ -66,6 +67,27 @@ def _columns(body: str) -> dict[str, str]:
             continue
         cols[words[0]] = " ".join(w for w in words[1:] if w.upper() not in ("PRIMARY", "KEY"))
     return cols
+
+
+@dataclass(frozen=True)
+class TableDef:
+    """One table our schema creates: its keyspace, name, and column → CQL type."""
+
+    keyspace: str
+    table: str
+    columns: dict[str, str]
+
+
+def table_defs(settings: CassandraSettings, keyspace_prefix: str = "") -> list[TableDef]:
+    """Every table of the schema for these keyspace settings (``lernflow doctor`` compares
+    them with ``system_schema``)."""
+    out = []
+    for stmt in cql_statements(settings, keyspace_prefix):
+        match = _CREATE_TABLE.match(stmt)
+        if match:
+            keyspace, table, body = match.groups()
+            out.append(TableDef(keyspace, table, _columns(body)))
+    return out
 
 
 def apply_cassandra(
