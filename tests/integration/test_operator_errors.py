@@ -168,3 +168,12 @@ def test_librdkafka_lines_come_through_logging_once_per_broker_and_error() -> No
     assert len(every) > 5, [r.getMessage() for r in every]
     assert len(shown) == 1, [r.getMessage() for r in shown]
     assert "127.0.0.1:1" in shown[0].getMessage()
+
+
+def test_a_wrong_postgres_password_exits_78_naming_the_settings(
+    settings: Settings, tmp_path: Path
+) -> None:
+    ran = _run(settings, tmp_path, ["run-job", "progress-exhaust", "--out", str(tmp_path)],
+               LERNFLOW_POSTGRES_PASSWORD="not-the-password")  # fmt: skip
+    _assert_operator_grade(ran, ExitCode.CONFIG, "LERNFLOW_POSTGRES_PASSWORD", "127.0.0.1:5432",
+                           "refused the credentials")  # fmt: skip
