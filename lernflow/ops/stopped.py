@@ -27,7 +27,7 @@ from confluent_kafka import KafkaException
 from lernflow.config import Settings, SettingsError
 from lernflow.kernel.clients import AccessRefused
 from lernflow.kernel.errors import ConfigError, ExitCode
-from lernflow.kernel.retry import gave_up, is_schema_fault
+from lernflow.kernel.retry import gave_up, is_schema_fault, is_transient
 
 _DISK_FULL = re.compile(r"no space left on device|database or disk is full", re.IGNORECASE)
 #: what a restart of a flow does (docs/runbook.md)
@@ -49,6 +49,10 @@ _CONFIG_FAULTS: tuple[type[BaseException], ...] = (
     cassandra.Unauthorized, redis.exceptions.AuthenticationError,
     redis.exceptions.NoPermissionError,
 )  # fmt: skip
+
+
+# a peer that refused or did not answer (a template host, a user-read API): unavailable too
+_UNAVAILABLE: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -109,14 +113,14 @@ def _server_of(exc: BaseException, s: Settings) -> _Server | None:
     return None
 
 
-def _how_long(chain: list[BaseException], server: _Server, elapsed_s: float | None) -> str:
+def _how_long(chain: list[BaseException], server: _Server | None, elapsed_s: float | None) -> str:
     """How long and how often the server was tried: the retries' record; else, for Kafka (whose
     client reconnects by itself), the time until it gave up; else one attempt."""
     for e in chain:
         tried = gave_up(e)
         if tried is not None:
             return f"tried {tried.attempts} times in {tried.seconds:.1f} s ({tried.what})"
-    if server.name == "Kafka" and elapsed_s is not None:
+    if server is not None and server.name == "Kafka" and elapsed_s is not None:
         return f"the Kafka client kept reconnecting for {elapsed_s:.0f} s"
     return "tried once, not retried"
 
@@ -201,6 +205,11 @@ def explain(
         found = _unreachable(what, chain, settings, elapsed_s, resume)
     if found is not None:
         return found
+    unavailable = next((e for e in chain if is_transient(e) or isinstance(e, _UNAVAILABLE)), None)
+    if unavailable is not None:  # transient, but not one of the four servers by type
+        line = (f"{what} stopped: {_cause(unavailable)}; {_how_long(chain, None, elapsed_s)}; "
+                f"{resume}")  # fmt: skip
+        return Stop(line, ExitCode.UNAVAILABLE, _fields("unreachable"))
     root = chain[-1]
     line = (f"{what} stopped: {type(root).__name__}: {_first_line(root)} "
             f"({resume}; -v shows the traceback)")  # fmt: skip

@@ -24,7 +24,7 @@ from lernflow.config import (
     TopicSettings,
 )
 from lernflow.kernel.clients import AccessRefused
-from lernflow.kernel.errors import ConfigError, ExitCode
+from lernflow.kernel.errors import ConfigError, ExitCode, TransientError
 from lernflow.kernel.retry import Backoff, retry
 from lernflow.ops.stopped import RESUME, explain
 
@@ -141,3 +141,11 @@ def test_a_full_disk_exits_74_and_anything_else_70() -> None:
     assert internal.code == ExitCode.SOFTWARE
     assert int(ExitCode.SOFTWARE) == 70
     assert internal.line.startswith("f stopped: KeyError: 'k' (")
+
+
+def test_another_transient_error_exits_69_with_its_tries() -> None:
+    undelivered = _gave_up(TransientError("3 Kafka messages still undelivered after 120s"))
+    stop = explain(_wrapped(undelivered), "f", SETTINGS)
+    assert stop.code == ExitCode.UNAVAILABLE
+    assert stop.line.startswith("f stopped: TransientError: 3 Kafka messages still undelivered")
+    assert "tried 3 times" in stop.line and stop.line.endswith(RESUME)
