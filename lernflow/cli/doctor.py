@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import time
+from collections.abc import Iterator
 
 import typer
 from rich import box
@@ -11,6 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from lernflow.cli.common import console, get_settings, out
+from lernflow.config.settings import KAFKA_CLIENT_LOGGER
+from lernflow.kernel.logs import CASSANDRA_LOGGERS
 from lernflow.ops import doctor as doctor_ops
 
 _STYLE = {
@@ -18,6 +23,23 @@ _STYLE = {
     doctor_ops.Verdict.WARN: "yellow",
     doctor_ops.Verdict.FAIL: "bold red",
 }
+
+
+@contextlib.contextmanager
+def _quiet_clients() -> Iterator[None]:
+    """The clients' own lines repeat what a verdict says: hidden unless -v (DEBUG)."""
+    if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+        yield
+        return
+    loggers = [logging.getLogger(n) for n in (KAFKA_CLIENT_LOGGER, *CASSANDRA_LOGGERS)]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def doctor_table(checks: list[doctor_ops.Check]) -> Table:
@@ -69,7 +91,8 @@ def doctor(
         raise typer.Exit(2)
     settings = get_settings()
     t0 = time.monotonic()
-    checks = doctor_ops.run_checks(settings, names, timeout_s=timeout)
+    with _quiet_clients():
+        checks = doctor_ops.run_checks(settings, names, timeout_s=timeout)
     took = time.monotonic() - t0
     if as_json:
         out.print_json(json.dumps([c.as_dict() for c in checks]))

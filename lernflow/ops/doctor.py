@@ -26,7 +26,7 @@ from lernflow.config import CassandraSettings, RedisSettings, Settings, TopicSet
 from lernflow.config.settings import env_var_for
 from lernflow.flows.certificate_generator.maker import allowed_hosts
 from lernflow.flows.registry import FLOWS
-from lernflow.kernel.clients import cassandra_session, redis_client
+from lernflow.kernel.clients import cassandra_session, kafka_preflight, redis_client
 from lernflow.kernel.errors import LernflowError
 from lernflow.ops import schema
 from lernflow.sources.options import consumer_group
@@ -300,6 +300,10 @@ def kafka_checks(settings: Settings, p: Plan, timeout_s: float) -> list[Check]:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
+    try:  # with SASL or TLS on: a refusal named by kernel.clients (a down broker: below)
+        kafka_preflight(settings.kafka, timeout_s)
+    except LernflowError as exc:
+        return [Check("kafka", settings.kafka.brokers, Verdict.FAIL, str(exc))]
     errors: list[Any] = []
     conf: dict[str, Any] = dict(settings.kafka.client_config())
     conf["error_cb"] = errors.append
