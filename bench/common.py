@@ -11,19 +11,12 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from lernflow.config import Settings
+from lernflow.devstack import redis_slots
 from lernflow.kernel.clients import redis_client
 from lernflow.ops import schema
-
-BENCH_REDIS_DBS = {
-    "relation_cache_db": 25,
-    "content_cache_db": 26,
-    "collection_cache_db": 27,
-    "user_cache_db": 28,
-    "dedup_db": 29,
-}
 
 
 @dataclass(frozen=True)
@@ -92,6 +85,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+_SLOT: list[dict[str, int]] = []
+_HELD: list[IO[str]] = []
+
+
+def _redis_slot() -> dict[str, int]:
+    """This bench process's five Redis DBs: a slot of the local stack held until it exits (a
+    test session on the same stack takes another one)."""
+    if not _SLOT:
+        dbs, handle = redis_slots.claim()
+        _HELD.append(handle)
+        _SLOT.append(dbs)
+    return _SLOT[0]
+
+
 def isolated(settings: Settings, label: str) -> Settings:
     """Settings for one benchmark: own topics, ``bench_`` keyspaces, Redis DBs 25-29 (flushed)."""
     topics = settings.topics.model_copy(update={"env": f"bench-{label}-{uuid.uuid4().hex[:6]}"})
@@ -102,8 +109,9 @@ def isolated(settings: Settings, label: str) -> Settings:
             "hierarchy_keyspace": "bench_" + settings.cassandra.hierarchy_keyspace,
         }
     )
-    red = settings.redis.model_copy(update=BENCH_REDIS_DBS)
-    for db in BENCH_REDIS_DBS.values():
+    dbs = _redis_slot()
+    red = settings.redis.model_copy(update=dbs)
+    for db in dbs.values():
         c = redis_client(red, db)
         c.flushdb()
         c.close()

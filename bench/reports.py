@@ -26,7 +26,7 @@ from lernflow.reports.runner import run_batches
 
 ENROLMENTS = 100_000
 KEYSPACE_PREFIX = "bench_reports_"  # starts with bench_: bench.work counts its writes
-USER_CACHE_DB = 31  # beside bench.common.BENCH_REDIS_DBS (25-29)
+USER_CACHE_DB = 60  # past the slots of lernflow/devstack/redis_slots.py (20-59)
 COURSE, BATCH = "do_bench_report_course", "bench_report_batch"
 LESSONS = [f"do_bench_lesson_{i}" for i in range(4)]
 

@@ -8,16 +8,13 @@ dropped at the end), a unique topic environment per test, and unique ids for Red
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from lernflow.config import Settings, load_settings
+from lernflow.devstack import redis_slots
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -63,39 +60,15 @@ def keyspace_prefix(stack: Settings) -> Iterator[str]:
         cluster.shutdown()
 
 
-_REDIS_DB_FIELDS = (
-    "relation_cache_db",
-    "content_cache_db",
-    "collection_cache_db",
-    "user_cache_db",
-    "dedup_db",
-)
-# The local stack's Redis has 64 DBs; Sunbird's indexes (0, 5, 10, 12, 13) stay untouched. Each
-# concurrently running pytest session takes one slot of five DBs, so two checkouts can run the
-# suite against one stack without flushing each other's data.
-_REDIS_SLOT_BASES = (20, 25, 30, 35, 40, 45, 50, 55)
-
-
-def _claim_redis_slot() -> tuple[int, Any]:
-    lock_dir = Path(tempfile.gettempdir())
-    for base in _REDIS_SLOT_BASES:
-        handle = (lock_dir / f"lernflow-test-redis-{base}.lock").open("w")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        return base, handle
-    msg = f"all {len(_REDIS_SLOT_BASES)} Redis test slots are taken by other pytest sessions"
-    raise pytest.UsageError(msg)
-
-
 @pytest.fixture(scope="session")
 def test_redis_dbs() -> Iterator[dict[str, int]]:
     """The five Redis DB indexes this session uses instead of Sunbird's."""
-    base, handle = _claim_redis_slot()
     try:
-        yield {name: base + i for i, name in enumerate(_REDIS_DB_FIELDS)}
+        dbs, handle = redis_slots.claim()
+    except redis_slots.NoFreeSlot as exc:
+        raise pytest.UsageError(str(exc)) from None
+    try:
+        yield dbs
     finally:
         handle.close()
 
