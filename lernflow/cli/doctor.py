@@ -79,7 +79,8 @@ def doctor(
     relation cache; the certificate signing key and JWKS, template hosts; PostgreSQL for the
     reports. A FAIL or warn line names the setting (env var) or command that fixes it.
 
-    Exit codes: 0 every check passed (warnings allowed); 1 a check failed; 2 unknown flow.
+    Exit codes: 0 every check passed (warnings allowed); 1 a check failed; 2 unknown flow;
+    78 an invalid setting.
     """
 
     names = flows or []
