@@ -27,7 +27,7 @@ from confluent_kafka.admin import AdminClient
 from lernflow.config import KafkaSettings
 from lernflow.kernel import metrics, shutdown
 from lernflow.kernel.clients import kafka_consumer
-from lernflow.kernel.errors import LernflowError, TransientError
+from lernflow.kernel.errors import ConfigError, LernflowError, TransientError
 from lernflow.kernel.retry import KAFKA_NOT_READY, kafka_not_ready, retry
 from lernflow.sources.position_note import PositionHistory
 
@@ -237,7 +237,7 @@ class KafkaInput(FixedPartitionedSource[KafkaRecord, int]):
                     f"input topic {topic!r} does not exist on {self._kafka.brokers}; "
                     "create it with 'lernflow schema apply' (check LERNFLOW_ENV)"
                 )
-                raise RuntimeError(msg)
+                raise ConfigError(msg)  # exit 78: a setting or the schema to fix
             parts += [f"{topic}:{p}" for p in sorted(tmd.partitions)]
         return parts
 

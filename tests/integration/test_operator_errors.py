@@ -177,3 +177,11 @@ def test_a_wrong_postgres_password_exits_78_naming_the_settings(
                LERNFLOW_POSTGRES_PASSWORD="not-the-password")  # fmt: skip
     _assert_operator_grade(ran, ExitCode.CONFIG, "LERNFLOW_POSTGRES_PASSWORD", "127.0.0.1:5432",
                            "refused the credentials")  # fmt: skip
+
+
+def test_a_missing_input_topic_exits_78_naming_the_setting(
+    settings: Settings, tmp_path: Path
+) -> None:
+    ran = _run(settings, tmp_path, ["run", FLOW, "--until-caught-up"])  # no topics created
+    _assert_operator_grade(ran, ExitCode.CONFIG, "does not exist", "lernflow schema apply",
+                           "LERNFLOW_ENV")  # fmt: skip
