@@ -43,7 +43,7 @@ h1{font-size:1.4rem}
 .verdict-invalid,.verdict-revoked,.verdict-not-found{background:#ffebee;border-color:#c62828}
 .verdict-unchecked{background:#fff8e1;border-color:#f9a825}
 table{border-collapse:collapse;width:100%}
-th,td{text-align:left;vertical-align:top;padding:.35rem .5rem;border-bottom:1px solid #ddd}
+th,td{text-align:left;vertical-align:top;padding:.35rem .5rem;border-bottom:1px solid #ddd;overflow-wrap:anywhere}
 th{width:11rem;color:#555;font-weight:600}
 .checks td:first-child{white-space:nowrap}
 .ok{color:#2e7d32}.failed{color:#c62828}.not-checked{color:#8d6e00}
