@@ -7,11 +7,12 @@ Each group lives in its own module (``run``, ``status``, ``report``, ``stack``, 
 from __future__ import annotations
 
 import logging
+import sys
 
 import typer
 
 from lernflow.cli import caches, cert, doctor, failed, report, run, serve, stack, status
-from lernflow.cli.common import console
+from lernflow.cli.common import console, exit_uncaught
 from lernflow.kernel import logs
 
 app = typer.Typer(
@@ -73,5 +74,10 @@ def _main(
 
 
 def main() -> None:
-    """Entry point of the ``lernflow`` console script."""
-    app(prog_name="lernflow")
+    """Entry point of the ``lernflow`` console script. An exception a command did not handle
+    ends in one line and a documented exit code (docs/runbook.md), its traceback with ``-v``."""
+    try:
+        app(prog_name="lernflow")
+    except Exception as exc:
+        command = " ".join(["lernflow", *[a for a in sys.argv[1:3] if not a.startswith("-")]])
+        raise SystemExit(exit_uncaught(exc, command)) from None

@@ -42,6 +42,23 @@ def say_last(message: str, **fields: object) -> None:
     console.print(logs.last_line(message, **fields), markup=False, highlight=False, soft_wrap=True)
 
 
+def exit_uncaught(exc: Exception, command: str) -> int:
+    """What the ``lernflow`` command does with an exception no command turned into its own line:
+    the one line of :func:`stopped.explain` (the settings if they load) and its exit code."""
+    try:
+        settings: Settings | None = load_settings()
+    except SettingsError:
+        settings = None
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        logger.error("%s failed", command, exc_info=exc)
+    stop = stopped.explain(exc, command, settings, resume=_AGAIN)
+    say_last(stop.line, **stop.fields, exit_code=int(stop.code))
+    return int(stop.code)
+
+
+_AGAIN = "run the command again once fixed"
+
+
 @contextmanager
 def stops_cleanly(
     what: str, settings: Settings, recovery_dir: Path | None = None, resume: str = stopped.RESUME

@@ -185,3 +185,9 @@ def test_a_missing_input_topic_exits_78_naming_the_setting(
     ran = _run(settings, tmp_path, ["run", FLOW, "--until-caught-up"])  # no topics created
     _assert_operator_grade(ran, ExitCode.CONFIG, "does not exist", "lernflow schema apply",
                            "LERNFLOW_ENV")  # fmt: skip
+
+
+def test_any_other_command_ends_the_same_way(settings: Settings, tmp_path: Path) -> None:
+    ran = _run(settings, tmp_path, ["report", "requests"], LERNFLOW_POSTGRES_PORT="1")
+    _assert_operator_grade(ran, ExitCode.UNAVAILABLE, "lernflow report requests stopped",
+                           "LERNFLOW_POSTGRES_PORT=1", "PostgreSQL unreachable at 127.0.0.1:1")  # fmt: skip
