@@ -23,6 +23,7 @@ from lernflow.flows.relation_cache_updater import rules as relation_rules
 from lernflow.kernel.clients import cassandra_session, kafka_consumer, redis_client
 from lernflow.ops import runner
 from lernflow.ops.cert_why import explain, title
+from lernflow.ops.serve.app import certificate_url
 from lernflow.ops.user_cache_rebuild import UserCacheRebuild
 from lernflow.reports.runner import run_batches
 from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
@@ -455,6 +456,10 @@ def certificate_demo(
         subject = (result.claims or {}).get("sub")
         report(
             f"cert     verify {cert_id}.pdf: {result.verdict.upper()} ({result.reason}), to {subject}"
+        )
+        report(
+            f"cert     its QR code's page: {certificate_url(settings, cert_id)} "
+            "(serve it: lernflow serve, in another terminal)"
         )
     for user in learners:
         if user in issued:

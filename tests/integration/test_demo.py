@@ -45,6 +45,8 @@ def test_demo_round_trip_and_quiz_best_attempt(settings: Settings) -> None:
         for line in lines
     )
     assert any(line.startswith("cert why ben-") and "enrolment" in line for line in lines)
+    page = f"{settings.certificates.cert_domain_url}/certs/{next(iter(issued.values()))} "
+    assert any(page in line and "lernflow serve" in line for line in lines), lines
     rows = progress["report"]
     assert isinstance(rows, list)
     header = rows[0]

@@ -16,7 +16,6 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
 
 from lernflow.certificates import render
 from lernflow.ops.serve.server import CertificateServer, Listening, make_server
@@ -49,7 +48,7 @@ def server(issued: Issued) -> Iterator[Listening]:
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
     for tool in (CHROMIUM, CHROMEDRIVER):
         assert tool.exists(), (
             f"{tool} is missing: run 'make setup' (Debian chromium, chromium-driver)"
@@ -76,7 +75,7 @@ def _offline_selenium(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SE_OFFLINE", "true")  # selenium-manager must never fetch a driver
 
 
-def _shot(driver: WebDriver, name: str) -> Path:
+def _shot(driver: webdriver.Chrome, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     height = driver.execute_script("return document.documentElement.scrollHeight")
@@ -85,11 +84,11 @@ def _shot(driver: WebDriver, name: str) -> Path:
     return path
 
 
-def _text(driver: WebDriver, element_id: str) -> str:
+def _text(driver: webdriver.Chrome, element_id: str) -> str:
     return driver.find_element(By.ID, element_id).text
 
 
-def _console_errors(driver: WebDriver) -> list[str]:
+def _console_errors(driver: webdriver.Chrome) -> list[str]:
     """The console's errors: a CSP violation (a refused stylesheet, script or form), a failed
     load (the page's own 404 among them)."""
     errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lernflow.certificates import signing
 from lernflow.config import Settings
 from lernflow.ops.serve import lookup, pages
-from lernflow.ops.serve.documents import document_routes
+from lernflow.ops.serve.documents import StatusListCache, document_routes, with_revocation
 from lernflow.ops.serve.security import BodyLimit, SecurityHeaders
 
 logger = logging.getLogger(__name__)
@@ -49,11 +49,17 @@ JWKS_PATH = "/.well-known/jwks.json"
 CERTS_PREFIX = "/certs"  # the generator's QR codes: {cert_domain_url}/certs/<id>
 
 
+def certificate_url(settings: Settings, cert_id: str) -> str:
+    """The page of ``cert_id`` as its QR code has it: ``{cert_domain_url}/certs/<id>``."""
+    return f"{settings.certificates.cert_domain_url}{CERTS_PREFIX}/{cert_id}"
+
+
 @dataclass(frozen=True)
 class ServeContext:
     """What the routes read: the settings (keys and storage folders, limits)."""
 
     settings: Settings
+    status_list: StatusListCache = field(default_factory=StatusListCache, compare=False)
 
     @property
     def storage_root(self) -> Path:
@@ -151,6 +157,7 @@ def base_routes(ctx: ServeContext) -> list[BaseRoute]:
             )
         keys = await run_in_threadpool(ctx.public_keys)
         result = await run_in_threadpool(lookup.verify_upload, data, keys, ctx.storage_root)
+        result = await run_in_threadpool(with_revocation, ctx, result)
         return respond(request, pages.Outcome(result), ctx)
 
     return [
@@ -190,6 +197,7 @@ def certificate_routes(ctx: ServeContext) -> list[BaseRoute]:
             return message(request, NOT_FOUND, ctx)
         keys = await run_in_threadpool(ctx.public_keys)
         result = await run_in_threadpool(lookup.verify_stored, stored, keys)
+        result = await run_in_threadpool(with_revocation, ctx, result)
         pdf_url = f"{CERTS_PREFIX}/{cert_id}/pdf" if stored.pdf is not None else None
         return respond(request, pages.Outcome(result, cert_id, pdf_url), ctx)
 
