@@ -109,6 +109,7 @@ class Verdict(StrEnum):
     VALID = "valid"
     INVALID = "invalid"
     UNCHECKED = "unchecked"  # the signature holds but the pages could not be checked
+    REVOKED = "revoked"  # genuine, but revoked (lernflow.ops.cert_status adds this check)
 
 
 @dataclass(frozen=True)

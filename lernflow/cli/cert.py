@@ -19,7 +19,12 @@ from lernflow.certificates.template import fill_svg
 from lernflow.certificates.values import placeholder_values
 from lernflow.cli.common import console, get_settings, out, report
 from lernflow.config import Settings
-from lernflow.ops.cert_status import revocation_check, revoke, signed_status_list
+from lernflow.ops.cert_status import (
+    revocation_check,
+    revoke,
+    signed_status_list,
+    with_revocation,
+)
 from lernflow.ops.cert_why import explain, title
 
 cert_app = typer.Typer(
@@ -65,6 +70,7 @@ _EXIT = {
     binding.Verdict.VALID: EXIT_VALID,
     binding.Verdict.INVALID: EXIT_INVALID,
     binding.Verdict.UNCHECKED: EXIT_UNCHECKED,
+    binding.Verdict.REVOKED: EXIT_REVOKED,
 }
 _OUTCOME = {
     "ok": "[green]ok[/green]",
@@ -125,19 +131,19 @@ def cert_verify(
 
     settings = get_settings()
     result = _verify_target(settings, target)
-    status = None
     if result.verdict is not binding.Verdict.INVALID and result.claims is not None:
         keys = signing.load_public_keys(settings.certificates.keys_dir)
         token = Path(status_list_file).read_text().strip() if status_list_file else None
         status = revocation_check(settings, result.claims, keys, token, offline)
-    for check in (*result.checks, *((status.check,) if status else ())):
+        result = with_revocation(result, status)
+    for check in result.checks:
         console.print(f"  {check.name:<10} {_OUTCOME[check.outcome]}  {check.detail}")
     if result.verdict is binding.Verdict.INVALID:
         console.print(f"[red]NOT VALID: {result.reason}[/red]")
         raise typer.Exit(EXIT_INVALID)
     out.print_json(json.dumps(result.claims, default=str))
-    if status is not None and status.revoked:
-        console.print(f"[red]REVOKED: {status.check.detail.removeprefix('REVOKED')}[/red]")
+    if result.verdict is binding.Verdict.REVOKED:
+        console.print(f"[red]REVOKED: {result.reason.removeprefix('REVOKED')}[/red]")
         raise typer.Exit(EXIT_REVOKED)
     if result.verdict is binding.Verdict.UNCHECKED:
         console.print(f"[yellow]UNCHECKED: {result.reason}[/yellow]")

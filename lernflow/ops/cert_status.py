@@ -14,11 +14,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from lernflow.certificates import signing, status_list
+from lernflow.certificates import binding, signing, status_list
 from lernflow.certificates.binding import Check
 from lernflow.certificates.credential import cert_id_of
 from lernflow.certificates.documents import issuer_url
@@ -115,6 +116,46 @@ def _from_registry(settings: Settings, cert_id: str) -> RevocationCheck:
         detail = f"REVOKED on {when} by {state.by or '?'}: {state.reason or '(no reason)'}"
         return RevocationCheck(True, Check("revocation", "failed", detail))
     return RevocationCheck(False, Check("revocation", "ok", "not revoked (cert_registry)"))
+
+
+def with_revocation(
+    result: binding.Verification, check: RevocationCheck | None
+) -> binding.Verification:
+    """``result`` with the revocation check added; REVOKED (reason: the check's detail) when
+    the certificate was revoked. None (no check made) leaves ``result`` as it is."""
+    if check is None or result.verdict is binding.Verdict.INVALID:
+        return result
+    checks = (*result.checks, check.check)
+    if check.revoked:
+        return binding.Verification(
+            binding.Verdict.REVOKED, check.check.detail, checks, result.claims
+        )
+    return replace(result, checks=checks)
+
+
+def served_revocation(
+    settings: Settings,
+    claims: dict[str, Any],
+    keys: dict[str, object],
+    list_token: Callable[[], str],
+) -> RevocationCheck | None:
+    """The verification page's check: from the (cached) status list, with the registry's
+    reason when the bit is set; None for a credential without ``credentialStatus`` (no server
+    is asked then)."""
+    vc = claims.get("vc")
+    if not isinstance(vc, dict) or status_list.credential_status(vc) is None:
+        return None
+    try:
+        token = list_token()
+    except Exception as exc:  # the registry or the key is out of reach: say so
+        detail = f"the status list is unavailable ({type(exc).__name__})"
+        return RevocationCheck(False, Check("revocation", "not checked", detail))
+    answer = _from_list(vc, token, keys)
+    if answer.revoked:
+        registry = _from_registry(settings, cert_id_of(str(claims.get("jti", ""))))
+        if registry.revoked:
+            return registry
+    return answer
 
 
 def revocation_check(

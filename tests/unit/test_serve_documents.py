@@ -3,6 +3,7 @@ contexts, the issuer profile, the revocation status list."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,10 +14,16 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from lernflow.certificates import documents, signing
 from lernflow.certificates import status_list as sl
+from lernflow.certificates.binding import Check
 from lernflow.certificates.credential import context_url, status_list_url
+from lernflow.certificates.fetch import bundled_template_path
+from lernflow.certificates.storage import LocalStorage
 from lernflow.config import Settings, load_settings
+from lernflow.flows.certificate_generator.maker import MakeJob, make_certificate
+from lernflow.ops import cert_status
 from lernflow.ops.serve import documents as serve_documents
 from lernflow.ops.serve.app import create_app
+from tests.unit.test_certificates_signing import data_from_event
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -102,3 +109,51 @@ def test_the_list_the_server_signs_checks_offline(settings: Settings) -> None:
     token = sl.sign_status_list(vc, key)
     claims = signing.verify_credential(token, {key.kid: key.public_key})
     assert sl.bit_is_set(sl.decode_bits(claims["vc"]["credentialSubject"]["encodedList"]), 3)
+
+
+def _issue(settings: Settings, index: int) -> str:
+    """A certificate with status index ``index`` in the settings' store; its id."""
+    data = dataclasses.replace(
+        data_from_event("gen.request.first.json"),
+        verify_base_url=_base(settings),
+        status_index=index,
+    )
+    key = signing.load_signing_key(next(settings.certificates.keys_dir.glob("*.private.pem")))
+    job = MakeJob(data, bundled_template_path().read_text(encoding="utf-8"), "cairosvg", (),
+                  f"{_base(settings)}/issuer", LocalStorage(settings.certificates.storage_dir))  # fmt: skip
+    make_certificate(job, key)
+    return data.cert_id
+
+
+def _signed_list(settings: Settings, revoked: list[int]) -> str:
+    key = signing.load_signing_key(next(settings.certificates.keys_dir.glob("*.private.pem")))
+    vc = sl.status_list_credential(_base(settings), "i", revoked, 8, datetime.now(UTC))
+    return sl.sign_status_list(vc, key)
+
+
+def test_the_verification_page_says_revoked_with_the_registrys_reason(
+    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert_id = _issue(settings, 5)
+    monkeypatch.setattr(serve_documents, "signed_status_list", lambda s: _signed_list(s, [5]))
+    reason = "REVOKED on 2026-12-04 by registrar: issued in error"
+    monkeypatch.setattr(
+        cert_status, "_from_registry",
+        lambda s, cid: cert_status.RevocationCheck(True, Check("revocation", "failed", reason)),
+    )  # fmt: skip
+    body = client.get(f"/certs/{cert_id}", headers={"accept": "application/json"}).json()
+    assert (body["verdict"], body["valid"]) == ("revoked", False)
+    assert "issued in error" in body["reason"]
+    page = client.get(f"/certs/{cert_id}").text
+    assert "REVOKED" in page and "issued in error" in page
+
+
+def test_the_page_of_a_certificate_whose_bit_is_clear_is_valid_with_the_check(
+    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert_id = _issue(settings, 5)
+    monkeypatch.setattr(serve_documents, "signed_status_list", lambda s: _signed_list(s, [4, 6]))
+    body = client.get(f"/certs/{cert_id}", headers={"accept": "application/json"}).json()
+    assert body["verdict"] == "valid"
+    assert body["checks"][-1]["name"] == "revocation"
+    assert body["checks"][-1]["outcome"] == "ok"

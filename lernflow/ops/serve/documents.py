@@ -9,12 +9,16 @@
                                             from the registry, cached :data:`LIST_TTL_S` seconds
 ==========================================  ====================================================
 
+:func:`with_revocation` adds the revocation check to a verification page (REVOKED with the
+registry's reason when the certificate's bit is set in the cached list).
+
 The group goes before the certificate routes (``/certs/{cert_id}`` takes any one segment).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -25,9 +29,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from lernflow.certificates import documents
+from lernflow.certificates.binding import Verification
 from lernflow.certificates.credential import VcVersion
 from lernflow.config import Settings
-from lernflow.ops.cert_status import signed_status_list, verify_base_url
+from lernflow.ops import cert_status
+from lernflow.ops.cert_status import served_revocation, signed_status_list, verify_base_url
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +52,46 @@ class Context(Protocol):
 
     def public_keys(self) -> dict[str, object]: ...
 
+    @property
+    def status_list(self) -> StatusListCache: ...
+
 
 @dataclass
-class _ListCache:
-    token: str = ""
+class StatusListCache:
+    """The signed status list, built from the registry at most every :data:`LIST_TTL_S`
+    seconds; shared by the list's route and the verification pages."""
+
+    token_text: str = ""
     built: float = field(default=-1e18)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def token(self, settings: Settings) -> str:
+        """The list JWT (built again when stale; blocking: call it in a thread).
+
+        Raises:
+            Exception: the registry or the signing key is out of reach (whatever they raise).
+        """
+        with self.lock:
+            if time.monotonic() - self.built > LIST_TTL_S:
+                self.token_text = signed_status_list(settings)
+                self.built = time.monotonic()
+            return self.token_text
+
+
+def with_revocation(ctx: Context, result: Verification) -> Verification:
+    """A verification page's result with its revocation check (blocking): the cached status
+    list, and the registry's reason when the bit is set (``lernflow.ops.cert_status``)."""
+    if result.claims is None:
+        return result
+    keys = ctx.public_keys()
+    check = served_revocation(
+        ctx.settings, result.claims, keys, lambda: ctx.status_list.token(ctx.settings)
+    )
+    return cert_status.with_revocation(result, check)
 
 
 def document_routes(ctx: Context) -> list[BaseRoute]:
     """The contexts, the issuer profile and the status list."""
-    cache = _ListCache()
 
     def context(version: VcVersion) -> Route:
         major = "v2" if version == "2.0" else "v1"
@@ -79,15 +115,13 @@ def document_routes(ctx: Context) -> list[BaseRoute]:
         return JSONResponse(profile, headers=headers, media_type="application/ld+json")
 
     async def status(request: Request) -> Response:
-        if time.monotonic() - cache.built > LIST_TTL_S:
-            try:
-                cache.token = await run_in_threadpool(signed_status_list, ctx.settings)
-            except Exception as exc:  # the registry or the key is out of reach
-                logger.warning("status list not built: %s: %s", type(exc).__name__, exc)
-                return Response("status list unavailable\n", 503, media_type="text/plain")
-            cache.built = time.monotonic()
+        try:
+            token = await run_in_threadpool(ctx.status_list.token, ctx.settings)
+        except Exception as exc:  # the registry or the key is out of reach
+            logger.warning("status list not built: %s: %s", type(exc).__name__, exc)
+            return Response("status list unavailable\n", 503, media_type="text/plain")
         headers = {**_PUBLIC, "cache-control": f"public, max-age={int(LIST_TTL_S)}"}
-        return Response(cache.token, headers=headers, media_type="application/vc+jwt")
+        return Response(token, headers=headers, media_type="application/vc+jwt")
 
     return [
         context("1.1"),
