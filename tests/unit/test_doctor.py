@@ -261,3 +261,18 @@ def test_an_unknown_flow_is_a_usage_error() -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "no-such-flow" in done.stderr and "reports" in done.stderr
+
+
+def test_refused_kafka_credentials_are_one_fail_line_from_the_preflight(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lernflow.kernel.clients import AccessRefused
+
+    message = "Kafka at b:9093 refused the credentials: check LERNFLOW_KAFKA_SASL_PASSWORD"
+
+    def refuse(_k: Any, _t: float) -> None:
+        raise AccessRefused(message)
+
+    monkeypatch.setattr(doctor, "kafka_preflight", refuse)
+    checks = doctor.kafka_checks(settings, doctor.plan([]), 0.5)
+    assert checks == [Check("kafka", settings.kafka.brokers, Verdict.FAIL, message)]
