@@ -99,6 +99,7 @@ def doctor(
         out.print_json(json.dumps([c.as_dict() for c in checks]))
     else:
         out.print(doctor_table(checks))
+    out.file.flush()  # the table before the summary on stderr, when both go to one pipe
     counts = {v: sum(c.verdict is v for c in checks) for v in doctor_ops.Verdict}
     console.print(
         f"doctor: {counts[doctor_ops.Verdict.OK]} ok, {counts[doctor_ops.Verdict.WARN]} warn, "

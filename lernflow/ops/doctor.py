@@ -317,7 +317,12 @@ def kafka_checks(settings: Settings, p: Plan, timeout_s: float) -> list[Check]:
         detail = kafka_refusal(settings, errors, exc, timeout_s)
         return [Check("kafka", brokers, Verdict.FAIL, detail)]
     out = [
-        Check("kafka", brokers, Verdict.OK, f"{len(md.brokers)} broker(s), {kafka_auth(settings)}")
+        Check(
+            "kafka",
+            brokers,
+            Verdict.OK,
+            f"{len(md.brokers)} broker{'' if len(md.brokers) == 1 else 's'}, {kafka_auth(settings)}",
+        )
     ]
     partitions = {name: len(t.partitions) for name, t in md.topics.items() if t.error is None}
     out += topic_checks(topic_uses(settings, p.kafka_flows), partitions)
