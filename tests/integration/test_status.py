@@ -110,6 +110,15 @@ def test_status_says_running_then_stopped_at_once_after_sigterm(
         assert row.split()[1:3] == ["ok", "1/1"]
         stopped = next(line for line in lines if line.startswith("assessment-aggregator "))
         assert stopped.split()[1] == "stopped"  # never started here
+        # it parks most of what it reads now: failing, exit 1, and the summary says why
+        produce(live, input_topic(live, FLOW), [b"not json"] * 5, key=b"k")
+        t0 = time.monotonic()
+        while (mine := _verdict(live, code=-1))["verdict"] != "failing":
+            assert time.monotonic() - t0 < 60, mine
+            time.sleep(0.5)
+        assert mine["failed_last_min"] == 5 and mine["failed_events"] == 5
+        why = _lernflow(live, "status", FLOW, code=1).splitlines()[-1]
+        assert why.startswith(f"{FLOW}: parked 5 of ") and why.endswith("read in the last minute")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
