@@ -22,7 +22,7 @@ def serve(
 
     The QR codes point at LERNFLOW_CERT_CERT_DOMAIN_URL/certs/<id>: make that URL reach this server (docs/serve.md).
 
-    Exit codes: 0 stopped by a signal; 1 the address cannot be bound; 2 invalid settings.
+    Exit codes: 0 stopped (Ctrl-C, SIGTERM); 1 it could not start (the address is in use …); 2 invalid settings.
     """
     settings = get_settings()
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
@@ -34,6 +34,9 @@ def serve(
         report(f"serving certificate pages on {at.url} (the QR codes point at {domain}/certs/<id>)")
 
     server = make_server(settings, ready)
-    server.run()
-    if not server.started:  # uvicorn logs why (the address is in use, …)
+    try:
+        server.run()
+    except SystemExit:  # uvicorn's own exit when it cannot start; it has logged why
+        raise typer.Exit(1) from None
+    if not server.started:
         raise typer.Exit(1)

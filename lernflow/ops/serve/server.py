@@ -6,6 +6,7 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
 
 import uvicorn
 
@@ -35,6 +36,12 @@ class CertificateServer(uvicorn.Server):
         super().__init__(config)
         self._on_ready = on_ready
         self.listening: Listening | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Stop gracefully (a second Ctrl-C: at once), and do not raise the signal again once
+        stopped, as uvicorn would: the command ends with exit 0, not a KeyboardInterrupt."""
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
