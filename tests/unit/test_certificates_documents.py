@@ -14,7 +14,11 @@ from pyld import jsonld  # type: ignore[import-untyped]
 
 from lernflow.certificates import documents, signing
 from lernflow.certificates.credential import build_credential, subject_uri
+from lernflow.certificates.fetch import bundled_template_path
 from lernflow.certificates.model import CertificateData, Signatory
+from lernflow.config import load_settings
+from lernflow.flows.certificate_generator.maker import CertificateMaker, ToMake
+from lernflow.flows.certificate_generator.plan import Certificate
 
 ISSUED_AT = datetime(2024, 9, 30, tzinfo=UTC)
 BASE = "https://certs.lernflow.example/certs"
@@ -157,3 +161,25 @@ def test_context_files_ship_with_the_package() -> None:
             "w3c-credentials-v2.jsonld", "README.md"} <= names  # fmt: skip
     pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
     assert '"contexts/*.jsonld"' in pyproject
+
+
+def test_the_generator_issues_vc_2_0_when_the_setting_says_so(
+    data: CertificateData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LERNFLOW_CERT_VC_VERSION", "2.0")
+    monkeypatch.setenv("LERNFLOW_CERT_KEYS_DIR", str(tmp_path / "keys"))
+    monkeypatch.setenv("LERNFLOW_CERT_STORAGE_DIR", str(tmp_path / "store"))
+    monkeypatch.setenv("LERNFLOW_CERT_RENDER_TIMEOUT_S", "0")
+    settings = load_settings()
+    assert settings.certificates.vc_version == "2.0"
+    key = signing.generate_keys(settings.certificates.keys_dir)
+    maker = CertificateMaker(settings)
+    try:
+        [made] = maker.make([ToMake(data, bundled_template_path().read_text(encoding="utf-8"))])
+    finally:
+        maker.close()
+    assert isinstance(made, Certificate)
+    token = Path(made.json_url.removeprefix("file://")).read_text().strip()
+    vc = signing.verify_credential(token, {key.kid: key.public_key})["vc"]
+    assert vc["@context"][0] == "https://www.w3.org/ns/credentials/v2"
+    assert vc["validFrom"] == "2024-09-30T00:00:00Z" and "issuanceDate" not in vc
