@@ -391,3 +391,22 @@ def test_a_declared_length_over_the_limit_is_refused_without_reading_the_body():
     }
     asyncio.run(BodyLimit(app, LIMIT, too_large)(scope, receive, send))
     assert calls == ["413"]
+
+
+def test_a_revoked_certificate_says_revoked_with_the_reason_and_no_longer_that_revocation_is_unchecked():
+    claims = {"vc": {"id": "urn:uuid:x", "credentialSubject": {"name": LEARNER}}}
+    checks = (
+        binding.Check("signature", "ok", "signed"),
+        binding.Check("revocation", "failed", "revoked: issued to the wrong learner"),
+    )
+    result = binding.Verification(
+        binding.Verdict.REVOKED, "revoked: issued to the wrong learner", checks, claims
+    )
+    page = pages.verification_html(pages.Outcome(result, "x"), LIMIT)
+    assert '<div class="verdict verdict-revoked"' in page
+    assert "<strong>REVOKED</strong>" in page and "issued to the wrong learner" in page
+    assert "The issuer has revoked this certificate" in page
+    assert "revocation (isrevoked" not in page and pages.KEY_NOT_CHECKED in page
+    assert pages.as_json(pages.Outcome(result, "x"))["not_checked"] == pages.KEY_NOT_CHECKED
+    unrevoked = binding.Verification(binding.Verdict.VALID, "ok", checks[:1], claims)
+    assert "revocation (isrevoked" in pages.verification_html(pages.Outcome(unrevoked), LIMIT)

@@ -20,6 +20,7 @@ VERDICT_LABELS = {
     binding.Verdict.VALID: "VALID",
     binding.Verdict.INVALID: "NOT VALID",
     binding.Verdict.UNCHECKED: "UNCHECKED",
+    binding.Verdict.REVOKED: "REVOKED",
 }
 VERDICT_MEANING = {
     binding.Verdict.VALID: "This certificate was issued as shown: the signature and the pages hold.",
@@ -27,7 +28,11 @@ VERDICT_MEANING = {
     binding.Verdict.UNCHECKED: (
         "The credential's signature holds, but the certificate's pages could not be checked."
     ),
+    binding.Verdict.REVOKED: "The issuer has revoked this certificate: do not rely on it.",
 }
+KEY_NOT_CHECKED = (
+    "whether the signing key is still trusted, beyond being one of the keys this site publishes"
+)
 NOT_FOUND = "No certificate has this address."
 NOT_FOUND_HELP = (
     "Check the address (it is printed under the QR code), or upload the certificate's PDF below."
@@ -130,6 +135,14 @@ def label(verdict: binding.Verdict) -> str:
     return VERDICT_LABELS.get(verdict, str(verdict.value).upper())
 
 
+def not_checked(result: binding.Verification) -> str:
+    """What the verification did not check: revocation too unless it has a revocation check
+    (a credential naming a status list: :mod:`lernflow.ops.serve.documents`)."""
+    if any(check.name == "revocation" for check in result.checks):
+        return KEY_NOT_CHECKED
+    return binding.NOT_CHECKED_OFFLINE
+
+
 # -- JSON -------------------------------------------------------------------------------------
 
 
@@ -146,7 +159,7 @@ def as_json(outcome: Outcome) -> dict[str, Any]:
         "certificate": asdict(found) if found else None,
         "credential": (result.claims or {}).get("vc"),
         "pdf": outcome.pdf_url,
-        "not_checked": binding.NOT_CHECKED_OFFLINE,
+        "not_checked": not_checked(result),
     }
 
 
@@ -228,7 +241,7 @@ def verification_html(outcome: Outcome, max_upload_bytes: int) -> str:
         )
     parts += [
         _checks(result),
-        f'<p class="note">Not checked here: {e(binding.NOT_CHECKED_OFFLINE)}.</p>',
+        f'<p class="note">Not checked here: {e(not_checked(result))}.</p>',
     ]
     parts.append(upload_form(max_upload_bytes))
     return document(f"{label(result.verdict)} — {TITLE}", "".join(parts))
