@@ -190,8 +190,8 @@ class CassandraServer(Server):
         cas = self.settings.cassandra
         user, password = cas.username or "lernflow", cas.password
         secret = stack_secrets(self.settings).cassandra
-        made = self.home / "role-made"  # the superuser's password is the stack's after that
-        for su_password in (secret,) if made.exists() else ("cassandra", secret):
+        made = self.data_dir / "lernflow-role-made"  # then the superuser's password is ours
+        for su_password in (secret, "cassandra") if made.exists() else ("cassandra", secret):
             superuser = cas.model_copy(
                 update={"username": "cassandra", "password": SecretStr(su_password)}
             )
