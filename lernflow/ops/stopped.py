@@ -85,7 +85,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    return text[0][:500] if text else type(exc).__name__
 
 
 def _kafka_code(exc: BaseException) -> str | None:

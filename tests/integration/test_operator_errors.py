@@ -191,3 +191,14 @@ def test_any_other_command_ends_the_same_way(settings: Settings, tmp_path: Path)
     ran = _run(settings, tmp_path, ["report", "requests"], LERNFLOW_POSTGRES_PORT="1")
     _assert_operator_grade(ran, ExitCode.UNAVAILABLE, "lernflow report requests stopped",
                            "LERNFLOW_POSTGRES_PORT=1", "PostgreSQL unreachable at 127.0.0.1:1")  # fmt: skip
+
+
+def test_kafka_refusing_the_login_exits_78_naming_the_credentials(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # the plain stack's listener speaks no SASL: the login is refused as a wrong password is
+    ran = _run(settings, tmp_path, ["run", FLOW, "--until-caught-up"],
+               LERNFLOW_KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT", LERNFLOW_KAFKA_SASL_USERNAME="u",
+               LERNFLOW_KAFKA_SASL_PASSWORD="not-the-password")  # fmt: skip
+    _assert_operator_grade(ran, ExitCode.CONFIG, "LERNFLOW_KAFKA_SASL_PASSWORD",
+                           f"{settings.kafka.brokers} refused the credentials")  # fmt: skip
