@@ -410,3 +410,11 @@ def test_a_revoked_certificate_says_revoked_with_the_reason_and_no_longer_that_r
     assert pages.as_json(pages.Outcome(result, "x"))["not_checked"] == pages.KEY_NOT_CHECKED
     unrevoked = binding.Verification(binding.Verdict.VALID, "ok", checks[:1], claims)
     assert "revocation (isrevoked" in pages.verification_html(pages.Outcome(unrevoked), LIMIT)
+
+
+def test_a_form_with_two_files_is_refused(client, issued):
+    files = [("file", ("a.pdf", issued.pdf)), ("file", ("b.pdf", issued.pdf))]
+    response = client.post("/verify", files=files, headers=HTML)
+    assert response.status_code == 400
+    assert "Too many files" in response.text
+    _assert_secured(response)
