@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from lernflow.config import Settings
 from lernflow.devstack import demo
+from lernflow.ops.serve.app import create_app
 from tests.flowkit import create_topics
+from tests.servekit import TestClient
 
 
 def test_demo_round_trip_and_quiz_best_attempt(settings: Settings) -> None:
@@ -45,8 +47,13 @@ def test_demo_round_trip_and_quiz_best_attempt(settings: Settings) -> None:
         for line in lines
     )
     assert any(line.startswith("cert why ben-") and "enrolment" in line for line in lines)
-    page = f"{settings.certificates.cert_domain_url}/certs/{next(iter(issued.values()))} "
+    cert_id = next(iter(issued.values()))
+    page = f"{settings.certificates.cert_domain_url}/certs/{cert_id} "
     assert any(page in line and "lernflow serve" in line for line in lines), lines
+    with TestClient(create_app(settings)) as client:  # the page of a flow-issued certificate
+        served = client.get(f"/certs/{cert_id}", headers={"accept": "application/json"}).json()
+    assert served["verdict"] == "valid", served
+    assert {c["name"]: c["outcome"] for c in served["checks"]}["revocation"] == "ok", served
     rows = progress["report"]
     assert isinstance(rows, list)
     header = rows[0]
