@@ -153,7 +153,7 @@ def test_an_unknown_id_gets_a_clear_not_found_page(server, browser):
     browser.get(unknown)
     verdict = _text(browser, "verdict")
     assert verdict.startswith("No certificate has this address."), verdict
-    assert "printed under the QR code" in verdict
+    assert "upload the certificate's PDF below" in verdict
     assert browser.find_element(By.ID, "upload").is_displayed()
     errors = _console_errors(browser)  # the status the browser got, and nothing else refused
     assert len(errors) == 1 and errors[0].startswith(unknown), errors

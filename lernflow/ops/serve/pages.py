@@ -35,7 +35,7 @@ KEY_NOT_CHECKED = (
 )
 NOT_FOUND = "No certificate has this address."
 NOT_FOUND_HELP = (
-    "Check the address (it is printed under the QR code), or upload the certificate's PDF below."
+    "Check the address (a certificate's QR code opens it), or upload the certificate's PDF below."
 )
 
 STYLESHEET = """\
