@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
 K8S_VERSION = "1.30"  # the oldest Kubernetes the manifests are checked against (pod-index label)
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_WORKLOADS = ("StatefulSet", "Deployment", "Job")
 POD_INDEX = "metadata.labels['apps.kubernetes.io/pod-index']"
 
 
@@ -133,8 +134,10 @@ def test_kustomization_lists_every_manifest_but_the_secret_example_and_the_job()
 def test_one_statefulset_service_and_disruption_budget_per_registered_flow() -> None:
     want = {f"lernflow-{flow}" for flow in FLOWS}
     assert set(_of_kind("StatefulSet")) == want
-    assert set(_of_kind("PodDisruptionBudget")) == want
-    assert set(_of_kind("Service")) == want
+    # and lernflow serve, the certificate page (a Deployment)
+    assert set(_of_kind("PodDisruptionBudget")) == want | {"lernflow-serve"}
+    assert set(_of_kind("Service")) == want | {"lernflow-serve"}
+    assert set(_of_kind("Deployment")) == {"lernflow-serve"}
 
 
 @pytest.mark.parametrize("flow", sorted(FLOWS))
@@ -189,12 +192,19 @@ def test_the_recovery_volume_is_where_the_flow_keeps_its_recovery_store(flow: st
     assert sts["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == _containerfile_uid()
 
 
-@pytest.mark.parametrize("flow", sorted(FLOWS))
-def test_pods_run_as_the_image_user_without_privileges(flow: str) -> None:
-    pod = _of_kind("StatefulSet")[f"lernflow-{flow}"]["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
+def _workloads() -> list[tuple[str, dict[str, Any]]]:
+    return [(f"{d['kind']}/{d['metadata']['name']}", d) for _, d in _all_docs()
+            if d["kind"] in _WORKLOADS]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "workload"), _workloads(), ids=[n for n, _ in _workloads()])
+def test_pods_run_as_the_image_user_without_privileges(name: str, workload: dict[str, Any]) -> None:
+    pod = workload["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True, name
     assert pod["securityContext"]["runAsUser"] == _containerfile_uid()
-    for c in pod["containers"] + pod["initContainers"]:
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert pod["automountServiceAccountToken"] is False
+    for c in pod["containers"] + pod.get("initContainers", []):
         sc = c["securityContext"]
         assert sc["allowPrivilegeEscalation"] is False
         assert sc["readOnlyRootFilesystem"] is True
@@ -223,6 +233,36 @@ def test_the_generator_has_its_signing_keys_and_certificate_storage() -> None:
     assert _of_kind("PersistentVolumeClaim")[claim]["spec"]["accessModes"] == ["ReadWriteMany"]
 
 
+def test_the_certificate_page_reads_the_store_and_only_the_public_keys() -> None:
+    dep = _of_kind("Deployment")["lernflow-serve"]
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["args"] == ["serve"]
+    _parses(c["args"])
+    env = {n: e["value"] for n, e in _env(c).items()}
+    http = {p["name"]: p["containerPort"] for p in c["ports"]}["http"]
+    assert env["LERNFLOW_SERVE_HOST"] == "0.0.0.0" and int(env["LERNFLOW_SERVE_PORT"]) == http
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert c[probe]["httpGet"]["port"] == "http", probe
+    image_env = _containerfile_env()
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    store = mounts[image_env["LERNFLOW_CERT_STORAGE_DIR"]]
+    assert store["readOnly"] is True
+    generator = _of_kind("StatefulSet")["lernflow-certificate-generator"]["spec"]["template"]
+    written = {v["name"]: v for v in generator["spec"]["volumes"]}["certificates"]
+    assert (
+        volumes[store["name"]]["persistentVolumeClaim"]["claimName"]
+        == (written["persistentVolumeClaim"]["claimName"])
+    )
+    keys = volumes[mounts[image_env["LERNFLOW_CERT_KEYS_DIR"]]["name"]]
+    assert "configMap" in keys  # public keys; the signing keys' Secret is the generator's only
+    assert all(v.get("secret", {}).get("secretName") != "lernflow-certificate-keys"
+               for v in pod["volumes"])  # fmt: skip
+    selector = _of_kind("Service")["lernflow-serve"]["spec"]["selector"]
+    assert selector.items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+
+
 def test_the_schema_job_runs_schema_apply() -> None:
     job = _of_kind("Job")["lernflow-schema-apply"]
     (c,) = job["spec"]["template"]["spec"]["containers"]
@@ -249,7 +289,7 @@ def _every_lernflow_env() -> Iterator[tuple[str, str]]:
                 yield where, key
             continue
         pod = doc.get("spec", {}).get("template", {}).get("spec")
-        if doc["kind"] == "StatefulSet" or doc["kind"] == "Job":
+        if doc["kind"] in _WORKLOADS:
             for c in pod["containers"] + pod.get("initContainers", []):
                 for name in _env(c):
                     yield f"{where}:{c['name']}", name
@@ -271,7 +311,7 @@ def test_secret_settings_come_only_from_secrets() -> None:
     cm = _of_kind("ConfigMap")["lernflow-settings"]
     assert not secret & set(cm["data"])
     for path, doc in _all_docs():
-        if doc["kind"] not in ("StatefulSet", "Job"):
+        if doc["kind"] not in _WORKLOADS:
             continue
         pod = doc["spec"]["template"]["spec"]
         for c in pod["containers"] + pod.get("initContainers", []):
