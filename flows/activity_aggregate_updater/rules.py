@@ -242,7 +242,8 @@ class CompletionMark:
 
 @dataclass(frozen=True)
 class MergedContent:
-    """One content after merging input and stored state.
+    """One input content after merging it with its stored row (the other stored rows are not
+    copied: a plan reads their statuses from the stored state).
 
     See docs/flows/activity-aggregate-updater.md#4-merge-with-the-stored-consumption.
     """
@@ -251,7 +252,6 @@ class MergedContent:
     status: int
     completed_count: int
     view_count: int
-    from_input: bool
     events: tuple[str, ...] = ()
 
 
@@ -309,7 +309,7 @@ def merge_contents(
     replayed: Sequence[str],
     stored: Mapping[str, StoredContent],
 ) -> dict[str, MergedContent]:
-    """Merge the input completions with the stored rows.
+    """Merge the input completions with their stored rows (only the input contents).
 
     See docs/flows/activity-aggregate-updater.md#4-merge-with-the-stored-consumption.
 
@@ -333,14 +333,8 @@ def merge_contents(
             max(COMPLETED, db.status),
             db.completed_count + n,
             db.view_count + n,
-            True,
             tuple(events),
         )
-    for content_id, db in stored.items():
-        if content_id not in merged:
-            merged[content_id] = MergedContent(
-                content_id, db.status, db.completed_count, db.view_count, False
-            )
     return merged
 
 
@@ -379,7 +373,9 @@ def plan_enrolment(
     user, course, batch = key
     make_id = new_id or random_uuid
     merged = merge_contents(new_completions, replayed, stored)
-    done = frozenset(c for c, m in merged.items() if m.status == COMPLETED)
+    statuses = {c: db.status for c, db in stored.items()}
+    statuses.update((c, m.status) for c, m in merged.items())
+    done = frozenset(c for c, status in statuses.items() if status == COMPLETED)
     leaf = _members(relation, leaf_key(course, course))
     if not leaf and collection_status != RETIRED:
         return EnrolmentPlan(key, failure=_missing_leaf_nodes(course, collection_status))
@@ -388,15 +384,14 @@ def plan_enrolment(
     if not retired:
         keep = enrolment_exists and enrolment_status != COMPLETED if filter_processed else True
         required = leaf - _members(relation, optional_key(course, course))
-        progress = _course_progress(key, required, merged, done, keep, now_ms, make_id)
-    units = _unit_aggregates(key, merged, done, relation, now_ms) if module_aggs else []
+        progress = _course_progress(key, required, statuses, done, keep, now_ms, make_id)
+    units = _unit_aggregates(key, statuses, done, relation, now_ms) if module_aggs else []
     content_audits = [
         content_audit(user, course, batch, m.content_id, action, now_ms, make_id)
         for m in merged.values()
         for action in m.events
     ]
-    inputs = [c for c, m in merged.items() if m.from_input]
-    checksums = () if retired else tuple(checksum(course, batch, user, c) for c in inputs)
+    checksums = () if retired else tuple(checksum(course, batch, user, c) for c in merged)
     return EnrolmentPlan(
         key,
         merged=tuple(merged.values()),
@@ -433,7 +428,7 @@ class _CourseProgress:
 def _course_progress(
     key: tuple[str, str, str],
     required: frozenset[str],
-    merged: Mapping[str, MergedContent],
+    statuses: Mapping[str, int],
     done: frozenset[str],
     keep: bool,
     now_ms: int,
@@ -449,7 +444,7 @@ def _course_progress(
     enrolment = EnrolmentUpdate(
         COMPLETED if completed else IN_PROGRESS,
         progress,
-        {c: m.status for c, m in merged.items()},
+        dict(statuses),
         now_ms if completed else None,
         now_ms,
     )
@@ -465,7 +460,7 @@ def _course_progress(
 
 def _unit_aggregates(
     key: tuple[str, str, str],
-    merged: Mapping[str, MergedContent],
+    merged: Mapping[str, int],
     done: frozenset[str],
     relation: Mapping[str, frozenset[str]],
     now_ms: int,
