@@ -1,16 +1,25 @@
-"""The activity flow run as deploy/kubernetes runs it: two processes, each with its own
-recovery volume prepared by the StatefulSet's `recovery-partitions` init container, the process
-id and addresses from the environment. Each keeps only its share of the partitions, the second
-run resumes every input partition from them, and the state is the one a single worker makes
-(docs/deploy.md#the-recovery-volume)."""
+"""The activity flow run as deploy/kubernetes runs it (docs/deploy.md).
+
+Two processes, each with its own recovery volume prepared by the StatefulSet's
+`recovery-partitions` init container, the process id and addresses from the environment: each
+keeps only its share of the partitions, the second run resumes every input partition from
+them, and the state is the one a single worker makes (docs/deploy.md#the-recovery-volume).
+
+One pod's probes: the container's command line serves /metrics (liveness) with every metric
+the alert rules and the dashboard name, `lernflow status FLOW` (readiness) exits 0 while it runs
+and 1 once SIGTERM has stopped it (exit 0)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +31,12 @@ from lernflow.sinks.kafka_producer import DeliveryTrackingProducer, OutMessage
 from tests.flowkit import run_to_end
 from tests.integration.test_activity_flow import state
 from tests.integration.test_activity_recovery import _reset, load_activity
+from tests.unit.test_deploy_monitoring import SCRAPE_SERIES, _dashboard_queries, metric_names
 
 FLOW = "activity-aggregate-updater"
 LEARNERS = 120
-MANIFEST = Path(__file__).resolve().parents[2] / "deploy/kubernetes/flows" / f"{FLOW}.yaml"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+MANIFEST = DEPLOY / "kubernetes" / "flows" / f"{FLOW}.yaml"
 
 
 def _init_container() -> dict[str, Any]:
@@ -140,3 +151,78 @@ def test_two_pods_with_their_own_recovery_volumes_resume_from_their_shares(
     assert resumed and "None" not in resumed, second
     assert [_share(v, cluster) for v in volumes] == shares
     assert state(cluster) == single
+
+
+def _served(exposition: str) -> set[str]:
+    """Every series name a /metrics text can hold: its samples, and each declared family's
+    (a histogram's _bucket/_count/_sum; a family with no sample yet counts too)."""
+    names = set(re.findall(r"^([a-zA-Z_:][\w:]*)[{ ]", exposition, re.MULTILINE))
+    for family, kind in re.findall(r"^# TYPE (\S+) (\S+)", exposition, re.MULTILINE):
+        names |= (
+            {f"{family}_bucket", f"{family}_count", f"{family}_sum"}
+            if kind == ("histogram")
+            else {family}
+        )
+    return names
+
+
+def _status(env: dict[str, str]) -> int:
+    cmd = [sys.executable, "-m", "lernflow.cli", "status", FLOW]
+    return subprocess.run(cmd, env=env, capture_output=True, timeout=120).returncode
+
+
+def test_a_flow_pod_answers_its_probes_and_serves_what_alerts_and_dashboard_name(
+    settings: Settings, tmp_path: Path
+) -> None:
+    events = activity_events(LEARNERS)
+    load_activity(settings, events, LEARNERS)
+    cluster_port, metrics_port = _free_ports(2)
+    env = _pod_env(settings, tmp_path / "pod-0", 0, f"127.0.0.1:{cluster_port}")
+    # the container's command line, from the manifest, with this test's metrics port
+    sts = next(d for d in yaml.safe_load_all(MANIFEST.read_text()) if d["kind"] == "StatefulSet")
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    args = [str(a) for a in container["args"]]
+    args[args.index("--metrics-port") + 1] = str(metrics_port)
+    ready = [str(a) for a in container["readinessProbe"]["exec"]["command"]]
+    assert ready == ["lernflow", "status", FLOW]
+    log = tmp_path / "pod.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lernflow.cli", *args],
+        env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        text = ""
+        while not (
+            f'lernflow_events_in_total{{flow="{FLOW}"}} {float(len(events))}' in text
+            and "bytewax_snapshot_duration_seconds_count" in text
+        ):
+            assert proc.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, text[-3000:]
+            time.sleep(1)
+            try:
+                url = f"http://127.0.0.1:{metrics_port}/metrics"  # the liveness probe's GET
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    text = r.read().decode()
+            except OSError:
+                text = ""
+        served = _served(text) | SCRAPE_SERIES
+        for name, expr in _named_queries():
+            missing = metric_names(expr.replace("$__rate_interval", "5m")) - served
+            assert not missing, (name, missing)
+        assert _status(env) == 0  # the readiness probe: running and ok
+        proc.send_signal(signal.SIGTERM)  # what scaling to 0 or an upgrade sends
+        assert proc.wait(timeout=120) == 0, log.read_text()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert _status(env) == 1  # stopped: the readiness probe fails
+
+
+def _named_queries() -> list[tuple[str, str]]:
+    """(alert or panel, PromQL) of every alert rule and dashboard query in deploy/."""
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    out = [(r["alert"], r["expr"]) for g in rules["groups"] for r in g["rules"]]
+    dash = json.loads((DEPLOY / "grafana" / "lernflow.json").read_text())
+    return out + [(t, e.replace("$flow", ".+")) for t, e in _dashboard_queries(dash)]
