@@ -24,6 +24,7 @@ import pytest
 import yaml  # type: ignore[import-untyped]  # no stubs in the venv
 from prometheus_client import Histogram
 
+from lernflow.flows.registry import FLOWS
 from lernflow.kernel import metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -267,3 +268,62 @@ def test_panels_have_unique_ids_and_fit_the_grid() -> None:
         g = p["gridPos"]
         assert g["x"] + g["w"] <= 24, p["title"]
         assert p["datasource"]["uid"] == "${datasource}", p["title"]
+
+
+# --- the scrape job ----------------------------------------------------------------------------
+
+
+def _pods_as_static_targets() -> list[dict[str, Any]]:
+    """Every port of every pod template in deploy/kubernetes as Kubernetes pod discovery would
+    list it (the __meta_kubernetes_* labels the scrape job relabels), plus a stranger's pod."""
+    groups = []
+    for path in sorted((ROOT / "deploy" / "kubernetes").rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc["kind"] not in ("StatefulSet", "Deployment"):
+                continue
+            template = doc["spec"]["template"]
+            labels = {
+                "__meta_kubernetes_pod_label_" + re.sub(r"[^\w]", "_", k): v
+                for k, v in template["metadata"]["labels"].items()
+            }
+            for c in template["spec"]["containers"]:
+                for port in c.get("ports", []):
+                    target = f"{doc['metadata']['name']}:{port['containerPort']}"
+                    groups.append({"targets": [target], "labels": {
+                        **labels,
+                        "__meta_kubernetes_pod_name": f"{doc['metadata']['name']}-0",
+                        "__meta_kubernetes_pod_container_port_name": port["name"],
+                    }})  # fmt: skip
+    groups.append({"targets": ["stranger:3030"], "labels": {
+        "__meta_kubernetes_pod_label_app_kubernetes_io_name": "other",
+        "__meta_kubernetes_pod_container_port_name": "metrics",
+    }})  # fmt: skip
+    return groups
+
+
+def test_the_scrape_job_keeps_each_flow_metrics_port_and_labels_it_with_its_flow(
+    tmp_path: Path,
+) -> None:
+    # Debian's promtool has no Kubernetes discovery; the same job over static targets that
+    # carry the pods' discovery labels runs the real relabelling
+    config = yaml.safe_load((PROM / "scrape.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert "kubernetes_sd_configs" in job
+    del job["kubernetes_sd_configs"]
+    job["static_configs"] = _pods_as_static_targets()
+    path = tmp_path / "scrape.yml"
+    path.write_text(yaml.safe_dump(config))
+    res = subprocess.run(
+        [PROMTOOL, "check", "service-discovery", "--timeout=2s", str(path), job["job_name"]],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    kept = [t["labels"] for t in json.loads(res.stdout) if t["labels"]]
+    assert sorted(t["flow"] for t in kept) == sorted(FLOWS)
+    for t in kept:
+        assert t["__address__"] == f"lernflow-{t['flow']}:3030"
+        assert t["pod"] == f"lernflow-{t['flow']}-0"
+    # the alert rules select this job
+    rules = (PROM / "alerts.yml").read_text()
+    assert f'up{{job="{job["job_name"]}"}}' in rules
+    assert job["honor_labels"] is True  # the flows' own flow label is kept, not exported_flow
