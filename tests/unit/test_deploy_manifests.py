@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -358,7 +359,7 @@ def _run_init(tmp_path: Path, process_id: int, processes: int, partitions: int) 
         "LERNFLOW_ENV": "dev",
         "FLOW": "activity-aggregate-updater",
         "LERNFLOW_PROCESS_ID": str(process_id),
-        "LERNFLOW_ADDRESSES": ";".join(f"p{k}:2101" for k in range(processes)),
+        "LERNFLOW_ADDRESSES": ";".join(f"127.0.0.1:{2101 + k}" for k in range(processes)),
         "RECOVERY_PARTITIONS": str(partitions),
         "TMPDIR": str(tmp_path),
     }
@@ -375,6 +376,23 @@ def test_each_process_keeps_its_own_share_of_the_recovery_partitions(tmp_path: P
     assert sum(len(s) for s in shares) == 8  # none twice
     left = [p.name for p in tmp_path.iterdir() if p.name.startswith("tmp")]
     assert not left, "the init script leaves its temporary folder behind"
+
+
+def test_the_init_container_waits_for_the_addresses_to_resolve_then_gives_up() -> None:
+    # Bytewax stops at start when an address does not resolve; the pod waits for its peers'
+    # DNS names instead (and fails, to be restarted, when they never come)
+    env = {
+        "PATH": os.environ["PATH"],
+        "LERNFLOW_ADDRESSES": "127.0.0.1:2101;lernflow-nowhere.invalid:2101",
+        "DNS_WAIT_SECONDS": "3",
+    }
+    t0 = time.monotonic()
+    res = subprocess.run(
+        ["/bin/sh", "-c", _init_script()], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 1
+    assert "lernflow-nowhere.invalid:2101 does not resolve" in res.stderr
+    assert 3 <= time.monotonic() - t0 < 30
 
 
 def test_one_process_keeps_every_partition_and_a_used_volume_is_left_alone(
