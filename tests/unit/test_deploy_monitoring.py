@@ -101,9 +101,15 @@ cli_main(flow, epoch_interval=timedelta(milliseconds=200), recovery_config=Recov
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port in 28000-28999 (the range this project's helpers' servers may use)."""
+    for port in range(28000 + (os.getpid() * 13) % 900, 29000):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port in 28000-28999")
 
 
 @functools.cache
