@@ -121,7 +121,8 @@ def _bytewax_served(tmp: str) -> frozenset[str]:
         "BYTEWAX_DATAFLOW_API_ENABLED": "1",
         "BYTEWAX_DATAFLOW_API_PORT": str(port),
     }
-    proc = subprocess.Popen([sys.executable, "-c", _TOY_FLOW, tmp], env=env)
+    # cwd: the dataflow API writes dataflow.json into the working directory
+    proc = subprocess.Popen([sys.executable, "-c", _TOY_FLOW, tmp], env=env, cwd=tmp)
     try:
         deadline = time.monotonic() + 60
         while True:
