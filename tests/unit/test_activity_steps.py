@@ -155,8 +155,8 @@ def test_merged_writes_keep_an_earlier_completion_and_the_highest_offsets() -> N
     key = MAYA
     done = rules.EnrolmentUpdate(2, 100, {SEEDS: 2}, 1_700_000_000_000, 1)
     later = rules.EnrolmentUpdate(2, 100, {SEEDS: 2, ROOTS: 2}, None, 2)
-    seeds = rules.MergedContent(SEEDS, 2, 1, 1, True)
-    seeds_again = rules.MergedContent(SEEDS, 2, 2, 2, True)
+    seeds = rules.MergedContent(SEEDS, 2, 1, 1)
+    seeds_again = rules.MergedContent(SEEDS, 2, 2, 2)
     agg = rules.AggregateUpdate(MAYA[1], MAYA[0], "cb:b", 1.0, 1)
     agg_later = rules.AggregateUpdate(MAYA[1], MAYA[0], "cb:b", 2.0, 2)
     [merged] = rules.merge_writes([
