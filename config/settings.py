@@ -83,6 +83,10 @@ class KafkaSettings(_Base):
     tls_key_password: SecretStr | None = None
     tls_verify_hostname: bool = True  # the broker's certificate must name the host connected to
     consumer_batch_size: int = Field(1000, ge=1, le=100_000)
+    # librdkafka's prefetch per input partition (``queued.max.messages.kbytes``): every
+    # partition a process reads holds this much read ahead, plus the fetch buffers its messages
+    # point into (docs/benchmarks.md, the replay's RSS)
+    prefetch_kbytes: int = Field(16_384, ge=256, le=2_097_151)
     producer_linger_ms: int = Field(5, ge=0, le=10_000)
     # failed-topic envelopes larger than this carry a truncated payload (+ its size and SHA-256);
     # keep it below the failed topic's max.message.bytes (broker default 1,048,588)

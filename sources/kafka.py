@@ -76,9 +76,8 @@ class _Partition(StatefulSourcePartition[KafkaRecord, int]):
                 "enable.partition.eof": False,
                 "fetch.wait.max.ms": 50,
                 # librdkafka prefetches up to 64 MiB per consumer by default; with one consumer
-                # per partition that was most of a replay's memory. 16 MiB still keeps a
-                # partition's reads ahead of any flow here.
-                "queued.max.messages.kbytes": 16_384,
+                # per partition that was most of a replay's memory (LERNFLOW_KAFKA_PREFETCH_KBYTES)
+                "queued.max.messages.kbytes": kafka.prefetch_kbytes,
             }
         )
         self._consumer = Consumer(conf)
