@@ -162,6 +162,9 @@ ASSESSMENT = Workload(
     ),
     state=lambda s: _flat(*assessment_summary(s)),
     outputs=lambda s: [s.topics.full(s.topics.issue_certificate_request)],
+    # one round takes a whole read batch since the batch rework: with 100 a partition, a quiet
+    # machine applied all 600 events before the fault could be injected mid-run
+    read_batch=20,
     # docs/flows/assessment-aggregator.md, "Replays heal": worst case one duplicate certificate
     # request after a crash, never a lost one
     resends=frozenset({"issue.certificate.request"}),
