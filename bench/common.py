@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import subprocess
@@ -85,18 +86,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-_SLOT: list[dict[str, int]] = []
-_HELD: list[IO[str]] = []
+_HELD: list[IO[str]] = []  # the slot's lock, held until the bench process exits
 
 
+@functools.cache
 def _redis_slot() -> dict[str, int]:
-    """This bench process's five Redis DBs: a slot of the local stack held until it exits (a
-    test session on the same stack takes another one)."""
-    if not _SLOT:
-        dbs, handle = redis_slots.claim()
-        _HELD.append(handle)
-        _SLOT.append(dbs)
-    return _SLOT[0]
+    """This bench process's five Redis DBs: a slot of the local stack (a test session on the
+    same stack takes another one)."""
+    dbs, handle = redis_slots.claim()
+    _HELD.append(handle)
+    return dbs
 
 
 def isolated(settings: Settings, label: str) -> Settings:
