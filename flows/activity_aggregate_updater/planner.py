@@ -321,3 +321,68 @@ class AggregateMemory:
             self._last[w.key] = last
         while len(self._last) > self._capacity:
             self._last.popitem(last=False)
+
+
+class ConsumptionMemory:
+    """Each enrolment's consumption rows as this worker's last write left them, kept between
+    rounds so a round reads them only for enrolments it has not seen
+    (docs/flows/activity-aggregate-updater.md#74-consumption-memory-in-a-replay).
+
+    A kept state is used only while the enrolment's ledger offsets are what this worker wrote:
+    any other lernflow process that counted for the enrolment since has changed them, and the
+    rows are read again. A completed content keeps status 2 (the LMS writes the status before
+    it sends the event). At most ``capacity`` rows are kept, least recently written forgotten.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._rows = 0
+        self._kept: OrderedDict[Key, tuple[dict[str, int], dict[str, rules.StoredContent]]] = (
+            OrderedDict()
+        )
+
+    def recall(
+        self, keys: Sequence[Key], ledgers: dict[Key, rules.Ledger]
+    ) -> dict[Key, dict[str, rules.StoredContent]]:
+        """The kept rows of those ``keys`` whose ledger offsets are as this worker left them."""
+        out: dict[Key, dict[str, rules.StoredContent]] = {}
+        for key in keys:
+            kept = self._kept.get(key)
+            if kept is None:
+                continue
+            if kept[0] == ledgers[key].offsets:
+                out[key] = kept[1]
+            else:
+                self._forget(key)
+        return out
+
+    def remember(self, state: RoundState, work: Sequence[Work]) -> None:
+        """Keep the round's end state of the enrolments of ``work`` (after their writes)."""
+        if not self._capacity:
+            return
+        for key, completed in _completed_by_key(work).items():
+            stored = state.consumption.get(key)
+            if stored is None:
+                continue
+            for content_id in completed:
+                row = stored.get(content_id)
+                if row is not None and row.status != rules.COMPLETED:
+                    stored[content_id] = dataclasses.replace(row, status=rules.COMPLETED)
+            self._forget(key)
+            self._kept[key] = (dict(state.ledgers[key].offsets), stored)
+            self._rows += len(stored)
+        while self._rows > self._capacity and self._kept:
+            self._forget(next(iter(self._kept)))
+
+    def _forget(self, key: Key) -> None:
+        kept = self._kept.pop(key, None)
+        if kept is not None:
+            self._rows -= len(kept[1])
+
+
+def _completed_by_key(work: Sequence[Work]) -> dict[Key, set[str]]:
+    """The contents each enrolment's requests of the round completed."""
+    out: dict[Key, set[str]] = {}
+    for w in work:
+        out.setdefault(w.request.key, set()).update(w.request.completed)
+    return out

@@ -50,6 +50,7 @@ class ActivityLogic:
         self._audit_topic = t.full(t.telemetry_raw)
         self._cert_topic = t.full(t.issue_certificate_request)
         self._aggregates = planner.AggregateMemory(self._a.aggregate_memory)
+        self._consumption = planner.ConsumptionMemory(self._a.consumption_memory)
 
     def round_key(self, value: Request) -> object:
         return None  # the whole batch is one round; run_round steps through each enrolment
@@ -69,6 +70,7 @@ class ActivityLogic:
         writes = self._aggregates.changed(plan.writes)
         self._store.write_enrolments(writes)
         self._aggregates.remember(writes)
+        self._consumption.remember(state, work)
         leftover = planner.leftover_markers(plan, work, ledgers)
         on_topic = self._store.certificate_mids(min(leftover.values())) if leftover else set()
         completions, already_sent = planner.completions(plan, leftover, on_topic)
@@ -122,7 +124,9 @@ class ActivityLogic:
         """Read into ``state`` what the step needs and earlier steps have not read."""
         new = [k for k in dict.fromkeys(w.request.key for w in work) if k not in state.consumption]
         if new:
-            state.consumption.update(self._store.consumption(new))
+            state.consumption.update(self._consumption.recall(new, state.ledgers))
+            unread = [k for k in new if k not in state.consumption]
+            state.consumption.update(self._store.consumption(unread) if unread else {})
             if self._a.filter_processed_enrolments:
                 state.enrolments.update(self._store.enrolments(new))
         relation = state.relation

@@ -196,7 +196,7 @@ def unit_keys(course_id: str, unit_id: str) -> tuple[str, str]:
 
 
 # -- state and plan --------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredContent:
     """A ``user_content_consumption`` row as read (null status → 1, null counters → 0)."""
 

@@ -155,6 +155,16 @@ def replay_cmd(
         None, "--to", help="ISO time or topic:partition:offset,… (default: the end offsets now)."
     ),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker threads."),
+    consumption_memory: int = typer.Option(
+        1_000_000,
+        "--consumption-memory",
+        min=0,
+        envvar="LERNFLOW_ACTIVITY_CONSUMPTION_MEMORY",
+        help="activity-aggregate-updater: consumption rows kept between rounds instead of "
+        "read again (about 100 bytes each; checked against the ledger, so another process "
+        "counting for the same learner is seen). 0 reads them every round, as 'lernflow run' "
+        "does unless LERNFLOW_ACTIVITY_CONSUMPTION_MEMORY is set.",
+    ),
 ) -> None:
     """Re-process a bounded range of a flow's input (backfill / recovery replay).
 
@@ -189,5 +199,7 @@ def replay_cmd(
                 bar.update(task, completed=done, total=total, rate=f"{rate:,.0f} events/s",
                            of=f"{total:,}")  # fmt: skip
 
-            total = replay_mod.replay(flow, settings, start_offsets, end_offsets, show, workers)
+            total = replay_mod.replay(
+                flow, settings, start_offsets, end_offsets, show, workers, consumption_memory
+            )
     report(f"{flow}: replayed {total:,} events")

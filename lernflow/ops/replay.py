@@ -89,20 +89,26 @@ def replay(
     end: dict[tuple[str, int], int],
     progress: Callable[[int, int, float], None] | None = None,
     workers: int = 1,
+    consumption_memory: int | None = None,
 ) -> int:
     """Run ``flow`` over ``[start, end)``; return the number of messages in the range.
 
     Every partition of the input topic gets a bounded range: a partition named in neither
-    ``start`` nor ``end`` is not replayed.
+    ``start`` nor ``end`` is not replayed. ``consumption_memory``: the activity flow's
+    ``LERNFLOW_ACTIVITY_CONSUMPTION_MEMORY`` for this replay (None: the setting as it is).
     """
     current = end_offsets(settings, runner.input_topic(settings, flow))
     end = {k: end.get(k, start.get(k, high)) for k, high in current.items()}
     start = {k: min(start.get(k, end[k]), end[k]) for k in current}
     total = sum(max(0, end.get(k, 0) - start.get(k, 0)) for k in end)
+    activity = settings.activity
+    if consumption_memory is not None:
+        activity = activity.model_copy(update={"consumption_memory": consumption_memory})
     replay_settings = settings.with_overrides(
         run=settings.run.model_copy(
             update={"recovery_dir": settings.run.recovery_dir / "replays" / f"{int(time.time())}"}
-        )
+        ),
+        activity=activity,
     )
     options = RunOptions(start_offsets=dict(start), end_offsets=dict(end), report_position=False)
     done = threading.Event()
