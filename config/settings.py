@@ -413,7 +413,7 @@ class ActivitySettings(_Base):
     aggregate_memory: int = Field(50_000, ge=0, le=10_000_000)
     # consumption rows a worker keeps between rounds instead of reading them again
     # (docs/flows/activity-aggregate-updater.md#74); 0 reads every round, as Sunbird does.
-    # `lernflow replay` keeps 1,000,000 unless told otherwise (--consumption-memory)
+    # `lernflow replay` keeps 2,000,000 unless told otherwise (--consumption-memory)
     consumption_memory: int = Field(0, ge=0, le=100_000_000)
 
 

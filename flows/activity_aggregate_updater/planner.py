@@ -7,6 +7,7 @@ they return; :mod:`rules` decides each enrolment (docs/flows/activity-aggregate-
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -323,6 +324,9 @@ class AggregateMemory:
             self._last.popitem(last=False)
 
 
+_Packed = int | rules.StoredContent
+
+
 class ConsumptionMemory:
     """Each enrolment's consumption rows as this worker's last write left them, kept between
     rounds so a round reads them only for enrolments it has not seen
@@ -331,15 +335,14 @@ class ConsumptionMemory:
     A kept state is used only while the enrolment's ledger offsets are what this worker wrote:
     any other lernflow process that counted for the enrolment since has changed them, and the
     rows are read again. A completed content keeps status 2 (the LMS writes the status before
-    it sends the event). At most ``capacity`` rows are kept, least recently written forgotten.
+    it sends the event). At most ``capacity`` rows are kept, least recently written forgotten;
+    a row is one packed int under an interned content id (no object for the collector to scan).
     """
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._rows = 0
-        self._kept: OrderedDict[Key, tuple[dict[str, int], dict[str, rules.StoredContent]]] = (
-            OrderedDict()
-        )
+        self._kept: OrderedDict[Key, tuple[dict[str, int], dict[str, _Packed]]] = OrderedDict()
 
     def recall(
         self, keys: Sequence[Key], ledgers: dict[Key, rules.Ledger]
@@ -351,7 +354,7 @@ class ConsumptionMemory:
             if kept is None:
                 continue
             if kept[0] == ledgers[key].offsets:
-                out[key] = kept[1]
+                out[key] = {c: _unpack(v) for c, v in kept[1].items()}
             else:
                 self._forget(key)
         return out
@@ -364,13 +367,12 @@ class ConsumptionMemory:
             stored = state.consumption.get(key)
             if stored is None:
                 continue
-            for content_id in completed:
-                row = stored.get(content_id)
-                if row is not None and row.status != rules.COMPLETED:
-                    stored[content_id] = dataclasses.replace(row, status=rules.COMPLETED)
+            rows = {sys.intern(c): _pack(row) for c, row in stored.items()}
+            for content_id in completed & rows.keys():
+                rows[content_id] = _pack(stored[content_id], rules.COMPLETED)
             self._forget(key)
-            self._kept[key] = (dict(state.ledgers[key].offsets), stored)
-            self._rows += len(stored)
+            self._kept[key] = (dict(state.ledgers[key].offsets), rows)
+            self._rows += len(rows)
         while self._rows > self._capacity and self._kept:
             self._forget(next(iter(self._kept)))
 
@@ -378,6 +380,25 @@ class ConsumptionMemory:
         kept = self._kept.pop(key, None)
         if kept is not None:
             self._rows -= len(kept[1])
+
+
+_STATUS, _COUNT = 1 << 8, 1 << 31  # packed: status + _STATUS * (view + _COUNT * completed)
+
+
+def _pack(row: rules.StoredContent, at_least: int | None = None) -> _Packed:
+    """One row as one int (a row out of the packed ranges stays as it is)."""
+    status = row.status if at_least is None else max(row.status, at_least)
+    if 0 <= status < _STATUS and 0 <= row.view_count < _COUNT and row.completed_count >= 0:
+        return status + _STATUS * (row.view_count + _COUNT * row.completed_count)
+    return dataclasses.replace(row, status=status)
+
+
+def _unpack(value: int | rules.StoredContent) -> rules.StoredContent:
+    if isinstance(value, rules.StoredContent):
+        return value
+    counts, status = divmod(value, _STATUS)
+    completed, view = divmod(counts, _COUNT)
+    return rules.StoredContent(status, view, completed)
 
 
 def _completed_by_key(work: Sequence[Work]) -> dict[Key, set[str]]:

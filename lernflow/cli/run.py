@@ -156,12 +156,12 @@ def replay_cmd(
     ),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker threads."),
     consumption_memory: int = typer.Option(
-        1_000_000,
+        2_000_000,
         "--consumption-memory",
         min=0,
         envvar="LERNFLOW_ACTIVITY_CONSUMPTION_MEMORY",
         help="activity-aggregate-updater: consumption rows kept between rounds instead of "
-        "read again (about 100 bytes each; checked against the ledger, so another process "
+        "read again (about 60 bytes each; checked against the ledger, so another process "
         "counting for the same learner is seen). 0 reads them every round, as 'lernflow run' "
         "does unless LERNFLOW_ACTIVITY_CONSUMPTION_MEMORY is set.",
     ),

@@ -157,3 +157,15 @@ def test_capacity_zero_keeps_nothing() -> None:
     memory = ConsumptionMemory(0)
     memory.remember(_state_after({"a": rules.StoredContent(2, 1, 1)}, 5), [_work(("a",))])
     assert memory.recall([KEY], {KEY: rules.Ledger({"t:0": 5})}) == {}
+
+
+def test_rows_come_back_as_they_were_kept_whatever_their_values() -> None:
+    memory = ConsumptionMemory(100)
+    rows = {
+        "a": rules.StoredContent(0, 0, 0),
+        "b": rules.StoredContent(1, 2**31 - 1, 2**40),
+        "c": rules.StoredContent(300, 5, 1),  # outside the packed range: kept as it is
+        "d": rules.StoredContent(-1, -2, -3),
+    }
+    memory.remember(_state_after(dict(rows), 5), [_work(())])
+    assert memory.recall([KEY], {KEY: rules.Ledger({"t:0": 5})}) == {KEY: rows}
