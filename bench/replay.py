@@ -77,8 +77,9 @@ def run(settings: Settings) -> list[Row]:
         events = len(w.events) or sum(len(v) for v in w.completions.values())
         topic = s.topics.full(s.topics.course_batch_job_request)
         start = ",".join(f"{topic}:{p}:0" for p in range(s.kafka.partitions))
+        processes = int(os.environ.get("LERNFLOW_BENCH_REPLAY_PROCESSES", "1"))
         cmd = [sys.executable, "-m", "lernflow.cli", "replay", "activity-aggregate-updater",
-               "--from", start]  # fmt: skip
+               "--from", start, "-p", str(processes)]  # fmt: skip
         meter = Meter(s)
         try:
             before = meter.snapshot()
@@ -87,7 +88,8 @@ def run(settings: Settings) -> list[Row]:
         finally:
             meter.close()
         note = f"{end_state_note(s, w)}; target >= {TARGET:,.0f}/s (5 min per 1M)"
-        rows.append(Row(f"replay activity-aggregate-updater, {events:,} events (1 worker)",
+        who = "1 process" if processes == 1 else f"{processes} processes"
+        rows.append(Row(f"replay activity-aggregate-updater, {events:,} events ({who})",
                         events, done.seconds, rss_mb=done.peak_rss_mib, note=note,
                         workload=name, work=work))  # fmt: skip
     return rows

@@ -15,6 +15,7 @@ from lernflow.cli.common import (
     report,
     stops_cleanly,
 )
+from lernflow.config import Settings
 from lernflow.kernel import logs
 from lernflow.kernel.errors import ExitCode
 from lernflow.ops import cluster, runner
@@ -146,6 +147,25 @@ def run_flow(
 _REPLAY_AGAIN = "nothing is lost: run the same replay again, every flow is replay-safe"
 
 
+_REPLAY_PROCESSES_OPT = typer.Option(
+    1,
+    "--processes",
+    "-p",
+    min=1,
+    help="Run the replay in this many local processes (a Bytewax cluster on 127.0.0.1:2101 "
+    "and up; the input's partitions are shared out, so at most one process a partition).",
+)
+_CONSUMPTION_MEMORY_OPT = typer.Option(
+    2_000_000,
+    "--consumption-memory",
+    min=0,
+    help="activity-aggregate-updater: consumption rows kept between rounds instead of "
+    "read again (about 60 bytes each; checked against the ledger, so another process "
+    "counting for the same learner is seen). 0 reads them every round, as 'lernflow run' "
+    "does (there: LERNFLOW_ACTIVITY_CONSUMPTION_MEMORY, default 0).",
+)
+
+
 def replay_cmd(
     flow: str = typer.Argument(..., help="The flow to replay."),
     start: str = typer.Option(
@@ -154,17 +174,12 @@ def replay_cmd(
     end: str = typer.Option(
         None, "--to", help="ISO time or topic:partition:offset,… (default: the end offsets now)."
     ),
-    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker threads."),
-    consumption_memory: int = typer.Option(
-        2_000_000,
-        "--consumption-memory",
-        min=0,
-        envvar="LERNFLOW_ACTIVITY_CONSUMPTION_MEMORY",
-        help="activity-aggregate-updater: consumption rows kept between rounds instead of "
-        "read again (about 60 bytes each; checked against the ledger, so another process "
-        "counting for the same learner is seen). 0 reads them every round, as 'lernflow run' "
-        "does unless LERNFLOW_ACTIVITY_CONSUMPTION_MEMORY is set.",
-    ),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker threads per process."),
+    processes: int = _REPLAY_PROCESSES_OPT,
+    consumption_memory: int = _CONSUMPTION_MEMORY_OPT,
+    process_id: int = typer.Option(None, "--process-id", "-i", min=0, hidden=True),
+    addresses: str = typer.Option(None, "--addresses", "-a", hidden=True),
+    replay_id: str = typer.Option(None, "--replay-id", hidden=True),
 ) -> None:
     """Re-process a bounded range of a flow's input (backfill / recovery replay).
 
@@ -172,10 +187,13 @@ def replay_cmd(
     is replay-safe, so the state afterwards equals the original processing. Exit codes as
     for 'lernflow run'.
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     settings = get_settings()
     topic = flow_input_topic(settings, flow)
+    _check_cluster_args(process_id, addresses, processes)
+    layout = replay_mod.ReplayLayout(
+        workers, process_id, tuple(addresses.split(";")) if addresses else None, replay_id,
+        consumption_memory,
+    )  # fmt: skip
     with stops_cleanly(f"replay of {flow}", settings, resume=_REPLAY_AGAIN):
         try:
             start_offsets = replay_mod.parse_point(start, topic, settings)
@@ -187,19 +205,50 @@ def replay_cmd(
         except ValueError as exc:
             console.print(f"[red]bad range:[/red] {exc}")
             raise typer.Exit(ExitCode.USAGE) from None
-        with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(),
-            TextColumn("{task.completed:,}/{task.fields[of]} events"), TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(), console=console,
-        ) as bar:  # fmt: skip
-            task = bar.add_task(f"replay {flow}", total=None, rate="", of="?")
-
-            def show(done: int, total: int, elapsed: float) -> None:
-                rate = done / elapsed if elapsed > 0 else 0.0
-                bar.update(task, completed=done, total=total, rate=f"{rate:,.0f} events/s",
-                           of=f"{total:,}")  # fmt: skip
-
-            total = replay_mod.replay(
-                flow, settings, start_offsets, end_offsets, show, workers, consumption_memory
+        t0 = time.monotonic()
+        if processes > 1:
+            code = replay_mod.replay_local(
+                flow, settings, start_offsets, end_offsets, processes, layout
             )
-    report(f"{flow}: replayed {total:,} events")
+            if code:
+                raise typer.Exit(code)
+            report(f"{flow}: replayed in {processes} processes in {time.monotonic() - t0:.1f}s")
+            return
+        if process_id is not None:  # one process of a local cluster: no progress bar
+            mine = [0]
+            total = replay_mod.replay(
+                flow, settings, start_offsets, end_offsets,
+                lambda done, _total, _elapsed: mine.__setitem__(0, done), layout,
+            )  # fmt: skip
+            report(
+                f"{flow}: process {process_id} replayed {mine[0]:,} of the range's {total:,} "
+                f"events in {time.monotonic() - t0:.1f}s"
+            )
+            return
+        total = _replay_with_bar(flow, settings, start_offsets, end_offsets, layout)
+    report(f"{flow}: replayed {total:,} events in {time.monotonic() - t0:.1f}s")
+
+
+def _replay_with_bar(
+    flow: str,
+    settings: Settings,
+    start: dict[tuple[str, int], int],
+    end: dict[tuple[str, int], int],
+    layout: replay_mod.ReplayLayout,
+) -> int:
+    """:func:`replay_mod.replay` with a progress bar (events/s, ETA)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("{task.completed:,}/{task.fields[of]} events"), TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(), console=console,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(f"replay {flow}", total=None, rate="", of="?")
+
+        def show(done: int, total: int, elapsed: float) -> None:
+            rate = done / elapsed if elapsed > 0 else 0.0
+            bar.update(task, completed=done, total=total, rate=f"{rate:,.0f} events/s",
+                       of=f"{total:,}")  # fmt: skip
+
+        return replay_mod.replay(flow, settings, start, end, show, layout)

@@ -8,17 +8,22 @@ flow's replay safety: the state it leaves is the state the original processing l
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from lernflow.config import Settings
 from lernflow.kernel import metrics
 from lernflow.kernel.clients import kafka_consumer
-from lernflow.ops import runner
+from lernflow.ops import cluster, runner
 from lernflow.sources.kafka import kafka_retry, watermarks
 from lernflow.sources.options import RunOptions
 
@@ -82,34 +87,69 @@ def end_offsets(settings: Settings, topic: str) -> dict[tuple[str, int], int]:
         consumer.close()
 
 
+@dataclass(frozen=True)
+class ReplayLayout:
+    """How a replay runs: ``workers`` threads a process; for one process of a local cluster
+    (``lernflow replay -p N``) its id, every process's address and the replay's id, which names
+    the recovery store they share; the activity flow's consumption memory (None: as set)."""
+
+    workers: int = 1
+    process_id: int | None = None
+    addresses: tuple[str, ...] | None = None
+    replay_id: str | None = None
+    consumption_memory: int | None = None
+
+
+def replay_settings(settings: Settings, layout: ReplayLayout) -> Settings:
+    """``settings`` with the replay's own recovery store and consumption memory."""
+    replay_id = layout.replay_id or str(int(time.time()))
+    activity = settings.activity
+    if layout.consumption_memory is not None:
+        activity = activity.model_copy(update={"consumption_memory": layout.consumption_memory})
+    return settings.with_overrides(
+        run=settings.run.model_copy(
+            update={"recovery_dir": settings.run.recovery_dir / "replays" / replay_id}
+        ),
+        activity=activity,
+    )
+
+
+def bounded(
+    settings: Settings,
+    flow: str,
+    start: dict[tuple[str, int], int],
+    end: dict[tuple[str, int], int],
+) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
+    """The range on every partition of the input topic: a partition named in neither
+    ``start`` nor ``end`` is empty; a start past the end is the end."""
+    current = end_offsets(settings, runner.input_topic(settings, flow))
+    end = {k: end.get(k, start.get(k, high)) for k, high in current.items()}
+    start = {k: min(start.get(k, end[k]), end[k]) for k in current}
+    return start, end
+
+
+def format_point(offsets: dict[tuple[str, int], int]) -> str:
+    """``topic:partition:offset,…`` (what :func:`parse_point` reads back)."""
+    return ",".join(f"{t}:{p}:{o}" for (t, p), o in sorted(offsets.items()))
+
+
 def replay(
     flow: str,
     settings: Settings,
     start: dict[tuple[str, int], int],
     end: dict[tuple[str, int], int],
     progress: Callable[[int, int, float], None] | None = None,
-    workers: int = 1,
-    consumption_memory: int | None = None,
+    layout: ReplayLayout = ReplayLayout(),
 ) -> int:
     """Run ``flow`` over ``[start, end)``; return the number of messages in the range.
 
     Every partition of the input topic gets a bounded range: a partition named in neither
-    ``start`` nor ``end`` is not replayed. ``consumption_memory``: the activity flow's
-    ``LERNFLOW_ACTIVITY_CONSUMPTION_MEMORY`` for this replay (None: the setting as it is).
+    ``start`` nor ``end`` is not replayed. One process of a local cluster counts only its own
+    events in ``progress``; the range's total is the whole range's.
     """
-    current = end_offsets(settings, runner.input_topic(settings, flow))
-    end = {k: end.get(k, start.get(k, high)) for k, high in current.items()}
-    start = {k: min(start.get(k, end[k]), end[k]) for k in current}
+    start, end = bounded(settings, flow, start, end)
     total = sum(max(0, end.get(k, 0) - start.get(k, 0)) for k in end)
-    activity = settings.activity
-    if consumption_memory is not None:
-        activity = activity.model_copy(update={"consumption_memory": consumption_memory})
-    replay_settings = settings.with_overrides(
-        run=settings.run.model_copy(
-            update={"recovery_dir": settings.run.recovery_dir / "replays" / f"{int(time.time())}"}
-        ),
-        activity=activity,
-    )
+    replay_s = replay_settings(settings, layout)
     options = RunOptions(start_offsets=dict(start), end_offsets=dict(end), report_position=False)
     done = threading.Event()
     counter: Any = metrics.EVENTS_IN.labels(flow)
@@ -124,10 +164,52 @@ def replay(
     thread = threading.Thread(target=report, daemon=True)
     thread.start()
     try:
-        runner.run(flow, replay_settings, options, workers=workers, recovery=True)
+        runner.run(
+            flow,
+            replay_s,
+            options,
+            workers=layout.workers,
+            process_id=layout.process_id,
+            addresses=list(layout.addresses) if layout.addresses else None,
+            recovery=True,
+            recovery_partitions=max(4, layout.workers),
+            recovery_prepared=layout.addresses is not None,
+        )
     finally:
         done.set()
         thread.join()
     if progress:
         progress(int(counter._value.get() - base), total, time.monotonic() - t0)
     return total
+
+
+def replay_local(
+    flow: str,
+    settings: Settings,
+    start: dict[tuple[str, int], int],
+    end: dict[tuple[str, int], int],
+    processes: int,
+    layout: ReplayLayout,
+) -> int:
+    """Replay ``[start, end)`` in ``processes`` local processes; the highest exit code.
+
+    The range is fixed here (explicit offsets) and the shared recovery store created once,
+    sized for every worker, before the children (``lernflow replay -i K``) start.
+    """
+    replay_id = f"{int(time.time())}-p{processes}"
+    shared = replay_settings(settings, dataclasses.replace(layout, replay_id=replay_id))
+    runner.prepare_recovery(shared, flow, fresh=True, partitions=max(4, processes * layout.workers))
+    start, end = bounded(settings, flow, start, end)
+    base = [
+        sys.executable, "-m", "lernflow.cli", "replay", flow,
+        "--from", format_point(start), "--to", format_point(end),
+        "-w", str(layout.workers), "--replay-id", replay_id,
+        "-a", ";".join(f"127.0.0.1:{cluster.FIRST_PORT + k}" for k in range(processes)),
+    ]  # fmt: skip
+    if layout.consumption_memory is not None:
+        base += ["--consumption-memory", str(layout.consumption_memory)]
+    logger.info("replay of %s: starting %d local processes", flow, processes)
+    procs = [
+        subprocess.Popen([*base, "-i", str(k)], env=dict(os.environ)) for k in range(processes)
+    ]
+    return max(p.wait() for p in procs)

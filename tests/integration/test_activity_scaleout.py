@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -38,3 +39,32 @@ def test_two_processes_with_two_workers_each_reach_the_single_worker_state(
     assert state(cluster) == single
     certs = read_json(cluster, cluster.topics.full(cluster.topics.issue_certificate_request))
     assert len(certs) == LEARNERS - LEARNERS // 5
+
+
+def test_a_replay_in_two_processes_reaches_the_single_worker_state(settings: Settings) -> None:
+    events = activity_events(LEARNERS)
+    load_activity(settings, events, LEARNERS)
+    run_to_end(FLOW, settings)
+    single = state(settings)
+
+    _reset(settings)
+    cluster = settings.with_overrides(
+        topics=settings.topics.model_copy(update={"env": settings.topics.env + "-r"})
+    )
+    load_activity(cluster, events, LEARNERS)
+    topic = cluster.topics.full(cluster.topics.course_batch_job_request)
+    start = ",".join(f"{topic}:{p}:0" for p in range(cluster.kafka.partitions))
+    proc = subprocess.run(
+        [sys.executable, "-m", "lernflow.cli", "replay", FLOW, "--from", start, "-p", "2"],
+        env={**os.environ, **cluster.to_env()}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert state(cluster) == single
+    certs = read_json(cluster, cluster.topics.full(cluster.topics.issue_certificate_request))
+    assert len(certs) == LEARNERS - LEARNERS // 5
+    shares = [
+        int(n.replace(",", "")) for n in re.findall(r"process \d replayed ([\d,]+) of", proc.stderr)
+    ]
+    assert len(shares) == 2 and min(shares) > 0  # both processes took part, each once
+    assert sum(shares) == len(events)
+    assert "replayed in 2 processes" in proc.stderr
