@@ -153,7 +153,8 @@ _REPLAY_PROCESSES_OPT = typer.Option(
     "-p",
     min=1,
     help="Run the replay in this many local processes (a Bytewax cluster on 127.0.0.1:2101 "
-    "and up; the input's partitions are shared out, so at most one process a partition).",
+    "and up). The input's partitions are shared out: more processes than partitions gain "
+    "nothing.",
 )
 _CONSUMPTION_MEMORY_OPT = typer.Option(
     2_000_000,
