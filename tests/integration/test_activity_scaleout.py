@@ -17,19 +17,29 @@ FLOW = "activity-aggregate-updater"
 LEARNERS = 200
 
 
-def test_two_processes_with_two_workers_each_reach_the_single_worker_state(
-    settings: Settings,
-) -> None:
+def _single_then_fresh(settings: Settings, suffix: str) -> tuple[object, Settings, int]:
+    """The 1-worker end state of the workload; then a fresh state and the same workload loaded
+    in a topic environment of its own (settings for it, and how many events it holds)."""
     events = activity_events(LEARNERS)
     load_activity(settings, events, LEARNERS)
     run_to_end(FLOW, settings)
     single = state(settings)
-
     _reset(settings)
-    cluster = settings.with_overrides(
-        topics=settings.topics.model_copy(update={"env": settings.topics.env + "-p"})
+    fresh = settings.with_overrides(
+        topics=settings.topics.model_copy(update={"env": settings.topics.env + suffix})
     )
-    load_activity(cluster, events, LEARNERS)
+    load_activity(fresh, events, LEARNERS)
+    return single, fresh, len(events)
+
+
+def _certificates(s: Settings) -> int:
+    return len(read_json(s, s.topics.full(s.topics.issue_certificate_request)))
+
+
+def test_two_processes_with_two_workers_each_reach_the_single_worker_state(
+    settings: Settings,
+) -> None:
+    single, cluster, _n = _single_then_fresh(settings, "-p")
     proc = subprocess.run(
         [sys.executable, "-m", "lernflow.cli", "run", FLOW, "--processes", "2", "-w", "2",
          "--until-caught-up", "--no-recovery"],
@@ -37,21 +47,11 @@ def test_two_processes_with_two_workers_each_reach_the_single_worker_state(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert state(cluster) == single
-    certs = read_json(cluster, cluster.topics.full(cluster.topics.issue_certificate_request))
-    assert len(certs) == LEARNERS - LEARNERS // 5
+    assert _certificates(cluster) == LEARNERS - LEARNERS // 5
 
 
 def test_a_replay_in_two_processes_reaches_the_single_worker_state(settings: Settings) -> None:
-    events = activity_events(LEARNERS)
-    load_activity(settings, events, LEARNERS)
-    run_to_end(FLOW, settings)
-    single = state(settings)
-
-    _reset(settings)
-    cluster = settings.with_overrides(
-        topics=settings.topics.model_copy(update={"env": settings.topics.env + "-r"})
-    )
-    load_activity(cluster, events, LEARNERS)
+    single, cluster, n = _single_then_fresh(settings, "-r")
     topic = cluster.topics.full(cluster.topics.course_batch_job_request)
     start = ",".join(f"{topic}:{p}:0" for p in range(cluster.kafka.partitions))
     proc = subprocess.run(
@@ -60,11 +60,10 @@ def test_a_replay_in_two_processes_reaches_the_single_worker_state(settings: Set
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert state(cluster) == single
-    certs = read_json(cluster, cluster.topics.full(cluster.topics.issue_certificate_request))
-    assert len(certs) == LEARNERS - LEARNERS // 5
+    assert _certificates(cluster) == LEARNERS - LEARNERS // 5
     shares = [
-        int(n.replace(",", "")) for n in re.findall(r"process \d replayed ([\d,]+) of", proc.stderr)
+        int(x.replace(",", "")) for x in re.findall(r"process \d replayed ([\d,]+) of", proc.stderr)
     ]
     assert len(shares) == 2 and min(shares) > 0  # both processes took part, each once
-    assert sum(shares) == len(events)
+    assert sum(shares) == n
     assert "replayed in 2 processes" in proc.stderr
