@@ -74,6 +74,10 @@ def _release(result: Any) -> None:
         future._final_result = None
 
 
+#: a new session after this many failed attempts in a row (:meth:`CassandraExecutor._failed`)
+RECONNECT_AFTER = 3
+
+
 class CassandraExecutor:
     """Prepared, concurrent, retried statement execution against one keyspace."""
 
@@ -85,6 +89,7 @@ class CassandraExecutor:
             lambda: cassandra_session(settings), run, "connect to Cassandra"
         )
         self._prepared: dict[str, Any] = {}
+        self._failures = 0  # attempts failed in a row
 
     @property
     def session(self) -> Any:
@@ -105,12 +110,10 @@ class CassandraExecutor:
             return []
         from cassandra.concurrent import execute_concurrent_with_args
 
-        stmt = self.prepare(cql)
-
         def attempt() -> list[Any]:
             results = execute_concurrent_with_args(
                 self._session,
-                stmt,
+                self.prepare(cql),
                 params,
                 concurrency=self._settings.concurrency,
                 raise_on_first_error=True,
@@ -121,12 +124,8 @@ class CassandraExecutor:
             return rows
 
         t0 = time.perf_counter()
-        out = retry(
-            attempt,
-            self._run,
-            f"Cassandra {what}",
-            on_retry=lambda _e: metrics.RETRIES.labels(self._flow, "cassandra").inc(),
-        )
+        out = retry(attempt, self._run, f"Cassandra {what}", on_retry=self._failed)
+        self._failures = 0
         metrics.SINK_WRITE_SECONDS.labels(self._flow, "cassandra").observe(time.perf_counter() - t0)
         return out
 
@@ -148,27 +147,49 @@ class CassandraExecutor:
         from cassandra.concurrent import execute_concurrent
         from cassandra.query import BatchStatement, BatchType
 
-        statements = []
-        for group in combine(batches, combine_bytes):
-            batch = BatchStatement(batch_type=BatchType.LOGGED)
-            for cql, params in group:
-                batch.add(self.prepare(cql), params)
-            statements.append((batch, ()))
+        groups = combine(batches, combine_bytes)
 
         def attempt() -> None:
+            statements = []  # prepared on the session of this attempt (see _failed)
+            for group in groups:
+                batch = BatchStatement(batch_type=BatchType.LOGGED)
+                for cql, params in group:
+                    batch.add(self.prepare(cql), params)
+                statements.append((batch, ()))
             execute_concurrent(
                 self._session, statements, concurrency=self._settings.concurrency,
                 raise_on_first_error=True,
             )  # fmt: skip
 
         t0 = time.perf_counter()
-        retry(
-            attempt,
-            self._run,
-            f"Cassandra {what}",
-            on_retry=lambda _e: metrics.RETRIES.labels(self._flow, "cassandra").inc(),
-        )
+        retry(attempt, self._run, f"Cassandra {what}", on_retry=self._failed)
+        self._failures = 0
         metrics.SINK_WRITE_SECONDS.labels(self._flow, "cassandra").observe(time.perf_counter() - t0)
+
+    def _failed(self, exc: BaseException) -> None:
+        """Count a failed attempt; every ``RECONNECT_AFTER`` in a row, start a new session.
+
+        After Cassandra was paused, the driver can keep a pool whose connections it declared
+        dead by heartbeat and never hand out a new one: every request then waits out its
+        timeout (docs/reliability.md). A new session connects afresh; while the server is
+        still away the attempt fails and the old session stays.
+        """
+        metrics.RETRIES.labels(self._flow, "cassandra").inc()
+        self._failures += 1
+        if self._failures % RECONNECT_AFTER:
+            return
+        try:
+            cluster, session = cassandra_session(self._settings)
+        except Exception as new_exc:  # the retry goes on with the old session
+            logger.warning("Cassandra: a new session failed too (%s)", new_exc)
+            return
+        logger.warning(
+            "Cassandra: %d attempts in a row failed (last: %s); using a new session",
+            self._failures, exc,
+        )  # fmt: skip
+        old = self._cluster
+        self._cluster, self._session, self._prepared = cluster, session, {}
+        old.shutdown()
 
     def close(self) -> None:
         """Shut the driver down."""
