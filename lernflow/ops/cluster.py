@@ -38,7 +38,7 @@ def run_local(
     """
     if from_beginning and not no_recovery:
         runner.prepare_recovery(settings, flow, fresh=True, partitions=max(4, processes * workers))
-    addrs = ";".join(f"127.0.0.1:{FIRST_PORT + k}" for k in range(processes))
+    addrs = local_addresses(processes)
     base = [sys.executable, "-m", "lernflow.cli", "run", flow, "-w", str(workers), "-a", addrs]
     if until_caught_up:
         base.append("--until-caught-up")
@@ -49,8 +49,17 @@ def run_local(
         if not no_recovery:
             base.append("--recovery-prepared")
     logger.info("%s: starting %d local processes on %s", flow, processes, addrs)
+    return start_processes(base, processes)
+
+
+def local_addresses(processes: int) -> str:
+    """The ``-a`` value of a local cluster: 127.0.0.1:FIRST_PORT and up."""
+    return ";".join(f"127.0.0.1:{FIRST_PORT + k}" for k in range(processes))
+
+
+def start_processes(base: list[str], processes: int) -> int:
+    """Run ``base -i K`` for each process id K; wait for all; return the highest exit code."""
     procs = [
         subprocess.Popen([*base, "-i", str(k)], env=dict(os.environ)) for k in range(processes)
     ]
-    codes = [p.wait() for p in procs]
-    return max(codes)
+    return max(p.wait() for p in procs)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -204,12 +202,9 @@ def replay_local(
         sys.executable, "-m", "lernflow.cli", "replay", flow,
         "--from", format_point(start), "--to", format_point(end),
         "-w", str(layout.workers), "--replay-id", replay_id,
-        "-a", ";".join(f"127.0.0.1:{cluster.FIRST_PORT + k}" for k in range(processes)),
+        "-a", cluster.local_addresses(processes),
     ]  # fmt: skip
     if layout.consumption_memory is not None:
         base += ["--consumption-memory", str(layout.consumption_memory)]
     logger.info("replay of %s: starting %d local processes", flow, processes)
-    procs = [
-        subprocess.Popen([*base, "-i", str(k)], env=dict(os.environ)) for k in range(processes)
-    ]
-    return max(p.wait() for p in procs)
+    return cluster.start_processes(base, processes)
