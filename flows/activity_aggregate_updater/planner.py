@@ -7,6 +7,7 @@ they return; :mod:`rules` decides each enrolment (docs/flows/activity-aggregate-
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -52,7 +53,7 @@ class Reads:
 
     consumption: dict[Key, dict[str, rules.StoredContent]]
     enrolments: dict[Key, rules.EnrolmentRow | None]
-    relation: dict[str, frozenset[str]]
+    relation: rules.RelationView
     statuses: dict[str, str | None]
 
 
@@ -125,15 +126,19 @@ def select(
 
 
 def ancestor_keys(
-    work: Sequence[Work], consumption: dict[Key, dict[str, rules.StoredContent]]
+    work: Sequence[Work],
+    consumption: dict[Key, dict[str, rules.StoredContent]],
+    relation: rules.RelationView,
 ) -> dict[str, set[str]]:
-    """Per course, the ancestors key of every content the round's enrolments merge."""
+    """Per course, the ancestors key of every content the round's enrolments merge that no
+    earlier step of the round asked for."""
     out: dict[str, set[str]] = {}
     for w in work:
         course = w.request.course_id
         keys = out.setdefault(course, set())
-        for content in (*w.new_counts, *w.replayed, *consumption[w.request.key]):
-            keys.add(rules.ancestor_key(course, content))
+        keys |= relation.unasked(
+            course, (*w.new_counts, *w.replayed, *consumption[w.request.key])
+        )
     return out
 
 
@@ -243,10 +248,14 @@ class RoundState:
     enrolments: dict[Key, rules.EnrolmentRow | None] = field(default_factory=dict)
     relation: dict[str, frozenset[str]] = field(default_factory=dict)
     statuses: dict[str, str | None] = field(default_factory=dict)
+    view: rules.RelationView = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.view = rules.RelationView(self.relation)
 
     def reads(self) -> Reads:
         """The state as the planner's reads."""
-        return Reads(self.consumption, self.enrolments, self.relation, self.statuses)
+        return Reads(self.consumption, self.enrolments, self.view, self.statuses)
 
     def advance(self, plan: RoundPlan) -> None:
         """Apply a step's plan: counters, enrolment rows, applied offsets, dedup keys."""
@@ -272,6 +281,27 @@ class RoundState:
                 offsets = {**ledger.offsets, a.source: a.offset}
                 self.ledgers[key] = dataclasses.replace(ledger, offsets=offsets)
             self.seen.update(p.plan.checksums)
+
+
+def with_unit_aggregates(
+    plans: Sequence[RoundPlan], state: RoundState, now_ms: int
+) -> list[RoundPlan]:
+    """The steps' plans (made without unit aggregates), each enrolment's last plan of the
+    round given its unit aggregates, computed once on the state the steps leave.
+
+    A step's aggregate values are overwritten by a later step's in the merged write, and a
+    later step's units include an earlier one's (an enrolment's rows are only added), so the
+    write is the one planning them at every step gives
+    (docs/flows/activity-aggregate-updater.md#71-one-write-per-enrolment-and-batch).
+    """
+    last = {p.work.request.key: (i, j) for i, plan in enumerate(plans)
+            for j, p in enumerate(plan.planned)}  # fmt: skip
+    out = [dataclasses.replace(plan, planned=list(plan.planned)) for plan in plans]
+    for key, (i, j) in last.items():
+        p = out[i].planned[j]
+        plan = rules.with_unit_aggregates(p.plan, state.consumption[key], state.view, now_ms)
+        out[i].planned[j] = Planned(p.work, plan)
+    return out
 
 
 def combine(plans: Sequence[RoundPlan]) -> RoundPlan:
@@ -393,6 +423,7 @@ def _pack(row: rules.StoredContent, at_least: int | None = None) -> _Packed:
     return dataclasses.replace(row, status=status)
 
 
+@functools.lru_cache(maxsize=4096)  # rows repeat (mostly status 2, small counts)
 def _unpack(value: int | rules.StoredContent) -> rules.StoredContent:
     if isinstance(value, rules.StoredContent):
         return value

@@ -108,7 +108,7 @@ class ActivityLogic:
                 selection.work,
                 self._read(selection.work, state),
                 now_ms,
-                module_aggs=self._a.module_aggs_enabled,
+                module_aggs=False,  # once per enrolment below
                 filter_processed=self._a.filter_processed_enrolments,
             )
             for parked in plan.parked:
@@ -118,6 +118,8 @@ class ActivityLogic:
             state.advance(plan)
             plans.append(plan)
             work += selection.work
+        if self._a.module_aggs_enabled:
+            plans = planner.with_unit_aggregates(plans, state, now_ms)
         return plans, work
 
     def _read(self, work: list[Work], state: planner.RoundState) -> Reads:
@@ -130,7 +132,7 @@ class ActivityLogic:
             if self._a.filter_processed_enrolments:
                 state.enrolments.update(self._store.enrolments(new))
         relation = state.relation
-        ancestors = planner.ancestor_keys(work, state.consumption)
+        ancestors = planner.ancestor_keys(work, state.consumption, state.view)
         relation.update(
             self._store.relation_sets(planner.relation_keys(ancestors) - relation.keys())
         )

@@ -50,7 +50,7 @@ import hashlib
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -345,6 +345,61 @@ def _members(relation: Mapping[str, frozenset[str]], key: str) -> frozenset[str]
     return relation.get(key, _NONE)
 
 
+class RelationView(Mapping[str, frozenset[str]]):
+    """The relation-cache sets as read (a missing key reads as empty), with what plans derive
+    from them kept per course: each content's ancestor units and each collection's required
+    leaves. A set, once read, does not change within a round, so what is derived from sets
+    that were read is kept; what a missing key gave is derived again at the next call."""
+
+    def __init__(self, sets: Mapping[str, frozenset[str]]) -> None:
+        self._sets = sets
+        self._units: dict[str, dict[str, frozenset[str]]] = {}
+        self._required: dict[str, dict[str, frozenset[str]]] = {}
+        self._asked: dict[str, set[str]] = {}
+
+    def __getitem__(self, key: str) -> frozenset[str]:
+        return self._sets[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sets)
+
+    def __len__(self) -> int:
+        return len(self._sets)
+
+    def unasked(self, course: str, contents: Iterable[str]) -> set[str]:
+        """The ancestors keys of those ``contents`` of ``course`` not asked for by an earlier
+        call (the caller reads them into the sets)."""
+        asked = self._asked.setdefault(course, set())
+        new = [c for c in contents if c not in asked]
+        asked.update(new)
+        return {ancestor_key(course, c) for c in new}
+
+    def units(self, course: str, contents: Iterable[str]) -> set[str]:
+        """The units (ancestors other than the course) of ``contents`` in ``course``."""
+        kept = self._units.setdefault(course, {})
+        out: set[str] = set()
+        for content in contents:
+            units = kept.get(content)
+            if units is None:
+                key = ancestor_key(course, content)
+                units = _members(self._sets, key) - {course}
+                if key in self._sets:
+                    kept[content] = units
+            out |= units
+        return out
+
+    def required(self, course: str, collection: str) -> frozenset[str]:
+        """The leaf nodes of ``collection`` (the course or a unit) less its optional nodes."""
+        kept = self._required.setdefault(course, {})
+        required = kept.get(collection)
+        if required is None:
+            leaf, optional = leaf_key(course, collection), optional_key(course, collection)
+            required = _members(self._sets, leaf) - _members(self._sets, optional)
+            if leaf in self._sets and optional in self._sets:
+                kept[collection] = required
+        return required
+
+
 def plan_enrolment(
     key: tuple[str, str, str],
     *,
@@ -372,6 +427,7 @@ def plan_enrolment(
     """
     user, course, batch = key
     make_id = new_id or random_uuid
+    view = relation if isinstance(relation, RelationView) else RelationView(relation)
     merged = merge_contents(new_completions, replayed, stored)
     statuses = {c: db.status for c, db in stored.items()}
     statuses.update((c, m.status) for c, m in merged.items())
@@ -383,9 +439,9 @@ def plan_enrolment(
     progress = _CourseProgress()
     if not retired:
         keep = enrolment_exists and enrolment_status != COMPLETED if filter_processed else True
-        required = leaf - _members(relation, optional_key(course, course))
+        required = view.required(course, course)
         progress = _course_progress(key, required, statuses, done, keep, now_ms, make_id)
-    units = _unit_aggregates(key, statuses, done, relation, now_ms) if module_aggs else []
+    units = _unit_aggregates(key, statuses, done, view, now_ms) if module_aggs else []
     content_audits = [
         content_audit(user, course, batch, m.content_id, action, now_ms, make_id)
         for m in merged.values()
@@ -403,6 +459,23 @@ def plan_enrolment(
         checksums=checksums,
         retired=retired,
     )
+
+
+def with_unit_aggregates(
+    plan: EnrolmentPlan,
+    stored: Mapping[str, StoredContent],
+    relation: Mapping[str, frozenset[str]],
+    now_ms: int,
+) -> EnrolmentPlan:
+    """``plan``, made with ``module_aggs=False`` from ``stored``, with the unit aggregates
+    ``module_aggs=True`` would have given it. ``stored`` may hold the plan's counter writes:
+    they change no status (docs/flows/activity-aggregate-updater.md#6-unit-aggregates)."""
+    view = relation if isinstance(relation, RelationView) else RelationView(relation)
+    statuses = {c: db.status for c, db in stored.items()}
+    statuses.update((m.content_id, m.status) for m in plan.merged)
+    done = frozenset(c for c, status in statuses.items() if status == COMPLETED)
+    units = _unit_aggregates(plan.key, statuses, done, view, now_ms)
+    return dataclasses.replace(plan, aggregates=(*plan.aggregates, *units))
 
 
 def _missing_leaf_nodes(course: str, collection_status: str | None) -> str:
@@ -462,23 +535,18 @@ def _unit_aggregates(
     key: tuple[str, str, str],
     merged: Mapping[str, int],
     done: frozenset[str],
-    relation: Mapping[str, frozenset[str]],
+    relation: RelationView,
     now_ms: int,
 ) -> list[AggregateUpdate]:
     """``completedCount`` of every unit that is an ancestor of a merged content."""
     user, course, batch = key
-    units: set[str] = set()
-    for content_id in merged:
-        units |= _members(relation, ancestor_key(course, content_id))
-    units.discard(course)
-    out = []
-    for unit in sorted(units):
-        leaf_u, opt_u = unit_keys(course, unit)
-        required_u = _members(relation, leaf_u) - _members(relation, opt_u)
-        out.append(
-            AggregateUpdate(unit, user, f"cb:{batch}", float(len(required_u & done)), now_ms)
+    context = f"cb:{batch}"
+    return [
+        AggregateUpdate(
+            unit, user, context, float(len(relation.required(course, unit) & done)), now_ms
         )
-    return out
+        for unit in sorted(relation.units(course, merged))
+    ]
 
 
 # -- one round: what counts, what is read, what is written -----------------------------------
