@@ -397,10 +397,16 @@ class ConsumptionMemory:
             stored = state.consumption.get(key)
             if stored is None:
                 continue
-            rows = {sys.intern(c): _pack(row) for c, row in stored.items()}
-            for content_id in completed & rows.keys():
-                rows[content_id] = _pack(stored[content_id], rules.COMPLETED)
-            self._forget(key)
+            kept = self._kept.pop(key, None)
+            if kept is None:  # read this round: keep every row
+                rows = {sys.intern(c): _pack(row) for c, row in stored.items()}
+                changed = completed & rows.keys()
+            else:  # recalled this round (a stale one was forgotten): only the changed rows
+                rows = kept[1]
+                self._rows -= len(rows)
+                changed = completed & stored.keys()
+            for content_id in changed:
+                rows[sys.intern(content_id)] = _pack(stored[content_id], rules.COMPLETED)
             self._kept[key] = (dict(state.ledgers[key].offsets), rows)
             self._rows += len(rows)
         while self._rows > self._capacity and self._kept:
@@ -433,7 +439,7 @@ def _unpack(value: int | rules.StoredContent) -> rules.StoredContent:
 
 
 def _completed_by_key(work: Sequence[Work]) -> dict[Key, set[str]]:
-    """The contents each enrolment's requests of the round completed."""
+    """The contents each enrolment's requests of the round completed (all they counted)."""
     out: dict[Key, set[str]] = {}
     for w in work:
         out.setdefault(w.request.key, set()).update(w.request.completed)

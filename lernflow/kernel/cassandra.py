@@ -28,7 +28,7 @@ def estimated_size(params: Sequence[Any]) -> int:
         if isinstance(v, str | bytes):
             size += len(v) + 4
         elif isinstance(v, dict):
-            size += 8 + sum(estimated_size((k, x)) for k, x in v.items())
+            size += 8 + estimated_size(list(v)) + estimated_size(list(v.values()))
         elif isinstance(v, list | tuple | set | frozenset):
             size += 8 + estimated_size(list(v))
         else:
