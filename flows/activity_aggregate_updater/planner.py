@@ -355,6 +355,8 @@ class AggregateMemory:
 
 
 _Packed = int | rules.StoredContent
+_Kept = tuple[dict[str, int], dict[str, _Packed], "int | rules.EnrolmentRow | None"]
+"""Ledger offsets, consumption rows, enrolment row (None: not kept, read it)."""
 
 
 class ConsumptionMemory:
@@ -365,14 +367,16 @@ class ConsumptionMemory:
     A kept state is used only while the enrolment's ledger offsets are what this worker wrote:
     any other lernflow process that counted for the enrolment since has changed them, and the
     rows are read again. A completed content keeps status 2 (the LMS writes the status before
-    it sends the event). At most ``capacity`` rows are kept, least recently written forgotten;
-    a row is one packed int under an interned content id (no object for the collector to scan).
+    it sends the event). The enrolment row is kept with them, as the write left it (only this
+    flow writes its status and progress once the learner is enrolled). At most ``capacity``
+    rows are kept, least recently written forgotten; a row is one packed int under an interned
+    content id (no object for the collector to scan).
     """
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._rows = 0
-        self._kept: OrderedDict[Key, tuple[dict[str, int], dict[str, _Packed]]] = OrderedDict()
+        self._kept: OrderedDict[Key, _Kept] = OrderedDict()
 
     def recall(
         self, keys: Sequence[Key], ledgers: dict[Key, rules.Ledger]
@@ -387,6 +391,16 @@ class ConsumptionMemory:
                 out[key] = {c: _unpack(v) for c, v in kept[1].items()}
             else:
                 self._forget(key)
+        return out
+
+    def enrolments(self, keys: Sequence[Key]) -> dict[Key, rules.EnrolmentRow]:
+        """The kept enrolment rows of those ``keys`` :meth:`recall` just gave rows of (an
+        enrolment row is kept only when it exists: a missing one is read every round)."""
+        out: dict[Key, rules.EnrolmentRow] = {}
+        for key in keys:
+            kept = self._kept.get(key)
+            if kept is not None and kept[2] is not None:
+                out[key] = _unpack_enrolment(kept[2])
         return out
 
     def remember(self, state: RoundState, work: Sequence[Work]) -> None:
@@ -407,7 +421,9 @@ class ConsumptionMemory:
                 changed = completed & stored.keys()
             for content_id in changed:
                 rows[sys.intern(content_id)] = _pack(stored[content_id], rules.COMPLETED)
-            self._kept[key] = (dict(state.ledgers[key].offsets), rows)
+            row = state.enrolments.get(key)
+            enrolment = None if row is None else _pack_enrolment(row)
+            self._kept[key] = (dict(state.ledgers[key].offsets), rows, enrolment)
             self._rows += len(rows)
         while self._rows > self._capacity and self._kept:
             self._forget(next(iter(self._kept)))
@@ -436,6 +452,32 @@ def _unpack(value: int | rules.StoredContent) -> rules.StoredContent:
     counts, status = divmod(value, _STATUS)
     completed, view = divmod(counts, _COUNT)
     return rules.StoredContent(status, view, completed)
+
+
+def _pack_enrolment(row: rules.EnrolmentRow) -> int | rules.EnrolmentRow:
+    """An enrolment row as one int (each column + 1 in its bits, 0 for null) if it fits."""
+    columns = (row.status, row.progress, row.completedon_ms)
+    limits = ((1 << 24) - 1, (1 << 24) - 1, 1 << 62)
+    if not all(v is None or 0 <= v < top for v, top in zip(columns, limits, strict=True)):
+        return row
+    packed = 0
+    for value, shift in zip(columns, (0, 24, 48), strict=True):
+        packed |= (0 if value is None else value + 1) << shift
+    return packed
+
+
+def _unpack_enrolment(value: int | rules.EnrolmentRow) -> rules.EnrolmentRow:
+    if isinstance(value, rules.EnrolmentRow):
+        return value
+    status, progress, done = (((value >> s) & m) - 1 for s, m in _ENROLMENT_FIELDS)
+    return rules.EnrolmentRow(
+        None if status < 0 else status,
+        None if progress < 0 else progress,
+        None if done < 0 else done,
+    )
+
+
+_ENROLMENT_FIELDS = ((0, (1 << 24) - 1), (24, (1 << 24) - 1), (48, -1))
 
 
 def _completed_by_key(work: Sequence[Work]) -> dict[Key, set[str]]:

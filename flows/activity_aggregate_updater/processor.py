@@ -130,7 +130,9 @@ class ActivityLogic:
             unread = [k for k in new if k not in state.consumption]
             state.consumption.update(self._store.consumption(unread) if unread else {})
             if self._a.filter_processed_enrolments:
-                state.enrolments.update(self._store.enrolments(new))
+                state.enrolments.update(self._consumption.enrolments(new))
+                unread = [k for k in new if k not in state.enrolments]
+                state.enrolments.update(self._store.enrolments(unread) if unread else {})
         relation = state.relation
         ancestors = planner.ancestor_keys(work, state.consumption, state.view)
         relation.update(

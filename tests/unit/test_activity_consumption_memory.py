@@ -12,10 +12,16 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from lernflow.flows.activity_aggregate_updater import rules
 from lernflow.flows.activity_aggregate_updater.flow import SPEC
-from lernflow.flows.activity_aggregate_updater.planner import ConsumptionMemory, RoundState
+from lernflow.flows.activity_aggregate_updater.planner import (
+    ConsumptionMemory,
+    RoundState,
+    _pack_enrolment,
+    _unpack_enrolment,
+)
 from lernflow.flows.activity_aggregate_updater.processor import ActivityLogic
 from lernflow.flows.shell import BatchProcessor
 from tests.shellkit import MemoryOutbox, records
@@ -39,6 +45,7 @@ class ReadCountingStore(CountingStore):
     def __init__(self) -> None:
         super().__init__()
         self.keys_read = 0
+        self.enrolments_read = 0
 
     def lms(self, user: str, contents: list[tuple[str, int]]) -> None:
         """The LMS writes each completion's status 2 before it sends the event."""
@@ -51,6 +58,10 @@ class ReadCountingStore(CountingStore):
     def consumption(self, keys: Any) -> dict[Any, dict[str, rules.StoredContent]]:
         self.keys_read += len(keys)
         return super().consumption(keys)
+
+    def enrolments(self, keys: Any) -> dict[Any, rules.EnrolmentRow | None]:
+        self.enrolments_read += len(keys)
+        return super().enrolments(keys)
 
 
 def _processor(store: CountingStore, outbox: MemoryOutbox, memory: int) -> BatchProcessor[Any]:
@@ -78,6 +89,7 @@ def test_kept_rows_end_where_reading_every_round_ends(evs: Events) -> None:
     assert _state(kept) == _state(read)
     assert _messages(out_kept) == _messages(out_read)
     assert kept.keys_read <= len({u for u, _cs in evs})  # once per enrolment at most
+    assert kept.enrolments_read <= read.enrolments_read
 
 
 def test_reading_every_round_reads_once_per_round() -> None:
@@ -85,6 +97,19 @@ def test_reading_every_round_reads_once_per_round() -> None:
     read, _ = _run(evs, 0)
     kept, _ = _run(evs, 1_000)
     assert (read.keys_read, kept.keys_read) == (2, 1)
+    assert (read.enrolments_read, kept.enrolments_read) == (2, 1)
+
+
+@given(
+    st.builds(
+        rules.EnrolmentRow,
+        st.none() | st.integers(-3, 300),
+        st.none() | st.integers(-3, 1 << 25),
+        st.none() | st.integers(-3, 1 << 63),
+    )
+)
+def test_an_enrolment_row_is_kept_as_it_was(row: rules.EnrolmentRow) -> None:
+    assert _unpack_enrolment(_pack_enrolment(row)) == row
 
 
 def _two_processes(memory: int) -> ReadCountingStore:
@@ -105,6 +130,7 @@ def _two_processes(memory: int) -> ReadCountingStore:
 def test_another_process_counting_for_the_learner_is_read_again() -> None:
     kept, read = _two_processes(1_000), _two_processes(0)
     assert kept.keys_read == 3  # ours, theirs, ours again: the ledger moved
+    assert kept.enrolments_read == 3
     assert _state(kept) == _state(read)
 
 
