@@ -415,6 +415,10 @@ class ActivitySettings(_Base):
     # (docs/flows/activity-aggregate-updater.md#74); 0 reads every round, as Sunbird does.
     # `lernflow replay` keeps 2,000,000 unless told otherwise (--consumption-memory)
     consumption_memory: int = Field(0, ge=0, le=100_000_000)
+    # seconds a worker keeps the relation-cache sets it read for the next rounds
+    # (docs/flows/activity-aggregate-updater.md#75); 0 reads them every round, as Sunbird
+    # does. `lernflow replay` keeps them 60 s unless told otherwise (--relation-memory)
+    relation_memory_s: float = Field(0.0, ge=0, le=86_400)
 
 
 class UserCacheSettings(_Base):

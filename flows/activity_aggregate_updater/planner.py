@@ -10,7 +10,7 @@ import dataclasses
 import functools
 import sys
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -148,7 +148,7 @@ def relation_keys(ancestors: dict[str, set[str]]) -> set[str]:
 
 
 def courses_without_leaf_nodes(
-    work: Sequence[Work], relation: dict[str, frozenset[str]]
+    work: Sequence[Work], relation: Mapping[str, frozenset[str]]
 ) -> list[str]:
     """The courses whose collection status decides between Retired and parked."""
     courses = {w.request.course_id for w in work}
@@ -246,12 +246,8 @@ class RoundState:
     seen: set[str]
     consumption: dict[Key, dict[str, rules.StoredContent]] = field(default_factory=dict)
     enrolments: dict[Key, rules.EnrolmentRow | None] = field(default_factory=dict)
-    relation: dict[str, frozenset[str]] = field(default_factory=dict)
+    view: rules.RelationView = field(default_factory=lambda: rules.RelationView({}))
     statuses: dict[str, str | None] = field(default_factory=dict)
-    view: rules.RelationView = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.view = rules.RelationView(self.relation)
 
     def reads(self) -> Reads:
         """The state as the planner's reads."""
@@ -311,6 +307,26 @@ def combine(plans: Sequence[RoundPlan]) -> RoundPlan:
         [p for plan in plans for p in plan.parked],
         sum(plan.retired for plan in plans),
     )
+
+
+class RelationMemory:
+    """The relation-cache sets a worker's rounds share for up to ``seconds`` (0: each round
+    reads its own, as Sunbird reads them for every event), so a replay does not read every
+    ancestors key of every course again each round
+    (docs/flows/activity-aggregate-updater.md#75-relation-memory-in-a-replay)."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._view = rules.RelationView({})
+        self._since: float | None = None
+
+    def view(self, now: float) -> rules.RelationView:
+        """The sets for a round starting at ``now`` (monotonic seconds)."""
+        if self._since is None or now - self._since >= self._seconds:
+            self._view, self._since = rules.RelationView({}), now
+        else:
+            self._view.forget_missing_courses()
+        return self._view
 
 
 class AggregateMemory:

@@ -51,6 +51,7 @@ class ActivityLogic:
         self._cert_topic = t.full(t.issue_certificate_request)
         self._aggregates = planner.AggregateMemory(self._a.aggregate_memory)
         self._consumption = planner.ConsumptionMemory(self._a.consumption_memory)
+        self._relation = planner.RelationMemory(self._a.relation_memory_s)
 
     def round_key(self, value: Request) -> object:
         return None  # the whole batch is one round; run_round steps through each enrolment
@@ -61,7 +62,8 @@ class ActivityLogic:
         seen = set()
         if self._a.dedup_enabled:
             seen = self._store.seen_checksums(planner.checksums(requests))
-        state = planner.RoundState(dict(ledgers), set(seen))
+        view = self._relation.view(time.monotonic())
+        state = planner.RoundState(dict(ledgers), set(seen), view=view)
         plans, work = self._plan_steps(requests, state, round_)
         if not work:
             return
@@ -133,13 +135,11 @@ class ActivityLogic:
                 state.enrolments.update(self._consumption.enrolments(new))
                 unread = [k for k in new if k not in state.enrolments]
                 state.enrolments.update(self._store.enrolments(unread) if unread else {})
-        relation = state.relation
-        ancestors = planner.ancestor_keys(work, state.consumption, state.view)
-        relation.update(
-            self._store.relation_sets(planner.relation_keys(ancestors) - relation.keys())
-        )
+        relation = state.view
+        ancestors = planner.ancestor_keys(work, state.consumption, relation)
+        relation.add(self._store.relation_sets(planner.relation_keys(ancestors) - relation.keys()))
         units = rules.unit_relation_keys(ancestors, relation)
-        relation.update(self._store.relation_sets(units - relation.keys()))
+        relation.add(self._store.relation_sets(units - relation.keys()))
         no_leaf = [
             c for c in planner.courses_without_leaf_nodes(work, relation) if c not in state.statuses
         ]

@@ -348,11 +348,12 @@ def _members(relation: Mapping[str, frozenset[str]], key: str) -> frozenset[str]
 class RelationView(Mapping[str, frozenset[str]]):
     """The relation-cache sets as read (a missing key reads as empty), with what plans derive
     from them kept per course: each content's ancestor units and each collection's required
-    leaves. A set, once read, does not change within a round, so what is derived from sets
-    that were read is kept; what a missing key gave is derived again at the next call."""
+    leaves. A set, once read, is not read again while the view lives (a round, or the
+    relation memory's seconds), so what is derived from sets that were read is kept; what a
+    key not read yet gave is derived again at the next call."""
 
     def __init__(self, sets: Mapping[str, frozenset[str]]) -> None:
-        self._sets = sets
+        self._sets = dict(sets)
         self._units: dict[str, dict[str, frozenset[str]]] = {}
         self._required: dict[str, dict[str, frozenset[str]]] = {}
         self._asked: dict[str, set[str]] = {}
@@ -365,6 +366,20 @@ class RelationView(Mapping[str, frozenset[str]]):
 
     def __len__(self) -> int:
         return len(self._sets)
+
+    def add(self, sets: Mapping[str, frozenset[str]]) -> None:
+        """Sets just read (a missing key as an empty set)."""
+        self._sets.update(sets)
+
+    def forget_missing_courses(self) -> None:
+        """Forget the course keys read empty, so the next round reads them again (a course
+        without leaf nodes is parked or Retired until its relation cache is rebuilt)."""
+        for course in self._asked.keys() | self._required.keys():
+            leaf = leaf_key(course, course)
+            if not self._sets.get(leaf):
+                self._sets.pop(leaf, None)
+                self._sets.pop(optional_key(course, course), None)
+                self._required.get(course, {}).pop(course, None)
 
     def unasked(self, course: str, contents: Iterable[str]) -> set[str]:
         """The ancestors keys of those ``contents`` of ``course`` not asked for by an earlier

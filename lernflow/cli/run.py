@@ -177,6 +177,17 @@ _PREFETCH_OPT = typer.Option(
     "default 16,384).",
 )
 
+_RELATION_MEMORY_OPT = typer.Option(
+    60.0,
+    "--relation-memory",
+    min=0,
+    max=86_400,
+    help="activity-aggregate-updater: seconds the relation-cache sets read are kept for the "
+    "next rounds (a course republished meanwhile is seen after at most this long; a course "
+    "without leaf nodes is read again every round). 0 reads them every round, as 'lernflow "
+    "run' does (there: LERNFLOW_ACTIVITY_RELATION_MEMORY_S, default 0).",
+)
+
 
 def replay_cmd(
     flow: str = typer.Argument(..., help="The flow to replay."),
@@ -190,6 +201,7 @@ def replay_cmd(
     processes: int = _REPLAY_PROCESSES_OPT,
     consumption_memory: int = _CONSUMPTION_MEMORY_OPT,
     prefetch_kbytes: int = _PREFETCH_OPT,
+    relation_memory_s: float = _RELATION_MEMORY_OPT,
     process_id: int = typer.Option(None, "--process-id", "-i", min=0, hidden=True),
     addresses: str = typer.Option(None, "--addresses", "-a", hidden=True),
     replay_id: str = typer.Option(None, "--replay-id", hidden=True),
@@ -205,7 +217,7 @@ def replay_cmd(
     _check_cluster_args(process_id, addresses, processes)
     layout = replay_mod.ReplayLayout(
         workers, process_id, tuple(addresses.split(";")) if addresses else None, replay_id,
-        consumption_memory, prefetch_kbytes,
+        consumption_memory, prefetch_kbytes, relation_memory_s,
     )  # fmt: skip
     with stops_cleanly(f"replay of {flow}", settings, resume=_REPLAY_AGAIN):
         try:

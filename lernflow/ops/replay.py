@@ -89,8 +89,8 @@ def end_offsets(settings: Settings, topic: str) -> dict[tuple[str, int], int]:
 class ReplayLayout:
     """How a replay runs: ``workers`` threads a process; for one process of a local cluster
     (``lernflow replay -p N``) its id, every process's address and the replay's id, which names
-    the recovery store they share; the activity flow's consumption memory and the Kafka
-    prefetch per input partition in KiB (None: as set)."""
+    the recovery store they share; the activity flow's consumption and relation memories and
+    the Kafka prefetch per input partition in KiB (None: as set)."""
 
     workers: int = 1
     process_id: int | None = None
@@ -98,14 +98,17 @@ class ReplayLayout:
     replay_id: str | None = None
     consumption_memory: int | None = None
     prefetch_kbytes: int | None = None
+    relation_memory_s: float | None = None
 
 
 def replay_settings(settings: Settings, layout: ReplayLayout) -> Settings:
-    """``settings`` with the replay's own recovery store, consumption memory and prefetch."""
+    """``settings`` with the replay's own recovery store, memories and prefetch."""
     replay_id = layout.replay_id or str(int(time.time()))
     activity, kafka = settings.activity, settings.kafka
     if layout.consumption_memory is not None:
         activity = activity.model_copy(update={"consumption_memory": layout.consumption_memory})
+    if layout.relation_memory_s is not None:
+        activity = activity.model_copy(update={"relation_memory_s": layout.relation_memory_s})
     if layout.prefetch_kbytes is not None:
         kafka = kafka.model_copy(update={"prefetch_kbytes": layout.prefetch_kbytes})
     return settings.with_overrides(
@@ -213,5 +216,7 @@ def replay_local(
         base += ["--consumption-memory", str(layout.consumption_memory)]
     if layout.prefetch_kbytes is not None:
         base += ["--prefetch-kbytes", str(layout.prefetch_kbytes)]
+    if layout.relation_memory_s is not None:
+        base += ["--relation-memory", str(layout.relation_memory_s)]
     logger.info("replay of %s: starting %d local processes", flow, processes)
     return cluster.start_processes(base, processes)
