@@ -2,12 +2,15 @@
 
 The range is a backfill: ``LERNFLOW_BENCH_REPLAY_EVENTS`` (default 1,000,000) synthetic
 BE_JOB_REQUESTs put on the input topic, the LMS rows seeded, then one ``lernflow replay`` from
-offset 0 of every partition to the end. Seeding and producing are not timed.
+offset 0 of every partition to the end (``LERNFLOW_BENCH_REPLAY_PROCESSES`` processes, default
+1; ``LERNFLOW_BENCH_REPLAY_ARGS`` more options for it, e.g. ``--relation-memory 0``). Seeding
+and producing are not timed.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 
 from bench.activity import end_state_note, workload_names
@@ -79,7 +82,8 @@ def run(settings: Settings) -> list[Row]:
         start = ",".join(f"{topic}:{p}:0" for p in range(s.kafka.partitions))
         processes = int(os.environ.get("LERNFLOW_BENCH_REPLAY_PROCESSES", "1"))
         cmd = [sys.executable, "-m", "lernflow.cli", "replay", "activity-aggregate-updater",
-               "--from", start, "-p", str(processes)]  # fmt: skip
+               "--from", start, "-p", str(processes),
+               *shlex.split(os.environ.get("LERNFLOW_BENCH_REPLAY_ARGS", ""))]  # fmt: skip
         meter = Meter(s)
         try:
             before = meter.snapshot()
