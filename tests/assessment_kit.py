@@ -97,14 +97,15 @@ class MemoryStore:
 
     def scores(self, keys: Sequence[tuple[str, str, str]]) -> list[list[StoredScore]]:
         self._step("scores")
-        clustering = sorted(
-            self.attempts.items(), key=lambda kv: (kv[0].content_id, kv[0].attempt_id)
-        )
+        by_key: dict[tuple[str, str, str], list[tuple[AttemptKey, AssessmentAggregatorRow]]] = {}
+        for k, r in self.attempts.items():
+            by_key.setdefault((k.user_id, k.course_id, k.batch_id), []).append((k, r))
         return [
             [
-                stored_score_of(r)
-                for k, r in clustering
-                if (k.user_id, k.course_id, k.batch_id) == key
+                stored_score_of(r)  # in clustering order, as Cassandra returns them
+                for _k, r in sorted(
+                    by_key.get(key, []), key=lambda kv: (kv[0].content_id, kv[0].attempt_id)
+                )
             ]
             for key in keys
         ]
