@@ -136,9 +136,7 @@ def ancestor_keys(
     for w in work:
         course = w.request.course_id
         keys = out.setdefault(course, set())
-        keys |= relation.unasked(
-            course, (*w.new_counts, *w.replayed, *consumption[w.request.key])
-        )
+        keys |= relation.unasked(course, (*w.new_counts, *w.replayed, *consumption[w.request.key]))
     return out
 
 
