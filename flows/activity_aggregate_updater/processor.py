@@ -8,10 +8,12 @@ enrolment are planned one after another in memory and written once
    is a *replay* (counts nothing twice), one whose completions are all known is dropped;
 2. read the consumption and enrolment rows (``userid IN ?``), the relation-cache sets (two
    pipelined round trips) and, for courses without leaf nodes, the collection status — once
-   per enrolment, later steps plan on the state the earlier ones leave;
+   per enrolment, later steps plan on the state the earlier ones leave (a replay keeps the
+   rows and the sets between rounds: :class:`planner.ConsumptionMemory`,
+   :class:`planner.RelationMemory`);
 3. plan each enrolment's records in steps (:mod:`planner`, :func:`rules.plan_enrolment`): a
    live course without leaf nodes is parked and writes nothing; a Retired one is counted as
-   skipped;
+   skipped; the unit aggregates are planned once, on each enrolment's last plan;
 4. produce the content AUDIT events and wait for the acknowledgements;
 5. one LOGGED batch per enrolment: consumption counters, the ledger row (applied offsets and,
    on completion, the completing record), the enrolment row and the aggregates;
