@@ -160,10 +160,10 @@ _CONSUMPTION_MEMORY_OPT = typer.Option(
     2_000_000,
     "--consumption-memory",
     min=0,
-    help="activity-aggregate-updater: consumption rows kept between rounds instead of "
-    "read again (about 60 bytes each; checked against the ledger, so another process "
-    "counting for the same learner is seen). 0 reads them every round, as 'lernflow run' "
-    "does (there: LERNFLOW_ACTIVITY_CONSUMPTION_MEMORY, default 0).",
+    help="activity-aggregate-updater: consumption rows (with their enrolment's row) kept "
+    "between rounds instead of read again (about 60 bytes each; checked against the ledger, "
+    "so another process counting for the same learner is seen). 0 reads them every round, "
+    "as 'lernflow run' does (there: LERNFLOW_ACTIVITY_CONSUMPTION_MEMORY, default 0).",
 )
 
 _PREFETCH_OPT = typer.Option(
