@@ -358,6 +358,11 @@ class RelationView(Mapping[str, frozenset[str]]):
         self._required: dict[str, dict[str, frozenset[str]]] = {}
         self._asked: dict[str, set[str]] = {}
 
+    @classmethod
+    def of(cls, relation: Mapping[str, frozenset[str]]) -> RelationView:
+        """``relation`` itself if it is a view, else a view of it."""
+        return relation if isinstance(relation, RelationView) else cls(relation)
+
     def __getitem__(self, key: str) -> frozenset[str]:
         return self._sets[key]
 
@@ -447,7 +452,7 @@ def plan_enrolment(
     """
     user, course, batch = key
     make_id = new_id or random_uuid
-    view = relation if isinstance(relation, RelationView) else RelationView(relation)
+    view = RelationView.of(relation)
     merged = merge_contents(new_completions, replayed, stored)
     statuses = {c: db.status for c, db in stored.items()}
     statuses.update((c, m.status) for c, m in merged.items())
@@ -490,7 +495,7 @@ def with_unit_aggregates(
     """``plan``, made with ``module_aggs=False`` from ``stored``, with the unit aggregates
     ``module_aggs=True`` would have given it. ``stored`` may hold the plan's counter writes:
     they change no status (docs/flows/activity-aggregate-updater.md#6-unit-aggregates)."""
-    view = relation if isinstance(relation, RelationView) else RelationView(relation)
+    view = RelationView.of(relation)
     statuses = {c: db.status for c, db in stored.items()}
     statuses.update((m.content_id, m.status) for m in plan.merged)
     done = frozenset(c for c, status in statuses.items() if status == COMPLETED)
